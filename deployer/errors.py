@@ -1,0 +1,85 @@
+"""The user-facing errors of deployer.
+
+Every error a person can cause and fix derives from :class:`DeployerError`;
+the CLI catches that base only, prints one line, and exits with the error's
+``exit_code``. Anything else is a bug and keeps its traceback.
+
+    DeployerError                 exit 2 unless said otherwise
+     ├── SpecError                a spec or inventory file is malformed (file:line: field: message)
+     ├── FleetError               the fleet cannot be built (empty, duplicate names, a failing script)
+     ├── ArtifactError            the artifact is missing or unreadable
+     ├── StoreError               the state store cannot be opened or migrated
+     │    ├── DeploymentLocked    another deployment of this app and environment is running (exit 1)
+     │    └── NotFound            no such deployment, app or host
+     ├── LabError                 the lab fleet cannot be started, found or told what to do
+     └── ControlError             pause/resume/abort asked of a deployment that cannot take it
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+
+class DeployerError(Exception):
+    """Base of every error a user can cause and fix."""
+
+    exit_code = 2
+
+
+@dataclass(frozen=True, slots=True)
+class SpecIssue:
+    """One problem in one file: where it is and what was expected."""
+
+    file: str
+    line: int | None
+    field: str
+    message: str
+
+    def __str__(self) -> str:
+        where = f"{self.file}:{self.line}" if self.line is not None else self.file
+        return f"{where}: {self.field}: {self.message}" if self.field else f"{where}: {self.message}"
+
+
+class SpecError(DeployerError):
+    """A spec or an inventory file is malformed; carries every issue found in it."""
+
+    def __init__(self, issues: Sequence[SpecIssue]) -> None:
+        if not issues:
+            raise RuntimeError("SpecError needs at least one issue")
+        self.issues = tuple(issues)
+        super().__init__("\n".join(str(issue) for issue in self.issues))
+
+    @classmethod
+    def single(cls, file: str, line: int | None, field: str, message: str) -> SpecError:
+        return cls([SpecIssue(file, line, field, message)])
+
+
+class FleetError(DeployerError):
+    """The fleet cannot be built from its inventory."""
+
+
+class ArtifactError(DeployerError):
+    """The artifact to deploy is missing or cannot be packed."""
+
+
+class StoreError(DeployerError):
+    """The state store cannot be opened, migrated or queried."""
+
+
+class DeploymentLocked(StoreError):
+    """Another deployment of the same app and environment is running."""
+
+    exit_code = 1
+
+
+class NotFound(StoreError):
+    """No deployment, app or host by that name."""
+
+
+class LabError(DeployerError):
+    """The lab fleet cannot be started, found or told what to do."""
+
+
+class ControlError(DeployerError):
+    """A pause, resume or abort that the deployment cannot take."""

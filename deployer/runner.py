@@ -1,0 +1,103 @@
+"""The seam between the controller and the hosts.
+
+The controller hands a :class:`ReleaseJob` to a :class:`HostRunner` for one host
+and gets a :class:`~deployer.results.HostResult` back, whatever happened. The
+real runner is :mod:`deployer.ssh` (asyncssh); Fabric-task hooks run through
+:mod:`deployer.fabric_hooks`; unit tests of the controller loop use a fake.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from deployer.fleet import SshTarget
+from deployer.results import HostResult, Step
+
+
+@dataclass(frozen=True, slots=True)
+class HookCommand:
+    """One lifecycle hook as it will run on a host.
+
+    ``command`` is a shell command, or, when ``script`` is true, a path inside the
+    release (run as ``./path`` from the release directory). ``fabric`` names a
+    Fabric task (``fabfile.py:migrate``, the path absolute) run instead of a command.
+    """
+
+    step: Step
+    command: str
+    timeout: float
+    retries: int = 0  # extra attempts after the first failure (validate polls with these)
+    interval: float = 0.0  # seconds between attempts
+    script: bool = False
+    fabric: str | None = None
+    fabric_args: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Artifact:
+    """A release packed as a .tar.gz on the controller, ready to send."""
+
+    path: str
+    sha256: str
+    size: int
+
+
+class JobKind:
+    PUSH = "push"
+    ROLLBACK = "rollback"
+    SYNC = "sync"
+    RESTART = "restart"
+
+
+@dataclass(frozen=True, slots=True)
+class ReleaseJob:
+    """What one deployment does on each host; the same for every host of it."""
+
+    deployment_id: str
+    app: str
+    environment: str
+    version: str
+    kind: str  # a JobKind value
+    target: str  # may start with ~ (the remote user's home)
+    keep_releases: int
+    artifact: Artifact | None  # None for a restart, or a rollback to a kept release
+    hooks: Mapping[Step, HookCommand]
+    started_by: str
+    ignore_stop_failures: bool = False
+
+
+# Called with the host's name and the step about to run, and awaited before the step
+# starts, so the step is recorded before it happens. Returning False asks the runner to
+# stop this host before the step (honoured only before the switch: a switched host is
+# always started and validated, so no host is left half-switched).
+StepReporter = Callable[[str, Step], Awaitable[bool]]
+
+
+@dataclass(frozen=True, slots=True)
+class HostProbe:
+    """What a host says about an app's target directory, read from the host itself."""
+
+    host: str
+    reachable: bool
+    current_version: str | None = None
+    releases: tuple[str, ...] = ()
+    # The outcome a host recorded for a deployment id: None when it never heard of
+    # it, "running" while its run is still going, else "succeeded" or "failed:<step>".
+    outcome: str | None = None
+    error: str | None = None
+
+
+class HostRunner(Protocol):
+    async def deploy(self, target: SshTarget, job: ReleaseJob, report: StepReporter) -> HostResult:
+        """Run ``job`` on one host; never raises for the host's own failures."""
+        ...
+
+    async def probe(self, target: SshTarget, app_target: str, deployment_id: str | None) -> HostProbe:
+        """Read a host's current release, kept releases, and its record of ``deployment_id``."""
+        ...
+
+    async def aclose(self) -> None:
+        """Close every connection this runner opened."""
+        ...
