@@ -1,0 +1,276 @@
+"""The rollout loop: observe → decide → act → record → tell.
+
+Each pass rebuilds a :class:`~deployer.decide.RolloutState` from what this
+controller has recorded (and what the operator asked for, read from the store),
+asks the pure :func:`~deployer.decide.decide` what to do, starts hosts, and
+records every host's steps and result in the store before it tells the event
+sink. A host's result is recorded before the next decision counts it, so the
+store is always at least as far along as anything shown.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+from deployer.decide import Control, RolloutState, decide
+from deployer.events import (
+    Baking,
+    ControlChanged,
+    DeploymentFinished,
+    EventSink,
+    HostFinished,
+    HostStepStarted,
+    WaveStarted,
+)
+from deployer.fleet import SshTarget
+from deployer.results import DeploymentStatus, HostResult, HostStatus, Step
+from deployer.runner import HostRunner, ReleaseJob
+from deployer.store import Store
+
+log = logging.getLogger(__name__)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class Rollout:
+    """What one run of the loop works on; fixed for the whole run."""
+
+    deployment_id: str
+    job: ReleaseJob
+    targets: Mapping[str, SshTarget]  # by host name: every host of every wave
+    waves: tuple[tuple[str, ...], ...]
+    failure_budget: int
+    bake: float
+    max_parallel: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RolloutOutcome:
+    deployment_id: str
+    status: DeploymentStatus
+    reason: str
+    statuses: Mapping[str, HostStatus]
+    results: Mapping[str, HostResult] = field(default_factory=dict)
+
+
+class Controller:
+    """Runs one deployment's waves on a :class:`HostRunner`, recording into a :class:`Store`."""
+
+    def __init__(
+        self,
+        store: Store,
+        runner: HostRunner,
+        sink: EventSink,
+        *,
+        pid: int,
+        machine: str,
+        clock: Callable[[], datetime] = utcnow,
+        poll_interval: float = 0.25,
+        heartbeat_interval: float = 5.0,
+    ) -> None:
+        self._store = store
+        self._runner = runner
+        self._sink = sink
+        self._pid = pid
+        self._machine = machine
+        self._clock = clock
+        self._poll_interval = poll_interval
+        self._heartbeat_interval = heartbeat_interval
+
+    async def run(self, rollout: Rollout, statuses: Mapping[str, HostStatus] | None = None) -> RolloutOutcome:
+        """Run ``rollout`` to its end and record the outcome.
+
+        ``statuses`` gives hosts that are already final (a resumed deployment); every other
+        planned host starts PENDING.
+        """
+        run = _Run(self, rollout, statuses or {})
+        return await run.loop()
+
+
+class _Run:
+    """The mutable state of one :meth:`Controller.run`; discarded when it ends."""
+
+    def __init__(self, controller: Controller, rollout: Rollout, initial: Mapping[str, HostStatus]) -> None:
+        self.c = controller
+        self.rollout = rollout
+        self.statuses: dict[str, HostStatus] = {
+            name: initial.get(name, HostStatus.PENDING) for wave in rollout.waves for name in wave
+        }
+        for name, status in self.statuses.items():
+            if status is HostStatus.RUNNING:
+                raise RuntimeError(f"host {name} is still running; probe it before resuming the loop")
+        self.results: dict[str, HostResult] = {}
+        self.tasks: dict[asyncio.Task[HostResult], str] = {}
+        self.wave_finished_at: dict[int, datetime] = {}
+        self.control = Control.RUN
+        self.paused = False
+        self.announced_waves: set[int] = set()
+        self.announced_bake: set[int] = set()
+        self.halting_told = False
+        self.next_poll = datetime.min.replace(tzinfo=UTC)
+        self.next_heartbeat = datetime.min.replace(tzinfo=UTC)
+
+    @property
+    def deployment_id(self) -> str:
+        return self.rollout.deployment_id
+
+    async def loop(self) -> RolloutOutcome:
+        self._note_finished_waves(self.c._clock())
+        while True:
+            now = self.c._clock()
+            self._observe_control(now)
+            self._beat(now)
+            decision = decide(self._state(), now)
+            if decision.outcome is not None:
+                return self._finish(decision.outcome, now)
+            if decision.halting and not self.halting_told:
+                self.halting_told = True
+                state = "aborting" if self.control is Control.ABORT else "halting"
+                self.c._sink(ControlChanged(self.deployment_id, state, self._halt_reason(), now))
+            if decision.start and decision.wave is not None and decision.wave not in self.announced_waves:
+                self.announced_waves.add(decision.wave)
+                self.c._sink(
+                    WaveStarted(
+                        self.deployment_id,
+                        decision.wave,
+                        len(self.rollout.waves),
+                        self.rollout.waves[decision.wave - 1],
+                        now,
+                    )
+                )
+            if decision.wait_until is not None and decision.wave not in self.announced_bake:
+                assert decision.wave is not None
+                self.announced_bake.add(decision.wave)
+                self.c._sink(Baking(self.deployment_id, decision.wave, decision.wait_until))
+            for name in decision.start:
+                self.statuses[name] = HostStatus.RUNNING
+                task = asyncio.create_task(self._run_host(name), name=f"host {name}")
+                self.tasks[task] = name
+            await self._wait(now, decision.wait_until)
+
+    def _state(self) -> RolloutState:
+        return RolloutState(
+            waves=self.rollout.waves,
+            statuses=self.statuses,
+            failure_budget=self.rollout.failure_budget,
+            bake=self.rollout.bake,
+            max_parallel=self.rollout.max_parallel,
+            wave_finished_at=self.wave_finished_at,
+            control=self.control,
+        )
+
+    async def _wait(self, now: datetime, wait_until: datetime | None) -> None:
+        """Until a host finishes, the next control poll, or the end of a bake."""
+        timeout = self.c._poll_interval
+        if wait_until is not None:
+            timeout = max(0.0, min(timeout, (wait_until - now).total_seconds()))
+        if not self.tasks:
+            await asyncio.sleep(timeout)
+            return
+        done, _ = await asyncio.wait(self.tasks, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+        for task in done:
+            name = self.tasks.pop(task)
+            result = task.result()  # _run_host never raises
+            self.results[name] = result
+            self.statuses[name] = result.status
+        if done:
+            self._note_finished_waves(self.c._clock())
+
+    def _note_finished_waves(self, now: datetime) -> None:
+        for index, hosts in enumerate(self.rollout.waves, start=1):
+            if index not in self.wave_finished_at and all(self.statuses[n].is_final for n in hosts):
+                self.wave_finished_at[index] = now
+
+    async def _run_host(self, name: str) -> HostResult:
+        """Deploy one host and record its result; a bug here fails the host, not its wave."""
+        target = self.rollout.targets[name]
+        started = self.c._clock()
+
+        async def report(host: str, step: Step) -> bool:
+            now = self.c._clock()
+            self.c._store.record_step(self.deployment_id, host, step, now)
+            self.c._sink(HostStepStarted(self.deployment_id, host, step, now))
+            return self.control is not Control.ABORT
+
+        try:
+            result = await self.c._runner.deploy(target, self.rollout.job, report)
+        except Exception as error:  # a bug in the runner: fail this host loudly, keep the wave
+            log.exception("internal error while deploying %s", name)
+            result = HostResult(
+                host=name,
+                status=HostStatus.FAILED,
+                started_at=started,
+                finished_at=self.c._clock(),
+                error=f"internal error: {error!r}",
+            )
+        self.c._store.record_host_result(self.deployment_id, result)
+        failed = sum(1 for n, s in self.statuses.items() if s.is_failure and n != name)
+        failed += 1 if result.status.is_failure else 0
+        self.c._sink(HostFinished(self.deployment_id, result, failed, self.rollout.failure_budget))
+        return result
+
+    def _observe_control(self, now: datetime) -> None:
+        """Read the operator's latest request from the store, at most once per poll interval."""
+        if now < self.next_poll:
+            return
+        self.next_poll = now + timedelta(seconds=self.c._poll_interval)
+        state = self.c._store.control_state(self.deployment_id)
+        wanted = Control.ABORT if state.wants_abort else Control.PAUSE if state.wants_pause else Control.RUN
+        if wanted is self.control:
+            return
+        self.control = wanted
+        who = f" by {state.requested_by}" if state.requested_by else ""
+        if wanted is Control.PAUSE:
+            self.c._store.set_status(self.deployment_id, DeploymentStatus.PAUSED, now)
+            self.c._sink(ControlChanged(self.deployment_id, "paused", f"paused{who}", now))
+        elif wanted is Control.RUN:
+            self.c._store.set_status(self.deployment_id, DeploymentStatus.RUNNING, now)
+            self.c._sink(ControlChanged(self.deployment_id, "running", f"resumed{who}", now))
+
+    def _beat(self, now: datetime) -> None:
+        if now < self.next_heartbeat:
+            return
+        self.next_heartbeat = now + timedelta(seconds=self.c._heartbeat_interval)
+        self.c._store.heartbeat(self.deployment_id, pid=self.c._pid, started_from=self.c._machine, now=now)
+
+    def _halt_reason(self) -> str:
+        failed = sum(1 for s in self.statuses.values() if s.is_failure)
+        if self.control is Control.ABORT:
+            return "aborted by the operator; hosts in flight finish, no new host starts"
+        return (
+            f"{failed} hosts failed, more than the {self.rollout.failure_budget} allowed; "
+            "hosts in flight finish, no new host starts"
+        )
+
+    def _finish(self, status: DeploymentStatus, now: datetime) -> RolloutOutcome:
+        counts = _counts(self.statuses)
+        failed = counts[HostStatus.FAILED] + counts[HostStatus.UNREACHABLE]
+        if status is DeploymentStatus.SUCCEEDED:
+            reason = f"{counts[HostStatus.SUCCEEDED]} hosts updated"
+            if failed:
+                reason += f", {failed} failed (within the {self.rollout.failure_budget} allowed)"
+        else:
+            reason = self._halt_reason().split(";")[0]
+            untouched = counts[HostStatus.PENDING]
+            if untouched:
+                reason += f"; {untouched} hosts were not touched and keep their version"
+        self.c._store.finish_deployment(self.deployment_id, status, now, reason=reason)
+        final = {
+            name: (HostStatus.ABORTED if s is HostStatus.PENDING else s) for name, s in self.statuses.items()
+        }
+        self.c._sink(DeploymentFinished(self.deployment_id, status.value, _counts(final), now))
+        return RolloutOutcome(self.deployment_id, status, reason, final, dict(self.results))
+
+
+def _counts(statuses: Mapping[str, HostStatus]) -> dict[HostStatus, int]:
+    counts = dict.fromkeys(HostStatus, 0)
+    for status in statuses.values():
+        counts[status] += 1
+    return counts

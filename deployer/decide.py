@@ -1,0 +1,110 @@
+"""The decide step of the rollout loop: pure, no I/O, no clock (``now`` is an argument).
+
+The controller observes (the statuses it recorded, the operator's control
+requests), calls :func:`decide`, and carries out the :class:`Decision`. Because
+every pass recomputes the next step from what is recorded, a controller that is
+killed and resumed carries on from the store alone.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from enum import StrEnum
+
+from deployer.policy import may_start_count, should_halt
+from deployer.results import DeploymentStatus, HostStatus
+
+
+class Control(StrEnum):
+    """What the operator asked for, last."""
+
+    RUN = "run"
+    PAUSE = "pause"
+    ABORT = "abort"
+
+
+@dataclass(frozen=True, slots=True)
+class RolloutState:
+    """Everything :func:`decide` needs, observed from the controller's record."""
+
+    waves: tuple[tuple[str, ...], ...]  # host names per wave, in plan order
+    statuses: Mapping[str, HostStatus]  # every planned host's status now
+    failure_budget: int  # failed hosts tolerated; one more halts
+    bake: float  # seconds to wait between waves
+    max_parallel: int | None = None  # at most this many hosts at once; None = the wave size
+    wave_finished_at: Mapping[int, datetime] = field(default_factory=dict)  # 1-based wave -> end
+    control: Control = Control.RUN
+
+    @property
+    def failed_count(self) -> int:
+        return sum(1 for status in self.statuses.values() if status.is_failure)
+
+    @property
+    def running_count(self) -> int:
+        return sum(1 for status in self.statuses.values() if status is HostStatus.RUNNING)
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    start: tuple[str, ...] = ()  # hosts to start now
+    wave: int | None = None  # the wave being worked on (1-based)
+    wait_until: datetime | None = None  # nothing to start before this moment (bake)
+    outcome: DeploymentStatus | None = None  # the deployment is over, with this status
+    halting: bool = False  # over the failure budget: start nothing, let in-flight hosts finish
+
+    @property
+    def is_final(self) -> bool:
+        return self.outcome is not None
+
+
+def active_wave(state: RolloutState) -> int | None:
+    """The first wave (1-based) that still has a host pending or running; None when all are done."""
+    for index, hosts in enumerate(state.waves, start=1):
+        if any(not state.statuses[name].is_final for name in hosts):
+            return index
+    return None
+
+
+def decide(state: RolloutState, now: datetime) -> Decision:
+    """The next step of a rolling deployment.
+
+    In order of precedence:
+    1. Abort: start nothing; once nothing is in flight, the deployment ends ``aborted``.
+    2. Halt: more failed hosts than the budget (counted across all waves, not per wave):
+       start nothing, let in-flight hosts finish, then end ``halted``.
+    3. All waves done: ``succeeded`` (failures within the budget are reported, not fatal).
+    4. Pause: start nothing, end nothing.
+    5. A new wave waits ``bake`` seconds after the previous wave's last host finished.
+    6. Otherwise start as many pending hosts of the active wave as the concurrency bound allows.
+
+    Worked example: 12 hosts in 3 waves of 4, budget 2. Wave 1 ends with 1 failure, wave 2
+    loses 2 more hosts: 3 > 2, so wave 3 never starts and the deployment ends halted once
+    wave 2's last host is done; wave 3's hosts keep their old version.
+    """
+    running = state.running_count
+    if state.control is Control.ABORT:
+        return Decision(outcome=DeploymentStatus.ABORTED if running == 0 else None, halting=True)
+    if should_halt(state.failed_count, state.failure_budget):
+        return Decision(outcome=DeploymentStatus.HALTED if running == 0 else None, halting=True)
+    wave = active_wave(state)
+    if wave is None:
+        return Decision(outcome=DeploymentStatus.SUCCEEDED)
+    if state.control is Control.PAUSE:
+        return Decision(wave=wave)
+    hosts = state.waves[wave - 1]
+    pending = [name for name in hosts if state.statuses[name] is HostStatus.PENDING]
+    wave_untouched = len(pending) == len(hosts)
+    previous_end = state.wave_finished_at.get(wave - 1)
+    if wave_untouched and previous_end is not None and state.bake > 0:
+        ready_at = previous_end + timedelta(seconds=state.bake)
+        if now < ready_at:
+            return Decision(wave=wave, wait_until=ready_at)
+    count = may_start_count(
+        pending_count=len(pending),
+        running_count=running,
+        wave_size=len(hosts),
+        max_parallel=state.max_parallel,
+    )
+    return Decision(start=tuple(pending[:count]), wave=wave)
