@@ -1,0 +1,745 @@
+"""Inventories: the hosts a spec deploys to, read from the files people already keep.
+
+Four formats, recognised by :func:`load_inventory`:
+
+* **an executable file** — an Ansible dynamic inventory script, run with ``--list``
+  (bounded by a timeout); its JSON groups, ``vars``, ``children`` and
+  ``_meta.hostvars`` are read as Ansible reads them (``--host NAME`` per host when
+  there is no ``_meta``);
+* **our YAML** — ``hosts:`` as a list of ``{name, address, port, user, datacenter,
+  tags}`` plus optional ``ssh:`` defaults (the same shape may stand inline in a spec);
+* **an Ansible YAML inventory** — groups with ``hosts``, ``vars`` and ``children``;
+* **an Ansible INI inventory** — ``[group]``, ``[group:vars]``, ``[group:children]``.
+
+Ansible inventories are read as they are: ``ansible_host``, ``ansible_port`` and
+``ansible_user`` (and their old ``ansible_ssh_*`` spellings) say how to connect, and
+the host variable ``datacenter`` (set on the host, or inherited from a group, the
+``group_vars/`` and ``host_vars/`` folders next to the inventory included) says where
+the host is. A host's groups become its tags, for ``--limit tag:web``. Variables
+merge as Ansible merges them: groups by depth from ``all`` then name, group files
+over inventory group vars, host vars over both.
+
+Problems with what a file says are :class:`~deployer.errors.SpecError` issues (file,
+line, field); a script that cannot be run, fails, times out or prints something
+other than JSON is a :class:`~deployer.errors.FleetError`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import shlex
+import signal
+import subprocess
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from pydantic import ValidationError
+from pydantic_core import PydanticCustomError
+
+from deployer.errors import FleetError, SpecError, SpecIssue
+from deployer.fleet import Fleet, SshOptions
+from deployer.results import tail
+from deployer.spec import (
+    DEFAULT_PORT,
+    HostEntry,
+    InventoryModel,
+    assemble_fleet,
+    check_address,
+    check_host_name,
+    check_label,
+    check_user,
+    fleet_from_model,
+    sorted_issues,
+)
+from deployer.yamlload import YamlDocument, YamlPath, describe, format_path, issues_from_validation, load_yaml
+
+if TYPE_CHECKING:
+    from deployer.spec import Spec
+
+SCRIPT_TIMEOUT = 30.0  # seconds a dynamic inventory script may take, all its calls together
+MAX_RANGE_HOSTS = 100_000  # hosts one `web[1:N]` pattern may expand to
+_DATA_SUFFIXES = frozenset({".yml", ".yaml", ".json", ".ini", ".cfg", ".txt"})
+_VARS_FILE_SUFFIXES = ("", ".yml", ".yaml", ".json")
+
+
+def load_fleet(spec: Spec) -> Fleet:
+    """The fleet a spec deploys to: its inline hosts, or its inventory file read."""
+    if spec.fleet.inline is not None:
+        return spec.fleet.inline
+    if spec.fleet.path is None:
+        raise RuntimeError("a spec's FleetRef has neither a path nor inline hosts")
+    return load_inventory(spec.fleet.path)
+
+
+def load_inventory(path: Path, *, script_timeout: float = SCRIPT_TIMEOUT) -> Fleet:
+    """Read one inventory file in any supported format; hosts keep the file's order."""
+    path = Path(path)
+    if path.is_dir():
+        raise FleetError(f"inventory {path} is a folder: point at one inventory file")
+    if not path.is_file():
+        raise FleetError(f"no inventory file at {path}")
+    if is_inventory_script(path):
+        return _from_script(path, script_timeout)
+    file = str(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise SpecError.single(file, None, "", "not a UTF-8 text file") from None
+    except OSError as error:
+        raise FleetError(f"cannot read inventory {path}: {error.strerror or error}") from None
+    if _looks_like_ini(path, text):
+        return _from_ini(path, text)
+    document = load_yaml(text, file, tolerate_tags=True)
+    data = document.data
+    if not isinstance(data, dict):
+        raise SpecError.single(
+            file,
+            document.line_of(()),
+            "",
+            f"expected an inventory (hosts: or Ansible groups), got {describe(data)}",
+        )
+    if isinstance(data.get("hosts"), list) or "ssh" in data:
+        return _from_our_yaml(path, document)
+    return _from_ansible_yaml(path, document)
+
+
+def is_inventory_script(path: Path) -> bool:
+    """An executable that is not a data file is a dynamic inventory, as Ansible decides."""
+    return path.is_file() and os.access(path, os.X_OK) and path.suffix.lower() not in _DATA_SUFFIXES
+
+
+def _looks_like_ini(path: Path, text: str) -> bool:
+    suffix = path.suffix.lower()
+    if suffix in (".ini", ".cfg"):
+        return True
+    if suffix in (".yml", ".yaml", ".json"):
+        return False
+    for line in text.splitlines():
+        stripped = line.strip()
+        if not stripped or stripped.startswith(("#", ";")):
+            continue
+        if re.fullmatch(r"\[[^\]\s,]+\]", stripped):
+            return True
+        break
+    try:
+        return not isinstance(load_yaml(text, str(path), tolerate_tags=True).data, dict)
+    except SpecError:
+        return True
+
+
+# --- our YAML -------------------------------------------------------------------------------
+
+
+def _from_our_yaml(path: Path, document: YamlDocument) -> Fleet:
+    try:
+        model = InventoryModel.model_validate(document.data)
+    except ValidationError as error:
+        raise SpecError(issues_from_validation(error, document, model=InventoryModel)) from None
+    return fleet_from_model(
+        model,
+        file=document.file,
+        base_dir=path.parent.absolute(),
+        locate=lambda at: (at, document.line_of(at)),
+        source=str(path),
+    )
+
+
+# --- Ansible: what every Ansible format reads into ------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class _Var:
+    """A variable's value and where it was set, for errors that point there."""
+
+    value: Any
+    file: str
+    field: str
+    line: int | None
+
+
+@dataclass(slots=True)
+class _Group:
+    name: str
+    vars: dict[str, _Var] = field(default_factory=dict)
+    children: list[str] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class _HostRecord:
+    name: str
+    where: str
+    line: int | None
+    groups: list[str] = field(default_factory=list)
+    vars: dict[str, _Var] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class _AnsibleInventory:
+    """Groups and hosts as an Ansible inventory declares them, before variables are merged."""
+
+    file: str
+    groups: dict[str, _Group] = field(default_factory=dict)
+    hosts: dict[str, _HostRecord] = field(default_factory=dict)  # in order of first appearance
+    issues: list[SpecIssue] = field(default_factory=list)
+
+    def group(self, name: str) -> _Group:
+        if name not in self.groups:
+            self.groups[name] = _Group(name)
+        return self.groups[name]
+
+    def add_child(self, parent: str, child: str) -> None:
+        self.group(child)
+        children = self.group(parent).children
+        if child not in children:
+            children.append(child)
+
+    def add_host(
+        self, group: str, name: str, variables: Mapping[str, _Var], where: str, line: int | None
+    ) -> None:
+        record = self.hosts.get(name)
+        if record is None:
+            record = self.hosts[name] = _HostRecord(name, where, line)
+        if group not in record.groups:
+            record.groups.append(group)
+        self.group(group)
+        record.vars.update(variables)
+
+    def issue(self, line: int | None, where: str, message: str, file: str | None = None) -> None:
+        self.issues.append(SpecIssue(file or self.file, line, where, message))
+
+
+def _ansible_fleet(inventory: _AnsibleInventory, folder: Path | None, source: str) -> Fleet:
+    """Merge each host's variables as Ansible does and build the fleet."""
+    inventory.group("all")
+    parents: dict[str, list[str]] = {name: [] for name in inventory.groups}
+    for group in list(inventory.groups.values()):
+        for child in group.children:
+            parents[child].append(group.name)
+    for name, above in parents.items():
+        if name != "all" and not above:
+            inventory.add_child("all", name)
+            above.append("all")
+    depth = _group_depths(inventory)
+
+    group_files = _vars_files(inventory, folder, "group_vars", list(inventory.groups))
+    host_files = _vars_files(inventory, folder, "host_vars", list(inventory.hosts))
+    ancestors_of: dict[str, frozenset[str]] = {}
+
+    def ancestors(group: str, seen: frozenset[str] = frozenset()) -> frozenset[str]:
+        if group not in ancestors_of:
+            found = {group}
+            for parent in parents.get(group, []):
+                if parent not in seen:
+                    found |= ancestors(parent, seen | {group})
+            ancestors_of[group] = frozenset(found)
+        return ancestors_of[group]
+
+    entries: list[HostEntry] = []
+    for record in inventory.hosts.values():
+        member = {"all"}.union(*(ancestors(group) for group in record.groups))
+        ordered = sorted(member, key=lambda name: (depth.get(name, 0), name))
+        variables: dict[str, _Var] = {}
+        for name in ordered:
+            variables.update(inventory.groups[name].vars)
+        for name in ordered:
+            variables.update(group_files.get(name, {}))
+        variables.update(record.vars)
+        variables.update(host_files.get(record.name, {}))
+        tags = frozenset(name for name in member if name not in ("all", "ungrouped"))
+        entry = _host_entry(inventory, record, variables, tags)
+        if entry is not None:
+            entries.append(entry)
+
+    issues = list(inventory.issues)
+    fleet: Fleet | None = None
+    if entries or not issues:  # "no hosts" would only repeat that every host had a problem
+        try:
+            fleet = assemble_fleet(entries, file=inventory.file, ssh=SshOptions(), source=source)
+        except SpecError as error:
+            issues.extend(error.issues)
+    if issues:
+        raise SpecError(sorted_issues(issues))
+    assert fleet is not None
+    return fleet
+
+
+def _group_depths(inventory: _AnsibleInventory) -> dict[str, int]:
+    """Each group's longest distance from ``all`` (Ansible merges shallow groups first).
+
+    Kahn's topological walk; a group still unvisited at the end sits in a cycle.
+    """
+    incoming = dict.fromkeys(inventory.groups, 0)
+    for group in inventory.groups.values():
+        for child in group.children:
+            incoming[child] += 1
+    depth = dict.fromkeys(inventory.groups, 0)
+    ready = [name for name, count in incoming.items() if count == 0]
+    visited = 0
+    while ready:
+        name = ready.pop()
+        visited += 1
+        for child in inventory.groups[name].children:
+            depth[child] = max(depth[child], depth[name] + 1)
+            incoming[child] -= 1
+            if incoming[child] == 0:
+                ready.append(child)
+    if visited < len(inventory.groups):
+        looped = sorted(name for name, count in incoming.items() if count > 0)
+        inventory.issue(None, "children", f"groups are their own descendants: {', '.join(looped)}")
+    return depth
+
+
+def _vars_files(
+    inventory: _AnsibleInventory, folder: Path | None, kind: str, names: list[str]
+) -> dict[str, dict[str, _Var]]:
+    """Variables from ``group_vars/NAME[.yml]`` or ``host_vars/NAME/*.yml`` next to the inventory."""
+    if folder is None or not (folder / kind).is_dir():
+        return {}
+    found: dict[str, dict[str, _Var]] = {}
+    for name in names:
+        for path in _vars_paths(folder / kind, name):
+            try:
+                document = load_yaml(path.read_text(encoding="utf-8"), str(path), tolerate_tags=True)
+            except (OSError, UnicodeDecodeError) as error:
+                inventory.issue(None, "", f"cannot read: {error}", file=str(path))
+                continue
+            except SpecError as error:
+                inventory.issues.extend(error.issues)
+                continue
+            if document.data is None:
+                continue
+            if not isinstance(document.data, dict):
+                inventory.issue(document.line_of(()), "", "expected a mapping of variables", file=str(path))
+                continue
+            found.setdefault(name, {}).update(_vars_from_yaml(document, document.data, ()))
+    return found
+
+
+def _vars_paths(folder: Path, name: str) -> Iterator[Path]:
+    directory = folder / name
+    if directory.is_dir():
+        yield from sorted(
+            path for path in directory.iterdir() if path.is_file() and path.suffix in _VARS_FILE_SUFFIXES
+        )
+        return
+    for suffix in _VARS_FILE_SUFFIXES:
+        path = folder / f"{name}{suffix}"
+        if path.is_file():
+            yield path
+            return
+
+
+def _vars_from_yaml(document: YamlDocument, mapping: Mapping[Any, Any], at: YamlPath) -> dict[str, _Var]:
+    return {
+        str(key): _Var(value, document.file, format_path((*at, key)), document.line_of((*at, key)))
+        for key, value in mapping.items()
+    }
+
+
+_TEMPLATE = re.compile(r"\{\{|\{%")
+_TEMPLATE_MESSAGE = "{!r} is a Jinja template; deployer reads literal values only"
+
+
+def _host_entry(
+    inventory: _AnsibleInventory, record: _HostRecord, variables: Mapping[str, _Var], tags: frozenset[str]
+) -> HostEntry | None:
+    """A host's connection settings and datacenter out of its merged variables; None after an issue."""
+    count = len(inventory.issues)
+
+    def text(names: tuple[str, ...], check: Callable[[Any], str]) -> str | None:
+        var = next((variables[name] for name in names if name in variables), None)
+        if var is None or var.value is None:
+            return None
+        value = var.value if isinstance(var.value, str) else str(var.value)
+        if _TEMPLATE.search(value):
+            inventory.issue(var.line, var.field, _TEMPLATE_MESSAGE.format(value), var.file)
+            return None
+        try:
+            checked: str = check(value)
+        except PydanticCustomError as error:
+            inventory.issue(var.line, var.field, error.message(), var.file)
+            return None
+        return checked
+
+    try:
+        check_host_name(record.name)
+    except PydanticCustomError as error:
+        inventory.issue(record.line, record.where, error.message())
+    address = text(("ansible_host", "ansible_ssh_host"), check_address) or record.name
+    user = text(("ansible_user", "ansible_ssh_user"), check_user)
+    datacenter = text(("datacenter",), check_label)
+    port = DEFAULT_PORT
+    port_var = next(
+        (variables[name] for name in ("ansible_port", "ansible_ssh_port") if name in variables), None
+    )
+    if port_var is not None:
+        port_value = _port(port_var.value)
+        if isinstance(port_var.value, str) and _TEMPLATE.search(port_var.value):
+            inventory.issue(
+                port_var.line, port_var.field, _TEMPLATE_MESSAGE.format(port_var.value), port_var.file
+            )
+        elif port_value is None:
+            inventory.issue(
+                port_var.line,
+                port_var.field,
+                f"expected a port number from 1 to 65535 (got {describe(port_var.value)})",
+                port_var.file,
+            )
+        else:
+            port = port_value
+    extra_tags = variables.get("tags")
+    if extra_tags is not None:
+        values = extra_tags.value
+        words = values.split(",") if isinstance(values, str) else values if isinstance(values, list) else []
+        tags = tags | {str(word).strip() for word in words if str(word).strip()}
+    if len(inventory.issues) > count:
+        return None
+    return HostEntry(
+        name=record.name,
+        address=address,
+        datacenter=datacenter,
+        port=port,
+        user=user,
+        tags=tags,
+        field=record.where,
+        line=record.line,
+        groups=tuple(record.groups),
+    )
+
+
+def _port(value: Any) -> int | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, str) and value.strip().isdigit():
+        value = int(value.strip())
+    if isinstance(value, int) and 1 <= value <= 65535:
+        return value
+    return None
+
+
+_RANGE = re.compile(r"\[([0-9]+|[a-z]):([0-9]+|[a-z])(?::([0-9]+))?\]")
+
+
+def expand_host_pattern(pattern: str) -> list[str]:
+    """Ansible's host ranges: ``web[01:03].dc`` → web01.dc, web02.dc, web03.dc; ``db-[a:c]``.
+
+    Raises ValueError for a range that runs backwards, mixes letters and digits, or is huge.
+    """
+    match = _RANGE.search(pattern)
+    if match is None:
+        return [pattern]
+    start, end, step_text = match.group(1), match.group(2), match.group(3)
+    step = int(step_text) if step_text else 1
+    if step < 1:
+        raise ValueError(f"{pattern!r}: the step of a range must be at least 1")
+    if start.isdigit() and end.isdigit():
+        first, last = int(start), int(end)
+        width = len(start) if start.startswith("0") and len(start) > 1 else 0
+        items = [str(number).zfill(width) for number in range(first, last + 1, step)] if first <= last else []
+    elif start.isalpha() and end.isalpha():
+        items = [chr(code) for code in range(ord(start), ord(end) + 1, step)] if start <= end else []
+    else:
+        raise ValueError(f"{pattern!r}: a range is either letters or digits, not both")
+    if not items:
+        raise ValueError(f"{pattern!r}: the range runs backwards")
+    if len(items) > MAX_RANGE_HOSTS:
+        raise ValueError(f"{pattern!r}: a range may hold at most {MAX_RANGE_HOSTS} hosts")
+    head, rest = pattern[: match.start()], pattern[match.end() :]
+    expanded: list[str] = []
+    for item in items:
+        expanded.extend(expand_host_pattern(f"{head}{item}{rest}"))
+        if len(expanded) > MAX_RANGE_HOSTS:
+            raise ValueError(f"{pattern!r}: a range may hold at most {MAX_RANGE_HOSTS} hosts")
+    return expanded
+
+
+# --- Ansible INI ------------------------------------------------------------------------------
+
+_SECTION = re.compile(r"\[([^\]]+)\]\s*(?:[#;].*)?")
+
+
+def _from_ini(path: Path, text: str) -> Fleet:
+    file = str(path)
+    inventory = _AnsibleInventory(file)
+    section, kind = "ungrouped", "hosts"
+    for number, raw_line in enumerate(text.splitlines(), start=1):
+        line = raw_line.strip()
+        if not line or line.startswith(("#", ";")):
+            continue
+        header = _SECTION.fullmatch(line)
+        if header is not None:
+            name, _, kind = header.group(1).strip().partition(":")
+            kind = kind or "hosts"
+            if kind not in ("hosts", "vars", "children") or not name:
+                inventory.issue(number, line, "expected a section [group], [group:vars] or [group:children]")
+                section, kind = "", "skip"
+                continue
+            section = name
+            inventory.group(section)
+            continue
+        if kind == "hosts":
+            _ini_host_line(inventory, section, line, number)
+        elif kind == "vars":
+            key, equals, value = line.partition("=")
+            if not equals or not key.strip():
+                inventory.issue(number, f"[{section}:vars]", f"expected key=value (got {line!r})")
+                continue
+            inventory.group(section).vars[key.strip()] = _Var(
+                _unquote(value.strip()), file, f"[{section}:vars].{key.strip()}", number
+            )
+        elif kind == "children":
+            child = line.split()[0]
+            if child == section:
+                inventory.issue(number, f"[{section}:children]", f"group {section!r} cannot be its own child")
+                continue
+            inventory.add_child(section, child)
+    return _ansible_fleet(inventory, path.parent, file)
+
+
+def _ini_host_line(inventory: _AnsibleInventory, group: str, line: str, number: int) -> None:
+    """``web[1:3] ansible_host=10.0.0.1 datacenter="iad"``: a host pattern and its variables."""
+    try:
+        words = shlex.split(line, comments=True)
+    except ValueError as error:
+        inventory.issue(number, f"[{group}]", f"cannot read this host line: {error}")
+        return
+    if not words:
+        return
+    pattern, settings = words[0], words[1:]
+    variables: dict[str, _Var] = {}
+    port_match = re.fullmatch(r"([^:]+):(\d+)", pattern)
+    if port_match is not None:
+        variables["ansible_port"] = _Var(port_match.group(2), inventory.file, pattern, number)
+        pattern = port_match.group(1)
+    try:
+        names = expand_host_pattern(pattern)
+    except ValueError as error:
+        inventory.issue(number, pattern, str(error))
+        return
+    for setting in settings:
+        key, equals, value = setting.partition("=")
+        if not equals or not key:
+            inventory.issue(number, pattern, f"expected key=value after the host name (got {setting!r})")
+            return
+        variables[key] = _Var(value, inventory.file, f"{pattern}.{key}", number)
+    for name in names:
+        inventory.add_host(group, name, variables, name, number)
+
+
+def _unquote(value: str) -> str:
+    if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+        return value[1:-1]
+    return value
+
+
+# --- Ansible YAML -----------------------------------------------------------------------------
+
+
+def _from_ansible_yaml(path: Path, document: YamlDocument) -> Fleet:
+    inventory = _AnsibleInventory(document.file)
+    for name, body in document.data.items():
+        _yaml_group(inventory, document, str(name), body, (name,), parent=None)
+    return _ansible_fleet(inventory, path.parent, document.file)
+
+
+def _yaml_group(
+    inventory: _AnsibleInventory,
+    document: YamlDocument,
+    name: str,
+    body: Any,
+    at: YamlPath,
+    parent: str | None,
+) -> None:
+    inventory.group(name)
+    if parent is not None:
+        if parent == name:
+            inventory.issue(document.line_of(at), format_path(at), f"group {name!r} cannot be its own child")
+            return
+        inventory.add_child(parent, name)
+    if body is None:
+        return
+    if not isinstance(body, dict):
+        inventory.issue(
+            document.line_of(at),
+            format_path(at),
+            f"expected a group: a mapping with hosts, vars or children (got {describe(body)})",
+        )
+        return
+    for key, value in body.items():
+        here = (*at, key)
+        if value is None:
+            continue
+        if key not in ("hosts", "vars", "children"):
+            inventory.issue(
+                document.line_of(here),
+                format_path(here),
+                "unknown key in a group; expected hosts, vars or children",
+            )
+        elif not isinstance(value, dict):
+            inventory.issue(
+                document.line_of(here), format_path(here), f"expected a mapping (got {describe(value)})"
+            )
+        elif key == "vars":
+            inventory.group(name).vars.update(_vars_from_yaml(document, value, here))
+        elif key == "children":
+            for child, child_body in value.items():
+                _yaml_group(inventory, document, str(child), child_body, (*here, child), parent=name)
+        else:
+            for host, host_vars in value.items():
+                _yaml_host(inventory, document, name, str(host), host_vars, (*here, host))
+
+
+def _yaml_host(
+    inventory: _AnsibleInventory, document: YamlDocument, group: str, pattern: str, body: Any, at: YamlPath
+) -> None:
+    line, where = document.line_of(at), format_path(at)
+    if body is not None and not isinstance(body, dict):
+        inventory.issue(line, where, f"expected the host's variables as a mapping (got {describe(body)})")
+        return
+    try:
+        names = expand_host_pattern(pattern)
+    except ValueError as error:
+        inventory.issue(line, where, str(error))
+        return
+    variables = _vars_from_yaml(document, body or {}, at)
+    for name in names:
+        inventory.add_host(group, name, variables, where, line)
+
+
+# --- Ansible dynamic inventory scripts ---------------------------------------------------------
+
+
+def _from_script(path: Path, timeout: float) -> Fleet:
+    """Run ``path --list`` and read its JSON; ``--host NAME`` for hosts when there is no ``_meta``."""
+    deadline = time.monotonic() + timeout
+    file = f"{path} --list"
+    data = _script_json(path, ["--list"], deadline, timeout)
+    if not isinstance(data, dict):
+        raise FleetError(
+            f"inventory script {path} --list printed {describe(data)}, not a JSON object of groups"
+        )
+    inventory = _AnsibleInventory(file)
+    meta = data.get("_meta")
+    for name, body in data.items():
+        if name == "_meta":
+            continue
+        _json_group(inventory, str(name), body)
+    if isinstance(meta, dict) and isinstance(meta.get("hostvars"), dict):
+        for host, variables in meta["hostvars"].items():
+            if host in inventory.hosts and isinstance(variables, dict):
+                inventory.hosts[host].vars.update(_json_vars(file, variables, f"_meta.hostvars.{host}"))
+            elif host in inventory.hosts:
+                inventory.issue(
+                    None, f"_meta.hostvars.{host}", f"expected a JSON object (got {describe(variables)})"
+                )
+    elif meta is not None:
+        inventory.issue(None, "_meta", 'expected {"hostvars": {...}}')
+    else:
+        for host, record in inventory.hosts.items():
+            variables = _script_json(path, ["--host", host], deadline, timeout)
+            if not isinstance(variables, dict):
+                raise FleetError(
+                    f"inventory script {path} --host {host} printed {describe(variables)}, not a JSON object"
+                )
+            record.vars.update(_json_vars(f"{path} --host {host}", variables, host))
+    return _ansible_fleet(inventory, None, str(path))
+
+
+def _json_group(inventory: _AnsibleInventory, name: str, body: Any) -> None:
+    """A group of `--list` output: a list of hosts, or {hosts, vars, children}."""
+    inventory.group(name)
+    if isinstance(body, list):
+        body = {"hosts": body}
+    if not isinstance(body, dict):
+        inventory.issue(
+            None,
+            name,
+            f"expected a list of hosts or an object with hosts, vars, children (got {describe(body)})",
+        )
+        return
+    for key, value in body.items():
+        if key == "hosts" and isinstance(value, list):
+            for host in value:
+                if isinstance(host, str):
+                    inventory.add_host(name, host, {}, host, None)
+                else:
+                    inventory.issue(None, f"{name}.hosts", f"expected host names (got {describe(host)})")
+        elif key == "vars" and isinstance(value, dict):
+            inventory.group(name).vars.update(_json_vars(inventory.file, value, f"{name}.vars"))
+        elif key == "children" and isinstance(value, list):
+            for child in value:
+                if isinstance(child, str) and child != name:
+                    inventory.add_child(name, child)
+                else:
+                    inventory.issue(
+                        None, f"{name}.children", f"expected names of other groups (got {describe(child)})"
+                    )
+        elif key in ("hosts", "vars", "children"):
+            shape = "an object" if key == "vars" else "a list"
+            inventory.issue(None, f"{name}.{key}", f"expected {shape} (got {describe(value)})")
+        else:
+            inventory.issue(None, f"{name}.{key}", "unknown key in a group; expected hosts, vars or children")
+
+
+def _json_vars(file: str, variables: Mapping[str, Any], prefix: str) -> dict[str, _Var]:
+    return {str(key): _Var(value, file, f"{prefix}.{key}", None) for key, value in variables.items()}
+
+
+def _script_json(path: Path, arguments: list[str], deadline: float, timeout: float) -> Any:
+    command = " ".join(shlex.quote(part) for part in [str(path), *arguments])
+    remaining = deadline - time.monotonic()
+    if remaining <= 0:
+        raise FleetError(f"inventory script {path} did not finish within {timeout:g}s")
+    output = _run(path, arguments, remaining, command, timeout)
+    try:
+        return json.loads(output)
+    except json.JSONDecodeError as error:
+        shown = output.strip()[:200] or "nothing"
+        raise FleetError(
+            f"{command} printed something that is not JSON (line {error.lineno}: {error.msg}): {shown!r}"
+        ) from None
+
+
+def _run(path: Path, arguments: list[str], limit: float, command: str, timeout: float) -> str:
+    """Run the script in its own session so a timeout kills it and everything it started."""
+    try:
+        process = subprocess.Popen(
+            [str(path), *arguments],
+            cwd=path.parent,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            start_new_session=True,
+        )
+    except OSError as error:
+        raise FleetError(f"cannot run inventory script {path}: {error.strerror or error}") from None
+    try:
+        stdout, stderr = process.communicate(timeout=limit)
+    except subprocess.TimeoutExpired:
+        _kill_session(process)
+        raise FleetError(f"{command} did not finish within {timeout:g}s") from None
+    if process.returncode != 0:
+        said = tail(stderr.decode("utf-8", "replace"), 5).strip()
+        raise FleetError(f"{command} exited {process.returncode}" + (f": {said}" if said else ""))
+    try:
+        return stdout.decode("utf-8")
+    except UnicodeDecodeError:
+        raise FleetError(f"{command} printed something that is not UTF-8 text") from None
+
+
+def _kill_session(process: subprocess.Popen[bytes]) -> None:
+    with contextlib.suppress(ProcessLookupError):  # it may have just ended by itself
+        os.killpg(process.pid, signal.SIGKILL)
+    try:
+        process.communicate(timeout=5)
+    except subprocess.TimeoutExpired:  # a descendant left the session and holds the pipes
+        for stream in (process.stdout, process.stderr):
+            if stream is not None:
+                stream.close()
+        process.wait(timeout=5)
