@@ -103,7 +103,7 @@ def decide(state: RolloutState, now: datetime) -> Decision:
             return Decision(wave=wave, wait_until=ready_at)
     count = may_start_count(
         pending_count=len(pending),
-        running_count=running,
+        in_flight_count=running,
         wave_size=len(hosts),
         max_parallel=state.max_parallel,
     )

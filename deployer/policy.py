@@ -1,0 +1,75 @@
+"""The failure policy: how many failed hosts a deployment tolerates, and how many may start now.
+
+Pure: counts in, a number or a yes/no out. The controller asks these and acts
+on the answers; no other module decides a halt or bounds concurrency.
+"""
+
+from __future__ import annotations
+
+import math
+
+from deployer.quantities import Count
+
+
+def failure_budget(max_failures: Count, host_count: int) -> int:
+    """How many hosts may fail before the deployment halts; the next failure halts it.
+
+    The budget is for the whole deployment, across all its waves, not per wave:
+    ``host_count`` is every host the deployment updates. A percent is of
+    ``host_count`` rounded DOWN, so a fractional host is not tolerated: when in
+    doubt, stop (a halted deployment can be resumed, a broken fleet cannot be
+    unbroken by going on).
+
+    Examples:
+        5% of 100 hosts   → 5 tolerated, the 6th failure halts
+        5% of 30 hosts    → 1.5, rounded down: 1 tolerated, the 2nd halts
+        5% of 10 hosts    → 0.5 → 0: the first failure halts
+        2 (a count)       → 2 tolerated, the 3rd halts, whatever the fleet size
+        0 or 0%           → the first failure halts
+    """
+    if host_count < 0:
+        raise ValueError(f"a deployment cannot have {host_count} hosts")
+    if not max_failures.percent:
+        return int(max_failures.value)
+    # round() first so float noise cannot drop a whole host: 7% of 100 is 7.000000000000001.
+    return math.floor(round(max_failures.value * host_count / 100, 9))
+
+
+def should_halt(failed_count: int, budget: int) -> bool:
+    """Whether ``failed_count`` failed hosts exceed ``budget`` (more failed than tolerated).
+
+    With a budget of 2: 2 failed → go on; 3 failed → halt.
+    """
+    return failed_count > budget
+
+
+def may_start_count(
+    *,
+    wave_size: int,
+    pending_count: int,
+    in_flight_count: int,
+    max_parallel: int | None = None,
+    paused: bool = False,
+    halted: bool = False,
+) -> int:
+    """How many more hosts of the current wave may start now: the one concurrency bound.
+
+    ``pending_count`` hosts of the wave have not started, ``in_flight_count``
+    are running. At most ``max_parallel`` hosts run at once; by default the
+    whole wave may run at once (``max_parallel`` = ``wave_size``). Nothing new
+    starts while paused or halted; hosts already running are left to finish.
+
+        bound = max_parallel or wave_size
+        may start = min(pending, max(0, bound - in flight)), or 0 if paused/halted
+
+    Example: a wave of 10 with max_parallel 3, 2 running and 6 not started:
+    min(6, 3 - 2) = 1 may start. Without max_parallel: min(6, 10 - 2) = 6.
+    """
+    if min(wave_size, pending_count, in_flight_count) < 0:
+        raise ValueError("wave sizes and host counts cannot be negative")
+    if max_parallel is not None and max_parallel < 1:
+        raise ValueError(f"max_parallel must be at least 1, not {max_parallel}")
+    if paused or halted:
+        return 0
+    bound = wave_size if max_parallel is None else max_parallel
+    return min(pending_count, max(0, bound - in_flight_count))
