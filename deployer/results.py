@@ -91,3 +91,35 @@ def cap_output(text: str, limit: int = OUTPUT_CAP) -> str:
     if len(text) <= limit:
         return text
     return f"[... {len(text) - limit} characters cut ...]\n" + text[-limit:]
+
+
+class DeploymentKind(StrEnum):
+    """What a deployment does; the values are those of :class:`deployer.runner.JobKind`."""
+
+    PUSH = "push"
+    ROLLBACK = "rollback"
+    SYNC = "sync"
+    RESTART = "restart"
+
+
+class DeploymentStatus(StrEnum):
+    """Where a deployment stands. RUNNING and PAUSED hold the app+environment's lock."""
+
+    RUNNING = "running"
+    PAUSED = "paused"  # an operator's pause took effect: no new host starts
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"  # ran to the end, and some hosts failed
+    HALTED = "halted"  # stopped by policy: the failure threshold was crossed
+    ABORTED = "aborted"  # stopped by an operator's abort
+
+    @property
+    def is_final(self) -> bool:
+        return self not in (DeploymentStatus.RUNNING, DeploymentStatus.PAUSED)
+
+
+class ControlAction(StrEnum):
+    """What an operator asks of a running deployment from another process."""
+
+    PAUSE = "pause"
+    RESUME = "resume"
+    ABORT = "abort"

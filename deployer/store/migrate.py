@@ -1,0 +1,61 @@
+"""Bring a store's schema to the newest migration, safely when several processes open it at once.
+
+The common case, a store already at head, costs one small read. Otherwise the
+upgrade runs inside one transaction that first takes a lock (SQLite: the write
+lock, ``BEGIN IMMEDIATE``; PostgreSQL: a transaction-scoped advisory lock), and
+checks the revision again under it: the second process to arrive waits, finds the
+schema at head, and does nothing. Both databases run DDL in transactions, so a
+failed upgrade leaves no half-made schema.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.util.exc import CommandError
+from sqlalchemy import Connection, Engine, func, select
+
+from deployer.errors import StoreError
+from deployer.store.engine import writer
+
+MIGRATIONS = Path(__file__).with_name("migrations")
+HEAD_REVISION = "0001"  # the newest file in migrations/versions; a test checks they agree
+_ADVISORY_LOCK_KEY = 0x6465706C6F79  # "deploy": serializes migrations across processes on PostgreSQL
+
+
+def current_revision(connection: Connection) -> str | None:
+    return MigrationContext.configure(connection).get_current_revision()
+
+
+def alembic_config(connection: Connection | None = None) -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    if connection is not None:
+        config.attributes["connection"] = connection
+    return config
+
+
+def upgrade(engine: Engine) -> None:
+    """Migrate the database behind ``engine`` to head (a no-op when it is there already)."""
+    with engine.connect() as connection:
+        revision = current_revision(connection)
+        connection.rollback()
+    if revision == HEAD_REVISION:
+        return
+    with writer(engine).connect() as connection, connection.begin():
+        if connection.dialect.name == "postgresql":
+            connection.execute(select(func.pg_advisory_xact_lock(_ADVISORY_LOCK_KEY)))
+        revision = current_revision(connection)
+        if revision == HEAD_REVISION:
+            return
+        try:
+            command.upgrade(alembic_config(connection), "head")
+        except CommandError as error:
+            # The usual cause: a newer deployer migrated this database past our head.
+            raise StoreError(
+                f"cannot migrate the state store from revision {revision} to {HEAD_REVISION}: {error}; "
+                "is it used by a newer deployer?"
+            ) from None

@@ -1,0 +1,383 @@
+"""Statements and row conversion behind :class:`~deployer.store.repository.Store`.
+
+Each function takes an open connection (or builds a statement) and returns plain
+rows or views; transactions are the Store's business.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterator, Sequence
+from datetime import UTC, datetime
+from typing import Any, cast
+
+from sqlalchemy import Connection, Row, Select, Table, bindparam, func, insert, or_, select, update
+
+from deployer.errors import NotFound
+from deployer.fleet import Host
+from deployer.results import (
+    ControlAction,
+    DeploymentKind,
+    DeploymentStatus,
+    HostStatus,
+    Step,
+    StepResult,
+)
+from deployer.store.models import (
+    DeploymentRow,
+    HostDeploymentRow,
+    HostRow,
+    HostStepRow,
+    VersionIntervalRow,
+)
+from deployer.store.views import (
+    ControlState,
+    DeploymentView,
+    HostDeploymentView,
+    VersionInterval,
+)
+
+D = cast(Table, DeploymentRow.__table__)
+H = cast(Table, HostRow.__table__)
+HD = cast(Table, HostDeploymentRow.__table__)
+HS = cast(Table, HostStepRow.__table__)
+VI = cast(Table, VersionIntervalRow.__table__)
+
+CHUNK = 500  # names per IN (...) list: well under SQLite's bound-parameter limit
+
+
+def host_id_in(deployment_id: str, host: str) -> Any:
+    """The id of ``host`` in the app+environment of ``deployment_id``, as a scalar subquery."""
+    return (
+        select(H.c.id)
+        .select_from(H.join(D, (D.c.app == H.c.app) & (D.c.environment == H.c.environment)))
+        .where(D.c.id == deployment_id, H.c.name == host)
+        .scalar_subquery()
+    )
+
+
+def unfinished(app: str, environment: str) -> Select[Any]:
+    return select(D).where(D.c.app == app, D.c.environment == environment, D.c.finished_at.is_(None))
+
+
+def deployment_row(conn: Connection, deployment_id: str, *, for_update: bool = False) -> Row[Any]:
+    statement = select(D).where(D.c.id == deployment_id)
+    if for_update:
+        statement = statement.with_for_update()
+    row = conn.execute(statement).one_or_none()
+    if row is None:
+        raise NotFound(f"no deployment {deployment_id}")
+    return row
+
+
+def upsert_hosts(
+    conn: Connection, app: str, environment: str, hosts: Sequence[Host], now: datetime
+) -> dict[str, int]:
+    """Make sure each host is recorded, current and not retired; name -> row id."""
+    known = {
+        row.name: row
+        for row in conn.execute(
+            select(H.c.id, H.c.name, H.c.address, H.c.datacenter, H.c.retired_at).where(
+                H.c.app == app, H.c.environment == environment
+            )
+        )
+    }
+    new = [host for host in hosts if host.name not in known]
+    changed = [
+        host
+        for host in hosts
+        if host.name in known
+        and (
+            known[host.name].address != host.address
+            or known[host.name].datacenter != host.datacenter
+            or known[host.name].retired_at is not None
+        )
+    ]
+    if new:
+        conn.execute(
+            insert(H),
+            [
+                {
+                    "app": app,
+                    "environment": environment,
+                    "name": host.name,
+                    "address": host.address,
+                    "datacenter": host.datacenter,
+                    "first_seen": now,
+                    "retired_at": None,
+                }
+                for host in new
+            ],
+        )
+    if changed:
+        conn.execute(
+            update(H)
+            .where(H.c.id == bindparam("host_id"))
+            .values(
+                address=bindparam("new_address"), datacenter=bindparam("new_datacenter"), retired_at=None
+            ),
+            [
+                {
+                    "host_id": known[host.name].id,
+                    "new_address": host.address,
+                    "new_datacenter": host.datacenter,
+                }
+                for host in changed
+            ],
+        )
+    ids = {name: row.id for name, row in known.items()}
+    if new:
+        for names in chunks([host.name for host in new]):
+            ids.update(
+                (row.name, row.id)
+                for row in conn.execute(
+                    select(H.c.id, H.c.name).where(
+                        H.c.app == app, H.c.environment == environment, H.c.name.in_(names)
+                    )
+                )
+            )
+    return ids
+
+
+def pending_row(deployment_id: str, host_id: int, wave: int) -> dict[str, Any]:
+    return {
+        "deployment_id": deployment_id,
+        "host_id": host_id,
+        "wave": wave,
+        "status": HostStatus.PENDING.value,
+        "error": None,
+        "output_tail": "",
+    }
+
+
+def skipped_row(deployment_id: str, host_id: int, reason: str) -> dict[str, Any]:
+    return {
+        "deployment_id": deployment_id,
+        "host_id": host_id,
+        "wave": None,
+        "status": HostStatus.SKIPPED.value,
+        "error": reason,
+        "output_tail": "",
+    }
+
+
+def move_host_to_version(
+    conn: Connection,
+    *,
+    host_id: int,
+    app: str,
+    environment: str,
+    version: str,
+    moment: datetime,
+    deployment_id: str,
+) -> None:
+    """Close the host's open interval at ``moment`` and open one for ``version``, unless it runs it."""
+    current = conn.execute(
+        select(VI.c.id, VI.c.version, VI.c.since).where(VI.c.host_id == host_id, VI.c.until.is_(None))
+    ).one_or_none()
+    if current is not None and current.version == version:
+        return
+    if current is not None:
+        # Never end an interval before it began, whatever the clocks said.
+        moment = max(moment, current.since)
+        conn.execute(update(VI).where(VI.c.id == current.id).values(until=moment))
+    conn.execute(
+        insert(VI).values(
+            host_id=host_id,
+            app=app,
+            environment=environment,
+            version=version,
+            since=moment,
+            until=None,
+            deployment_id=deployment_id,
+        )
+    )
+
+
+def interval_columns() -> Select[Any]:
+    return select(H.c.name, H.c.datacenter, VI.c.version, VI.c.since, VI.c.until, VI.c.deployment_id)
+
+
+def covering_intervals(app: str, environment: str, version: str | None, at: datetime | None) -> Select[Any]:
+    """Each host's interval that covers ``at`` (now when None), of ``version`` if given.
+
+    Three shapes, each served by its own index:
+
+    - now: the open intervals (partial index ``ix_version_intervals_open``);
+    - one version at a moment: that version's intervals that began by then
+      (``ix_version_intervals_version_since``), few whatever the history's length;
+    - every version at a moment: per host, the latest interval that began by then
+      (``ix_version_intervals_host_since``, one seek per host), kept when it had
+      not ended yet. A scan of all intervals that began by then would grow with
+      the history; this grows with the number of hosts only.
+    """
+    joined = VI.join(H, H.c.id == VI.c.host_id)
+    if at is None:
+        statement = (
+            interval_columns()
+            .select_from(joined)
+            .where(VI.c.app == app, VI.c.environment == environment, VI.c.until.is_(None))
+        )
+    elif version is not None:
+        statement = (
+            interval_columns()
+            .select_from(joined)
+            .where(
+                VI.c.app == app,
+                VI.c.environment == environment,
+                VI.c.since <= at,
+                or_(VI.c.until.is_(None), VI.c.until > at),
+            )
+        )
+    else:
+        earlier = VI.alias("earlier")
+        latest_by_then = (
+            select(earlier.c.id)
+            .where(earlier.c.host_id == H.c.id, earlier.c.since <= at)
+            .order_by(earlier.c.since.desc(), earlier.c.id.desc())
+            .limit(1)
+            .correlate(H)
+            .scalar_subquery()
+        )
+        statement = (
+            interval_columns()
+            .select_from(H.join(VI, VI.c.id == latest_by_then))
+            .where(
+                H.c.app == app,
+                H.c.environment == environment,
+                or_(VI.c.until.is_(None), VI.c.until > at),
+            )
+        )
+    if version is not None:
+        statement = statement.where(VI.c.version == version)
+    return statement
+
+
+def interval_view(row: Row[Any]) -> VersionInterval:
+    return VersionInterval(
+        host=row.name,
+        datacenter=row.datacenter,
+        version=row.version,
+        since=row.since,
+        until=row.until,
+        deployment_id=row.deployment_id,
+    )
+
+
+def control_state_view(row: Row[Any]) -> ControlState:
+    return ControlState(
+        deployment_id=row.id,
+        status=DeploymentStatus(row.status),
+        requested=None if row.requested_control is None else ControlAction(row.requested_control),
+        requested_at=row.control_requested_at,
+        requested_by=row.control_requested_by,
+    )
+
+
+def host_counts(conn: Connection, deployment_ids: Sequence[str]) -> dict[str, dict[HostStatus, int]]:
+    counts: dict[str, dict[HostStatus, int]] = defaultdict(lambda: dict.fromkeys(HostStatus, 0))
+    for ids in chunks(list(deployment_ids)):
+        statement = (
+            select(HD.c.deployment_id, HD.c.status, func.count().label("n"))
+            .where(HD.c.deployment_id.in_(ids))
+            .group_by(HD.c.deployment_id, HD.c.status)
+        )
+        for row in conn.execute(statement):
+            counts[row.deployment_id][HostStatus(row.status)] = row.n
+    return counts
+
+
+def deployment_view(
+    row: Row[Any], counts: dict[HostStatus, int], hosts: tuple[HostDeploymentView, ...]
+) -> DeploymentView:
+    return DeploymentView(
+        id=row.id,
+        app=row.app,
+        environment=row.environment,
+        kind=DeploymentKind(row.kind),
+        version=row.version,
+        previous_version=row.previous_version,
+        status=DeploymentStatus(row.status),
+        started_by=row.started_by,
+        started_from=row.started_from,
+        pid=row.pid,
+        started_at=row.started_at,
+        finished_at=row.finished_at,
+        heartbeat_at=row.heartbeat_at,
+        spec_sha256=row.spec_sha256,
+        reason=row.reason,
+        requested_control=None if row.requested_control is None else ControlAction(row.requested_control),
+        control_requested_at=row.control_requested_at,
+        control_requested_by=row.control_requested_by,
+        counts=counts,
+        hosts=hosts,
+    )
+
+
+def summary_views(conn: Connection, rows: Sequence[Row[Any]]) -> list[DeploymentView]:
+    counts = host_counts(conn, [row.id for row in rows])
+    return [deployment_view(row, counts[row.id], ()) for row in rows]
+
+
+def full_view(conn: Connection, row: Row[Any], *, steps: bool) -> DeploymentView:
+    host_rows = list(
+        conn.execute(
+            select(HD, H.c.name, H.c.datacenter)
+            .select_from(HD.join(H, H.c.id == HD.c.host_id))
+            .where(HD.c.deployment_id == row.id)
+            .order_by(HD.c.wave.nulls_last(), H.c.name)
+        )
+    )
+    steps_by_host: dict[int, list[StepResult]] = defaultdict(list)
+    if steps:
+        step_rows = conn.execute(
+            select(HS)
+            .join(HD, HD.c.id == HS.c.host_deployment_id)
+            .where(HD.c.deployment_id == row.id)
+            .order_by(HS.c.host_deployment_id, HS.c.position)
+        )
+        for step in step_rows:
+            steps_by_host[step.host_deployment_id].append(
+                StepResult(
+                    step=Step(step.step),
+                    exit_status=step.exit_status,
+                    started_at=step.started_at,
+                    duration=step.duration,
+                    output=step.output,
+                    attempts=step.attempts,
+                )
+            )
+    counts = dict.fromkeys(HostStatus, 0)
+    hosts = []
+    for host in host_rows:
+        status = HostStatus(host.status)
+        counts[status] += 1
+        hosts.append(
+            HostDeploymentView(
+                name=host.name,
+                datacenter=host.datacenter,
+                wave=host.wave,
+                status=status,
+                step=None if host.step is None else Step(host.step),
+                started_at=host.started_at,
+                finished_at=host.finished_at,
+                error=host.error,
+                exit_status=host.exit_status,
+                output_tail=host.output_tail,
+                version=host.version,
+                previous_version=host.previous_version,
+                steps=tuple(steps_by_host.get(host.id, ())),
+            )
+        )
+    return deployment_view(row, counts, tuple(hosts))
+
+
+def aware(moment: datetime) -> datetime:
+    if moment.tzinfo is None or moment.utcoffset() is None:
+        raise ValueError(f"naive datetime {moment.isoformat()} given to the store; pass an aware one")
+    return moment.astimezone(UTC)
+
+
+def chunks(items: Sequence[str], size: int = CHUNK) -> Iterator[Sequence[str]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]

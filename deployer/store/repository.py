@@ -1,0 +1,749 @@
+"""The :class:`Store`: repository functions over the tables, each call one committed transaction.
+
+Writes come from the controller (one per app+environment at a time, by the lock),
+and from operators' pause/resume/abort requests in other processes. Races between
+processes are settled by the database, not by reading first: the lock is a partial
+unique index, a takeover and a heartbeat are conditional UPDATEs, a request locks
+its row (``SELECT ... FOR UPDATE`` on PostgreSQL; on SQLite every write transaction
+holds the write lock from its BEGIN).
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import socket
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import (
+    Connection,
+    bindparam,
+    case,
+    delete,
+    func,
+    insert,
+    select,
+    update,
+)
+from sqlalchemy.exc import IntegrityError, OperationalError
+
+from deployer.errors import ControlError, DeploymentLocked, StoreError
+from deployer.fleet import Host
+from deployer.results import (
+    ControlAction,
+    DeploymentKind,
+    DeploymentStatus,
+    HostResult,
+    HostStatus,
+    Step,
+    cap_output,
+)
+from deployer.store import migrate
+from deployer.store.engine import build_engine, display_url, one_line, parse_url, writer
+from deployer.store.queries import (
+    HD,
+    HS,
+    VI,
+    D,
+    H,
+    aware,
+    chunks,
+    control_state_view,
+    covering_intervals,
+    deployment_row,
+    full_view,
+    host_id_in,
+    interval_columns,
+    interval_view,
+    move_host_to_version,
+    pending_row,
+    skipped_row,
+    summary_views,
+    unfinished,
+    upsert_hosts,
+)
+from deployer.store.views import (
+    ControlState,
+    DeploymentView,
+    HostRecord,
+    Liveness,
+    VersionInterval,
+)
+
+# A running deployment whose controller has not written a heartbeat for this long is
+# taken for dead (whatever machine it ran on). Controllers heartbeat every few seconds.
+DEFAULT_STALE_AFTER = timedelta(seconds=60)
+
+_ID_ATTEMPTS = 8  # tries at a fresh deployment id before giving up (a clash needs the same minute)
+
+
+def default_url() -> str:
+    """``sqlite:///$XDG_STATE_HOME/deployer/state.db`` (``~/.local/state/deployer/state.db``)."""
+    state_home = os.environ.get("XDG_STATE_HOME") or os.path.join(os.path.expanduser("~"), ".local", "state")
+    return "sqlite:///" + os.path.join(os.path.abspath(state_home), "deployer", "state.db")
+
+
+def resolve_url(url: str | None) -> str:
+    """``url`` if given, else ``$DEPLOYER_DB`` if set, else :func:`default_url`."""
+    return url or os.environ.get("DEPLOYER_DB") or default_url()
+
+
+def new_deployment_id(now: datetime) -> str:
+    """A short readable unique id: ``d-20261127-1830-ab12`` (UTC minute and 4 random hex)."""
+    return f"d-{aware(now).astimezone(UTC):%Y%m%d-%H%M}-{secrets.token_hex(2)}"
+
+
+def open_store(
+    url: str | None = None,
+    *,
+    stale_after: timedelta = DEFAULT_STALE_AFTER,
+    hostname: str | None = None,
+) -> Store:
+    """Open (and create, and migrate to head) the store at ``url`` (see :func:`resolve_url`).
+
+    ``hostname`` is this machine's name for telling whether a controller's pid is ours
+    to check (default: ``socket.gethostname()``). Raises StoreError when the database
+    cannot be reached or migrated.
+    """
+    parsed = parse_url(resolve_url(url))
+    engine = build_engine(parsed)
+    try:
+        migrate.upgrade(engine)
+    except OperationalError as error:
+        engine.dispose()
+        reason = one_line(error.orig)
+        raise StoreError(f"cannot open the state store at {display_url(parsed)}: {reason}") from None
+    except BaseException:
+        engine.dispose()
+        raise
+    return Store(engine, stale_after=stale_after, hostname=hostname or socket.gethostname())
+
+
+class Store:
+    """One connection pool to the state store. Thread-safe; use one per process.
+
+    Made by :func:`open_store`; the constructor takes an engine already migrated.
+    """
+
+    def __init__(self, engine: Any, *, stale_after: timedelta, hostname: str) -> None:
+        self._engine = engine
+        self._writer = writer(engine)
+        self._url = display_url(engine.url)
+        self._closed = False
+        self.stale_after = stale_after
+        self.hostname = hostname
+
+    @property
+    def url(self) -> str:
+        """The database URL, password hidden."""
+        return self._url
+
+    # ---- writes (the controller) -------------------------------------------------
+
+    def begin_deployment(
+        self,
+        *,
+        app: str,
+        environment: str,
+        version: str,
+        previous_version: str | None,
+        kind: DeploymentKind,
+        started_by: str,
+        started_from: str,
+        pid: int,
+        spec_sha256: str,
+        hosts: Sequence[tuple[Host, int]],
+        skipped: Sequence[tuple[Host, str]] = (),
+        now: datetime,
+    ) -> str:
+        """Take the app+environment's lock and record a new RUNNING deployment; its id.
+
+        ``hosts`` are (host, wave) pairs, recorded PENDING; ``skipped`` are (host, reason)
+        pairs, recorded SKIPPED with the reason as their error. Hosts are added to (or
+        updated in, and un-retired from) the app+environment's host list.
+
+        Raises DeploymentLocked, naming the holder's id, user, machine and pid, when
+        another deployment of the app+environment is unfinished, even one whose
+        controller is dead (only :meth:`takeover` may continue that one).
+        """
+        now = aware(now)
+        _refuse_duplicates([host.name for host, _ in hosts] + [host.name for host, _ in skipped])
+        for _ in range(_ID_ATTEMPTS):
+            deployment_id = new_deployment_id(now)
+            try:
+                with self._write() as conn:
+                    self._refuse_if_locked(conn, app, environment, now)
+                    conn.execute(
+                        insert(D).values(
+                            id=deployment_id,
+                            app=app,
+                            environment=environment,
+                            version=version,
+                            previous_version=previous_version,
+                            kind=DeploymentKind(kind).value,
+                            status=DeploymentStatus.RUNNING.value,
+                            started_by=started_by,
+                            started_from=started_from,
+                            pid=pid,
+                            started_at=now,
+                            heartbeat_at=now,
+                            spec_sha256=spec_sha256,
+                        )
+                    )
+                    ids = upsert_hosts(conn, app, environment, [h for h, _ in [*hosts, *skipped]], now)
+                    rows = [pending_row(deployment_id, ids[host.name], wave) for host, wave in hosts]
+                    rows += [skipped_row(deployment_id, ids[host.name], reason) for host, reason in skipped]
+                    if rows:
+                        conn.execute(insert(HD), rows)
+                return deployment_id
+            except IntegrityError:
+                # Either another process took the lock between our check and our insert
+                # (then say who), or the id clashed with one made in the same minute.
+                with self._read() as conn:
+                    self._refuse_if_locked(conn, app, environment, now)
+        raise StoreError(f"could not find an unused deployment id after {_ID_ATTEMPTS} tries")
+
+    def takeover(self, deployment_id: str, *, pid: int, started_from: str, now: datetime) -> DeploymentView:
+        """Make this controller (``started_from``, ``pid``) the owner of a dead controller's deployment.
+
+        For ``deploy resume``. Sets the status back to RUNNING and clears any pending
+        pause/abort request (the resume is the operator's latest word). Raises
+        DeploymentLocked when its controller still looks alive (see :meth:`liveness`)
+        or another process took it over first; ControlError when it has finished;
+        NotFound when there is no such deployment.
+        """
+        now = aware(now)
+        with self._write() as conn:
+            row = deployment_row(conn, deployment_id, for_update=True)
+            if row.finished_at is not None:
+                raise ControlError(
+                    f"deployment {deployment_id} has finished ({row.status}); there is nothing to resume"
+                )
+            liveness = self._liveness(row.started_from, row.pid, row.heartbeat_at, now)
+            if liveness.alive:
+                raise DeploymentLocked(
+                    f"deployment {deployment_id} is still run by pid {row.pid} on {row.started_from} "
+                    f"({liveness.reason}); it can be taken over only once that controller is dead"
+                )
+            taken = conn.execute(
+                update(D)
+                .where(
+                    D.c.id == deployment_id,
+                    D.c.finished_at.is_(None),
+                    D.c.pid == row.pid,
+                    D.c.started_from == row.started_from,
+                    D.c.heartbeat_at == row.heartbeat_at,
+                )
+                .values(
+                    pid=pid,
+                    started_from=started_from,
+                    heartbeat_at=now,
+                    status=DeploymentStatus.RUNNING.value,
+                    requested_control=None,
+                    control_requested_at=None,
+                    control_requested_by=None,
+                )
+            )
+            if taken.rowcount != 1:
+                raise DeploymentLocked(f"deployment {deployment_id} was taken over by another process first")
+        return self.deployment(deployment_id)
+
+    def heartbeat(self, deployment_id: str, *, pid: int, started_from: str, now: datetime) -> None:
+        """Record that the controller (``started_from``, ``pid``) is alive.
+
+        Raises DeploymentLocked when this controller no longer owns the deployment
+        (another process took it over, or it was finished elsewhere): stop at once.
+        """
+        now = aware(now)
+        with self._write() as conn:
+            beat = conn.execute(
+                update(D)
+                .where(
+                    D.c.id == deployment_id,
+                    D.c.pid == pid,
+                    D.c.started_from == started_from,
+                    D.c.finished_at.is_(None),
+                )
+                .values(heartbeat_at=now)
+            )
+            if beat.rowcount == 1:
+                return
+            row = deployment_row(conn, deployment_id)
+        if row.finished_at is not None:
+            raise DeploymentLocked(f"deployment {deployment_id} was finished elsewhere ({row.status})")
+        raise DeploymentLocked(
+            f"deployment {deployment_id} was taken over by pid {row.pid} on {row.started_from}"
+        )
+
+    def set_status(self, deployment_id: str, status: DeploymentStatus, now: datetime) -> None:
+        """Record that a pause (PAUSED) or a resume (RUNNING) took effect; also a heartbeat.
+
+        Only RUNNING and PAUSED are accepted here (RuntimeError otherwise; final
+        statuses go through :meth:`finish_deployment`). ControlError if it finished.
+        """
+        if status.is_final:
+            raise RuntimeError(f"set_status takes running or paused, not {status}; use finish_deployment")
+        now = aware(now)
+        with self._write() as conn:
+            changed = conn.execute(
+                update(D)
+                .where(D.c.id == deployment_id, D.c.finished_at.is_(None))
+                .values(status=status.value, heartbeat_at=now)
+            )
+            if changed.rowcount == 1:
+                return
+            row = deployment_row(conn, deployment_id)
+        raise ControlError(f"deployment {deployment_id} has already finished ({row.status})")
+
+    def record_step(self, deployment_id: str, host: str, step: Step, now: datetime) -> None:
+        """``host`` is RUNNING at ``step`` (its ``started_at`` is set on its first step)."""
+        now = aware(now)
+        with self._write() as conn:
+            changed = conn.execute(
+                update(HD)
+                .where(HD.c.deployment_id == deployment_id, HD.c.host_id == host_id_in(deployment_id, host))
+                .values(
+                    status=HostStatus.RUNNING.value,
+                    step=Step(step).value,
+                    started_at=func.coalesce(
+                        HD.c.started_at, bindparam("now", now, type_=HD.c.started_at.type)
+                    ),
+                )
+            )
+            if changed.rowcount != 1:
+                raise RuntimeError(f"host {host} is not part of deployment {deployment_id}")
+
+    def record_host_result(self, deployment_id: str, result: HostResult) -> None:
+        """A host's final status, error, output tail and steps (replacing an earlier attempt's).
+
+        When ``result.version`` differs from the version the host is recorded as
+        running, its open interval is closed and a new one opened at the moment of the
+        switch (the end of the SWITCH step when the result has one, else
+        ``result.finished_at``), attributed to this deployment.
+        """
+        with self._write() as conn:
+            found = conn.execute(
+                select(HD.c.id, HD.c.host_id, D.c.app, D.c.environment)
+                .select_from(HD.join(D, D.c.id == HD.c.deployment_id))
+                .where(
+                    HD.c.deployment_id == deployment_id,
+                    HD.c.host_id == host_id_in(deployment_id, result.host),
+                )
+            ).one_or_none()
+            if found is None:
+                raise RuntimeError(f"host {result.host} is not part of deployment {deployment_id}")
+            conn.execute(
+                update(HD)
+                .where(HD.c.id == found.id)
+                .values(
+                    status=HostStatus(result.status).value,
+                    step=None if result.step is None else Step(result.step).value,
+                    started_at=aware(result.started_at),
+                    finished_at=aware(result.finished_at),
+                    error=result.error,
+                    exit_status=result.exit_status,
+                    output_tail=cap_output(result.output_tail),
+                    version=result.version,
+                    previous_version=result.previous_version,
+                )
+            )
+            conn.execute(delete(HS).where(HS.c.host_deployment_id == found.id))
+            if result.steps:
+                conn.execute(
+                    insert(HS),
+                    [
+                        {
+                            "host_deployment_id": found.id,
+                            "position": position,
+                            "step": Step(step.step).value,
+                            "started_at": aware(step.started_at),
+                            "duration": step.duration,
+                            "exit_status": step.exit_status,
+                            "output": cap_output(step.output),
+                            "attempts": step.attempts,
+                        }
+                        for position, step in enumerate(result.steps)
+                    ],
+                )
+            if result.version is not None:
+                move_host_to_version(
+                    conn,
+                    host_id=found.host_id,
+                    app=found.app,
+                    environment=found.environment,
+                    version=result.version,
+                    moment=_switch_moment(result),
+                    deployment_id=deployment_id,
+                )
+
+    def add_hosts(self, deployment_id: str, hosts: Sequence[tuple[Host, int]], now: datetime) -> None:
+        """Add PENDING (host, wave) pairs to a running deployment; hosts already in it are left."""
+        now = aware(now)
+        _refuse_duplicates([host.name for host, _ in hosts])
+        with self._write() as conn:
+            row = deployment_row(conn, deployment_id)
+            if row.finished_at is not None:
+                raise RuntimeError(f"deployment {deployment_id} has finished; no host can join it")
+            ids = upsert_hosts(conn, row.app, row.environment, [host for host, _ in hosts], now)
+            present = set(conn.scalars(select(HD.c.host_id).where(HD.c.deployment_id == deployment_id)))
+            rows = [
+                pending_row(deployment_id, ids[h.name], wave)
+                for h, wave in hosts
+                if ids[h.name] not in present
+            ]
+            if rows:
+                conn.execute(insert(HD), rows)
+
+    def finish_deployment(
+        self, deployment_id: str, status: DeploymentStatus, now: datetime, *, reason: str | None = None
+    ) -> None:
+        """Record the final ``status`` (and why) and release the lock.
+
+        Hosts still PENDING are marked ABORTED: they never started. RuntimeError for a
+        non-final status; ControlError if it had already finished; NotFound if no such id.
+        """
+        if not status.is_final:
+            raise RuntimeError(f"finish_deployment takes a final status, not {status}")
+        now = aware(now)
+        with self._write() as conn:
+            finished = conn.execute(
+                update(D)
+                .where(D.c.id == deployment_id, D.c.finished_at.is_(None))
+                .values(status=status.value, finished_at=now, reason=reason)
+            )
+            if finished.rowcount != 1:
+                row = deployment_row(conn, deployment_id)
+                raise ControlError(f"deployment {deployment_id} has already finished ({row.status})")
+            conn.execute(
+                update(HD)
+                .where(HD.c.deployment_id == deployment_id, HD.c.status == HostStatus.PENDING.value)
+                .values(status=HostStatus.ABORTED.value)
+            )
+
+    def request_control(
+        self, deployment_id: str, action: ControlAction, *, requested_by: str, now: datetime
+    ) -> ControlState:
+        """Ask the deployment's controller to pause, resume or abort; the resulting state.
+
+        Asking again what is already asked is a no-op. Raises ControlError when the
+        deployment has finished, when RESUME is asked of one that is neither paused nor
+        asked to pause, or when anything but ABORT follows an ABORT. NotFound if no such id.
+        """
+        action = ControlAction(action)
+        now = aware(now)
+        with self._write() as conn:
+            row = deployment_row(conn, deployment_id, for_update=True)
+            if row.finished_at is not None:
+                raise ControlError(f"deployment {deployment_id} has already finished ({row.status})")
+            requested = None if row.requested_control is None else ControlAction(row.requested_control)
+            if requested is not action:
+                if requested is ControlAction.ABORT:
+                    raise ControlError(
+                        f"deployment {deployment_id} is being aborted (asked by {row.control_requested_by})"
+                    )
+                if (
+                    action is ControlAction.RESUME
+                    and requested is not ControlAction.PAUSE
+                    and row.status != DeploymentStatus.PAUSED.value
+                ):
+                    raise ControlError(f"deployment {deployment_id} is not paused")
+                conn.execute(
+                    update(D)
+                    .where(D.c.id == deployment_id)
+                    .values(
+                        requested_control=action.value,
+                        control_requested_at=now,
+                        control_requested_by=requested_by,
+                    )
+                )
+            return control_state_view(deployment_row(conn, deployment_id))
+
+    def mark_retired(self, app: str, environment: str, host_names: Sequence[str], now: datetime) -> None:
+        """Hosts that left the inventory: retired at ``now``, their open version interval closed."""
+        now = aware(now)
+        with self._write() as conn:
+            for names in chunks(sorted(set(host_names))):
+                ids = list(
+                    conn.scalars(
+                        select(H.c.id).where(
+                            H.c.app == app,
+                            H.c.environment == environment,
+                            H.c.name.in_(names),
+                            H.c.retired_at.is_(None),
+                        )
+                    )
+                )
+                if not ids:
+                    continue
+                conn.execute(update(H).where(H.c.id.in_(ids)).values(retired_at=now))
+                moment = bindparam("now", now, type_=VI.c.until.type)
+                conn.execute(
+                    update(VI)
+                    .where(VI.c.host_id.in_(ids), VI.c.until.is_(None))
+                    .values(until=case((VI.c.since > moment, VI.c.since), else_=moment))
+                )
+
+    # ---- reads (CLI, TUI, planner input) -----------------------------------------
+
+    def control_state(self, deployment_id: str) -> ControlState:
+        """The deployment's status and the latest operator request (NotFound if no such id)."""
+        with self._read() as conn:
+            return control_state_view(deployment_row(conn, deployment_id))
+
+    def liveness(self, view: DeploymentView, now: datetime) -> Liveness:
+        """Whether an unfinished deployment's controller looks alive.
+
+        Dead when its heartbeat is older than ``stale_after``, or when it runs on this
+        machine and its pid is gone. A finished deployment has no controller: not alive.
+        """
+        if view.finished_at is not None:
+            return Liveness(False, f"finished ({view.status})")
+        return self._liveness(view.started_from, view.pid, view.heartbeat_at, aware(now))
+
+    def deployment(self, deployment_id: str, *, steps: bool = False) -> DeploymentView:
+        """One deployment with its hosts (and their steps when ``steps``); NotFound if no such id."""
+        with self._read() as conn:
+            row = deployment_row(conn, deployment_id)
+            return full_view(conn, row, steps=steps)
+
+    def running_deployment(self, app: str, environment: str) -> DeploymentView | None:
+        """The unfinished deployment of the app+environment (the lock holder), with hosts; or None."""
+        with self._read() as conn:
+            row = conn.execute(unfinished(app, environment)).one_or_none()
+            return None if row is None else full_view(conn, row, steps=False)
+
+    def latest_deployments(self) -> list[DeploymentView]:
+        """The latest deployment of each app+environment, by app then environment (no hosts)."""
+        ranked = select(
+            D.c.id,
+            func.row_number()
+            .over(partition_by=(D.c.app, D.c.environment), order_by=(D.c.started_at.desc(), D.c.id.desc()))
+            .label("rank"),
+        ).subquery()
+        statement = (
+            select(D)
+            .join(ranked, ranked.c.id == D.c.id)
+            .where(ranked.c.rank == 1)
+            .order_by(D.c.app, D.c.environment)
+        )
+        with self._read() as conn:
+            return summary_views(conn, list(conn.execute(statement)))
+
+    def history(self, app: str, environment: str | None = None, *, limit: int = 20) -> list[DeploymentView]:
+        """Deployments of ``app`` (in ``environment`` if given), newest first (no hosts)."""
+        statement = select(D).where(D.c.app == app)
+        if environment is not None:
+            statement = statement.where(D.c.environment == environment)
+        statement = statement.order_by(D.c.started_at.desc(), D.c.id.desc()).limit(limit)
+        with self._read() as conn:
+            return summary_views(conn, list(conn.execute(statement)))
+
+    def hosts(self, app: str, environment: str, *, include_retired: bool = False) -> list[HostRecord]:
+        """The hosts known for the app+environment, by name."""
+        statement = select(H).where(H.c.app == app, H.c.environment == environment).order_by(H.c.name)
+        if not include_retired:
+            statement = statement.where(H.c.retired_at.is_(None))
+        with self._read() as conn:
+            return [
+                HostRecord(row.name, row.address, row.datacenter, row.first_seen, row.retired_at)
+                for row in conn.execute(statement)
+            ]
+
+    def current_versions(self, app: str, environment: str) -> dict[str, str]:
+        """Host name -> the version it runs now, for hosts with a known version."""
+        return {interval.host: interval.version for interval in self.hosts_running(app, environment)}
+
+    def failed_hosts_of_last_deployment(self, app: str, environment: str) -> set[str]:
+        """Hosts that FAILED or were UNREACHABLE in the app+environment's latest deployment."""
+        latest = (
+            select(D.c.id)
+            .where(D.c.app == app, D.c.environment == environment)
+            .order_by(D.c.started_at.desc(), D.c.id.desc())
+            .limit(1)
+            .scalar_subquery()
+        )
+        failures = [status.value for status in HostStatus if status.is_failure]
+        statement = (
+            select(H.c.name)
+            .select_from(HD.join(H, H.c.id == HD.c.host_id))
+            .where(HD.c.deployment_id == latest, HD.c.status.in_(failures))
+        )
+        with self._read() as conn:
+            return set(conn.scalars(statement))
+
+    def last_good_version(self, app: str, environment: str, *, before: str | None = None) -> str | None:
+        """The version to roll back to: that of the latest SUCCEEDED deployment.
+
+        With ``before`` (usually the version running now): the latest SUCCEEDED
+        deployment of another version that started before the latest deployment of
+        ``before``. None when there is none.
+
+        Worked example: 1.0 succeeded, 1.1 succeeded, 1.2 halted. ``before="1.2"`` skips
+        back past 1.2's deployment and gives 1.1; ``before="1.1"`` gives 1.0; without
+        ``before`` the answer is 1.1, the latest success.
+        """
+        statement = (
+            select(D.c.version, D.c.status)
+            .where(D.c.app == app, D.c.environment == environment)
+            .order_by(D.c.started_at.desc(), D.c.id.desc())
+        )
+        with self._read() as conn:
+            rows = [(row.version, DeploymentStatus(row.status)) for row in conn.execute(statement)]
+        return pick_last_good_version(rows, before)
+
+    def host_history(self, app: str, environment: str, host: str) -> list[VersionInterval]:
+        """Every version ``host`` ran for the app+environment, newest first."""
+        statement = (
+            interval_columns()
+            .select_from(VI.join(H, H.c.id == VI.c.host_id))
+            .where(H.c.app == app, H.c.environment == environment, H.c.name == host)
+            .order_by(VI.c.since.desc(), VI.c.id.desc())
+        )
+        with self._read() as conn:
+            return [interval_view(row) for row in conn.execute(statement)]
+
+    def hosts_running(
+        self, app: str, environment: str, version: str | None = None, at: datetime | None = None
+    ) -> list[VersionInterval]:
+        """The hosts running ``version`` (any version when None) now, or at the moment ``at``.
+
+        Each with the interval that covers the moment (``since`` is when it got there).
+        By host name. One indexed query whatever the history's length.
+        """
+        statement = covering_intervals(app, environment, version, None if at is None else aware(at))
+        with self._read() as conn:
+            return [interval_view(row) for row in conn.execute(statement.order_by(H.c.name))]
+
+    def versions_at(self, app: str, environment: str, at: datetime | None = None) -> list[tuple[str, int]]:
+        """(version, host count) now or at ``at``, most hosts first."""
+        covering = covering_intervals(app, environment, None, None if at is None else aware(at)).subquery()
+        count = func.count().label("n")
+        statement = (
+            select(covering.c.version, count)
+            .group_by(covering.c.version)
+            .order_by(count.desc(), covering.c.version)
+        )
+        with self._read() as conn:
+            return [(row.version, row.n) for row in conn.execute(statement)]
+
+    def close(self) -> None:
+        """Release the connections. Using the store afterwards raises RuntimeError."""
+        if not self._closed:
+            self._closed = True
+            self._engine.dispose()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    # ---- plumbing ----------------------------------------------------------------
+
+    @contextmanager
+    def _write(self) -> Iterator[Connection]:
+        """One write transaction, committed on leaving the block (rolled back on an error)."""
+        if self._closed:
+            raise RuntimeError("the store is closed")
+        try:
+            with self._writer.begin() as conn:
+                yield conn
+        except OperationalError as error:
+            raise StoreError(f"the state store at {self._url} failed: {one_line(error.orig)}") from None
+
+    @contextmanager
+    def _read(self) -> Iterator[Connection]:
+        if self._closed:
+            raise RuntimeError("the store is closed")
+        try:
+            with self._engine.connect() as conn:
+                yield conn
+        except OperationalError as error:
+            raise StoreError(f"the state store at {self._url} failed: {one_line(error.orig)}") from None
+
+    def _liveness(self, started_from: str, pid: int, heartbeat_at: datetime, now: datetime) -> Liveness:
+        silence = now - heartbeat_at
+        if started_from == self.hostname and not _pid_exists(pid):
+            return Liveness(False, f"pid {pid} is gone on {started_from}")
+        if silence > self.stale_after:
+            return Liveness(False, f"no heartbeat for {_seconds(silence)}")
+        return Liveness(True, f"heartbeat {_seconds(silence)} ago")
+
+    def _refuse_if_locked(self, conn: Connection, app: str, environment: str, now: datetime) -> None:
+        holder = conn.execute(unfinished(app, environment)).one_or_none()
+        if holder is None:
+            return
+        liveness = self._liveness(holder.started_from, holder.pid, holder.heartbeat_at, now)
+        message = (
+            f"{app}/{environment} is locked by deployment {holder.id} ({holder.kind} of {holder.version}, "
+            f"{holder.status}), started by {holder.started_by} on {holder.started_from} "
+            f"(pid {holder.pid}) at {holder.started_at:%Y-%m-%d %H:%M:%S}Z"
+        )
+        if liveness.alive:
+            message += f"; wait for it to finish, or abort it ({liveness.reason})"
+        else:
+            message += (
+                f"; its controller looks dead ({liveness.reason}): `deploy resume {holder.id}` takes it over"
+            )
+        raise DeploymentLocked(message)
+
+
+# ---- pure helpers ------------------------------------------------------------------
+
+
+def pick_last_good_version(
+    newest_first: Sequence[tuple[str, DeploymentStatus]], before: str | None
+) -> str | None:
+    """See :meth:`Store.last_good_version`; ``newest_first`` is (version, status) per deployment."""
+    rows = list(newest_first)
+    if before is not None:
+        for index, (version, _status) in enumerate(rows):
+            if version == before:
+                rows = rows[index + 1 :]
+                break
+    for version, status in rows:
+        if status is DeploymentStatus.SUCCEEDED and version != before:
+            return version
+    return None
+
+
+def _pid_exists(pid: int) -> bool:
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process: it exists
+        return True
+    return True
+
+
+def _seconds(span: timedelta) -> str:
+    total = max(0, int(span.total_seconds()))
+    minutes, seconds = divmod(total, 60)
+    hours, minutes = divmod(minutes, 60)
+    if hours:
+        return f"{hours}h {minutes}m"
+    if minutes:
+        return f"{minutes}m {seconds}s"
+    return f"{seconds}s"
+
+
+def _refuse_duplicates(names: Sequence[str]) -> None:
+    seen: set[str] = set()
+    for name in names:
+        if name in seen:
+            raise RuntimeError(f"host {name} is listed twice for one deployment")
+        seen.add(name)
+
+
+def _switch_moment(result: HostResult) -> datetime:
+    """When the host's ``current`` changed: the end of its SWITCH step, else when it finished."""
+    for step in result.steps:
+        if step.step is Step.SWITCH:
+            return aware(step.started_at) + timedelta(seconds=step.duration)
+    return aware(result.finished_at)

@@ -1,0 +1,175 @@
+"""What the store hands out: frozen values, never ORM objects, so callers never touch a session.
+
+Every timestamp here is timezone-aware UTC.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, cast
+
+from deployer.results import (
+    ControlAction,
+    DeploymentKind,
+    DeploymentStatus,
+    HostStatus,
+    Step,
+    StepResult,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class HostRecord:
+    """A host the store knows for one app+environment; ``retired_at`` is set once it left the inventory."""
+
+    name: str
+    address: str
+    datacenter: str
+    first_seen: datetime
+    retired_at: datetime | None = None
+
+    @property
+    def is_retired(self) -> bool:
+        return self.retired_at is not None
+
+
+@dataclass(frozen=True, slots=True)
+class HostDeploymentView:
+    """One host's part in one deployment. ``steps`` is filled only when asked for."""
+
+    name: str
+    datacenter: str
+    wave: int | None  # None for a host that was skipped before planning
+    status: HostStatus
+    step: Step | None  # the step running now, the one that failed, or the last that ran
+    started_at: datetime | None
+    finished_at: datetime | None
+    error: str | None
+    exit_status: int | None
+    output_tail: str
+    version: str | None  # what `current` pointed to when the host was left
+    previous_version: str | None
+    steps: tuple[StepResult, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class DeploymentView:
+    """One deployment as the CLI's ``--json`` and the TUI show it.
+
+    ``counts`` has every :class:`HostStatus` as a key (zeros included). ``hosts`` is
+    filled by :meth:`Store.deployment` and :meth:`Store.running_deployment`; lists of
+    deployments (history, latest) leave it empty and carry the counts only.
+    """
+
+    id: str
+    app: str
+    environment: str
+    kind: DeploymentKind
+    version: str
+    previous_version: str | None
+    status: DeploymentStatus
+    started_by: str
+    started_from: str  # the controller's machine (hostname)
+    pid: int  # the controller's process id on that machine
+    started_at: datetime
+    finished_at: datetime | None
+    heartbeat_at: datetime
+    spec_sha256: str
+    reason: str | None  # one sentence on why it ended as it did ("3 of 10 hosts failed ...")
+    requested_control: ControlAction | None  # the latest pause/resume/abort asked of it
+    control_requested_at: datetime | None
+    control_requested_by: str | None
+    counts: Mapping[HostStatus, int]
+    hosts: tuple[HostDeploymentView, ...] = ()
+
+    @property
+    def host_count(self) -> int:
+        return sum(self.counts.values())
+
+    @property
+    def is_finished(self) -> bool:
+        return self.status.is_final
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-ready dict: enums as their values, timestamps as ISO 8601 strings."""
+        return {**_jsonable(self), "host_count": self.host_count}
+
+
+@dataclass(frozen=True, slots=True)
+class VersionInterval:
+    """A host ran ``version`` from ``since`` until ``until`` (None: it still does).
+
+    The interval is half-open: at ``until`` the host already runs the next version.
+    """
+
+    host: str
+    datacenter: str
+    version: str
+    since: datetime
+    until: datetime | None
+    deployment_id: str | None  # the deployment that put the version there
+
+    def covers(self, moment: datetime) -> bool:
+        return self.since <= moment and (self.until is None or moment < self.until)
+
+    def to_json(self) -> dict[str, Any]:
+        return cast(dict[str, Any], _jsonable(self))
+
+
+@dataclass(frozen=True, slots=True)
+class ControlState:
+    """What the controller polls: the deployment's status and the latest operator request.
+
+    Requests are level-triggered: ``requested`` is the operator's latest wish (PAUSE:
+    be paused, RESUME or None: run, ABORT: stop), not an event to consume; the
+    controller compares it with ``status`` on every pass.
+    """
+
+    deployment_id: str
+    status: DeploymentStatus
+    requested: ControlAction | None
+    requested_at: datetime | None
+    requested_by: str | None
+
+    @property
+    def wants_pause(self) -> bool:
+        return self.requested is ControlAction.PAUSE
+
+    @property
+    def wants_abort(self) -> bool:
+        return self.requested is ControlAction.ABORT
+
+
+@dataclass(frozen=True, slots=True)
+class Liveness:
+    """Whether a running deployment's controller looks alive, and why not when it does not."""
+
+    alive: bool
+    reason: str  # "pid 4242 is gone on build-1", "no heartbeat for 5m 3s", "heartbeat 2s ago"
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, str):  # StrEnum members included: their value is the string
+        return str(value)
+    if isinstance(value, Mapping):
+        return {str(key): _jsonable(item) for key, item in value.items()}
+    if isinstance(value, tuple | list):
+        return [_jsonable(item) for item in value]
+    if hasattr(value, "__dataclass_fields__"):
+        names = [f for f in value.__dataclass_fields__]
+        return {name: _jsonable(getattr(value, name)) for name in names}
+    return value
+
+
+__all__ = [
+    "ControlState",
+    "DeploymentView",
+    "HostDeploymentView",
+    "HostRecord",
+    "Liveness",
+    "VersionInterval",
+]
