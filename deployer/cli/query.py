@@ -1,0 +1,269 @@
+"""The operators' questions and requests: ``status``, ``hosts``, ``versions``, ``history``,
+``pause``, ``resume`` and ``abort``.
+
+Each command opens the store, asks it one or two things, and hands the views to
+:mod:`deployer.render`. ``pause``, ``resume`` and ``abort`` only record the
+request in the store; the deployment's controller polls it and acts.
+"""
+
+from __future__ import annotations
+
+import getpass
+import socket
+import sys
+from datetime import UTC, datetime
+
+import click
+
+from deployer.cli.options import LOCAL, TIME, db_option, echo_json, json_option
+from deployer.errors import ControlError, NotFound
+from deployer.render import (
+    control_json,
+    control_lines,
+    deployment_json,
+    deployment_lines,
+    deployments_json,
+    deployments_lines,
+    host_history_json,
+    host_history_lines,
+    hosts_json,
+    hosts_lines,
+    versions_json,
+    versions_lines,
+)
+from deployer.results import ControlAction, HostStatus
+from deployer.store import DeploymentView, Liveness, Store, open_store
+
+AT_HELP = "The moment to ask about: ISO 8601 (local time unless zoned), `3h ago`, `2d`, `yesterday 18:30`."
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _echo_lines(lines: list[str]) -> None:
+    for line in lines:
+        click.echo(line)
+
+
+@click.command("status", short_help="Show a deployment, or the latest of each app.")
+@click.argument("deployment_id", metavar="[ID]", required=False)
+@db_option
+@json_option
+def status(deployment_id: str | None, db_url: str | None, as_json: bool) -> None:
+    """One deployment with its hosts, or the latest deployment of each app and environment."""
+    now = _now()
+    with open_store(db_url) as store:
+        if deployment_id is None:
+            views = store.latest_deployments()
+            controllers = {view.id: store.liveness(view, now) for view in views if not view.is_finished}
+            if as_json:
+                echo_json(deployments_json(views, controllers=controllers))
+            else:
+                _echo_lines(deployments_lines(views, now=now, tz=LOCAL, controllers=controllers))
+            return
+        view = store.deployment(deployment_id)
+        controller = None if view.is_finished else store.liveness(view, now)
+    if as_json:
+        echo_json(deployment_json(view, with_hosts=True, controller=controller))
+    else:
+        _echo_lines(deployment_lines(view, now=now, tz=LOCAL, controller=controller))
+
+
+@click.command("hosts", short_help="Which hosts run a version, and since when.")
+@click.option("--app", required=True, help="The application.")
+@click.option("--env", "environment", required=True, help="The environment.")
+@click.option("--version", help="Only the hosts running this version (default: any version).")
+@click.option("--at", type=TIME, help=AT_HELP)
+@db_option
+@json_option
+def hosts(
+    app: str, environment: str, version: str | None, at: datetime | None, db_url: str | None, as_json: bool
+) -> None:
+    """Which hosts run a version, now or at a moment, and since when."""
+    now = _now()
+    with open_store(db_url) as store:
+        running = store.hosts_running(app, environment, version, at)
+        retired = {
+            record.name: record.retired_at
+            for record in store.hosts(app, environment, include_retired=True)
+            if record.retired_at is not None
+        }
+    if as_json:
+        echo_json(
+            hosts_json(app, environment, at=at or now, version=version, running=running, retired=retired)
+        )
+    else:
+        _echo_lines(
+            hosts_lines(
+                app, environment, at=at, now=now, tz=LOCAL, version=version, running=running, retired=retired
+            )
+        )
+
+
+@click.command("versions", short_help="How many hosts run each version.")
+@click.option("--app", required=True, help="The application.")
+@click.option("--env", "environment", required=True, help="The environment.")
+@click.option("--at", type=TIME, help=AT_HELP)
+@db_option
+@json_option
+def versions(app: str, environment: str, at: datetime | None, db_url: str | None, as_json: bool) -> None:
+    """Each version of an app in an environment and how many hosts ran it, now or at a moment."""
+    now = _now()
+    with open_store(db_url) as store:
+        counts = store.versions_at(app, environment, at)
+    if as_json:
+        echo_json(versions_json(app, environment, at=at or now, versions=counts))
+    else:
+        _echo_lines(versions_lines(app, environment, at=at, tz=LOCAL, versions=counts))
+
+
+@click.command("history", short_help="Past deployments, or one host's versions.")
+@click.option("--app", required=True, help="The application.")
+@click.option("--env", "environment", help="Only this environment (needed with --host).")
+@click.option("--host", help="The versions this host ran, instead of the deployments.")
+@click.option("--limit", type=click.IntRange(min=1), default=20, show_default=True, help="At most this many.")
+@db_option
+@json_option
+def history(
+    app: str,
+    environment: str | None,
+    host: str | None,
+    limit: int,
+    db_url: str | None,
+    as_json: bool,
+) -> None:
+    """Deployments newest first (who, when, what, how it ended), or the versions one host ran."""
+    now = _now()
+    if host is not None and environment is None:
+        raise click.UsageError("--host needs --env: a host's versions are recorded per environment")
+    with open_store(db_url) as store:
+        if host is None:
+            views = store.history(app, environment, limit=limit)
+            if as_json:
+                echo_json(deployments_json(views))
+            else:
+                where = f" in {environment}" if environment else ""
+                _echo_lines(
+                    deployments_lines(views, now=now, tz=LOCAL, empty=f"no deployments of {app}{where}")
+                )
+            return
+        assert environment is not None  # refused above otherwise
+        known = {record.name: record for record in store.hosts(app, environment, include_retired=True)}
+        if host not in known:
+            raise NotFound(f"no host {host} is recorded for {app} in {environment}")
+        intervals = store.host_history(app, environment, host)[:limit]
+    retired_at = known[host].retired_at
+    if as_json:
+        echo_json(host_history_json(app, environment, host, intervals, retired_at=retired_at))
+    else:
+        _echo_lines(
+            host_history_lines(app, environment, host, intervals, now=now, tz=LOCAL, retired_at=retired_at)
+        )
+
+
+# ---- requests to a running deployment ---------------------------------------------
+
+
+@click.command("pause", short_help="Ask a deployment to start no new host.")
+@click.argument("deployment_id", metavar="ID")
+@db_option
+@json_option
+def pause(deployment_id: str, db_url: str | None, as_json: bool) -> None:
+    """Ask a running deployment to start no new host until it is resumed."""
+    with open_store(db_url) as store:
+        _request(store, deployment_id, ControlAction.PAUSE, as_json=as_json)
+
+
+@click.command("resume", short_help="Let a paused deployment go on.")
+@click.argument("deployment_id", metavar="ID")
+@db_option
+@json_option
+def resume(deployment_id: str, db_url: str | None, as_json: bool) -> None:
+    """Let a paused deployment go on; take over one whose controller died."""
+    now = _now()
+    with open_store(db_url) as store:
+        view = _unfinished(store, deployment_id)
+        liveness = store.liveness(view, now)
+        if not liveness.alive:
+            take_over(store, view, liveness, as_json=as_json)
+            return
+        _request(store, deployment_id, ControlAction.RESUME, as_json=as_json, view=view)
+
+
+@click.command("abort", short_help="Ask a deployment to stop for good.")
+@click.argument("deployment_id", metavar="ID")
+@click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
+@db_option
+@json_option
+def abort(deployment_id: str, yes: bool, db_url: str | None, as_json: bool) -> None:
+    """Ask a running deployment to stop for good (asks first on a terminal, unless --yes)."""
+    with open_store(db_url) as store:
+        view = _unfinished(store, deployment_id)
+        if not yes and sys.stdin.isatty():
+            waiting = view.counts.get(HostStatus.PENDING, 0) + view.counts.get(HostStatus.SKIPPED, 0)
+            click.confirm(
+                f"Abort {view.id}, the {view.kind} of {view.app} {view.version} to {view.environment} "
+                f"({view.host_count - waiting} of {view.host_count} hosts started)?",
+                abort=True,
+                err=True,
+            )
+        _request(store, deployment_id, ControlAction.ABORT, as_json=as_json, view=view)
+
+
+def take_over(store: Store, view: DeploymentView, liveness: Liveness, *, as_json: bool) -> None:
+    """``deploy resume`` of a deployment whose controller is dead: run it on from here.
+
+    HOOK(lead): call ``deployer.operations.resume_deployment(...)`` here (it takes
+    the deployment over with ``Store.takeover`` and runs the rest of its waves in
+    this process). Until it is wired, say plainly that this cannot be done yet.
+    """
+    raise ControlError(
+        f"the controller of {view.id} looks dead ({liveness.reason}); "
+        "taking a deployment over is not available yet"
+    )
+
+
+def _request(
+    store: Store,
+    deployment_id: str,
+    action: ControlAction,
+    *,
+    as_json: bool,
+    view: DeploymentView | None = None,
+) -> None:
+    """Record ``action`` for the deployment's controller to see, and say what was asked."""
+    now = _now()
+    view = view or _unfinished(store, deployment_id)
+    state = store.request_control(deployment_id, action, requested_by=_operator(), now=now)
+    if as_json:
+        echo_json(control_json(state))
+    else:
+        _echo_lines(control_lines(state, now=now, tz=LOCAL))
+    liveness = store.liveness(view, now)
+    if not liveness.alive:
+        click.echo(
+            f"warning: the controller of {deployment_id} looks dead ({liveness.reason}); nothing acts on "
+            f"this until `deploy resume {deployment_id}` takes it over",
+            err=True,
+        )
+
+
+def _unfinished(store: Store, deployment_id: str) -> DeploymentView:
+    """The deployment, if it can still take a request: NotFound or ControlError otherwise."""
+    view = store.deployment(deployment_id)
+    if view.is_finished:
+        raise ControlError(f"deployment {deployment_id} has already finished ({view.status})")
+    return view
+
+
+def _operator() -> str:
+    """Who asks, for the record: ``user@machine``."""
+    try:
+        user = getpass.getuser()
+    except (OSError, KeyError):  # no login name in the environment and none in the password database
+        user = "unknown"
+    return f"{user}@{socket.gethostname()}"
+
+
+commands = [status, hosts, versions, history, pause, resume, abort]

@@ -1,0 +1,454 @@
+"""The store's views as people and scripts read them: JSON documents, and aligned text.
+
+Pure: everything comes in as arguments (the views, ``now``, the zone to show
+times in); nothing here reads the store or the clock, or prints.
+
+The JSON documents are a public interface that users' scripts parse: keys are
+only ever added, never renamed or removed. Timestamps are ISO 8601 in UTC,
+enums their string values, and a missing value is ``null``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import UTC, date, datetime, timedelta, tzinfo
+from typing import Any
+
+from deployer.results import ControlAction, HostStatus
+from deployer.store.views import (
+    ControlState,
+    DeploymentView,
+    HostDeploymentView,
+    Liveness,
+    VersionInterval,
+)
+
+# ---- JSON ------------------------------------------------------------------------
+
+
+def deployment_json(
+    view: DeploymentView, *, with_hosts: bool, controller: Liveness | None = None
+) -> dict[str, Any]:
+    """One deployment; with its hosts for ``deploy status ID``, without in lists.
+
+    ``controller`` is whether its controller looks alive (only meaningful while it
+    runs); ``null`` when not given.
+    """
+    document: dict[str, Any] = {
+        "id": view.id,
+        "app": view.app,
+        "environment": view.environment,
+        "kind": str(view.kind),
+        "version": view.version,
+        "previous_version": view.previous_version,
+        "status": str(view.status),
+        "reason": view.reason,
+        "started_by": view.started_by,
+        "started_from": view.started_from,
+        "pid": view.pid,
+        "started_at": _iso(view.started_at),
+        "finished_at": _iso(view.finished_at),
+        "heartbeat_at": _iso(view.heartbeat_at),
+        "requested_control": None if view.requested_control is None else str(view.requested_control),
+        "control_requested_at": _iso(view.control_requested_at),
+        "control_requested_by": view.control_requested_by,
+        "controller": None
+        if controller is None
+        else {"alive": controller.alive, "reason": controller.reason},
+        "host_count": view.host_count,
+        "counts": {str(status): view.counts.get(status, 0) for status in HostStatus},
+    }
+    if with_hosts:
+        document["hosts"] = [host_json(host) for host in view.hosts]
+    return document
+
+
+def host_json(host: HostDeploymentView) -> dict[str, Any]:
+    """One host's part in a deployment."""
+    return {
+        "name": host.name,
+        "datacenter": host.datacenter,
+        "wave": host.wave,
+        "status": str(host.status),
+        "step": None if host.step is None else str(host.step),
+        "started_at": _iso(host.started_at),
+        "finished_at": _iso(host.finished_at),
+        "error": host.error,
+        "exit_status": host.exit_status,
+        "version": host.version,
+        "previous_version": host.previous_version,
+        "output_tail": host.output_tail,
+    }
+
+
+def deployments_json(
+    views: Sequence[DeploymentView], *, controllers: Mapping[str, Liveness] | None = None
+) -> dict[str, Any]:
+    """``deploy status`` without an id, and ``deploy history``: deployments without hosts.
+
+    ``controllers`` holds, by deployment id, whether the unfinished ones' controllers look alive.
+    """
+    controllers = controllers or {}
+    return {
+        "deployments": [
+            deployment_json(view, with_hosts=False, controller=controllers.get(view.id)) for view in views
+        ]
+    }
+
+
+def hosts_json(
+    app: str,
+    environment: str,
+    *,
+    at: datetime,
+    version: str | None,
+    running: Sequence[VersionInterval],
+    retired: Mapping[str, datetime],
+) -> dict[str, Any]:
+    """``deploy hosts``: who ran ``version`` (any when None) at ``at``, and since when.
+
+    ``retired`` maps the names of hosts that have since left the inventory to when
+    they left; every host gets a ``retired_at`` (``null`` for a host still in use).
+    """
+    return {
+        "app": app,
+        "environment": environment,
+        "at": _iso(at),
+        "version": version,
+        "hosts": [
+            {
+                "name": interval.host,
+                "datacenter": interval.datacenter,
+                "version": interval.version,
+                "since": _iso(interval.since),
+                "until": _iso(interval.until),
+                "deployment": interval.deployment_id,
+                "retired_at": _iso(retired.get(interval.host)),
+            }
+            for interval in running
+        ],
+    }
+
+
+def versions_json(
+    app: str, environment: str, *, at: datetime, versions: Sequence[tuple[str, int]]
+) -> dict[str, Any]:
+    """``deploy versions``: each version and how many hosts ran it at ``at``."""
+    return {
+        "app": app,
+        "environment": environment,
+        "at": _iso(at),
+        "versions": [{"version": version, "host_count": count} for version, count in versions],
+    }
+
+
+def host_history_json(
+    app: str,
+    environment: str,
+    host: str,
+    intervals: Sequence[VersionInterval],
+    *,
+    retired_at: datetime | None = None,
+) -> dict[str, Any]:
+    """``deploy history --host``: the versions a host ran, newest first (``until`` null: still)."""
+    return {
+        "app": app,
+        "environment": environment,
+        "host": host,
+        "retired_at": _iso(retired_at),
+        "versions": [
+            {
+                "version": interval.version,
+                "since": _iso(interval.since),
+                "until": _iso(interval.until),
+                "deployment": interval.deployment_id,
+            }
+            for interval in intervals
+        ],
+    }
+
+
+def control_json(state: ControlState) -> dict[str, Any]:
+    """``deploy pause|resume|abort --json``: what is now asked of the deployment."""
+    return {
+        "id": state.deployment_id,
+        "status": str(state.status),
+        "requested": None if state.requested is None else str(state.requested),
+        "requested_at": _iso(state.requested_at),
+        "requested_by": state.requested_by,
+    }
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return None if moment is None else moment.astimezone(UTC).isoformat()
+
+
+# ---- text: moments, ages, spans, tables ---------------------------------------------
+
+
+def format_moment(moment: datetime, tz: tzinfo, *, seconds: bool = True) -> str:
+    """``2026-11-27 19:30:05 CET``: the moment on the wall clock of ``tz``, naming the zone."""
+    local = moment.astimezone(tz)
+    text = local.strftime("%Y-%m-%d %H:%M:%S" if seconds else "%Y-%m-%d %H:%M")
+    return f"{text} {local.tzname() or local.strftime('%z')}"
+
+
+def format_span(span: timedelta) -> str:
+    """A length of time in its two largest units: ``45s``, ``5m 3s``, ``2h 5m``, ``3d 4h``.
+
+    From a week on, days only (``12d``): the hours no longer help.
+    """
+    total = int(abs(span.total_seconds()))
+    days, rest = divmod(total, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, secs = divmod(rest, 60)
+    if days:
+        return f"{days}d {hours}h" if hours and days < 7 else f"{days}d"
+    if hours:
+        return f"{hours}h {minutes}m" if minutes else f"{hours}h"
+    if minutes:
+        return f"{minutes}m {secs}s" if secs else f"{minutes}m"
+    return f"{secs}s"
+
+
+def format_age(moment: datetime, now: datetime) -> str:
+    """How long ago ``moment`` was: ``just now``, ``5m 3s ago``, ``2h 5m ago``; ``in 3m`` ahead."""
+    span = now - moment
+    if abs(span) < timedelta(seconds=1):
+        return "just now"
+    if span < timedelta(0):
+        return f"in {format_span(span)}"
+    return f"{format_span(span)} ago"
+
+
+def format_when(moment: datetime | None, now: datetime, tz: tzinfo) -> str:
+    """``2026-11-27 19:30:05 CET (2h 5m ago)``; ``-`` for no moment."""
+    if moment is None:
+        return "-"
+    return f"{format_moment(moment, tz)} ({format_age(moment, now)})"
+
+
+def format_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
+    """Columns aligned on two spaces; the last column is not padded (no trailing blanks)."""
+    widths = [len(header) for header in headers]
+    for row in rows:
+        for index, cell in enumerate(row):
+            widths[index] = max(widths[index], len(cell))
+    lines = []
+    for row in [list(headers), *map(list, rows)]:
+        cells = [cell.ljust(width) for cell, width in zip(row[:-1], widths, strict=False)] + row[-1:]
+        lines.append("  ".join(cells).rstrip())
+    return lines
+
+
+def format_counts(counts: Mapping[HostStatus, int]) -> str:
+    """``4 succeeded, 1 failed, 1 aborted``: the non-zero counts, in the order a deployment goes."""
+    parts = [f"{counts[status]} {status}" for status in HostStatus if counts.get(status, 0)]
+    return ", ".join(parts) if parts else "no hosts"
+
+
+# ---- text: the commands' output ---------------------------------------------------
+
+
+def deployment_lines(
+    view: DeploymentView, *, now: datetime, tz: tzinfo, controller: Liveness | None = None
+) -> list[str]:
+    """``deploy status ID``: what, who, when, how it ended, then one row per host."""
+    was = f" (was {view.previous_version})" if view.previous_version else ""
+    lines = [
+        f"{view.id}  {view.kind} of {view.app} {view.version} to {view.environment}{was}: {view.status}",
+        f"  {'started':<10} {format_when(view.started_at, now, tz)} by {view.started_by} "
+        f"on {view.started_from} (pid {view.pid})",
+    ]
+    if view.finished_at is not None:
+        took = format_span(view.finished_at - view.started_at)
+        lines.append(f"  {'finished':<10} {format_when(view.finished_at, now, tz)}, after {took}")
+    if view.reason:
+        lines.append(f"  {'reason':<10} {view.reason}")
+    if view.requested_control is not None and view.control_requested_at is not None:
+        lines.append(
+            f"  {'asked':<10} {view.requested_control} by {view.control_requested_by} "
+            f"at {format_when(view.control_requested_at, now, tz)}"
+        )
+    if controller is not None and view.finished_at is None:
+        state = "alive" if controller.alive else "looks dead"
+        lines.append(f"  {'controller':<10} {state}: {controller.reason}")
+    lines.append(f"  {'hosts':<10} {format_counts(view.counts)} ({view.host_count} in all)")
+    if view.hosts:
+        day = view.started_at.astimezone(tz).date()
+        rows = [
+            [
+                "-" if host.wave is None else str(host.wave),
+                host.name,
+                host.datacenter,
+                str(host.status),
+                "-" if host.step is None else str(host.step),
+                _clock(host.started_at, day, tz),
+                _clock(host.finished_at, day, tz),
+                " ".join((host.error or "").split()),
+            ]
+            for host in view.hosts
+        ]
+        lines.append("")
+        lines += format_table(
+            ["WAVE", "HOST", "DATACENTER", "STATUS", "STEP", "STARTED", "FINISHED", "ERROR"], rows
+        )
+    return lines
+
+
+def deployments_lines(
+    views: Sequence[DeploymentView],
+    *,
+    now: datetime,
+    tz: tzinfo,
+    controllers: Mapping[str, Liveness] | None = None,
+    empty: str = "no deployments recorded",
+) -> list[str]:
+    """``deploy status`` and ``deploy history``: one row per deployment, as given (newest first).
+
+    An unfinished deployment whose controller looks dead (per ``controllers``) says so in
+    its status: it holds its app+environment's lock until ``deploy resume`` takes it over.
+    """
+    if not views:
+        return [empty]
+    controllers = controllers or {}
+
+    def status(view: DeploymentView) -> str:
+        controller = controllers.get(view.id)
+        dead = view.finished_at is None and controller is not None and not controller.alive
+        return f"{view.status} (controller dead)" if dead else str(view.status)
+
+    rows = [
+        [
+            view.id,
+            view.app,
+            view.environment,
+            str(view.kind),
+            view.version,
+            status(view),
+            f"{format_moment(view.started_at, tz, seconds=False)} ({format_age(view.started_at, now)})",
+            view.started_by,
+            "running" if view.finished_at is None else format_span(view.finished_at - view.started_at),
+            format_counts(view.counts),
+        ]
+        for view in views
+    ]
+    headers = ["ID", "APP", "ENV", "KIND", "VERSION", "STATUS", "STARTED", "BY", "TOOK", "HOSTS"]
+    return format_table(headers, rows)
+
+
+def hosts_lines(
+    app: str,
+    environment: str,
+    *,
+    at: datetime | None,
+    now: datetime,
+    tz: tzinfo,
+    version: str | None,
+    running: Sequence[VersionInterval],
+    retired: Mapping[str, datetime],
+) -> list[str]:
+    """``deploy hosts``: one row per host with its version and since when; or why there is none."""
+    what = version if version is not None else "any recorded version"
+    if not running:
+        if at is None:
+            return [f"no host of {app} in {environment} runs {what}"]
+        return [f"no host of {app} in {environment} ran {what} at {format_moment(at, tz)}"]
+    # UNTIL only matters for a moment in the past; NOTE only when a host has left since.
+    with_until = at is not None
+    with_note = any(interval.host in retired for interval in running)
+    rows = []
+    for interval in running:
+        row = [
+            interval.host,
+            interval.datacenter,
+            interval.version,
+            f"{format_moment(interval.since, tz)} ({format_age(interval.since, now)})",
+        ]
+        if with_until:
+            row.append("-" if interval.until is None else format_moment(interval.until, tz))
+        if with_note:
+            left = retired.get(interval.host)
+            row.append("" if left is None else f"retired {format_moment(left, tz, seconds=False)}")
+        rows.append(row)
+    headers = ["HOST", "DATACENTER", "VERSION", "SINCE", *(["UNTIL"] * with_until), *(["NOTE"] * with_note)]
+    moment = "now" if at is None else f"at {format_moment(at, tz)}"
+    count = len(running)
+    title = f"{count} host{'s' if count != 1 else ''} of {app} in {environment} running {what} {moment}:"
+    return [title, *format_table(headers, rows)]
+
+
+def versions_lines(
+    app: str,
+    environment: str,
+    *,
+    at: datetime | None,
+    tz: tzinfo,
+    versions: Sequence[tuple[str, int]],
+) -> list[str]:
+    """``deploy versions``: each version and its host count, most hosts first."""
+    moment = "now" if at is None else f"at {format_moment(at, tz)}"
+    if not versions:
+        verb = "runs" if at is None else "ran"
+        return [f"no host of {app} in {environment} {verb} any recorded version {moment}"]
+    total = sum(count for _, count in versions)
+    rows = [[version, str(count), f"{100 * count / total:.0f}%"] for version, count in versions]
+    return [
+        f"versions of {app} in {environment} {moment}:",
+        *format_table(["VERSION", "HOSTS", "SHARE"], rows),
+    ]
+
+
+def host_history_lines(
+    app: str,
+    environment: str,
+    host: str,
+    intervals: Sequence[VersionInterval],
+    *,
+    now: datetime,
+    tz: tzinfo,
+    retired_at: datetime | None = None,
+) -> list[str]:
+    """``deploy history --host``: the versions a host ran, newest first, with how long each."""
+    if not intervals:
+        return [f"no version of {app} is recorded on {host} in {environment}"]
+    rows = [
+        [
+            interval.version,
+            format_moment(interval.since, tz),
+            "now" if interval.until is None else format_moment(interval.until, tz),
+            format_span((interval.until or now) - interval.since),
+            interval.deployment_id or "-",
+        ]
+        for interval in intervals
+    ]
+    title = f"versions of {app} on {host} in {environment}, newest first"
+    if retired_at is not None:
+        title += f" (retired {format_when(retired_at, now, tz)})"
+    return [title + ":", *format_table(["VERSION", "SINCE", "UNTIL", "FOR", "DEPLOYMENT"], rows)]
+
+
+def control_lines(state: ControlState, *, now: datetime, tz: tzinfo) -> list[str]:
+    """What ``deploy pause|resume|abort`` recorded, and what happens next."""
+    asked = f"by {state.requested_by} at {format_when(state.requested_at, now, tz)}"
+    ident = state.deployment_id
+    match state.requested:
+        case ControlAction.PAUSE:
+            effect = f"no new host starts once its controller sees it; `deploy resume {ident}` continues"
+        case ControlAction.RESUME:
+            effect = "its controller starts hosts again once it sees it"
+        case ControlAction.ABORT:
+            effect = "its controller stops the deployment once it sees it"
+        case None:
+            effect = "nothing is asked of it"
+    return [f"{state.requested} of {ident} requested {asked} (it is {state.status}): {effect}"]
+
+
+def _clock(moment: datetime | None, day: date, tz: tzinfo) -> str:
+    """A host's time within its deployment: the time of day, with the date only when it differs."""
+    if moment is None:
+        return "-"
+    local = moment.astimezone(tz)
+    if local.date() == day:
+        return f"{local:%H:%M:%S}"
+    return f"{local:%Y-%m-%d %H:%M:%S}"
