@@ -1,0 +1,143 @@
+"""The artifact a deployment sends: a directory packed once into a .tar.gz, or a given one.
+
+A directory is packed reproducibly (sorted entries, owner 0, gzip header time 0), so the
+same files always give the same sha256 and a host that already holds the release is not
+sent it again. The packed file is cached under ``~/.cache/deployer/artifacts`` keyed by a
+fingerprint of the tree (paths, modes, sizes, mtimes): packing happens once per change,
+not once per deployment or per host.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gzip
+import hashlib
+import os
+import stat
+import tarfile
+import tempfile
+from pathlib import Path
+from typing import BinaryIO
+
+from deployer.errors import ArtifactError
+from deployer.runner import Artifact
+
+CACHE_KEEP_COUNT = 20  # packed artifacts kept in the cache, newest first
+_CHUNK = 1 << 20
+_GZIP_MAGIC = b"\x1f\x8b"
+
+
+def default_cache_dir() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "deployer" / "artifacts"
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as file:
+        while chunk := file.read(_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def prepare_artifact(
+    source: str | os.PathLike[str], cache_dir: str | os.PathLike[str] | None = None
+) -> Artifact:
+    """The artifact for ``source``: a ``.tar.gz``/``.tgz`` as it is, or a directory packed.
+
+    Raises :class:`ArtifactError` when ``source`` is missing, unreadable, or neither.
+    """
+    path = Path(source).expanduser()
+    try:
+        if path.is_dir():
+            return _packed(path, Path(cache_dir) if cache_dir is not None else default_cache_dir())
+        if path.is_file() and path.name.endswith((".tar.gz", ".tgz")):
+            with path.open("rb") as file:
+                if file.read(2) != _GZIP_MAGIC:
+                    raise ArtifactError(f"artifact {path} is not a gzip file")
+            return Artifact(path=str(path), sha256=sha256_of(path), size=path.stat().st_size)
+    except OSError as error:
+        raise ArtifactError(f"cannot read artifact {path}: {error.strerror or error}") from None
+    if not path.exists():
+        raise ArtifactError(f"artifact {path} does not exist")
+    raise ArtifactError(f"artifact {path} is neither a directory nor a .tar.gz file")
+
+
+def _entries(root: Path) -> list[tuple[str, os.stat_result]]:
+    """Every path under ``root`` (relative, sorted) with its lstat; refuses special files."""
+    found: list[tuple[str, os.stat_result]] = []
+    for directory, dirnames, filenames in os.walk(root, onerror=_raise):
+        dirnames.sort()
+        for name in [*dirnames, *sorted(filenames)]:
+            full = os.path.join(directory, name)
+            info = os.lstat(full)
+            if not (stat.S_ISREG(info.st_mode) or stat.S_ISDIR(info.st_mode) or stat.S_ISLNK(info.st_mode)):
+                raise ArtifactError(
+                    f"artifact {root} holds {full}, which is neither a file, a directory nor a link"
+                )
+            found.append((os.path.relpath(full, root), info))
+    found.sort(key=lambda entry: entry[0])
+    return found
+
+
+def _raise(error: OSError) -> None:
+    raise error
+
+
+def _fingerprint(root: Path, entries: list[tuple[str, os.stat_result]]) -> str:
+    digest = hashlib.sha256()
+    for relative, info in entries:
+        link = os.readlink(root / relative) if stat.S_ISLNK(info.st_mode) else ""
+        digest.update(f"{relative}\0{info.st_mode}\0{info.st_size}\0{info.st_mtime_ns}\0{link}\n".encode())
+    return digest.hexdigest()
+
+
+def _packed(root: Path, cache_dir: Path) -> Artifact:
+    entries = _entries(root)
+    key = _fingerprint(root, entries)
+    packed = cache_dir / f"{key}.tar.gz"
+    recorded = cache_dir / f"{key}.sha256"
+    with contextlib.suppress(OSError, ValueError):
+        sha256 = recorded.read_text().strip()
+        if len(sha256) == 64 and packed.is_file():
+            os.utime(packed)  # newest use first when the cache is trimmed
+            return Artifact(path=str(packed), sha256=sha256, size=packed.stat().st_size)
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    descriptor, temporary = tempfile.mkstemp(dir=cache_dir, prefix=".packing-", suffix=".tar.gz")
+    try:
+        with os.fdopen(descriptor, "wb") as raw:
+            _write_tar_gz(root, entries, raw)
+        sha256 = sha256_of(Path(temporary))
+        os.replace(temporary, packed)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temporary)
+        raise
+    recorded.write_text(sha256 + "\n")
+    _trim_cache(cache_dir)
+    return Artifact(path=str(packed), sha256=sha256, size=packed.stat().st_size)
+
+
+def _write_tar_gz(root: Path, entries: list[tuple[str, os.stat_result]], raw: BinaryIO) -> None:
+    # mtime=0 and no file name in the gzip header: the same tree packs to the same bytes.
+    with (
+        gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0, compresslevel=6) as zipped,
+        tarfile.open(fileobj=zipped, mode="w", format=tarfile.GNU_FORMAT) as archive,
+    ):
+        for relative, _ in entries:
+            info = archive.gettarinfo(str(root / relative), arcname=relative)
+            info.uid = info.gid = 0
+            info.uname = info.gname = ""
+            if info.isreg():
+                with (root / relative).open("rb") as file:
+                    archive.addfile(info, file)
+            else:
+                archive.addfile(info)
+
+
+def _trim_cache(cache_dir: Path) -> None:
+    packed = sorted(cache_dir.glob("*.tar.gz"), key=lambda path: path.stat().st_mtime, reverse=True)
+    for old in packed[CACHE_KEEP_COUNT:]:
+        with contextlib.suppress(OSError):
+            old.unlink()
+            old.with_name(old.name.removesuffix(".tar.gz") + ".sha256").unlink()

@@ -1,0 +1,426 @@
+# deployer's remote driver: runs every step of one host's deployment in ONE exec channel.
+#
+# Sent by deployer.ssh as `sh -c <this script> driver <args>` (args: see deployer.release
+# .driver_command). POSIX sh only; no python on the host. Needs setsid (util-linux or
+# busybox) to kill a hook together with its children, GNU or busybox mv (-T), tar and
+# sha256sum (or shasum / openssl).
+#
+# Protocol, one line each on stdout (parsed by deployer.release.parse_marker):
+#   @@previous <dir>                what `current` pointed to at the start (may be empty)
+#   @@release <dir>                 the kept releases, newest switch first, just before prune
+#   @@step <step> start             then WAITS for one line on stdin: `go [n ...]` or `stop`
+#   @@need-artifact <path>          then WAITS for `sent` once the controller wrote the file
+#   @@output <bytes>                followed by exactly that many bytes of the step's output
+#   @@step <step> end <exit> <attempts> [timeout]   (the controller times the steps itself)
+#   @@error <sentence>              why the step about to end failed, for people
+#   @@done <outcome>                succeeded | failed:<step>:<exit> | aborted:<step>
+#   @@current <dir>                 what `current` points to as the driver leaves
+# A <dir> is a release's directory name: its version, %-escaped (deployer.release).
+# When stdin reaches EOF (the controller went away) the driver carries on by itself to
+# the end, without pruning (which needs the controller's choice), so no host is left
+# half-switched. <target>/.deploy/<id>.state records the outcome for `probe`.
+
+target=$1 id=$2 kind=$3 version=$4 dir=$5 sha=$6 who=$7 DEPLOY_APP=$8 DEPLOY_ENVIRONMENT=$9
+shift 9
+DEPLOY_HOST=$1 DEPLOY_DATACENTER=$2 ignore_stop=$3
+shift 3
+stop_cmd=$1 stop_timeout=$2 stop_retries=$3 stop_interval=$4 stop_script=$5
+shift 5
+bi_cmd=$1 bi_timeout=$2 bi_retries=$3 bi_interval=$4 bi_script=$5
+shift 5
+ai_cmd=$1 ai_timeout=$2 ai_retries=$3 ai_interval=$4 ai_script=$5
+shift 5
+start_cmd=$1 start_timeout=$2 start_retries=$3 start_interval=$4 start_script=$5
+shift 5
+val_cmd=$1 val_timeout=$2 val_retries=$3 val_interval=$4 val_script=$5
+DEPLOY_VERSION=$version DEPLOY_ID=$id DEPLOY_PREVIOUS_VERSION= DEPLOY_RELEASE_DIR=
+export DEPLOY_APP DEPLOY_ENVIRONMENT DEPLOY_HOST DEPLOY_DATACENTER DEPLOY_VERSION DEPLOY_ID
+export DEPLOY_PREVIOUS_VERSION DEPLOY_RELEASE_DIR
+
+autonomous=0 committed=0 made_temporary=0 step= cur= prev= log=/dev/null run_dir= state=
+# The step a failure before any step is charged to: the first one the job would run (the
+# controller acknowledges it in advance, see deployer.release.first_step).
+if [ "$kind" != restart ]; then
+    first_step=upload
+elif [ -z "$stop_cmd" ] && [ -n "$start_cmd" ]; then
+    first_step=start
+elif [ -z "$stop_cmd" ] && [ -n "$val_cmd" ]; then
+    first_step=validate
+else
+    first_step=stop
+fi
+
+# A caught (not ignored) SIGPIPE/SIGHUP: the hooks still get default signal handling,
+# and a write to a vanished controller turns the driver autonomous instead of killing it.
+go_autonomous() {
+    autonomous=1
+    if [ -n "$run_dir" ]; then exec </dev/null >>"$run_dir/driver.out" 2>&1; else exec </dev/null >/dev/null 2>&1; fi
+}
+trap 'go_autonomous' PIPE HUP
+
+# `running ...` is written in place (one small write); the final word is renamed into place.
+put_state() {
+    [ -n "$state" ] || return 0
+    case $1 in
+    running*) printf '%s\n' "$1" >"$state" ;;
+    *) printf '%s\n' "$1" >"$state.tmp" && mv -f "$state.tmp" "$state" ;;
+    esac
+}
+
+# Marker lines wait in $pending and go out together just before the driver waits for
+# the controller, sends output, or ends: fewer writes, fewer SSH packets.
+pending=
+say() {
+    pending="$pending$*
+"
+}
+flush() {
+    [ -n "$pending" ] && printf '%s' "$pending"
+    pending=
+}
+
+# Removes what a run that stopped half-way may leave (only when it made any).
+cleanup() {
+    if [ "$made_temporary" = 1 ]; then
+        rm -rf "$target/releases/.tmp-$id" "$target/releases/.old-$id" "$run_dir/artifact.tar.gz" \
+            "$target/.current-$id"
+    fi
+}
+
+# Keeps the records of the newest 20 deployments (a directory and a .state file each).
+prune_records() {
+    ls -1t "$target/.deploy" 2>/dev/null | tail -n +41 | while IFS= read -r old; do
+        [ -n "$old" ] && rm -rf "$target/.deploy/$old"
+    done
+}
+
+# Ends the run: failed at $step with exit $1 (and @@error $2 when given).
+fail() {
+    [ -n "$2" ] && say "@@error $2"
+    put_state "failed:$step:$1"
+    say "@@done failed:$step:$1"
+    say "@@current $cur"
+    flush
+    cleanup
+    exit 0
+}
+
+# Sets $v to the version release directory $1 holds: its name, unless escaped (see
+# deployer.release.release_dir_name), then its .deploy-version.
+version_of() {
+    v=$1
+    case $1 in *%*) [ -f "$target/releases/$1/.deploy-version" ] && v=$(cat "$target/releases/$1/.deploy-version") ;; esac
+}
+
+# Sets $cur to the release directory `current` points to (cd -P: no process needed).
+read_current() {
+    cur=
+    if [ -L "$target/current" ] && cd -P "$target/current" 2>/dev/null; then
+        cur=${PWD##*/}
+        cd /
+    fi
+}
+
+# One line from the controller into $reply; EOF means it is gone: go on alone.
+ack() {
+    flush
+    if [ "$autonomous" = 1 ]; then
+        reply=go
+    elif IFS= read -r reply; then
+        :
+    else
+        go_autonomous
+        reply=go
+    fi
+}
+
+begin() {
+    step=$1
+    put_state "running $$ $step"
+    say "@@step $step start"
+    ack
+    log=$run_dir/$step.log
+    : >"$log"
+    case $reply in
+    stop*)
+        if [ "$committed" = 0 ]; then
+            put_state "aborted:$step"
+            say "@@done aborted:$step"
+            say "@@current $cur"
+            flush
+            cleanup
+            exit 0
+        fi
+        ;;
+    esac
+}
+
+# Sends the step's output (its last 64 KiB) and the end marker: $1 exit, $2 attempts, $3 timeout.
+finish() {
+    if [ -s "$log" ]; then
+        tail -c 65536 "$log" >"$log.sent"
+        n=$(wc -c <"$log.sent")
+        say "@@output $((n))"
+        flush
+        cat "$log.sent"
+    fi
+    say "@@step $step end $1 ${2:-1}${3:+ timeout}"
+}
+
+if command -v setsid >/dev/null 2>&1; then setsid=setsid; else setsid=; fi
+
+# Runs one attempt of the hook in its own session, output to $log, stdin from /dev/null,
+# and waits for the hook's own process (not for its output to close: a daemon started in
+# the background keeps the log open, never our channel). A watchdog subshell sleeps
+# $h_timeout; if it wakes, it leaves $flag and kills the hook's whole process group,
+# TERM, then KILL 5 seconds later if anything of it is left.
+run_once() {
+    flag=$run_dir/$step.timeout
+    [ -e "$flag" ] && rm -f "$flag"
+    # A script hook is "./path [args]": the path was checked by run_hook; the shell runs it
+    # with its arguments as written in the spec.
+    set -- sh -c "$h_cmd"
+    (cd "$h_dir" && exec $setsid "$@") </dev/null >>"$log" 2>&1 &
+    pid=$!
+    if [ -n "$setsid" ]; then group=-$pid; else group=$pid; fi
+    (
+        trap 'kill "$sleeper" 2>/dev/null; exit 0' TERM
+        sleep "$h_timeout" &
+        sleeper=$!
+        wait "$sleeper" || exit 0
+        : >"$flag"
+        kill -TERM "$group" 2>/dev/null || kill -TERM "$pid" 2>/dev/null
+        n=0
+        while [ $n -lt 50 ] && kill -0 "$group" 2>/dev/null; do sleep 0.1 2>/dev/null || sleep 1; n=$((n + 1)); done
+        kill -KILL "$group" 2>/dev/null
+    ) </dev/null >/dev/null 2>&1 &
+    watchdog=$!
+    # A trapped signal interrupts `wait`: wait again while the hook is still there.
+    while :; do
+        wait "$pid"
+        rc=$?
+        kill -0 "$pid" 2>/dev/null || break
+    done
+    if [ -e "$flag" ]; then
+        wait "$watchdog"
+        timed_out=1
+        rm -f "$flag"
+        printf '[deployer] %s timed out after %ss: killed with its children\n' "$step" "$h_timeout" >>"$log"
+        [ "$rc" -eq 0 ] && rc=124
+    else
+        kill -TERM "$watchdog" 2>/dev/null
+        wait "$watchdog" 2>/dev/null
+    fi
+    return "$rc"
+}
+
+# run_hook <dir> <command> <timeout> <retries> <interval> <script>: the hook's attempts.
+run_hook() {
+    h_dir=$1 h_cmd=$2 h_timeout=$3 h_retries=$4 h_interval=$5 h_script=$6
+    DEPLOY_RELEASE_DIR=$h_dir
+    attempts=0 timed_out=0
+    if [ "$h_script" = 1 ]; then
+        h_cmd=./${h_cmd#./}
+        h_path=${h_cmd%% *}
+        if [ ! -f "$h_dir/$h_path" ]; then
+            printf '[deployer] hook script %s is not in %s\n' "$h_path" "$h_dir" >>"$log"
+            attempts=1 rc=127
+            return 127
+        elif [ ! -x "$h_dir/$h_path" ]; then
+            printf '[deployer] hook script %s in %s is not executable\n' "$h_path" "$h_dir" >>"$log"
+            attempts=1 rc=126
+            return 126
+        fi
+    fi
+    while :; do
+        attempts=$((attempts + 1))
+        timed_out=0
+        run_once
+        rc=$?
+        [ "$rc" -eq 0 ] && return 0
+        [ "$attempts" -gt "$h_retries" ] && return "$rc"
+        printf '[deployer] attempt %s exited %s; next attempt in %ss\n' "$attempts" "$rc" "$h_interval" >>"$log"
+        sleep "$h_interval"
+    done
+}
+
+# hook_step <step> <dir> <cmd> <timeout> <retries> <interval> <script>: a whole hook step.
+hook_step() {
+    [ -n "$3" ] || return 0
+    begin "$1"
+    run_hook "$2" "$3" "$4" "$5" "$6" "$7"
+    rc=$?
+    if [ "$timed_out" = 1 ]; then finish "$rc" "$attempts" timeout; else finish "$rc" "$attempts"; fi
+    # Once the old release was stopped, an abort no longer holds: the host goes on to start.
+    [ "$1" = stop ] && committed=1
+    if [ "$rc" -ne 0 ]; then
+        if [ "$1" = stop ] && [ "$ignore_stop" = 1 ]; then return 0; fi
+        fail "$rc"
+    fi
+}
+
+sha256_of() {
+    if command -v sha256sum >/dev/null 2>&1; then
+        sum=$(sha256sum <"$1")
+    elif command -v shasum >/dev/null 2>&1; then
+        sum=$(shasum -a 256 <"$1")
+    else
+        sum=$(openssl dgst -sha256 -r <"$1")
+    fi
+    printf '%s\n' "${sum%% *}"
+}
+
+# Whether file $1 records the artifact's sha256.
+has_sha() {
+    [ -f "$1" ] && IFS= read -r recorded <"$1" && [ "$recorded" = "$sha" ]
+}
+
+# Sets $upload_error and returns non-zero on failure.
+upload() {
+    rel=$target/releases/$dir
+    tmp=$target/releases/.tmp-$id
+    upload_error=
+    if [ -z "$sha" ]; then
+        [ -d "$rel" ] && return 0
+        upload_error="release $version is not on the host and no artifact was given"
+        return 1
+    fi
+    if has_sha "$rel/.deploy-sha256"; then
+        printf '[deployer] release %s is already on the host\n' "$version" >>"$log"
+        return 0
+    fi
+    made_temporary=1
+    rm -rf "$tmp"
+    same=
+    for other in "$target"/releases/*/.deploy-sha256; do
+        has_sha "$other" && same=${other%/.deploy-sha256} && break
+    done
+    if [ -n "$same" ]; then
+        printf '[deployer] copying %s, which has the same content\n' "$same" >>"$log"
+        cp -Rp "$same" "$tmp" >>"$log" 2>&1 || { upload_error="cannot copy $same"; return 1; }
+    else
+        file=$run_dir/artifact.tar.gz
+        say "@@need-artifact $file"
+        ack
+        if [ "$reply" != sent ]; then
+            upload_error="the artifact was not sent ($reply)"
+            [ "$autonomous" = 1 ] && upload_error="the controller went away before sending the artifact"
+            return 1
+        fi
+        got=$(sha256_of "$file")
+        if [ "$got" != "$sha" ]; then
+            upload_error="the artifact arrived damaged: sha256 $got, expected $sha"
+            return 1
+        fi
+        mkdir "$tmp" && tar -x -o -z -f "$file" -C "$tmp" >>"$log" 2>&1 || {
+            upload_error="cannot unpack the artifact into $tmp"
+            return 1
+        }
+        rm -f "$file"
+    fi
+    printf '%s\n' "$sha" >"$tmp/.deploy-sha256"
+    printf '%s\n' "$version" >"$tmp/.deploy-version"
+    if [ -e "$rel" ]; then
+        if [ "$dir" = "$cur" ]; then
+            upload_error="release $version is live on the host with other content; deploy it under a new version"
+            return 1
+        fi
+        mv "$rel" "$target/releases/.old-$id" >>"$log" 2>&1 || { upload_error="cannot replace $rel"; return 1; }
+    fi
+    mv "$tmp" "$rel" >>"$log" 2>&1 || { upload_error="cannot move the release into $rel"; return 1; }
+    touch "$rel"
+    rm -rf "$target/releases/.old-$id"
+}
+
+switch() {
+    link=$target/.current-$id
+    rm -f "$link"
+    ln -s "releases/$dir" "$link" && mv -T "$link" "$target/current" || return 1
+    touch "$target/releases/$dir"
+    printf '%s\t%s\t%s\t%s\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$version" "$id" "$who" >>"$target/revisions.log"
+}
+
+# Deletes the releases the controller chose (1-based indices into releases.list), never
+# the current release nor the one before it.
+prune() {
+    set -- $reply
+    shift
+    for index; do
+        case $index in '' | *[!0-9]*) continue ;; esac
+        name=$(sed -n "${index}p" "$run_dir/releases.list")
+        [ -n "$name" ] && [ "$name" != "$cur" ] && [ "$name" != "$prev" ] || continue
+        printf '[deployer] removing release %s\n' "$name" >>"$log"
+        rm -rf "$target/releases/$name"
+    done
+}
+
+case $target in
+"~") target=$HOME ;;
+"~/"*) target=$HOME/${target#"~/"} ;;
+"~"*) step=$first_step && fail 2 "target $target: only ~ and ~/path are understood" ;;
+/*) ;;
+*) target=$HOME/$target ;;
+esac
+run_dir=$target/.deploy/$id
+if ! err=$(mkdir -p "$run_dir" 2>&1); then
+    step=$first_step
+    run_dir=
+    fail 1 "cannot create $target/.deploy: ${err##*: }"
+fi
+state=$target/.deploy/$id.state
+exec 2>>"$run_dir/driver.err"
+step=$first_step
+if [ -e "$target/current" ] && [ ! -L "$target/current" ]; then
+    fail 1 "$target/current is not a symbolic link; move it away"
+fi
+read_current
+prev=$cur
+version_of "$prev"
+DEPLOY_PREVIOUS_VERSION=$v
+say "@@previous $prev"
+
+if [ "$kind" = restart ]; then
+    [ -n "$cur" ] || fail 1 "nothing to restart: $target/current does not exist"
+    here=$target/releases/$cur
+    version_of "$cur"
+    DEPLOY_VERSION=$v
+    hook_step stop "$here" "$stop_cmd" "$stop_timeout" "$stop_retries" "$stop_interval" "$stop_script"
+    hook_step start "$here" "$start_cmd" "$start_timeout" "$start_retries" "$start_interval" "$start_script"
+    hook_step validate "$here" "$val_cmd" "$val_timeout" "$val_retries" "$val_interval" "$val_script"
+else
+    mkdir -p "$target/releases"
+    begin upload
+    upload
+    rc=$?
+    finish "$rc"
+    [ "$rc" -eq 0 ] || fail "$rc" "$upload_error"
+    if [ -n "$prev" ]; then
+        hook_step stop "$target/releases/$prev" "$stop_cmd" "$stop_timeout" "$stop_retries" "$stop_interval" "$stop_script"
+    fi
+    new=$target/releases/$dir
+    hook_step before_install "$new" "$bi_cmd" "$bi_timeout" "$bi_retries" "$bi_interval" "$bi_script"
+    hook_step after_install "$new" "$ai_cmd" "$ai_timeout" "$ai_retries" "$ai_interval" "$ai_script"
+    begin switch
+    made_temporary=1
+    switch >>"$log" 2>&1
+    rc=$?
+    finish "$rc"
+    [ "$rc" -eq 0 ] || fail "$rc" "cannot switch $target/current to releases/$dir"
+    committed=1
+    cur=$dir
+    hook_step start "$new" "$start_cmd" "$start_timeout" "$start_retries" "$start_interval" "$start_script"
+    hook_step validate "$new" "$val_cmd" "$val_timeout" "$val_retries" "$val_interval" "$val_script"
+    ls -1t "$target/releases" >"$run_dir/releases.list"
+    while IFS= read -r name; do say "@@release $name"; done <"$run_dir/releases.list"
+    begin prune
+    [ "$autonomous" = 1 ] || prune
+    prune_records
+    finish 0
+fi
+step=
+put_state succeeded
+say "@@done succeeded"
+say "@@current $cur"
+flush
+cleanup
+exit 0

@@ -1,0 +1,585 @@
+"""The real :class:`~deployer.runner.HostRunner`: asyncssh, one connection per host.
+
+Per host and deployment the runner opens one exec channel that runs the remote driver
+(``deployer/remote/driver.sh``, see :mod:`deployer.release`) and converses with it:
+
+    driver                                  controller (this module)
+    @@previous 1.3
+    @@step upload start          ───────▶   report(host, UPLOAD) commits the step
+                                 ◀───────   go            (or `stop`: abort before it)
+    @@need-artifact <path>       ───────▶   a second channel: cat > <path> < artifact
+                                 ◀───────   sent
+    @@step upload end 0 1
+    @@step start start / go / @@output <n> ... / @@step start end 0 1
+    @@release 1.4 ... @@step prune start ▶  go 4 5        (positions to delete)
+    @@done succeeded / @@current 1.4
+
+Round trips per host: one per step that runs (its acknowledgement), plus the upload when
+the release is not on the host yet; a step's output travels with its end marker, and the
+driver batches its lines so that each wait costs one packet each way. Steps are timed
+here, from the acknowledgement to the end marker.
+
+Concurrency: how many hosts deploy at once is the controller's policy, decided in one
+place. The runner only bounds what it adds itself: at most ``connect_concurrency`` SSH
+handshakes are in flight at once (a handshake costs the controller CPU, and an sshd
+drops unauthenticated connections beyond its MaxStartups), and each host has a single
+connection, shared by its deploys and probes and opened once (reopened when dropped).
+
+Host keys are always checked, against the target's ``known_hosts`` file (default
+``~/.ssh/known_hosts``). Policy ``strict`` refuses an unknown key; ``accept-new`` records
+an unknown key (appended under a file lock) and accepts it. A changed key is refused
+under both.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fcntl
+import os
+import shlex
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import PurePath
+
+import asyncssh
+
+from deployer.fleet import SshTarget
+from deployer.release import (
+    StepEnd,
+    StepStart,
+    driver_command,
+    failure_sentence,
+    first_step,
+    job_problem,
+    parse_outcome,
+    parse_probe,
+    parse_step,
+    probe_command,
+    release_dir_name,
+    releases_to_prune,
+    split_marker,
+    version_of_dir,
+)
+from deployer.results import HostResult, HostStatus, Step, StepResult, cap_output, tail
+from deployer.runner import HostProbe, ReleaseJob, StepReporter
+
+DEFAULT_CONNECT_CONCURRENCY = 64
+KEEPALIVE_COUNT_MAX = 3  # unanswered keepalives before a connection counts as lost
+STEP_SLACK = 30.0  # seconds beyond a hook's own time limits before the controller gives up
+IDLE_LIMIT = 120.0  # seconds the driver may stay silent outside a hook (switch, prune, unpack)
+UPLOAD_RATE_FLOOR = 1 << 20  # bytes per second an upload is allowed to go no slower than
+PROBE_TIMEOUT = 60.0
+STDERR_CAP = 4096
+
+
+class _ConnectFailed(Exception):
+    def __init__(self, status: HostStatus, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+_Key = tuple[str, int, str | None]
+
+
+def _where(target: SshTarget) -> str:
+    return f"{target.host.address}:{target.host.port}"
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+class _KnownHostsBook:
+    """Parsed known_hosts files, re-read when they change on disk."""
+
+    def __init__(self) -> None:
+        self._parsed: dict[str, tuple[tuple[int, int], asyncssh.SSHKnownHosts]] = {}
+
+    def load(self, path: str) -> asyncssh.SSHKnownHosts | None:
+        """The file's entries, or None when there is no such file."""
+        try:
+            info = os.stat(path)
+        except FileNotFoundError:
+            return None
+        stamp = (info.st_mtime_ns, info.st_size)
+        cached = self._parsed.get(path)
+        if cached is not None and cached[0] == stamp:
+            return cached[1]
+        with open(path, encoding="utf-8", errors="replace") as file:
+            parsed = asyncssh.import_known_hosts(file.read())
+        self._parsed[path] = (stamp, parsed)
+        return parsed
+
+
+def _has_entry(book: asyncssh.SSHKnownHosts | None, host: str, addr: str, port: int) -> bool:
+    if book is None:
+        return False
+    host_keys, ca_keys, *_ = book.match(host, addr, port if port != 22 else None)
+    return bool(host_keys or ca_keys)
+
+
+def _known_hosts_label(host: str, port: int) -> str:
+    return host if port == 22 else f"[{host}]:{port}"
+
+
+def record_host_key(path: str, host: str, addr: str, port: int, key: asyncssh.SSHKey) -> bool:
+    """Append ``key`` for a host to ``path`` under an exclusive lock; False if another key got there first.
+
+    The lock is held only inside this synchronous function, so coroutines of one process
+    never wait on each other's lock; other processes appending at once are serialised.
+    """
+    os.makedirs(os.path.dirname(path) or ".", mode=0o700, exist_ok=True)
+    algorithm, blob = key.export_public_key("openssh").decode().split()[:2]
+    with open(path, "a+", encoding="utf-8") as file:
+        fcntl.flock(file, fcntl.LOCK_EX)
+        file.seek(0)
+        entries = asyncssh.import_known_hosts(file.read())
+        host_keys, *_ = entries.match(host, addr, port if port != 22 else None)
+        if host_keys:
+            return key in host_keys
+        file.seek(0, os.SEEK_END)
+        file.write(f"{_known_hosts_label(host, port)} {algorithm} {blob}\n")
+        file.flush()
+    return True
+
+
+class _HostKeyCheck(asyncssh.SSHClient):
+    """Decides about a host key that is not in known_hosts, and remembers why it refused."""
+
+    def __init__(self, path: str, book: asyncssh.SSHKnownHosts | None, policy: str) -> None:
+        self._path = path
+        self._book = book
+        self._policy = policy
+        self.problem: str | None = None
+
+    def validate_host_public_key(self, host: str, addr: str, port: int, key: asyncssh.SSHKey) -> bool:
+        where = f"{host}:{port}"
+        label = _known_hosts_label(host, port)
+        if _has_entry(self._book, host, addr, port):
+            self.problem = (
+                f"host key CHANGED for {where}: it offers {key.get_algorithm()} {key.get_fingerprint()}, "
+                f"which is not the key recorded in {self._path}; if the change is expected, remove the "
+                f"old entry (ssh-keygen -R {shlex.quote(label)} -f {shlex.quote(self._path)})"
+            )
+            return False
+        if self._policy == "accept-new":
+            if record_host_key(self._path, host, addr, port, key):
+                return True
+            self.problem = f"host key CHANGED for {where}: another key was recorded in {self._path} meanwhile"
+            return False
+        missing = "" if self._book is not None else " (the file does not exist)"
+        self.problem = f"host key for {where} is not in {self._path}{missing}"
+        return False
+
+
+@dataclass(slots=True)
+class _Run:
+    """What one host's driver conversation has produced so far (mutable, local to a deploy)."""
+
+    host: str
+    started_at: datetime
+    steps: list[StepResult] = field(default_factory=list)
+    step: Step | None = None
+    step_started_at: datetime | None = None
+    step_clock: float = 0.0
+    output: str = ""
+    previous_dir: str = ""  # release directory names, as the driver reports them
+    current_dir: str = ""
+    releases: list[str] = field(default_factory=list)
+    committed: bool = False  # past the point where an abort holds (old release stopped, or switched)
+    uploaded: bool = False
+    error: str | None = None
+    failed_end: StepEnd | None = None
+    outcome: str | None = None
+    acknowledged: Step | None = None  # answered before the driver asked (see first_step)
+
+    def begin(self, step: Step) -> None:
+        self.step = step
+        self.step_started_at = _now()
+        self.step_clock = time.monotonic()
+        self.output = ""
+
+    def end(self, end: StepEnd) -> None:
+        self.steps.append(
+            StepResult(
+                step=end.step,
+                exit_status=end.exit_status,
+                started_at=self.step_started_at or _now(),
+                duration=time.monotonic() - self.step_clock,
+                output=cap_output(self.output),
+                attempts=end.attempts,
+            )
+        )
+        if end.exit_status != 0:
+            self.failed_end = end
+        if end.step in (Step.STOP, Step.SWITCH):
+            self.committed = True
+
+    def result(self, status: HostStatus, step: Step | None, exit_status: int | None = None) -> HostResult:
+        output = next((s.output for s in reversed(self.steps) if s.step == step), self.output)
+        return HostResult(
+            host=self.host,
+            status=status,
+            started_at=self.started_at,
+            finished_at=_now(),
+            step=step,
+            exit_status=exit_status,
+            error=self.error,
+            output_tail=tail(output) if status != HostStatus.SUCCEEDED else "",
+            steps=tuple(self.steps),
+            version=version_of_dir(self.current_dir) if self.current_dir else None,
+            previous_version=version_of_dir(self.previous_dir) if self.previous_dir else None,
+            uploaded=self.uploaded,
+        )
+
+
+class _ProtocolError(Exception):
+    pass
+
+
+class SshRunner:
+    """Runs release jobs on hosts over asyncssh (implements :class:`deployer.runner.HostRunner`)."""
+
+    def __init__(self, *, connect_concurrency: int = DEFAULT_CONNECT_CONCURRENCY) -> None:
+        self._connections: dict[_Key, asyncssh.SSHClientConnection] = {}
+        self._connect_locks: dict[_Key, asyncio.Lock] = {}
+        self._connect_slots = asyncio.Semaphore(connect_concurrency)
+        self._known_hosts = _KnownHostsBook()
+        self._closed = False
+
+    # -- connections -------------------------------------------------------------------
+
+    async def _connection(self, target: SshTarget) -> asyncssh.SSHClientConnection:
+        """The host's one connection: the cached one while it is open, else a new one."""
+        if self._closed:
+            raise RuntimeError("SshRunner.aclose() was called; this runner opens no more connections")
+        key: _Key = (target.host.address, target.host.port, target.user)
+        connection = self._connections.get(key)
+        if connection is not None and not connection.is_closed():
+            return connection
+        lock = self._connect_locks.setdefault(key, asyncio.Lock())
+        async with lock:
+            connection = self._connections.get(key)
+            if connection is not None and not connection.is_closed():
+                return connection
+            async with self._connect_slots:
+                connection = await self._connect(target)
+            self._connections[key] = connection
+            return connection
+
+    def _forget(self, target: SshTarget, connection: asyncssh.SSHClientConnection) -> None:
+        key: _Key = (target.host.address, target.host.port, target.user)
+        if self._connections.get(key) is connection:
+            del self._connections[key]
+        connection.close()
+
+    async def _connect(self, target: SshTarget) -> asyncssh.SSHClientConnection:
+        host = target.host
+        where = _where(target)
+        known_hosts = os.path.expanduser(target.known_hosts or "~/.ssh/known_hosts")
+        try:
+            book = self._known_hosts.load(known_hosts)
+        except (OSError, ValueError) as error:
+            raise _ConnectFailed(
+                HostStatus.FAILED, f"cannot read known_hosts {known_hosts}: {error}"
+            ) from None
+        check = _HostKeyCheck(known_hosts, book, target.host_key_policy)
+        options: dict[str, object] = {
+            "port": host.port,
+            "known_hosts": book if book is not None else b"",
+            "client_factory": lambda: check,
+            "connect_timeout": target.connect_timeout,
+            "keepalive_interval": target.keepalive,
+            "keepalive_count_max": KEEPALIVE_COUNT_MAX,
+        }
+        config = os.path.expanduser("~/.ssh/config")
+        options["config"] = [config] if target.use_ssh_config and os.path.isfile(config) else []
+        if target.user:
+            options["username"] = target.user
+        if target.identity_file:
+            identity = os.path.expanduser(target.identity_file)
+            if not os.path.isfile(identity):
+                raise _ConnectFailed(HostStatus.FAILED, f"identity file {identity} does not exist")
+            options["client_keys"] = [identity]
+        try:
+            connection = await asyncssh.connect(host.address, **options)
+        except asyncssh.HostKeyNotVerifiable as error:
+            raise _ConnectFailed(
+                HostStatus.FAILED, check.problem or f"host key for {where} refused: {error.reason}"
+            ) from None
+        except asyncssh.PermissionDenied as error:
+            user = f"{target.user}@" if target.user else ""
+            raise _ConnectFailed(
+                HostStatus.FAILED, f"authentication as {user}{where} failed: {error.reason}"
+            ) from None
+        except asyncssh.KeyImportError as error:
+            raise _ConnectFailed(
+                HostStatus.FAILED, f"cannot load the identity for {where}: {error}"
+            ) from None
+        except TimeoutError:
+            raise _ConnectFailed(
+                HostStatus.UNREACHABLE, f"no SSH answer from {where} within {target.connect_timeout:g}s"
+            ) from None
+        except asyncssh.Error as error:
+            raise _ConnectFailed(HostStatus.UNREACHABLE, f"SSH to {where} failed: {error.reason}") from None
+        except OSError as error:
+            raise _ConnectFailed(
+                HostStatus.UNREACHABLE, f"cannot connect to {where}: {error.strerror or error}"
+            ) from None
+        return connection
+
+    async def _open_process(
+        self, target: SshTarget, command: str
+    ) -> tuple[asyncssh.SSHClientConnection, asyncssh.SSHClientProcess[bytes]]:
+        """An exec channel on the host's connection; one reconnect if the cached one died unseen."""
+        for attempt in (1, 2):
+            connection = await self._connection(target)
+            try:
+                process = await connection.create_process(command, encoding=None)
+            except (
+                asyncssh.ChannelOpenError,
+                asyncssh.ConnectionLost,
+                asyncssh.DisconnectError,
+                OSError,
+            ) as error:
+                self._forget(target, connection)
+                if attempt == 2:
+                    message = getattr(error, "reason", None) or str(error)
+                    raise _ConnectFailed(
+                        HostStatus.UNREACHABLE, f"cannot open a session on {_where(target)}: {message}"
+                    ) from None
+                continue
+            return connection, process
+        raise AssertionError("unreachable")
+
+    async def aclose(self) -> None:
+        """Close every connection this runner opened."""
+        self._closed = True
+        connections = list(self._connections.values())
+        self._connections.clear()
+        for connection in connections:
+            connection.close()
+        await asyncio.gather(*(c.wait_closed() for c in connections), return_exceptions=True)
+
+    # -- probe -------------------------------------------------------------------------
+
+    async def probe(self, target: SshTarget, app_target: str, deployment_id: str | None) -> HostProbe:
+        """Read a host's current release, kept releases, and its record of ``deployment_id``."""
+        name = target.host.name
+        try:
+            connection, process = await self._open_process(target, probe_command(app_target, deployment_id))
+        except _ConnectFailed as failure:
+            return HostProbe(host=name, reachable=False, error=failure.message)
+        try:
+            async with asyncio.timeout(PROBE_TIMEOUT):
+                output = await process.stdout.read()
+                await process.wait_closed()
+        except TimeoutError:
+            process.close()
+            return HostProbe(
+                host=name,
+                reachable=False,
+                error=f"{_where(target)} did not answer the probe within {PROBE_TIMEOUT:g}s",
+            )
+        except (asyncssh.Error, OSError) as error:
+            self._forget(target, connection)
+            return HostProbe(
+                host=name, reachable=False, error=f"lost the connection to {_where(target)}: {error}"
+            )
+        return parse_probe(name, output.decode("utf-8", "replace"))
+
+    # -- deploy ------------------------------------------------------------------------
+
+    async def deploy(self, target: SshTarget, job: ReleaseJob, report: StepReporter) -> HostResult:
+        """Run ``job`` on one host; never raises for the host's own failures."""
+        run = _Run(host=target.host.name, started_at=_now())
+        problem = job_problem(job)
+        if problem is not None:
+            run.error = problem[1]
+            return run.result(HostStatus.FAILED, problem[0])
+        if not await report(run.host, Step.CONNECT):
+            return run.result(HostStatus.ABORTED, Step.CONNECT)
+        run.begin(Step.CONNECT)
+        try:
+            connection, process = await self._open_process(target, driver_command(job, target.host))
+        except _ConnectFailed as failure:
+            run.error = failure.message
+            return run.result(failure.status, Step.CONNECT)
+        run.end(StepEnd(Step.CONNECT, 0, 1, False))
+        try:
+            # The first step is known in advance: its answer travels right behind the exec
+            # request, and the driver finds it waiting (one round trip less per host).
+            first = first_step(job)
+            go = await report(run.host, first)
+            process.stdin.write(self._answer(go, first, job, run))
+            run.acknowledged = first
+            return await self._converse(target, job, report, run, connection, process)
+        except (asyncssh.Error, OSError, asyncio.IncompleteReadError) as error:
+            self._forget(target, connection)
+            step = run.step or Step.CONNECT
+            reason = getattr(error, "reason", None) or str(error) or type(error).__name__
+            run.error = (
+                f"lost the connection to {_where(target)} during {step}: {reason}; "
+                "the host carries on by itself (a probe tells how it ended)"
+            )
+            return run.result(HostStatus.UNREACHABLE, step)
+        except _ProtocolError as error:
+            process.close()
+            run.error = str(error)
+            return run.result(HostStatus.FAILED, run.step or Step.CONNECT)
+        except TimeoutError:
+            process.close()
+            step = run.step or Step.CONNECT
+            run.error = f"no word from {_where(target)} during {step} for longer than it may take; gave up"
+            return run.result(HostStatus.FAILED, step)
+        except BaseException:
+            # The controller is going away (cancelled) or a reporter failed: closing the
+            # channel sends EOF, and the driver finishes the host by itself.
+            process.close()
+            raise
+
+    async def _converse(
+        self,
+        target: SshTarget,
+        job: ReleaseJob,
+        report: StepReporter,
+        run: _Run,
+        connection: asyncssh.SSHClientConnection,
+        process: asyncssh.SSHClientProcess[bytes],
+    ) -> HostResult:
+        stdout = process.stdout
+        stdin = process.stdin
+        loop = asyncio.get_running_loop()
+        async with asyncio.timeout_at(loop.time() + IDLE_LIMIT) as limit:
+            while True:
+                raw = await stdout.readline()
+                if not raw:
+                    if run.outcome is None and connection.is_closed():
+                        raise asyncssh.ConnectionLost("the connection was closed")
+                    break
+                line = raw.decode("utf-8", "replace")
+                marker = split_marker(line)
+                if marker is None:
+                    run.output += line
+                    continue
+                word, rest = marker
+                if word == "step":
+                    event = self._parse_step(rest)
+                    if isinstance(event, StepStart):
+                        if event.step == run.acknowledged:
+                            run.acknowledged = None
+                        else:
+                            limit.reschedule(None)
+                            go = await report(run.host, event.step)
+                            stdin.write(self._answer(go, event.step, job, run))
+                        run.begin(event.step)
+                        limit.reschedule(loop.time() + self._budget(job, event.step))
+                    else:
+                        run.end(event)
+                        limit.reschedule(loop.time() + IDLE_LIMIT)
+                elif word == "output":
+                    if not rest.isdigit():
+                        raise _ProtocolError(f"the remote driver said something unexpected: {line.strip()}")
+                    run.output += (await stdout.readexactly(int(rest))).decode("utf-8", "replace")
+                elif word == "need-artifact":
+                    stdin.write(await self._send_artifact(connection, job, rest, run))
+                    limit.reschedule(loop.time() + IDLE_LIMIT + self._upload_time(job))
+                elif word == "previous":
+                    run.previous_dir = rest
+                elif word == "current":
+                    run.current_dir = rest
+                elif word == "release":
+                    run.releases.append(rest)
+                elif word == "error":
+                    run.error = rest
+                elif word == "done":
+                    run.outcome = rest
+        return await self._finish(job, run, process)
+
+    @staticmethod
+    def _parse_step(rest: str) -> StepStart | StepEnd:
+        try:
+            return parse_step(rest)
+        except ValueError as error:
+            raise _ProtocolError(f"the remote driver said something unexpected: {error}") from None
+
+    @staticmethod
+    def _answer(go: bool, step: Step, job: ReleaseJob, run: _Run) -> bytes:
+        """The line that lets the driver run ``step``; `stop` only while an abort still holds."""
+        if not go and not run.committed and step not in (Step.START, Step.VALIDATE, Step.PRUNE):
+            return b"stop\n"
+        if step == Step.PRUNE:
+            current = release_dir_name(job.version)
+            doomed = releases_to_prune(run.releases, current, run.previous_dir, job.keep_releases)
+            return ("go " + " ".join(map(str, doomed)) + "\n").encode()
+        return b"go\n"
+
+    @staticmethod
+    def _upload_time(job: ReleaseJob) -> float:
+        return job.artifact.size / UPLOAD_RATE_FLOOR if job.artifact is not None else 0.0
+
+    def _budget(self, job: ReleaseJob, step: Step) -> float:
+        """Seconds the controller waits for ``step`` to end before it gives up on the host."""
+        hook = job.hooks.get(step)
+        if hook is None:
+            return IDLE_LIMIT + (self._upload_time(job) if step == Step.UPLOAD else 0.0)
+        attempts = max(hook.retries, 0) + 1
+        return attempts * hook.timeout + (attempts - 1) * hook.interval + STEP_SLACK
+
+    async def _send_artifact(
+        self, connection: asyncssh.SSHClientConnection, job: ReleaseJob, path: str, run: _Run
+    ) -> bytes:
+        """Streams the artifact to ``path`` through a second channel; the driver's answer."""
+        if job.artifact is None:
+            return b"missing\n"
+        result = await connection.run(
+            f"cat > {shlex.quote(path)}", stdin=PurePath(job.artifact.path), check=False, encoding=None
+        )
+        if result.exit_status != 0:
+            stderr = (
+                result.stderr
+                if isinstance(result.stderr, str)
+                else (result.stderr or b"").decode("utf-8", "replace")
+            )
+            run.output += f"[deployer] sending the artifact failed: {stderr.strip()}\n"
+            return b"failed\n"
+        run.uploaded = True
+        return b"sent\n"
+
+    async def _finish(
+        self, job: ReleaseJob, run: _Run, process: asyncssh.SSHClientProcess[bytes]
+    ) -> HostResult:
+        if run.outcome is None:
+            step = run.step or Step.CONNECT
+            run.error = f"the remote driver stopped during {step} without finishing" + await _last_words(
+                process
+            )
+            return run.result(HostStatus.FAILED, step)
+        process.close()
+        outcome = parse_outcome(run.outcome)
+        if outcome.status == "succeeded":
+            return run.result(HostStatus.SUCCEEDED, run.steps[-1].step if run.steps else None)
+        if outcome.status == "aborted":
+            run.error = f"aborted before {outcome.step}; the host still runs what it ran before"
+            return run.result(HostStatus.ABORTED, outcome.step)
+        end = run.failed_end
+        if run.error is None and end is not None and end.step == outcome.step:
+            run.error = failure_sentence(end, job.hooks.get(end.step))
+        if run.error is None:
+            run.error = f"{outcome.step} failed with exit {outcome.exit_status}"
+        return run.result(HostStatus.FAILED, outcome.step, outcome.exit_status)
+
+
+async def _last_words(process: asyncssh.SSHClientProcess[bytes]) -> str:
+    """What a driver that died printed on stderr, and its exit status, for the error sentence."""
+    stderr = b""
+    with contextlib.suppress(asyncssh.Error, OSError, TimeoutError):
+        async with asyncio.timeout(5):
+            stderr = await process.stderr.read(STDERR_CAP)
+            await process.wait_closed()
+    words = tail(stderr.decode("utf-8", "replace").strip(), 3)
+    status = process.exit_status
+    return (f": {words}" if words else "") + (f" (exit {status})" if status not in (None, 0) else "")

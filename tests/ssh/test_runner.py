@@ -1,0 +1,558 @@
+"""The asyncssh runner end to end, on the lab and on OpenSSH hosts (see conftest.py)."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+import uuid
+from dataclasses import replace
+from pathlib import Path
+
+import asyncssh
+
+from deployer.fleet import Host
+from deployer.results import HostStatus, Step
+from deployer.runner import JobKind
+from deployer.ssh import SshRunner
+from tests.ssh.support import AppFleet, Recorder, hook, job, make_artifact, pids_running, run, wait_until
+
+LOG_ENV = (
+    'echo "$STEP|$(pwd)|$DEPLOY_APP|$DEPLOY_VERSION|$DEPLOY_PREVIOUS_VERSION|$DEPLOY_ENVIRONMENT'
+    '|$DEPLOY_HOST|$DEPLOY_DATACENTER|$DEPLOY_ID|$DEPLOY_RELEASE_DIR"'
+    ' >> "$DEPLOY_RELEASE_DIR/../../hooks.log"'
+)
+
+
+def logging_hooks() -> list:
+    return [
+        hook(step, f"STEP={step.value}; {LOG_ENV}")
+        for step in (Step.STOP, Step.BEFORE_INSTALL, Step.AFTER_INSTALL, Step.START, Step.VALIDATE)
+    ]
+
+
+def test_hooks_run_in_order_with_their_environment(fleet: AppFleet) -> None:
+    target, local = fleet.app()
+    first = make_artifact(fleet.work, "1.0")
+    second = make_artifact(fleet.work, "1.1")
+    host = fleet.hosts[0]
+    first_job = job(target, "1.0", first, *logging_hooks())
+    second_job = job(target, "1.1", second, *logging_hooks())
+    recorder = Recorder()
+
+    async def scenario() -> tuple:
+        runner = SshRunner()
+        try:
+            one = await runner.deploy(fleet.target(), first_job, Recorder())
+            two = await runner.deploy(fleet.target(), second_job, recorder)
+            return one, two
+        finally:
+            await runner.aclose()
+
+    one, two = run(scenario())
+    assert one.status == HostStatus.SUCCEEDED, one.error
+    assert two.status == HostStatus.SUCCEEDED, two.error
+    assert (two.previous_version, two.version, two.uploaded) == ("1.0", "1.1", True)
+    assert [step for _, step in recorder.steps] == list(Step)
+    assert [s.step for s in two.steps] == list(Step)
+    lines = (local / "hooks.log").read_text().splitlines()
+    assert [line.split("|")[0] for line in lines] == [
+        "before_install",
+        "after_install",
+        "start",
+        "validate",  # the first deploy: nothing to stop
+        "stop",
+        "before_install",
+        "after_install",
+        "start",
+        "validate",
+    ]
+    remote_release = {"1.0": None, "1.1": None}
+    for line in lines[4:]:
+        step, cwd, app, version, previous, environment, name, datacenter, deployment, release = line.split(
+            "|"
+        )
+        assert (app, version, previous, environment) == ("shop", "1.1", "1.0", "prod")
+        assert (name, datacenter, deployment) == (host.name, host.datacenter, second_job.deployment_id)
+        assert cwd == release
+        expected = "1.0" if step == "stop" else "1.1"
+        assert release.endswith(f"/releases/{expected}")
+        remote_release[expected] = release
+    assert Path(remote_release["1.1"]).name == "1.1"
+    assert (local / "current").resolve() == (local / "releases" / "1.1").resolve()
+    assert (local / "current" / "VERSION").read_text() == "1.1\n"
+    assert (local / "releases" / "1.1" / ".deploy-sha256").read_text().strip() == second.sha256
+    revisions = (local / "revisions.log").read_text().splitlines()
+    assert [line.split("\t")[1:] for line in revisions] == [
+        ["1.0", first_job.deployment_id, "alice"],
+        ["1.1", second_job.deployment_id, "alice"],
+    ]
+
+
+def test_a_daemon_started_in_the_background_does_not_hold_the_start_hook(fleet: AppFleet) -> None:
+    quiet, noisy = fleet.marker(), fleet.marker()
+    target, _local = fleet.app()
+    artifact = make_artifact(fleet.work, "1.0")
+    start = hook(Step.START, f"sleep {quiet} > /dev/null 2>&1 & sleep {noisy} & echo started", timeout=30)
+
+    async def scenario():
+        runner = SshRunner()
+        try:
+            return await runner.deploy(fleet.target(), job(target, "1.0", artifact, start), Recorder())
+        finally:
+            await runner.aclose()
+
+    began = time.monotonic()
+    result = run(scenario())
+    assert result.status == HostStatus.SUCCEEDED, result.error
+    assert time.monotonic() - began < 10  # bounded: the hook's process exited, its children live on
+    assert "started" in next(s.output for s in result.steps if s.step == Step.START)
+    assert pids_running(quiet) and pids_running(noisy)  # the daemons do run (killed at teardown)
+
+
+def test_a_failing_hook_before_the_switch_leaves_current_alone(fleet: AppFleet) -> None:
+    target, local = fleet.app()
+    good, bad = make_artifact(fleet.work, "1.0"), make_artifact(fleet.work, "1.1")
+    failing = hook(Step.AFTER_INSTALL, "echo checking; echo 'no database' >&2; exit 3")
+
+    async def scenario():
+        runner = SshRunner()
+        try:
+            await runner.deploy(fleet.target(), job(target, "1.0", good), Recorder())
+            return await runner.deploy(fleet.target(), job(target, "1.1", bad, failing), Recorder())
+        finally:
+            await runner.aclose()
+
+    result = run(scenario())
+    assert result.status == HostStatus.FAILED
+    assert (result.step, result.exit_status, result.error) == (
+        Step.AFTER_INSTALL,
+        3,
+        "after_install exited 3",
+    )
+    assert "no database" in result.output_tail
+    assert (result.version, result.previous_version) == ("1.0", "1.0")
+    assert (local / "current" / "VERSION").read_text() == "1.0\n"
+    assert [s.step for s in result.steps][-1] == Step.AFTER_INSTALL
+
+
+def test_a_hook_past_its_timeout_is_killed_with_its_children(fleet: AppFleet) -> None:
+    marker = fleet.marker()
+    target, local = fleet.app()
+    artifact = make_artifact(fleet.work, "1.0")
+    # A child in the background, a grandchild, and the hook's own foreground sleep.
+    slow = hook(
+        Step.BEFORE_INSTALL,
+        f"sleep {marker} & sh -c 'sleep {marker}; true' & trap '' TERM; sleep {marker}",
+        timeout=1,
+    )
+
+    async def scenario():
+        runner = SshRunner()
+        try:
+            return await runner.deploy(fleet.target(), job(target, "1.0", artifact, slow), Recorder())
+        finally:
+            await runner.aclose()
+
+    began = time.monotonic()
+    result = run(scenario())
+    assert time.monotonic() - began < 15
+    assert result.status == HostStatus.FAILED
+    assert result.step == Step.BEFORE_INSTALL
+    assert result.error == "before_install timed out after 1s and was killed with its children"
+    assert pids_running(marker) == []
+    assert not (local / "current").exists()
+
+
+def test_validate_is_retried_and_reports_its_attempts(fleet: AppFleet) -> None:
+    target, _local = fleet.app()
+    artifact = make_artifact(fleet.work, "1.0")
+    validate = hook(Step.VALIDATE, "echo probing; exit 7", retries=2, interval=0.1)
+
+    async def scenario():
+        runner = SshRunner()
+        try:
+            return await runner.deploy(fleet.target(), job(target, "1.0", artifact, validate), Recorder())
+        finally:
+            await runner.aclose()
+
+    result = run(scenario())
+    assert result.status == HostStatus.FAILED
+    assert (result.step, result.exit_status) == (Step.VALIDATE, 7)
+    assert result.error == "validate exited 7 after 3 attempts"
+    assert result.steps[-1].attempts == 3
+    assert result.output_tail.count("probing") == 3
+    assert result.version == "1.0"  # validate runs after the switch: the host is left switched
+
+
+def test_an_unknown_host_key_is_refused(fleet: AppFleet) -> None:
+    empty = fleet.work / "known_hosts"
+    empty.write_text("")
+    target, local = fleet.app()
+    host = fleet.hosts[0]
+
+    async def scenario():
+        runner = SshRunner()
+        try:
+            return await runner.deploy(
+                fleet.target(known_hosts=str(empty)),
+                job(target, "1.0", make_artifact(fleet.work, "1.0")),
+                Recorder(),
+            )
+        finally:
+            await runner.aclose()
+
+    result = run(scenario())
+    assert result.status == HostStatus.FAILED
+    assert result.step == Step.CONNECT
+    assert result.error == f"host key for {host.address}:{host.port} is not in {empty}"
+    assert not local.exists()
+    assert empty.read_text() == ""
+
+
+def test_accept_new_records_an_unknown_key_and_refuses_a_changed_one(fleet: AppFleet) -> None:
+    known = fleet.work / "known_hosts"
+    known.write_text("")
+    target, _local = fleet.app()
+    artifact = make_artifact(fleet.work, "1.0")
+    host = fleet.hosts[0]
+    other_key = asyncssh.generate_private_key("ssh-ed25519").export_public_key().decode().split()[:2]
+
+    async def deploy(policy: str):
+        runner = SshRunner()
+        try:
+            chosen = fleet.target(known_hosts=str(known), host_key_policy=policy)
+            return await runner.deploy(chosen, job(target, "1.0", artifact), Recorder())
+        finally:
+            await runner.aclose()
+
+    accepted = run(deploy("accept-new"))
+    assert accepted.status == HostStatus.SUCCEEDED, accepted.error
+    recorded = known.read_text().splitlines()
+    assert len(recorded) == 1 and recorded[0].startswith(f"[{host.address}]:{host.port} ")
+    assert run(deploy("strict")).status == HostStatus.SUCCEEDED  # now it is known
+
+    known.write_text(f"[{host.address}]:{host.port} {' '.join(other_key)}\n")
+    changed = run(deploy("accept-new"))
+    assert changed.status == HostStatus.FAILED
+    assert changed.step == Step.CONNECT
+    assert changed.error is not None
+    assert changed.error.startswith(f"host key CHANGED for {host.address}:{host.port}")
+    assert known.read_text().splitlines() == [f"[{host.address}]:{host.port} {' '.join(other_key)}"]
+
+
+def test_a_reader_never_sees_current_missing_or_mixed_during_switches(fleet: AppFleet) -> None:
+    target, local = fleet.app()
+    bodies = {v: (v + "\n") * 20000 for v in ("1.0", "1.1")}
+    artifacts = {v: make_artifact(fleet.work, v, {"BODY": bodies[v]}) for v in bodies}
+    seen: list[str] = []
+    problems: list[str] = []
+    stop = threading.Event()
+
+    def read_forever() -> None:
+        while not stop.is_set():
+            try:
+                body = (local / "current" / "BODY").read_text()
+            except OSError as error:
+                problems.append(f"{type(error).__name__}: {error}")
+                continue
+            if body not in bodies.values():
+                problems.append(f"mixed content of {len(body)} characters")
+            seen.append(body[:3])
+
+    async def scenario():
+        runner = SshRunner()
+        try:
+            first = await runner.deploy(fleet.target(), job(target, "1.0", artifacts["1.0"]), Recorder())
+            assert first.status == HostStatus.SUCCEEDED, first.error
+            reader.start()
+            for version in ["1.1", "1.0"] * 5:
+                result = await runner.deploy(
+                    fleet.target(), job(target, version, artifacts[version]), Recorder()
+                )
+                assert result.status == HostStatus.SUCCEEDED, result.error
+        finally:
+            await runner.aclose()
+
+    reader = threading.Thread(target=read_forever)
+    try:
+        run(scenario())
+    finally:
+        stop.set()
+        if reader.is_alive():
+            reader.join(timeout=10)
+    assert problems == []
+    assert {"1.0", "1.1"} <= set(seen)
+
+
+def test_pruning_keeps_the_newest_releases_and_never_current_nor_previous(fleet: AppFleet) -> None:
+    target, local = fleet.app()
+    versions = ["1", "2", "3", "4", "5"]
+    artifacts = {v: make_artifact(fleet.work, v) for v in versions}
+
+    async def scenario():
+        runner = SshRunner()
+        try:
+            for version in versions:
+                result = await runner.deploy(
+                    fleet.target(), job(target, version, artifacts[version], keep=3), Recorder()
+                )
+                assert result.status == HostStatus.SUCCEEDED, result.error
+            after_pushes = sorted(p.name for p in (local / "releases").iterdir())
+            # Roll back to 3 keeping one release: 3 is current, 5 was before it; 4 goes.
+            back = await runner.deploy(
+                fleet.target(), job(target, "3", None, kind=JobKind.ROLLBACK, keep=1), Recorder()
+            )
+            probe = await runner.probe(fleet.target(), target, None)
+            return after_pushes, back, probe
+        finally:
+            await runner.aclose()
+
+    after_pushes, back, probe = run(scenario())
+    assert after_pushes == ["3", "4", "5"]
+    assert back.status == HostStatus.SUCCEEDED, back.error
+    assert (back.version, back.previous_version, back.uploaded) == ("3", "5", False)
+    assert sorted(p.name for p in (local / "releases").iterdir()) == ["3", "5"]
+    assert (probe.current_version, probe.releases) == ("3", ("3", "5"))
+
+
+def test_a_release_already_on_the_host_is_not_uploaded_again(fleet: AppFleet) -> None:
+    target, local = fleet.app()
+    one, two = make_artifact(fleet.work, "1.0"), make_artifact(fleet.work, "2.0")
+
+    async def scenario():
+        runner = SshRunner()
+        try:
+            return [
+                await runner.deploy(fleet.target(), job(target, version, artifact), Recorder())
+                for version, artifact in (("1.0", one), ("2.0", two), ("1.0", one))
+            ]
+        finally:
+            await runner.aclose()
+
+    results = run(scenario())
+    assert [(r.status, r.version, r.uploaded) for r in results] == [
+        (HostStatus.SUCCEEDED, "1.0", True),
+        (HostStatus.SUCCEEDED, "2.0", True),
+        (HostStatus.SUCCEEDED, "1.0", False),
+    ]
+    assert (local / "current" / "VERSION").read_text() == "1.0\n"
+
+
+def test_injection_strings_are_data(fleet: AppFleet) -> None:
+    token = uuid.uuid4().hex[:8]
+    witnesses = [Path(f"/tmp/pwned-{token}"), Path(f"/tmp/pwned2-{token}"), Path(f"/tmp/pwned3-{token}")]
+    versions = [f"1.0;touch {witnesses[0]}", f"$(touch {witnesses[1]})"]
+    name = f"odd dir 'it''s' \"q\" `touch {witnesses[2]}` {token}"
+    target, local = fleet.app(name=name)
+    hooks = [hook(Step.START, 'printf "%s" "$DEPLOY_VERSION" > "$DEPLOY_RELEASE_DIR/../../seen"')]
+
+    async def scenario():
+        runner = SshRunner()
+        try:
+            results = []
+            for version in versions:
+                artifact = make_artifact(fleet.work, version)
+                pushed = job(
+                    target, version, artifact, *hooks, deployment_id=f"d;$(touch pwned3-{token})`id`"
+                )
+                results.append(
+                    await runner.deploy(
+                        fleet.target(), replace(pushed, started_by=f"`touch {witnesses[2]}`"), Recorder()
+                    )
+                )
+            return results
+        finally:
+            await runner.aclose()
+
+    try:
+        results = run(scenario())
+        assert [r.status for r in results] == [HostStatus.SUCCEEDED] * 2, [r.error for r in results]
+        assert [w for w in witnesses if w.exists()] == []
+        assert sorted(p.name for p in (local / "releases").iterdir()) == sorted(
+            [f"1.0;touch %2Ftmp%2Fpwned-{token}", f"$(touch %2Ftmp%2Fpwned2-{token})"]
+        )
+        assert list(local.parent.parent.rglob(f"pwned3-{token}")) == []
+        assert (local / "seen").read_text() == versions[1]
+        assert (local / "current" / "VERSION").read_text() == versions[1] + "\n"
+        assert [
+            line.split("\t")[1] for line in (local / "revisions.log").read_text().splitlines()
+        ] == versions
+    finally:
+        for witness in witnesses:
+            witness.unlink(missing_ok=True)
+
+
+def test_the_driver_finishes_by_itself_when_the_controller_goes_away(fleet: AppFleet) -> None:
+    target, local = fleet.app()
+    artifact = make_artifact(fleet.work, "1.0")
+    hooks = [
+        hook(Step.START, "sleep 1; echo started > ../../started"),
+        hook(Step.VALIDATE, "test -f ../../started && echo validated > ../../validated"),
+    ]
+    pushed = job(target, "1.0", artifact, *hooks)
+
+    async def scenario():
+        runner = SshRunner()
+        recorder = Recorder()
+
+        def disconnect_soon() -> None:
+            # After the START ack is sent, cut every connection: the controller is gone.
+            asyncio.get_running_loop().call_later(0.3, lambda: asyncio.ensure_future(runner.aclose()))
+
+        recorder.on_step[Step.START] = disconnect_soon
+        result = await runner.deploy(fleet.target(), pushed, recorder)
+        during = await _probe(fleet, target, pushed.deployment_id)
+        return result, during, recorder
+
+    result, during, recorder = run(scenario())
+    assert result.status == HostStatus.UNREACHABLE
+    assert result.step == Step.START
+    assert "lost the connection" in (result.error or "")
+    assert [step for _, step in recorder.steps][-1] == Step.START
+    assert during.outcome in ("running", "succeeded")
+
+    def finished() -> bool:
+        return (local / ".deploy" / f"{pushed.deployment_id}.state").read_text().strip() == "succeeded"
+
+    assert wait_until(finished)
+    assert (local / "validated").read_text() == "validated\n"
+    assert (local / "current" / "VERSION").read_text() == "1.0\n"
+    after = run(_probe(fleet, target, pushed.deployment_id))
+    assert (after.reachable, after.outcome, after.current_version) == (True, "succeeded", "1.0")
+
+
+async def _probe(fleet: AppFleet, target: str, deployment_id: str):
+    runner = SshRunner()
+    try:
+        return await runner.probe(fleet.target(), target, deployment_id)
+    finally:
+        await runner.aclose()
+
+
+def test_restart_runs_stop_start_validate_in_the_current_release(fleet: AppFleet) -> None:
+    target, local = fleet.app()
+    artifact = make_artifact(fleet.work, "1.0")
+    hooks = [hook(step, f"STEP={step.value}; {LOG_ENV}") for step in (Step.STOP, Step.START, Step.VALIDATE)]
+
+    async def scenario():
+        runner = SshRunner()
+        try:
+            await runner.deploy(fleet.target(), job(target, "1.0", artifact), Recorder())
+            recorder = Recorder()
+            restarted = await runner.deploy(
+                fleet.target(), job(target, "1.0", None, *hooks, kind=JobKind.RESTART), recorder
+            )
+            return restarted, recorder
+        finally:
+            await runner.aclose()
+
+    result, recorder = run(scenario())
+    assert result.status == HostStatus.SUCCEEDED, result.error
+    assert [step for _, step in recorder.steps] == [Step.CONNECT, Step.STOP, Step.START, Step.VALIDATE]
+    assert [line.split("|")[0] for line in (local / "hooks.log").read_text().splitlines()] == [
+        "stop",
+        "start",
+        "validate",
+    ]
+    assert len((local / "revisions.log").read_text().splitlines()) == 1  # no switch
+
+
+def test_an_abort_before_the_switch_changes_nothing(fleet: AppFleet) -> None:
+    target, local = fleet.app()
+    one, two = make_artifact(fleet.work, "1.0"), make_artifact(fleet.work, "1.1")
+
+    async def scenario():
+        runner = SshRunner()
+        try:
+            await runner.deploy(fleet.target(), job(target, "1.0", one), Recorder())
+            return await runner.deploy(
+                fleet.target(),
+                job(target, "1.1", two, hook(Step.START, "true")),
+                Recorder(refuse=Step.SWITCH),
+            )
+        finally:
+            await runner.aclose()
+
+    result = run(scenario())
+    assert result.status == HostStatus.ABORTED
+    assert result.step == Step.SWITCH
+    assert (local / "current" / "VERSION").read_text() == "1.0\n"
+
+
+def test_a_host_nobody_answers_on_is_unreachable(fleet: AppFleet) -> None:
+    silent = Host(name="nobody", address="127.0.0.1", datacenter="dc1", port=1)
+
+    async def scenario():
+        runner = SshRunner()
+        try:
+            target = replace(fleet.target(), host=silent)
+            return await runner.deploy(target, job("~/x", "1.0", None), Recorder()), await runner.probe(
+                target, "~/x", None
+            )
+        finally:
+            await runner.aclose()
+
+    result, probe = run(scenario())
+    assert result.status == HostStatus.UNREACHABLE
+    assert result.step == Step.CONNECT
+    assert result.error is not None and result.error.startswith("cannot connect to 127.0.0.1:1")
+    assert not probe.reachable and probe.error == result.error
+
+
+def test_a_host_that_hangs_is_given_up_within_the_connect_timeout(fleet: AppFleet) -> None:
+    target, _local = fleet.app(index=1)
+    fleet.hang(fleet.hosts[1].name)
+
+    async def scenario():
+        runner = SshRunner()
+        try:
+            chosen = fleet.target(1, connect_timeout=1.0)
+            return await runner.deploy(
+                chosen, job(target, "1.0", make_artifact(fleet.work, "1.0")), Recorder()
+            )
+        finally:
+            await runner.aclose()
+
+    began = time.monotonic()
+    result = run(scenario())
+    assert time.monotonic() - began < 10
+    host = fleet.hosts[1]
+    assert (result.status, result.step) == (HostStatus.UNREACHABLE, Step.CONNECT)
+    assert result.error == f"no SSH answer from {host.address}:{host.port} within 1s"
+
+
+def test_a_failing_stop_hook_can_be_ignored_and_script_hooks_run_from_the_release(fleet: AppFleet) -> None:
+    target, local = fleet.app()
+    script = {"bin/start.sh": 'echo "script in $(pwd)" > ../../script.out\n'}
+    one, two = make_artifact(fleet.work, "1.0", script), make_artifact(fleet.work, "1.1", script)
+    stop = hook(Step.STOP, "echo cannot stop; exit 5")
+    start = hook(Step.START, "bin/start.sh", script=True)
+    missing = hook(Step.START, "bin/nothing.sh", script=True)
+
+    async def scenario():
+        runner = SshRunner()
+        try:
+            first = await runner.deploy(fleet.target(), job(target, "1.0", one, start), Recorder())
+            ignored = await runner.deploy(
+                fleet.target(), job(target, "1.1", two, stop, start, ignore_stop_failures=True), Recorder()
+            )
+            strict = await runner.deploy(fleet.target(), job(target, "1.0", one, stop), Recorder())
+            lost = await runner.deploy(fleet.target(), job(target, "1.0", one, missing), Recorder())
+            return first, ignored, strict, lost
+        finally:
+            await runner.aclose()
+
+    first, ignored, strict, lost = run(scenario())
+    assert first.status == HostStatus.SUCCEEDED, first.error
+    assert ignored.status == HostStatus.SUCCEEDED, ignored.error
+    assert [(s.step, s.exit_status) for s in ignored.steps if s.step == Step.STOP] == [(Step.STOP, 5)]
+    assert (local / "script.out").read_text().strip().endswith("/releases/1.1")
+    assert (strict.status, strict.step, strict.error, strict.version) == (
+        HostStatus.FAILED,
+        Step.STOP,
+        "stop exited 5",
+        "1.1",
+    )
+    assert (lost.status, lost.step, lost.exit_status) == (HostStatus.FAILED, Step.START, 127)
+    assert lost.error == "start hook script bin/nothing.sh is missing from the release"
