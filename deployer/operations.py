@@ -25,7 +25,7 @@ from deployer.planner import Plan, plan_waves
 from deployer.policy import failure_budget
 from deployer.results import DeploymentKind, DeploymentStatus, HostStatus
 from deployer.runner import HostRunner, ReleaseJob
-from deployer.spec import Spec, load_spec
+from deployer.spec import OnHalt, Spec, Stripe, load_spec
 from deployer.ssh import SshRunner
 from deployer.store import Store
 
@@ -86,7 +86,7 @@ def prepare(options: PushOptions, store: Store) -> Prepared:
     plan = plan_waves(
         hosts,
         batch=spec.strategy.batch,
-        stripe=spec.strategy.stripe,
+        stripe=spec.strategy.stripe is Stripe.DATACENTER,
         version=spec.version,
         current_versions=current,
         failed_hosts=failed,
@@ -147,7 +147,7 @@ async def execute(
     runner = runner or SshRunner()
     try:
         outcome = await _run_new(prepared, store, sink, identity, runner)
-        if outcome.status is DeploymentStatus.HALTED and prepared.spec.strategy.on_halt == "rollback":
+        if outcome.status is DeploymentStatus.HALTED and prepared.spec.strategy.on_halt is OnHalt.ROLLBACK:
             await _roll_back_touched(prepared, outcome, store, sink, identity, runner)
         return outcome
     finally:

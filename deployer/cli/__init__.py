@@ -1,8 +1,11 @@
 """The ``deploy`` command.
 
-Each sub-command lives in its own module here and is registered below. The CLI
-catches only :class:`~deployer.errors.DeployerError`: one clear line, then the
-error's exit status. Anything else is a bug and keeps its traceback.
+Each sub-command lives in a module here that exports ``commands``, a list of click
+commands, and is named in :data:`COMMANDS`. Modules are imported only when one of
+their commands runs, so ``deploy status`` does not pay for asyncssh or Textual.
+
+The CLI catches only :class:`~deployer.errors.DeployerError`: one clear line, then
+the error's exit status. Anything else is a bug and keeps its traceback.
 """
 
 from __future__ import annotations
@@ -14,12 +17,41 @@ import click
 
 from deployer.errors import DeployerError
 
-# Modules of deployer.cli that each export ``commands``: a list of click commands.
-COMMAND_MODULES: tuple[str, ...] = ()
+# Command name -> the module of deployer.cli that defines it.
+COMMANDS: dict[str, str] = {
+    "plan": "deploy",
+    "push": "deploy",
+    "rollback": "deploy",
+    "demo": "demo",
+    "status": "query",
+    "hosts": "query",
+    "versions": "query",
+    "history": "query",
+    "pause": "query",
+    "resume": "query",
+    "abort": "query",
+    "watch": "tui",
+    "tui": "tui",
+    "lab": "lab",
+    "schema": "schema",
+}
 
 
 class DeployGroup(click.Group):
-    """A click group that turns our own errors into one line and an exit status."""
+    """Loads each command's module on first use, and turns our own errors into one line."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return list(COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        module_name = COMMANDS.get(cmd_name)
+        if module_name is None:
+            return None
+        module = importlib.import_module(f"deployer.cli.{module_name}")
+        for command in module.commands:
+            if command.name == cmd_name:
+                return command  # type: ignore[no-any-return]
+        raise RuntimeError(f"deployer.cli.{module_name} does not define the command {cmd_name!r}")
 
     def invoke(self, ctx: click.Context) -> object:
         try:
@@ -34,11 +66,6 @@ class DeployGroup(click.Group):
 @click.version_option(package_name="deployer")
 def cli() -> None:
     """Rolling deployments across a fleet, striped over datacenters."""
-
-
-for _name in COMMAND_MODULES:
-    for _command in importlib.import_module(f"deployer.cli.{_name}").commands:
-        cli.add_command(_command)
 
 
 def main() -> None:

@@ -144,7 +144,7 @@ def _run(prepared: Prepared, store: Store, as_json: bool, yes: bool, tui: bool =
     if as_json:
         from deployer.render import deployment_json
 
-        click.echo(json.dumps(deployment_json(view), indent=2))
+        click.echo(json.dumps(deployment_json(view, with_hosts=True), indent=2))
     else:
         click.echo(f"{view.id}: {view.status.value}: {view.reason or ''}")
     sys.exit(0 if outcome.status is DeploymentStatus.SUCCEEDED else 1)

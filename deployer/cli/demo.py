@@ -1,0 +1,95 @@
+"""``deploy demo``: the whole story on a lab fleet, with the commands an operator would type.
+
+Starts a lab fleet where the demo spec's ``fleet:`` points, then runs real
+``deploy`` commands against it, printing each before it runs: pushes 1.0 and 1.1,
+a 1.2 whose health check fails in one datacenter so the push halts, and a rollback
+that updates the failed hosts first. The lab is left running to explore.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+import click
+
+from deployer.errors import DeployerError
+from deployer.lab import start_lab, stop_lab
+from deployer.spec import load_spec
+
+
+def _step(title: str, args: list[str], env: dict[str, str], expect: tuple[int, ...] = (0,)) -> None:
+    click.secho(f"\n== {title}", bold=True)
+    click.secho("$ deploy " + " ".join(shlex.quote(a) for a in args), fg="cyan")
+    done = subprocess.run([sys.executable, "-m", "deployer", *args], env=env, check=False)
+    if done.returncode not in expect:
+        raise DeployerError(f"the demo stopped: 'deploy {' '.join(args)}' exited {done.returncode}")
+
+
+@click.command()
+@click.option(
+    "--spec",
+    "spec_path",
+    default="specs/demo.yaml",
+    show_default=True,
+    type=click.Path(dir_okay=False),
+    help="The demo spec; its fleet: names the lab's inventory.",
+)
+@click.option("--hosts", default=12, show_default=True, type=click.IntRange(3, 200), help="Lab hosts.")
+@click.option("--datacenters", default=3, show_default=True, type=click.IntRange(1, 20), help="Datacenters.")
+def demo(spec_path: str, hosts: int, datacenters: int) -> None:
+    """Start a lab fleet and show pushes, a halt and a rollback on it."""
+    spec = load_spec(spec_path)
+    if spec.fleet.path is None:
+        raise DeployerError(f"{spec_path}: the demo needs a fleet: path where the lab writes its inventory")
+    lab_dir = spec.fleet.path.parent
+    if stop_lab(lab_dir) is not None:
+        click.echo(f"stopped the lab that was running in {lab_dir}")
+    db_file = lab_dir / "state.db"
+    for stale in (db_file, Path(f"{db_file}-wal"), Path(f"{db_file}-shm")):
+        stale.unlink(missing_ok=True)
+    lab = start_lab(lab_dir, hosts=hosts, datacenters=datacenters)
+    click.secho(
+        f"lab fleet: {len(lab.hosts)} hosts in {datacenters} datacenters, inventory {lab.inventory_path}",
+        bold=True,
+    )
+    db_url = f"sqlite:///{db_file}"
+    env = {**os.environ, "DEPLOYER_DB": db_url}
+    app, environment = spec.app, spec.environment
+    _step("a first release", ["push", spec_path, "--version", "1.0", "--yes"], env)
+    _step(
+        "the next release, wave by wave across the datacenters",
+        ["push", spec_path, "--version", "1.1", "--yes"],
+        env,
+    )
+    _step("what runs where now?", ["versions", "--app", app, "--env", environment], env)
+    _step(
+        "1.2 fails its health check in dc2: the push halts by itself",
+        ["push", spec_path, "--version", "1.2", "--yes"],
+        env,
+        expect=(1,),
+    )
+    _step(
+        "the fleet after the halt: untouched hosts kept 1.1",
+        ["versions", "--app", app, "--env", environment],
+        env,
+    )
+    _step("which hosts run 1.2?", ["hosts", "--app", app, "--env", environment, "--version", "1.2"], env)
+    _step(
+        "roll back to 1.1: the failed hosts go first, from the kept release (no upload)",
+        ["rollback", spec_path, "--yes"],
+        env,
+    )
+    _step("all back on 1.1", ["versions", "--app", app, "--env", environment], env)
+    _step("the history", ["history", "--app", app, "--env", environment], env)
+    click.secho("\nThe lab fleet is still running. Explore it:", bold=True)
+    click.echo(f"  export DEPLOYER_DB={shlex.quote(db_url)}")
+    click.echo(f"  deploy status; deploy history --app {app} --env {environment} --host {lab.hosts[0].name}")
+    click.echo("  deploy watch       # the last deployment in the terminal UI")
+    click.echo(f"Stop it with: deploy lab down --dir {shlex.quote(str(lab_dir))}")
+
+
+commands = [demo]

@@ -1,0 +1,57 @@
+"""A runner that plays a host's steps in memory: for the controller loop's own logic.
+
+It calls the step reporter before every step exactly as the SSH runner does, so
+the loop's recording, pausing and aborting are exercised for real; only the hosts
+are imaginary. End-to-end runs on real SSH hosts live in tests/e2e.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from deployer.fleet import SshTarget
+from deployer.results import HostResult, HostStatus, Step
+from deployer.runner import HostProbe, ReleaseJob, StepReporter
+
+STEPS = (Step.CONNECT, Step.UPLOAD, Step.STOP, Step.BEFORE_INSTALL, Step.AFTER_INSTALL, Step.SWITCH,
+         Step.START, Step.VALIDATE, Step.PRUNE)
+
+
+@dataclass
+class FakeRunner:
+    step_seconds: float = 0.0
+    fail_at: dict[str, Step] = field(default_factory=dict)  # host -> the step that fails there
+    versions: dict[str, str] = field(default_factory=dict)  # host -> what `current` points to
+    started: list[tuple[str, datetime]] = field(default_factory=list)
+    gate: asyncio.Event | None = None  # when set, hosts wait on it before their switch
+
+    async def deploy(self, target: SshTarget, job: ReleaseJob, report: StepReporter) -> HostResult:
+        name = target.host.name
+        began = datetime.now(UTC)
+        self.started.append((name, began))
+        previous = self.versions.get(name)
+        for step in STEPS:
+            go = await report(name, step)
+            switched = self.versions.get(name) == job.version and previous != job.version
+            if not go and not switched:
+                return HostResult(name, HostStatus.ABORTED, began, datetime.now(UTC), step=step,
+                                  version=self.versions.get(name), previous_version=previous)
+            if step is Step.SWITCH and self.gate is not None:
+                await self.gate.wait()
+            await asyncio.sleep(self.step_seconds)
+            if self.fail_at.get(name) is step:
+                return HostResult(name, HostStatus.FAILED, began, datetime.now(UTC), step=step, exit_status=1,
+                                  error=f"{step} exited 1", version=self.versions.get(name),
+                                  previous_version=previous)
+            if step is Step.SWITCH:
+                self.versions[name] = job.version
+        return HostResult(name, HostStatus.SUCCEEDED, began, datetime.now(UTC), step=Step.PRUNE,
+                          version=job.version, previous_version=previous)
+
+    async def probe(self, target: SshTarget, app_target: str, deployment_id: str | None) -> HostProbe:
+        return HostProbe(target.host.name, True, self.versions.get(target.host.name))
+
+    async def aclose(self) -> None:
+        return None

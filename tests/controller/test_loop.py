@@ -1,0 +1,155 @@
+"""The rollout loop on a fake runner and a real store: halting, the fleet-wide budget, bake, pause, abort."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from datetime import UTC, datetime
+
+import pytest
+
+from deployer.controller import Controller, Rollout
+from deployer.events import Event, HostFinished, WaveStarted
+from deployer.fleet import Host, SshTarget
+from deployer.results import ControlAction, DeploymentKind, DeploymentStatus, HostStatus, Step
+from deployer.runner import ReleaseJob
+from deployer.store import Store, open_store
+from tests.controller.fake_runner import FakeRunner
+
+
+def hosts(count: int = 12, datacenters: int = 3) -> list[Host]:
+    per = count // datacenters
+    return [Host(f"h{i + 1:02d}", f"127.0.0.{i + 1}", f"dc{i // per + 1}") for i in range(count)]
+
+
+def target(host: Host) -> SshTarget:
+    return SshTarget(host, None, None, None, 1.0, 1.0, "strict", False)
+
+
+@pytest.fixture
+def store(tmp_path) -> Store:  # type: ignore[no-untyped-def]
+    with open_store(f"sqlite:///{tmp_path / 'state.db'}") as store:
+        yield store
+
+
+def begin(store: Store, waves: list[list[Host]], budget: int, bake: float = 0.0) -> Rollout:
+    deployment_id = store.begin_deployment(
+        app="web", environment="prod", version="2.0", previous_version="1.0", kind=DeploymentKind.PUSH,
+        started_by="test", started_from="here", pid=1, spec_sha256="0" * 64,
+        hosts=[(h, i) for i, wave in enumerate(waves, start=1) for h in wave], now=datetime.now(UTC),
+    )
+    job = ReleaseJob(deployment_id, "web", "prod", "2.0", "push", "/srv/web", 5, None, {}, "test")
+    return Rollout(deployment_id, job, {h.name: target(h) for wave in waves for h in wave},
+                   tuple(tuple(h.name for h in wave) for wave in waves), budget, bake)
+
+
+def run(store: Store, runner: FakeRunner, rollout: Rollout, events: list[Event] | None = None):  # type: ignore[no-untyped-def]
+    sink = events.append if events is not None else (lambda event: None)
+    controller = Controller(store, runner, sink, pid=1, machine="here", poll_interval=0.02)
+    return asyncio.run(asyncio.wait_for(controller.run(rollout), timeout=30))
+
+
+def test_halts_in_the_wave_where_the_third_failure_lands(store: Store) -> None:
+    # 12 hosts in 3 datacenters, waves of 3 striped (one per datacenter); validate fails on the
+    # 4 hosts of dc1; budget 2. Waves 1 and 2 lose one dc1 host each (2 failed: go on), wave 3
+    # loses the third: halt after wave 3; wave 4 never starts and keeps the old version.
+    fleet = hosts()
+    by_dc = [[h for h in fleet if h.datacenter == f"dc{d}"] for d in (1, 2, 3)]
+    waves = [[by_dc[0][i], by_dc[1][i], by_dc[2][i]] for i in range(4)]
+    runner = FakeRunner(fail_at={h.name: Step.VALIDATE for h in by_dc[0]})
+    outcome = run(store, runner, begin(store, waves, budget=2))
+    assert outcome.status is DeploymentStatus.HALTED
+    view = store.deployment(outcome.deployment_id)
+    statuses = {h.name: h.status for h in view.hosts}
+    assert [statuses[h.name] for h in waves[3]] == [HostStatus.ABORTED] * 3
+    assert sum(s is HostStatus.FAILED for s in statuses.values()) == 3
+    assert sum(s is HostStatus.SUCCEEDED for s in statuses.values()) == 6
+    started = {name for name, _ in runner.started}
+    assert started.isdisjoint(h.name for h in waves[3])
+    assert view.status is DeploymentStatus.HALTED
+    assert "3 hosts failed" in (view.reason or "")
+
+
+def test_the_budget_is_fleet_wide_and_a_fully_failed_wave_does_not_end_the_run(store: Store) -> None:
+    fleet = hosts(8, 2)
+    waves = [fleet[0:2], fleet[2:4], fleet[4:6], fleet[6:8]]
+    # Wave 1 fails entirely (2 failures, budget 2: go on); wave 3 loses one more: halt.
+    runner = FakeRunner(fail_at={"h01": Step.START, "h02": Step.VALIDATE, "h05": Step.VALIDATE})
+    outcome = run(store, runner, begin(store, waves, budget=2))
+    assert outcome.status is DeploymentStatus.HALTED
+    assert outcome.statuses["h03"] is HostStatus.SUCCEEDED
+    assert outcome.statuses["h07"] is HostStatus.ABORTED
+
+
+def test_succeeds_within_the_budget_and_records_versions(store: Store) -> None:
+    fleet = hosts(6, 3)
+    runner = FakeRunner(fail_at={"h02": Step.BEFORE_INSTALL})
+    outcome = run(store, runner, begin(store, [fleet[:3], fleet[3:]], budget=1))
+    assert outcome.status is DeploymentStatus.SUCCEEDED
+    current = store.current_versions("web", "prod")
+    assert current == {h.name: "2.0" for h in fleet if h.name != "h02"}
+    assert store.failed_hosts_of_last_deployment("web", "prod") == {"h02"}
+
+
+def test_waves_run_in_order_and_bake_between_them(store: Store) -> None:
+    fleet = hosts(4, 2)
+    events: list[Event] = []
+    runner = FakeRunner(step_seconds=0.005)
+    outcome = run(store, runner, begin(store, [fleet[:2], fleet[2:]], budget=0, bake=0.3), events)
+    assert outcome.status is DeploymentStatus.SUCCEEDED
+    first_wave_end = max(e.result.finished_at for e in events if isinstance(e, HostFinished)
+                         and e.result.host in ("h01", "h02"))
+    second_wave_start = min(t for name, t in runner.started if name in ("h03", "h04"))
+    assert (second_wave_start - first_wave_end).total_seconds() >= 0.29
+    assert [e.index for e in events if isinstance(e, WaveStarted)] == [1, 2]
+
+
+def test_pause_from_another_process_starts_nothing_new_until_resumed(store: Store, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    fleet = hosts(4, 2)
+    gate = asyncio.Event()
+    runner = FakeRunner(gate=gate)
+    rollout = begin(store, [fleet[:2], fleet[2:]], budget=0)
+    other = open_store(f"sqlite:///{tmp_path / 'state.db'}")  # another process's connection
+
+    async def scenario() -> object:
+        controller = Controller(store, runner, lambda e: None, pid=1, machine="here", poll_interval=0.02)
+        task = asyncio.create_task(controller.run(rollout))
+        await asyncio.sleep(0.1)  # wave 1 is in flight, held before its switch
+        other.request_control(rollout.deployment_id, ControlAction.PAUSE, requested_by="op", now=datetime.now(UTC))
+        await asyncio.sleep(0.1)
+        gate.set()  # wave 1 finishes while paused
+        await asyncio.sleep(0.3)
+        paused_view = other.deployment(rollout.deployment_id)
+        started_while_paused = {name for name, _ in runner.started}
+        other.request_control(rollout.deployment_id, ControlAction.RESUME, requested_by="op", now=datetime.now(UTC))
+        outcome = await asyncio.wait_for(task, timeout=10)
+        return paused_view, started_while_paused, outcome
+
+    paused_view, started_while_paused, outcome = asyncio.run(scenario())  # type: ignore[misc]
+    other.close()
+    assert paused_view.status is DeploymentStatus.PAUSED
+    assert started_while_paused == {"h01", "h02"}
+    assert outcome.status is DeploymentStatus.SUCCEEDED
+    assert {name for name, _ in runner.started} == {"h01", "h02", "h03", "h04"}
+
+
+def test_abort_stops_hosts_before_their_switch(store: Store, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    fleet = hosts(4, 2)
+    runner = FakeRunner(step_seconds=0.05)
+    rollout = begin(store, [fleet[:2], fleet[2:]], budget=0)
+    other = open_store(f"sqlite:///{tmp_path / 'state.db'}")
+
+    def abort_soon() -> None:
+        threading.Event().wait(0.08)  # the first wave is mid-way through its steps
+        other.request_control(rollout.deployment_id, ControlAction.ABORT, requested_by="op", now=datetime.now(UTC))
+
+    thread = threading.Thread(target=abort_soon)
+    thread.start()
+    outcome = run(store, runner, rollout)
+    thread.join()
+    other.close()
+    assert outcome.status is DeploymentStatus.ABORTED
+    assert outcome.statuses["h01"] is HostStatus.ABORTED
+    assert outcome.statuses["h03"] is HostStatus.ABORTED
+    assert "h03" not in {name for name, _ in runner.started}
+    assert store.current_versions("web", "prod") == {}
