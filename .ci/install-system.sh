@@ -5,7 +5,7 @@
 # and returns, without touching the package lists.
 set -euo pipefail
 
-packages=(openssh-server openssh-client util-linux tmux)
+packages=(python3-venv openssh-server openssh-client util-linux tmux)
 
 missing=()
 for package in "${packages[@]}"; do
@@ -16,14 +16,17 @@ for package in "${packages[@]}"; do
 done
 
 if ((${#missing[@]} > 0)); then
+    as_root=()
     if [[ $(id -u) -ne 0 ]]; then
-        echo "install-system.sh: need root to install: ${missing[*]}" >&2
-        exit 1
+        if ! command -v sudo >/dev/null; then
+            echo "install-system.sh: need root (or sudo) to install: ${missing[*]}" >&2
+            exit 1
+        fi
+        as_root=(sudo)
     fi
     echo "install-system.sh: installing ${missing[*]}"
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get update -qq
-    apt-get install -y -qq --no-install-recommends "${missing[@]}"
+    "${as_root[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+    "${as_root[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
 
 # sshd refuses to start without its privilege-separation directory; /run is a tmpfs,

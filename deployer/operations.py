@@ -7,6 +7,7 @@ event sink, results come back as values.
 
 from __future__ import annotations
 
+import asyncio
 import getpass
 import os
 import socket
@@ -14,6 +15,8 @@ from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime
+from pathlib import Path
+from typing import Any
 
 from deployer.artifact import prepare_artifact
 from deployer.controller import Controller, Rollout, RolloutOutcome, utcnow
@@ -21,10 +24,12 @@ from deployer.errors import ControlError, DeployerError
 from deployer.events import DeploymentStarted, EventSink
 from deployer.fleet import Fleet, Host, SshTarget, limit_hosts, resolve_ssh
 from deployer.inventory import load_fleet
+from deployer.kept_artifacts import keep_artifact, kept_artifact
 from deployer.planner import Plan, plan_waves
 from deployer.policy import failure_budget
-from deployer.results import DeploymentKind, DeploymentStatus, HostStatus
-from deployer.runner import HostRunner, ReleaseJob
+from deployer.release import Outcome, parse_outcome
+from deployer.results import DeploymentKind, DeploymentStatus, HostResult, HostStatus
+from deployer.runner import Artifact, HostRunner, ReleaseJob
 from deployer.spec import OnHalt, Spec, Stripe, load_spec
 from deployer.ssh import SshRunner
 from deployer.store import Store
@@ -159,7 +164,7 @@ async def _run_new(
     prepared: Prepared, store: Store, sink: EventSink, identity: Identity, runner: HostRunner
 ) -> RolloutOutcome:
     spec, plan = prepared.spec, prepared.plan
-    artifact = prepare_artifact(spec.artifact) if prepared.kind is not DeploymentKind.RESTART else None
+    artifact = artifact_for(prepared.kind, spec)
     now = utcnow()
     deployment_id = store.begin_deployment(
         app=spec.app,
@@ -173,21 +178,10 @@ async def _run_new(
         spec_sha256=spec.sha256,
         hosts=[(host, wave.index) for wave in plan.waves for host in wave.hosts],
         skipped=[(skip.host, skip.reason) for skip in plan.skipped],
+        run_options=_options_json(prepared.options),
         now=now,
     )
-    job = ReleaseJob(
-        deployment_id=deployment_id,
-        app=spec.app,
-        environment=spec.environment,
-        version=spec.version,
-        kind=prepared.kind.value,
-        target=spec.target,
-        keep_releases=spec.keep_releases,
-        artifact=artifact,
-        hooks=spec.hook_commands(),
-        started_by=identity.user,
-        ignore_stop_failures=prepared.options.ignore_stop_failures,
-    )
+    job = _job(spec, deployment_id, prepared.kind, artifact, identity, prepared.options)
     rollout = Rollout(
         deployment_id=deployment_id,
         job=job,
@@ -197,23 +191,93 @@ async def _run_new(
         bake=spec.strategy.bake,
         max_parallel=spec.strategy.max_parallel,
     )
-    sink(
-        DeploymentStarted(
-            deployment_id=deployment_id,
-            app=spec.app,
-            environment=spec.environment,
-            kind=prepared.kind.value,
-            version=spec.version,
-            previous_version=prepared.previous_version,
-            wave_count=len(plan.waves),
-            host_count=plan.host_count,
-            failure_budget=rollout.failure_budget,
-            datacenters={h.name: h.datacenter for wave in plan.waves for h in wave.hosts},
-            at=now,
-        )
-    )
+    hosts = {h.name: h.datacenter for wave in plan.waves for h in wave.hosts}
+    sink(_started(rollout, prepared.previous_version, hosts, now))
     controller = Controller(store, runner, sink, pid=identity.pid, machine=identity.machine)
     return await controller.run(rollout)
+
+
+def artifact_for(kind: DeploymentKind, spec: Spec) -> Artifact | None:
+    """What a deployment sends to hosts that lack the release.
+
+    A push packs the spec's artifact and keeps it as that version's; a rollback sends
+    the artifact the old version was deployed from, when this machine kept it (hosts
+    that kept the release need none); a restart installs nothing.
+    """
+    if kind is DeploymentKind.RESTART:
+        return None
+    if kind is DeploymentKind.ROLLBACK:
+        return kept_artifact(spec.app, spec.version)
+    artifact = prepare_artifact(spec.artifact)
+    keep_artifact(spec.app, spec.version, artifact)
+    return artifact
+
+
+def _job(
+    spec: Spec,
+    deployment_id: str,
+    kind: DeploymentKind,
+    artifact: Artifact | None,
+    identity: Identity,
+    options: PushOptions,
+) -> ReleaseJob:
+    return ReleaseJob(
+        deployment_id=deployment_id,
+        app=spec.app,
+        environment=spec.environment,
+        version=spec.version,
+        kind=kind.value,
+        target=spec.target,
+        keep_releases=spec.keep_releases,
+        artifact=artifact,
+        hooks=spec.hook_commands(),
+        started_by=identity.user,
+        ignore_stop_failures=options.ignore_stop_failures,
+    )
+
+
+def _started(
+    rollout: Rollout, previous_version: str | None, datacenters: dict[str, str], now: datetime
+) -> DeploymentStarted:
+    job = rollout.job
+    return DeploymentStarted(
+        deployment_id=rollout.deployment_id,
+        app=job.app,
+        environment=job.environment,
+        kind=job.kind,
+        version=job.version,
+        previous_version=previous_version,
+        wave_count=len(rollout.waves),
+        host_count=len(datacenters),
+        failure_budget=rollout.failure_budget,
+        datacenters=datacenters,
+        at=now,
+    )
+
+
+def _options_json(options: PushOptions) -> dict[str, Any]:
+    return {
+        "spec_path": str(Path(options.spec_path).resolve()),
+        "environment": options.environment,
+        "limit": options.limit,
+        "only_hosts": sorted(options.only_hosts) if options.only_hosts is not None else None,
+        "force": options.force,
+        "ignore_stop_failures": options.ignore_stop_failures,
+        "kind": options.kind.value,
+    }
+
+
+def _options_from_json(data: Mapping[str, Any]) -> PushOptions:
+    only = data.get("only_hosts")
+    return PushOptions(
+        spec_path=data["spec_path"],
+        environment=data.get("environment"),
+        limit=data.get("limit"),
+        only_hosts=frozenset(only) if only is not None else None,
+        force=bool(data.get("force")),
+        ignore_stop_failures=bool(data.get("ignore_stop_failures")),
+        kind=DeploymentKind(data.get("kind", "push")),
+    )
 
 
 async def _roll_back_touched(
@@ -245,9 +309,129 @@ async def _roll_back_touched(
     return await _run_new(rollback, store, sink, identity, runner)
 
 
-def resume_statuses(store: Store, deployment_id: str) -> dict[str, HostStatus]:
-    """The recorded statuses of a deployment's hosts (for ``deploy resume``)."""
+PROBE_INTERVAL = 0.5  # seconds between looks at a host whose driver still runs on its own
+
+
+async def resume_deployment(
+    deployment_id: str,
+    store: Store,
+    sink: EventSink,
+    *,
+    identity: Identity | None = None,
+    runner: HostRunner | None = None,
+) -> RolloutOutcome:
+    """Carry on a deployment whose controller died (``deploy resume`` on a dead controller).
+
+    Takes the deployment over (refused while its controller looks alive), learns from
+    each host that was in flight what really happened there (its driver finished on its
+    own and left its outcome in a state file), records that, and runs the rest. A host
+    that finished is never deployed again and no hook runs twice: a host whose driver
+    never started is the only one that starts over.
+    """
+    identity = identity or Identity.here()
     view = store.deployment(deployment_id)
     if view.is_finished:
         raise ControlError(f"deployment {deployment_id} has finished ({view.status}); nothing to resume")
-    return {h.name: h.status for h in view.hosts}
+    saved = store.run_options(deployment_id)
+    if not saved:
+        raise ControlError(f"deployment {deployment_id} kept no options to resume it with")
+    options = _options_from_json(saved)
+    spec = load_spec(options.spec_path, version=view.version, environment=view.environment)
+    fleet = load_fleet(spec)
+    view = store.takeover(deployment_id, pid=identity.pid, started_from=identity.machine, now=utcnow())
+    own_runner = runner is None
+    runner = runner or SshRunner()
+    try:
+        inventory = {h.name: h for h in fleet.hosts}
+        planned = [h for h in view.hosts if h.wave is not None]
+        waves: dict[int, list[str]] = {}
+        for host in planned:
+            waves.setdefault(host.wave or 0, []).append(host.name)
+        targets = {
+            name: resolve_ssh(inventory[name], fleet.ssh, spec.ssh)
+            for name in inventory
+            if name in {h.name for h in planned}
+        }
+        statuses: dict[str, HostStatus] = {}
+        for host in planned:
+            if host.name not in targets:
+                result = _lost(host.name, "the host left the inventory while its controller was down")
+                store.record_host_result(deployment_id, result)
+                statuses[host.name] = result.status
+            elif host.status is HostStatus.RUNNING:
+                statuses[host.name] = await _settle(store, runner, targets[host.name], spec, deployment_id)
+            else:
+                statuses[host.name] = host.status
+        artifact = artifact_for(options.kind, spec) if HostStatus.PENDING in statuses.values() else None
+        rollout = Rollout(
+            deployment_id=deployment_id,
+            job=_job(spec, deployment_id, options.kind, artifact, identity, options),
+            targets=targets,
+            waves=tuple(tuple(waves[index]) for index in sorted(waves)),
+            failure_budget=failure_budget(spec.strategy.max_failures, len(planned)),
+            bake=spec.strategy.bake,
+            max_parallel=spec.strategy.max_parallel,
+        )
+        datacenters = {h.name: h.datacenter for h in planned}
+        sink(_started(rollout, view.previous_version, datacenters, utcnow()))
+        controller = Controller(store, runner, sink, pid=identity.pid, machine=identity.machine)
+        return await controller.run(rollout, statuses)
+    finally:
+        if own_runner:
+            await runner.aclose()
+
+
+async def _settle(
+    store: Store, runner: HostRunner, target: SshTarget, spec: Spec, deployment_id: str
+) -> HostStatus:
+    """What became of a host that was in flight when its controller died; recorded when final.
+
+    PENDING when its driver never started (nothing ran there, so it may start over).
+    """
+    name = target.host.name
+    while True:
+        probe = await runner.probe(target, spec.target, deployment_id)
+        if not probe.reachable:
+            result = _lost(name, f"unreachable while resuming, its outcome is unknown: {probe.error}")
+            result = replace(result, status=HostStatus.UNREACHABLE)
+        elif probe.outcome is None:
+            return HostStatus.PENDING
+        elif probe.outcome == "running":
+            await asyncio.sleep(PROBE_INTERVAL)
+            continue
+        else:
+            result = _from_outcome(name, parse_outcome(probe.outcome), probe.current_version)
+        store.record_host_result(deployment_id, result)
+        return result.status
+
+
+_OUTCOME_STATUS = {
+    "succeeded": HostStatus.SUCCEEDED,
+    "aborted": HostStatus.ABORTED,  # stopped before its switch: it runs what it ran before
+}
+
+
+def _from_outcome(name: str, outcome: Outcome, version: str | None) -> HostResult:
+    """A host's result from the outcome its driver recorded while no controller listened."""
+    now = utcnow()
+    status = _OUTCOME_STATUS.get(outcome.status, HostStatus.FAILED)
+    error = None
+    if status is HostStatus.FAILED:
+        step = outcome.step.value if outcome.step else "a step"
+        how = "was interrupted" if outcome.status == "interrupted" else f"exited {outcome.exit_status}"
+        error = f"{step} {how} while the controller was down"
+    return HostResult(
+        name,
+        status,
+        now,
+        now,
+        step=outcome.step,
+        exit_status=outcome.exit_status,
+        error=error,
+        version=version,
+    )
+
+
+def _lost(name: str, error: str) -> HostResult:
+    now = utcnow()
+    return HostResult(name, HostStatus.FAILED, now, now, error=error)

@@ -153,7 +153,7 @@ class LiveProgress:
             )
         totals = Counter(self._status.values())
         failed = totals[HostStatus.FAILED] + totals[HostStatus.UNREACHABLE]
-        counts = Text("  ").join(
+        summary = Text("  ").join(
             Text(f"{status.value} {totals[status]}", style=STATUS_STYLE[status])
             for status in HostStatus
             if totals[status]
@@ -163,7 +163,7 @@ class LiveProgress:
             Text(self._title, style="bold"),
             Text(self._wave),
             table,
-            counts,
+            summary,
             Text(f"failures {failed} of {self._budget} allowed", style=budget_style),
         ]
         if self._last_failure:

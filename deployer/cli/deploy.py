@@ -5,14 +5,16 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 import click
 
+from deployer.controller import RolloutOutcome
 from deployer.events import EventSink
-from deployer.operations import PushOptions, Prepared, execute, prepare, prepare_rollback
-from deployer.planner import Plan
+from deployer.operations import Prepared, PushOptions, execute, prepare, prepare_rollback
 from deployer.progress import LiveProgress, PlainProgress
+from deployer.render import deployment_json
 from deployer.results import DeploymentStatus
 from deployer.store import Store, open_store
 
@@ -132,18 +134,21 @@ def _run(prepared: Prepared, store: Store, as_json: bool, yes: bool, tui: bool =
         if not sys.stdin.isatty():
             raise click.UsageError("not a terminal: pass --yes to deploy without confirmation")
         click.confirm(f"deploy {prepared.spec.version} to {prepared.plan.host_count} hosts?", abort=True)
-    sink: EventSink
+    run_and_report(store, lambda sink: execute(prepared, store, sink), as_json=as_json)
+
+
+def run_and_report(
+    store: Store, start: Callable[[EventSink], Coroutine[Any, Any, RolloutOutcome]], *, as_json: bool
+) -> None:
+    """Run a deployment with a progress view, then print its result; exit 0 only if it succeeded."""
     progress: LiveProgress | PlainProgress
     progress = LiveProgress() if sys.stderr.isatty() and not as_json else PlainProgress()
-    sink = progress
     try:
-        outcome = asyncio.run(execute(prepared, store, sink))
+        outcome = asyncio.run(start(progress))
     finally:
         progress.close()
     view = store.deployment(outcome.deployment_id)
     if as_json:
-        from deployer.render import deployment_json
-
         click.echo(json.dumps(deployment_json(view, with_hosts=True), indent=2))
     else:
         click.echo(f"{view.id}: {view.status.value}: {view.reason or ''}")

@@ -214,14 +214,15 @@ def abort(deployment_id: str, yes: bool, db_url: str | None, as_json: bool) -> N
 def take_over(store: Store, view: DeploymentView, liveness: Liveness, *, as_json: bool) -> None:
     """``deploy resume`` of a deployment whose controller is dead: run it on from here.
 
-    HOOK(lead): call ``deployer.operations.resume_deployment(...)`` here (it takes
-    the deployment over with ``Store.takeover`` and runs the rest of its waves in
-    this process). Until it is wired, say plainly that this cannot be done yet.
+    :func:`deployer.operations.resume_deployment` takes the deployment over, learns
+    from the hosts that were in flight what became of them, and runs the rest.
     """
-    raise ControlError(
-        f"the controller of {view.id} looks dead ({liveness.reason}); "
-        "taking a deployment over is not available yet"
-    )
+    from deployer.cli.deploy import run_and_report  # only here: it imports asyncssh
+    from deployer.operations import resume_deployment
+
+    if not as_json:
+        click.echo(f"the controller of {view.id} is gone ({liveness.reason}); taking it over", err=True)
+    run_and_report(store, lambda sink: resume_deployment(view.id, store, sink), as_json=as_json)
 
 
 def _request(

@@ -1,11 +1,11 @@
 # deployer's remote driver: runs every step of one host's deployment in ONE exec channel.
 #
 # Sent by deployer.ssh as `sh -c <this script> driver <args>` (args: see deployer.release
-# .driver_command). POSIX sh only; no python on the host. Needs setsid (util-linux or
-# busybox) to kill a hook together with its children, GNU or busybox mv (-T), tar and
-# sha256sum (or shasum / openssl).
+# .driver_command). POSIX sh only, no python on the host. Uses GNU `timeout` (or, where
+# there is none, `setsid` and a sleeping watchdog) to kill a hook with its children,
+# `mv -T` (GNU or busybox), tar, and sha256sum (or shasum, or openssl).
 #
-# Protocol, one line each on stdout (parsed by deployer.release.parse_marker):
+# Protocol, one line each on stdout (read by deployer.release and deployer.ssh):
 #   @@previous <dir>                what `current` pointed to at the start (may be empty)
 #   @@release <dir>                 the kept releases, newest switch first, just before prune
 #   @@step <step> start             then WAITS for one line on stdin: `go [n ...]` or `stop`
@@ -18,7 +18,13 @@
 # A <dir> is a release's directory name: its version, %-escaped (deployer.release).
 # When stdin reaches EOF (the controller went away) the driver carries on by itself to
 # the end, without pruning (which needs the controller's choice), so no host is left
-# half-switched. <target>/.deploy/<id>.state records the outcome for `probe`.
+# half-switched.
+#
+# Records, in <target>/.deploy/ (flat, so a run creates no directory: every process
+# started on the host costs about a millisecond of its CPU, for each of many hosts):
+#   <id>.state          appended lines, the last one counts: `running <pid> <step>`, then
+#                       `succeeded`, `failed:<step>:<exit>` or `aborted:<step>`
+#   <id>.<step>.log     each step's output
 
 target=$1 id=$2 kind=$3 version=$4 dir=$5 sha=$6 who=$7 DEPLOY_APP=$8 DEPLOY_ENVIRONMENT=$9
 shift 9
@@ -37,7 +43,8 @@ DEPLOY_VERSION=$version DEPLOY_ID=$id DEPLOY_PREVIOUS_VERSION= DEPLOY_RELEASE_DI
 export DEPLOY_APP DEPLOY_ENVIRONMENT DEPLOY_HOST DEPLOY_DATACENTER DEPLOY_VERSION DEPLOY_ID
 export DEPLOY_PREVIOUS_VERSION DEPLOY_RELEASE_DIR
 
-autonomous=0 committed=0 made_temporary=0 step= cur= prev= log=/dev/null run_dir= state=
+autonomous=0 committed=0 made_temporary=0 step= cur= prev= log=/dev/null records= state=
+
 # The step a failure before any step is charged to: the first one the job would run (the
 # controller acknowledges it in advance, see deployer.release.first_step).
 if [ "$kind" != restart ]; then
@@ -54,17 +61,12 @@ fi
 # and a write to a vanished controller turns the driver autonomous instead of killing it.
 go_autonomous() {
     autonomous=1
-    if [ -n "$run_dir" ]; then exec </dev/null >>"$run_dir/driver.out" 2>&1; else exec </dev/null >/dev/null 2>&1; fi
+    if [ -n "$records" ]; then exec </dev/null >>"$records/$id.driver.out" 2>&1; else exec </dev/null >/dev/null 2>&1; fi
 }
 trap 'go_autonomous' PIPE HUP
 
-# `running ...` is written in place (one small write); the final word is renamed into place.
 put_state() {
-    [ -n "$state" ] || return 0
-    case $1 in
-    running*) printf '%s\n' "$1" >"$state" ;;
-    *) printf '%s\n' "$1" >"$state.tmp" && mv -f "$state.tmp" "$state" ;;
-    esac
+    [ -n "$state" ] && printf '%s\n' "$1" >>"$state"
 }
 
 # Marker lines wait in $pending and go out together just before the driver waits for
@@ -82,34 +84,32 @@ flush() {
 # Removes what a run that stopped half-way may leave (only when it made any).
 cleanup() {
     if [ "$made_temporary" = 1 ]; then
-        rm -rf "$target/releases/.tmp-$id" "$target/releases/.old-$id" "$run_dir/artifact.tar.gz" \
+        rm -rf "$target/releases/.tmp-$id" "$target/releases/.old-$id" "$records/$id.artifact.tar.gz" \
             "$target/.current-$id"
     fi
 }
 
-# Keeps the records of the newest 20 deployments (a directory and a .state file each).
-prune_records() {
-    ls -1t "$target/.deploy" 2>/dev/null | tail -n +41 | while IFS= read -r old; do
-        [ -n "$old" ] && rm -rf "$target/.deploy/$old"
-    done
-}
-
-# Ends the run: failed at $step with exit $1 (and @@error $2 when given).
-fail() {
+# Ends the run, saying $1 (the outcome) and, when given, @@error $2.
+leave() {
     [ -n "$2" ] && say "@@error $2"
-    put_state "failed:$step:$1"
-    say "@@done failed:$step:$1"
+    put_state "$1"
+    say "@@done $1"
     say "@@current $cur"
     flush
     cleanup
     exit 0
 }
 
+# Ends the run: failed at $step with exit $1 (and @@error $2 when given).
+fail() {
+    leave "failed:$step:$1" "$2"
+}
+
 # Sets $v to the version release directory $1 holds: its name, unless escaped (see
 # deployer.release.release_dir_name), then its .deploy-version.
 version_of() {
     v=$1
-    case $1 in *%*) [ -f "$target/releases/$1/.deploy-version" ] && v=$(cat "$target/releases/$1/.deploy-version") ;; esac
+    case $1 in *%*) [ -f "$target/releases/$1/.deploy-version" ] && IFS= read -r v <"$target/releases/$1/.deploy-version" ;; esac
 }
 
 # Sets $cur to the release directory `current` points to (cd -P: no process needed).
@@ -121,9 +121,11 @@ read_current() {
     fi
 }
 
-# One line from the controller into $reply; EOF means it is gone: go on alone.
+# One line from the controller into $reply; EOF means it is gone: go on alone. The first
+# step's answer is sent with the exec request, so nothing needs flushing to get it.
+preacked=1
 ack() {
-    flush
+    if [ "$preacked" = 1 ]; then preacked=0; else flush; fi
     if [ "$autonomous" = 1 ]; then
         reply=go
     elif IFS= read -r reply; then
@@ -139,19 +141,10 @@ begin() {
     put_state "running $$ $step"
     say "@@step $step start"
     ack
-    log=$run_dir/$step.log
+    log=$records/$id.$step.log
     : >"$log"
     case $reply in
-    stop*)
-        if [ "$committed" = 0 ]; then
-            put_state "aborted:$step"
-            say "@@done aborted:$step"
-            say "@@current $cur"
-            flush
-            cleanup
-            exit 0
-        fi
-        ;;
+    stop*) [ "$committed" = 0 ] && leave "aborted:$step" ;;
     esac
 }
 
@@ -167,51 +160,77 @@ finish() {
     say "@@step $step end $1 ${2:-1}${3:+ timeout}"
 }
 
-if command -v setsid >/dev/null 2>&1; then setsid=setsid; else setsid=; fi
+# GNU timeout puts the hook in a process group of its own and signals the whole group;
+# busybox's does neither, and is a symbolic link to busybox, hence the -L test.
+timeout_bin=$(command -v timeout 2>/dev/null) || timeout_bin=
+[ -n "$timeout_bin" ] && [ -L "$timeout_bin" ] && timeout_bin=
+setsid=
+[ -z "$timeout_bin" ] && command -v setsid >/dev/null 2>&1 && setsid=setsid
 
-# Runs one attempt of the hook in its own session, output to $log, stdin from /dev/null,
-# and waits for the hook's own process (not for its output to close: a daemon started in
-# the background keeps the log open, never our channel). A watchdog subshell sleeps
-# $h_timeout; if it wakes, it leaves $flag and kills the hook's whole process group,
-# TERM, then KILL 5 seconds later if anything of it is left.
+# After a timeout: TERM again, then KILL, to whatever is left of process group $1 (some of
+# a hook may have ignored TERM while its main process died).
+kill_group() {
+    kill -TERM "$1" 2>/dev/null || return 0
+    n=0
+    while [ $n -lt 50 ] && kill -0 "$1" 2>/dev/null; do sleep 0.1 2>/dev/null || sleep 1; n=$((n + 1)); done
+    kill -KILL "$1" 2>/dev/null
+}
+
+# Runs one attempt of the hook in a process group of its own, output to $log, stdin from
+# /dev/null, and waits for the hook's own process (not for its output to close: a daemon
+# started in the background keeps the log open, never our channel). Past $h_timeout its
+# whole group is killed: TERM, then KILL 5 seconds later if anything of it is left.
 run_once() {
-    flag=$run_dir/$step.timeout
-    [ -e "$flag" ] && rm -f "$flag"
-    # A script hook is "./path [args]": the path was checked by run_hook; the shell runs it
-    # with its arguments as written in the spec.
+    # A script hook is "./path [args]" (run_hook checked the path): the shell runs it with
+    # its arguments as written in the spec, like any command.
     set -- sh -c "$h_cmd"
-    (cd "$h_dir" && exec $setsid "$@") </dev/null >>"$log" 2>&1 &
-    pid=$!
-    if [ -n "$setsid" ]; then group=-$pid; else group=$pid; fi
-    (
-        trap 'kill "$sleeper" 2>/dev/null; exit 0' TERM
-        sleep "$h_timeout" &
-        sleeper=$!
-        wait "$sleeper" || exit 0
-        : >"$flag"
-        kill -TERM "$group" 2>/dev/null || kill -TERM "$pid" 2>/dev/null
-        n=0
-        while [ $n -lt 50 ] && kill -0 "$group" 2>/dev/null; do sleep 0.1 2>/dev/null || sleep 1; n=$((n + 1)); done
-        kill -KILL "$group" 2>/dev/null
-    ) </dev/null >/dev/null 2>&1 &
-    watchdog=$!
-    # A trapped signal interrupts `wait`: wait again while the hook is still there.
-    while :; do
-        wait "$pid"
-        rc=$?
-        kill -0 "$pid" 2>/dev/null || break
-    done
-    if [ -e "$flag" ]; then
-        wait "$watchdog"
-        timed_out=1
-        rm -f "$flag"
-        printf '[deployer] %s timed out after %ss: killed with its children\n' "$step" "$h_timeout" >>"$log"
-        [ "$rc" -eq 0 ] && rc=124
+    if [ -n "$timeout_bin" ]; then
+        (cd "$h_dir" && exec "$timeout_bin" -k 5 "$h_timeout" "$@") </dev/null >>"$log" 2>&1 &
+        pid=$!
+        wait_for "$pid"
+        if [ "$rc" -eq 124 ] || [ "$rc" -eq 137 ]; then
+            timed_out=1
+            kill_group "-$pid"
+        fi
     else
-        kill -TERM "$watchdog" 2>/dev/null
-        wait "$watchdog" 2>/dev/null
+        flag=$records/$id.$step.timeout
+        (cd "$h_dir" && exec $setsid "$@") </dev/null >>"$log" 2>&1 &
+        pid=$!
+        if [ -n "$setsid" ]; then group=-$pid; else group=$pid; fi
+        (
+            trap 'kill "$sleeper" 2>/dev/null; exit 0' TERM
+            sleep "$h_timeout" &
+            sleeper=$!
+            wait "$sleeper" || exit 0
+            : >"$flag"
+            kill_group "$group"
+        ) </dev/null >/dev/null 2>&1 &
+        watchdog=$!
+        wait_for "$pid"
+        if [ -e "$flag" ]; then
+            wait "$watchdog"
+            rm -f "$flag"
+            timed_out=1
+            [ "$rc" -eq 0 ] && rc=124
+        else
+            kill -TERM "$watchdog" 2>/dev/null
+            wait "$watchdog" 2>/dev/null
+        fi
+    fi
+    if [ "$timed_out" = 1 ]; then
+        printf '[deployer] %s timed out after %ss: killed with its children\n' "$step" "$h_timeout" >>"$log"
     fi
     return "$rc"
+}
+
+# Sets $rc to process $1's exit status. A trapped signal interrupts `wait`: wait again
+# while the process is still there.
+wait_for() {
+    while :; do
+        wait "$1"
+        rc=$?
+        kill -0 "$1" 2>/dev/null || break
+    done
 }
 
 # run_hook <dir> <command> <timeout> <retries> <interval> <script>: the hook's attempts.
@@ -224,11 +243,11 @@ run_hook() {
         h_path=${h_cmd%% *}
         if [ ! -f "$h_dir/$h_path" ]; then
             printf '[deployer] hook script %s is not in %s\n' "$h_path" "$h_dir" >>"$log"
-            attempts=1 rc=127
+            attempts=1
             return 127
         elif [ ! -x "$h_dir/$h_path" ]; then
             printf '[deployer] hook script %s in %s is not executable\n' "$h_path" "$h_dir" >>"$log"
-            attempts=1 rc=126
+            attempts=1
             return 126
         fi
     fi
@@ -275,7 +294,8 @@ has_sha() {
     [ -f "$1" ] && IFS= read -r recorded <"$1" && [ "$recorded" = "$sha" ]
 }
 
-# Sets $upload_error and returns non-zero on failure.
+# Puts the release in releases/$dir: already there, copied from a release with the same
+# sha256, or sent by the controller. Sets $upload_error and returns non-zero on failure.
 upload() {
     rel=$target/releases/$dir
     tmp=$target/releases/.tmp-$id
@@ -299,7 +319,7 @@ upload() {
         printf '[deployer] copying %s, which has the same content\n' "$same" >>"$log"
         cp -Rp "$same" "$tmp" >>"$log" 2>&1 || { upload_error="cannot copy $same"; return 1; }
     else
-        file=$run_dir/artifact.tar.gz
+        file=$records/$id.artifact.tar.gz
         say "@@need-artifact $file"
         ack
         if [ "$reply" != sent ]; then
@@ -332,6 +352,7 @@ upload() {
     rm -rf "$target/releases/.old-$id"
 }
 
+# The atomic switch: a new symlink under a temporary name, renamed over `current`.
 switch() {
     link=$target/.current-$id
     rm -f "$link"
@@ -340,17 +361,21 @@ switch() {
     printf '%s\t%s\t%s\t%s\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$version" "$id" "$who" >>"$target/revisions.log"
 }
 
-# Deletes the releases the controller chose (1-based indices into releases.list), never
-# the current release nor the one before it.
+# Deletes the releases the controller chose (1-based positions in the @@release list),
+# never the current release nor the one before it; then the records of all but the
+# newest 20 deployments.
 prune() {
     set -- $reply
     shift
     for index; do
         case $index in '' | *[!0-9]*) continue ;; esac
-        name=$(sed -n "${index}p" "$run_dir/releases.list")
+        name=$(sed -n "${index}p" "$records/$id.releases")
         [ -n "$name" ] && [ "$name" != "$cur" ] && [ "$name" != "$prev" ] || continue
         printf '[deployer] removing release %s\n' "$name" >>"$log"
         rm -rf "$target/releases/$name"
+    done
+    ls -1t "$records" | sed -n 's/\.state$//p' | tail -n +21 | while IFS= read -r old; do
+        [ -n "$old" ] && rm -f "$records/$old".*
     done
 }
 
@@ -361,14 +386,14 @@ case $target in
 /*) ;;
 *) target=$HOME/$target ;;
 esac
-run_dir=$target/.deploy/$id
-if ! err=$(mkdir -p "$run_dir" 2>&1); then
+records=$target/.deploy
+if [ ! -d "$records" ] && ! err=$(mkdir -p "$records" 2>&1); then
     step=$first_step
-    run_dir=
+    records=
     fail 1 "cannot create $target/.deploy: ${err##*: }"
 fi
-state=$target/.deploy/$id.state
-exec 2>>"$run_dir/driver.err"
+state=$records/$id.state
+exec 2>>"$records/$id.driver.err"
 step=$first_step
 if [ -e "$target/current" ] && [ ! -L "$target/current" ]; then
     fail 1 "$target/current is not a symbolic link; move it away"
@@ -388,7 +413,7 @@ if [ "$kind" = restart ]; then
     hook_step start "$here" "$start_cmd" "$start_timeout" "$start_retries" "$start_interval" "$start_script"
     hook_step validate "$here" "$val_cmd" "$val_timeout" "$val_retries" "$val_interval" "$val_script"
 else
-    mkdir -p "$target/releases"
+    [ -d "$target/releases" ] || mkdir -p "$target/releases"
     begin upload
     upload
     rc=$?
@@ -410,17 +435,11 @@ else
     cur=$dir
     hook_step start "$new" "$start_cmd" "$start_timeout" "$start_retries" "$start_interval" "$start_script"
     hook_step validate "$new" "$val_cmd" "$val_timeout" "$val_retries" "$val_interval" "$val_script"
-    ls -1t "$target/releases" >"$run_dir/releases.list"
-    while IFS= read -r name; do say "@@release $name"; done <"$run_dir/releases.list"
+    ls -1t "$target/releases" >"$records/$id.releases"
+    while IFS= read -r name; do say "@@release $name"; done <"$records/$id.releases"
     begin prune
     [ "$autonomous" = 1 ] || prune
-    prune_records
     finish 0
 fi
 step=
-put_state succeeded
-say "@@done succeeded"
-say "@@current $cur"
-flush
-cleanup
-exit 0
+leave succeeded

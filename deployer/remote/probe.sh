@@ -6,6 +6,7 @@
 #   @@outcome <outcome>      the driver's record of the deployment id (see driver.sh);
 #                            `running` only while the recorded driver process is alive,
 #                            `interrupted:<step>` when it died without finishing
+#                            (state file: see driver.sh)
 target=$1 id=$2
 case $target in
 "~") target=$HOME ;;
@@ -19,9 +20,13 @@ if [ -d "$target/releases" ]; then
     ls -1t "$target/releases" | while IFS= read -r name; do printf '@@release %s\n' "$name"; done
 fi
 if [ -n "$id" ] && [ -f "$target/.deploy/$id.state" ]; then
-    read -r outcome pid at <"$target/.deploy/$id.state"
-    if [ "$outcome" = running ] && ! kill -0 "$pid" 2>/dev/null; then
-        outcome=interrupted:$at
+    # The driver appends; its last line counts. Empty means it is writing the first one.
+    last=running
+    while IFS= read -r line; do [ -n "$line" ] && last=$line; done <"$target/.deploy/$id.state"
+    set -- $last
+    outcome=$1
+    if [ "$outcome" = running ] && [ -n "$2" ] && ! kill -0 "$2" 2>/dev/null; then
+        outcome=interrupted:$3
     fi
     printf '@@outcome %s\n' "$outcome"
 fi

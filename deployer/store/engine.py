@@ -1,7 +1,7 @@
 """Engines for the store: SQLite tuned for several processes at once, or any SQLAlchemy URL.
 
 SQLite runs in WAL mode (readers never block the writer) with a busy timeout
-(a writer waits for another instead of failing). Write transactions start with
+(a writer waits for another process instead of failing). Write transactions start with
 ``BEGIN IMMEDIATE``: they take the write lock up front, so two processes never
 both read, then both try to upgrade to a write and one fail with "database is
 locked". Reads use plain (deferred) transactions.
@@ -70,12 +70,27 @@ def build_engine(url: URL) -> Engine:
         raise StoreError(f"no database driver for {display_url(url)}: {error}") from None
     if url.get_backend_name() == "sqlite":
         _tune_sqlite(engine, memory=is_sqlite_memory(url))
+    elif url.get_backend_name() == "postgresql":
+        _sessions_in_utc(engine)
     return engine
 
 
 def writer(engine: Engine) -> Engine:
     """``engine`` marked so its transactions take the write lock at BEGIN (SQLite)."""
     return engine.execution_options(**{WRITE_OPTION: True})
+
+
+def _sessions_in_utc(engine: Engine) -> None:
+    """Run PostgreSQL sessions in UTC, so ``timestamptz`` values arrive in UTC, needing no conversion."""
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        cursor = dbapi_connection.cursor()
+        try:
+            cursor.execute("SET TIME ZONE 'UTC'")
+        finally:
+            cursor.close()
+        dbapi_connection.commit()
 
 
 def _tune_sqlite(engine: Engine, *, memory: bool) -> None:
@@ -89,6 +104,11 @@ def _tune_sqlite(engine: Engine, *, memory: bool) -> None:
             cursor.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
             if not memory:
                 cursor.execute("PRAGMA journal_mode = WAL")
+                # In WAL mode NORMAL syncs at checkpoints, not at every commit: a committed
+                # write survives the controller being killed (it is in the WAL file), only
+                # a power cut may lose the last few. FULL would fsync each of a
+                # deployment's many small commits.
+                cursor.execute("PRAGMA synchronous = NORMAL")
             cursor.execute("PRAGMA foreign_keys = ON")
         finally:
             cursor.close()

@@ -11,7 +11,7 @@ from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Any, cast
 
-from sqlalchemy import Connection, Row, Select, Table, bindparam, func, insert, or_, select, update
+from sqlalchemy import Connection, Row, Select, Table, bindparam, func, insert, or_, select, true, update
 
 from deployer.errors import NotFound
 from deployer.fleet import Host
@@ -46,7 +46,7 @@ VI = cast(Table, VersionIntervalRow.__table__)
 CHUNK = 500  # names per IN (...) list: well under SQLite's bound-parameter limit
 
 
-def host_id_in(deployment_id: str, host: str) -> Any:
+def host_id_in(deployment_id: Any, host: Any) -> Any:
     """The id of ``host`` in the app+environment of ``deployment_id``, as a scalar subquery."""
     return (
         select(H.c.id)
@@ -54,6 +54,22 @@ def host_id_in(deployment_id: str, host: str) -> Any:
         .where(D.c.id == deployment_id, H.c.name == host)
         .scalar_subquery()
     )
+
+
+# The hottest write (every step of every host): built once, run with parameters
+# deployment_id, host, step and now.
+RECORD_STEP = (
+    update(HD)
+    .where(
+        HD.c.deployment_id == bindparam("deployment_id"),
+        HD.c.host_id == host_id_in(bindparam("deployment_id"), bindparam("host")),
+    )
+    .values(
+        status=HostStatus.RUNNING.value,
+        step=bindparam("step"),
+        started_at=func.coalesce(HD.c.started_at, bindparam("now", type_=HD.c.started_at.type)),
+    )
+)
 
 
 def unfinished(app: str, environment: str) -> Select[Any]:
@@ -198,70 +214,88 @@ def interval_columns() -> Select[Any]:
     return select(H.c.name, H.c.datacenter, VI.c.version, VI.c.since, VI.c.until, VI.c.deployment_id)
 
 
-def covering_intervals(app: str, environment: str, version: str | None, at: datetime | None) -> Select[Any]:
+def covering_intervals(
+    app: str, environment: str, version: str | None, at: datetime | None, *, dialect: str
+) -> Select[Any]:
     """Each host's interval that covers ``at`` (now when None), of ``version`` if given.
 
-    Three shapes, each served by its own index:
+    Columns as :func:`interval_columns`; unordered. Three shapes, each served by its
+    own index, none growing with the length of the history:
 
     - now: the open intervals (partial index ``ix_version_intervals_open``);
     - one version at a moment: that version's intervals that began by then
-      (``ix_version_intervals_version_since``), few whatever the history's length;
+      (``ix_version_intervals_version_since``);
     - every version at a moment: per host, the latest interval that began by then
-      (``ix_version_intervals_host_since``, one seek per host), kept when it had
-      not ended yet. A scan of all intervals that began by then would grow with
-      the history; this grows with the number of hosts only.
+      (``ix_version_intervals_host_since``, one backward seek per host), kept when it
+      had not ended yet. Scanning every interval that began by then would grow with
+      the history; this grows with the number of hosts only. PostgreSQL is given the
+      per-host seek as a LATERAL join (as a correlated subquery in the join condition
+      its planner prefers to hash the whole table); SQLite has no LATERAL and runs
+      the correlated subquery as a seek per host.
     """
-    joined = VI.join(H, H.c.id == VI.c.host_id)
     if at is None:
-        statement = (
+        return (
             interval_columns()
-            .select_from(joined)
+            .select_from(VI.join(H, H.c.id == VI.c.host_id))
             .where(VI.c.app == app, VI.c.environment == environment, VI.c.until.is_(None))
+            .where(true() if version is None else VI.c.version == version)
         )
-    elif version is not None:
-        statement = (
+    if version is not None:
+        return (
             interval_columns()
-            .select_from(joined)
+            .select_from(VI.join(H, H.c.id == VI.c.host_id))
             .where(
                 VI.c.app == app,
                 VI.c.environment == environment,
+                VI.c.version == version,
                 VI.c.since <= at,
                 or_(VI.c.until.is_(None), VI.c.until > at),
             )
         )
-    else:
-        earlier = VI.alias("earlier")
-        latest_by_then = (
-            select(earlier.c.id)
-            .where(earlier.c.host_id == H.c.id, earlier.c.since <= at)
-            .order_by(earlier.c.since.desc(), earlier.c.id.desc())
+    if dialect == "postgresql":
+        latest = (
+            select(VI.c.version, VI.c.since, VI.c.until, VI.c.deployment_id)
+            .where(VI.c.host_id == H.c.id, VI.c.since <= at)
+            .order_by(VI.c.since.desc(), VI.c.id.desc())
             .limit(1)
-            .correlate(H)
-            .scalar_subquery()
+            .lateral("latest")
         )
-        statement = (
-            interval_columns()
-            .select_from(H.join(VI, VI.c.id == latest_by_then))
+        return (
+            select(
+                H.c.name,
+                H.c.datacenter,
+                latest.c.version,
+                latest.c.since,
+                latest.c.until,
+                latest.c.deployment_id,
+            )
+            .select_from(H.join(latest, true()))
             .where(
                 H.c.app == app,
                 H.c.environment == environment,
-                or_(VI.c.until.is_(None), VI.c.until > at),
+                or_(latest.c.until.is_(None), latest.c.until > at),
             )
         )
-    if version is not None:
-        statement = statement.where(VI.c.version == version)
-    return statement
-
-
-def interval_view(row: Row[Any]) -> VersionInterval:
-    return VersionInterval(
-        host=row.name,
-        datacenter=row.datacenter,
-        version=row.version,
-        since=row.since,
-        until=row.until,
-        deployment_id=row.deployment_id,
+    earlier = VI.alias("earlier")
+    latest_id = (
+        select(earlier.c.id)
+        .where(earlier.c.host_id == H.c.id, earlier.c.since <= at)
+        .order_by(earlier.c.since.desc(), earlier.c.id.desc())
+        .limit(1)
+        .correlate(H)
+        .scalar_subquery()
     )
+    return (
+        interval_columns()
+        .select_from(H.join(VI, VI.c.id == latest_id))
+        .where(H.c.app == app, H.c.environment == environment, or_(VI.c.until.is_(None), VI.c.until > at))
+    )
+
+
+def interval_view(row: Sequence[Any]) -> VersionInterval:
+    """A row of :func:`interval_columns` as a view (positional: this runs once per host listed)."""
+    host, datacenter, version, since, until, deployment_id = row
+    return VersionInterval(host, datacenter, version, since, until, deployment_id)
 
 
 def control_state_view(row: Row[Any]) -> ControlState:
@@ -325,9 +359,10 @@ def full_view(conn: Connection, row: Row[Any], *, steps: bool) -> DeploymentView
             select(HD, H.c.name, H.c.datacenter)
             .select_from(HD.join(H, H.c.id == HD.c.host_id))
             .where(HD.c.deployment_id == row.id)
-            .order_by(HD.c.wave.nulls_last(), H.c.name)
         )
     )
+    # Waves in order, skipped hosts (no wave) last; names in code-point order on every database.
+    host_rows.sort(key=lambda host: (host.wave is None, host.wave or 0, host.name))
     steps_by_host: dict[int, list[StepResult]] = defaultdict(list)
     if steps:
         step_rows = conn.execute(

@@ -10,16 +10,19 @@ holds the write lock from its BEGIN).
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import socket
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+import threading
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import (
     Connection,
+    Engine,
     bindparam,
     case,
     delete,
@@ -28,7 +31,7 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 
 from deployer.errors import ControlError, DeploymentLocked, StoreError
 from deployer.fleet import Host
@@ -46,6 +49,7 @@ from deployer.store.engine import build_engine, display_url, one_line, parse_url
 from deployer.store.queries import (
     HD,
     HS,
+    RECORD_STEP,
     VI,
     D,
     H,
@@ -112,7 +116,7 @@ def open_store(
     engine = build_engine(parsed)
     try:
         migrate.upgrade(engine)
-    except OperationalError as error:
+    except DBAPIError as error:  # unreachable, refused, no such database, no right to create tables
         engine.dispose()
         reason = one_line(error.orig)
         raise StoreError(f"cannot open the state store at {display_url(parsed)}: {reason}") from None
@@ -128,10 +132,17 @@ class Store:
     Made by :func:`open_store`; the constructor takes an engine already migrated.
     """
 
-    def __init__(self, engine: Any, *, stale_after: timedelta, hostname: str) -> None:
+    def __init__(self, engine: Engine, *, stale_after: timedelta, hostname: str) -> None:
         self._engine = engine
         self._writer = writer(engine)
         self._url = display_url(engine.url)
+        self._dialect: str = engine.dialect.name
+        # SQLite has one writer at a time. Threads of this process queue here for it, in
+        # order, rather than in SQLite's busy handler, which polls with sleeps of up to
+        # 100 ms. Other processes still wait in the busy handler.
+        self._serialize_writes: AbstractContextManager[object] = (
+            threading.Lock() if self._dialect == "sqlite" else nullcontext()
+        )
         self._closed = False
         self.stale_after = stale_after
         self.hostname = hostname
@@ -157,13 +168,15 @@ class Store:
         spec_sha256: str,
         hosts: Sequence[tuple[Host, int]],
         skipped: Sequence[tuple[Host, str]] = (),
+        run_options: Mapping[str, Any] | None = None,
         now: datetime,
     ) -> str:
         """Take the app+environment's lock and record a new RUNNING deployment; its id.
 
         ``hosts`` are (host, wave) pairs, recorded PENDING; ``skipped`` are (host, reason)
         pairs, recorded SKIPPED with the reason as their error. Hosts are added to (or
-        updated in, and un-retired from) the app+environment's host list.
+        updated in, and un-retired from) the app+environment's host list. ``run_options``
+        (JSON-ready) is kept for :meth:`run_options`: what a resumed controller needs.
 
         Raises DeploymentLocked, naming the holder's id, user, machine and pid, when
         another deployment of the app+environment is unfinished, even one whose
@@ -191,6 +204,7 @@ class Store:
                             started_at=now,
                             heartbeat_at=now,
                             spec_sha256=spec_sha256,
+                            run_options=None if run_options is None else json.dumps(dict(run_options)),
                         )
                     )
                     ids = upsert_hosts(conn, app, environment, [h for h, _ in [*hosts, *skipped]], now)
@@ -300,20 +314,9 @@ class Store:
 
     def record_step(self, deployment_id: str, host: str, step: Step, now: datetime) -> None:
         """``host`` is RUNNING at ``step`` (its ``started_at`` is set on its first step)."""
-        now = aware(now)
+        params = {"deployment_id": deployment_id, "host": host, "step": Step(step).value, "now": aware(now)}
         with self._write() as conn:
-            changed = conn.execute(
-                update(HD)
-                .where(HD.c.deployment_id == deployment_id, HD.c.host_id == host_id_in(deployment_id, host))
-                .values(
-                    status=HostStatus.RUNNING.value,
-                    step=Step(step).value,
-                    started_at=func.coalesce(
-                        HD.c.started_at, bindparam("now", now, type_=HD.c.started_at.type)
-                    ),
-                )
-            )
-            if changed.rowcount != 1:
+            if conn.execute(RECORD_STEP, params).rowcount != 1:
                 raise RuntimeError(f"host {host} is not part of deployment {deployment_id}")
 
     def record_host_result(self, deployment_id: str, result: HostResult) -> None:
@@ -509,6 +512,13 @@ class Store:
             row = deployment_row(conn, deployment_id)
             return full_view(conn, row, steps=steps)
 
+    def run_options(self, deployment_id: str) -> dict[str, Any]:
+        """The options a deployment was started with (empty when none were kept); NotFound if no such id."""
+        with self._read() as conn:
+            row = deployment_row(conn, deployment_id)
+            text_value: str | None = row.run_options
+        return dict(json.loads(text_value)) if text_value else {}
+
     def running_deployment(self, app: str, environment: str) -> DeploymentView | None:
         """The unfinished deployment of the app+environment (the lock holder), with hosts; or None."""
         with self._read() as conn:
@@ -523,14 +533,10 @@ class Store:
             .over(partition_by=(D.c.app, D.c.environment), order_by=(D.c.started_at.desc(), D.c.id.desc()))
             .label("rank"),
         ).subquery()
-        statement = (
-            select(D)
-            .join(ranked, ranked.c.id == D.c.id)
-            .where(ranked.c.rank == 1)
-            .order_by(D.c.app, D.c.environment)
-        )
+        statement = select(D).join(ranked, ranked.c.id == D.c.id).where(ranked.c.rank == 1)
         with self._read() as conn:
-            return summary_views(conn, list(conn.execute(statement)))
+            views = summary_views(conn, list(conn.execute(statement)))
+        return sorted(views, key=lambda view: (view.app, view.environment))
 
     def history(self, app: str, environment: str | None = None, *, limit: int = 20) -> list[DeploymentView]:
         """Deployments of ``app`` (in ``environment`` if given), newest first (no hosts)."""
@@ -543,14 +549,15 @@ class Store:
 
     def hosts(self, app: str, environment: str, *, include_retired: bool = False) -> list[HostRecord]:
         """The hosts known for the app+environment, by name."""
-        statement = select(H).where(H.c.app == app, H.c.environment == environment).order_by(H.c.name)
+        statement = select(H).where(H.c.app == app, H.c.environment == environment)
         if not include_retired:
             statement = statement.where(H.c.retired_at.is_(None))
         with self._read() as conn:
-            return [
+            records = [
                 HostRecord(row.name, row.address, row.datacenter, row.first_seen, row.retired_at)
                 for row in conn.execute(statement)
             ]
+        return sorted(records, key=lambda record: record.name)
 
     def current_versions(self, app: str, environment: str) -> dict[str, str]:
         """Host name -> the version it runs now, for hosts with a known version."""
@@ -603,7 +610,7 @@ class Store:
             .order_by(VI.c.since.desc(), VI.c.id.desc())
         )
         with self._read() as conn:
-            return [interval_view(row) for row in conn.execute(statement)]
+            return [interval_view(row) for row in conn.execute(statement).all()]
 
     def hosts_running(
         self, app: str, environment: str, version: str | None = None, at: datetime | None = None
@@ -611,23 +618,27 @@ class Store:
         """The hosts running ``version`` (any version when None) now, or at the moment ``at``.
 
         Each with the interval that covers the moment (``since`` is when it got there).
-        By host name. One indexed query whatever the history's length.
+        By host name (code-point order, the same on every database). One indexed query
+        whatever the history's length.
         """
-        statement = covering_intervals(app, environment, version, None if at is None else aware(at))
+        moment = None if at is None else aware(at)
+        statement = covering_intervals(app, environment, version, moment, dialect=self._dialect)
         with self._read() as conn:
-            return [interval_view(row) for row in conn.execute(statement.order_by(H.c.name))]
+            found = [interval_view(row) for row in conn.execute(statement).all()]
+        # Sorted here rather than by the database: PostgreSQL's collation would order
+        # names differently from SQLite, and is slower at it.
+        found.sort(key=_by_host)
+        return found
 
     def versions_at(self, app: str, environment: str, at: datetime | None = None) -> list[tuple[str, int]]:
-        """(version, host count) now or at ``at``, most hosts first."""
-        covering = covering_intervals(app, environment, None, None if at is None else aware(at)).subquery()
-        count = func.count().label("n")
-        statement = (
-            select(covering.c.version, count)
-            .group_by(covering.c.version)
-            .order_by(count.desc(), covering.c.version)
-        )
+        """(version, host count) now or at ``at``, most hosts first, then by version."""
+        moment = None if at is None else aware(at)
+        covering = covering_intervals(app, environment, None, moment, dialect=self._dialect).subquery()
+        statement = select(covering.c.version, func.count().label("n")).group_by(covering.c.version)
         with self._read() as conn:
-            return [(row.version, row.n) for row in conn.execute(statement)]
+            counts = [(row.version, row.n) for row in conn.execute(statement)]
+        counts.sort(key=lambda pair: (-pair[1], pair[0]))
+        return counts
 
     def close(self) -> None:
         """Release the connections. Using the store afterwards raises RuntimeError."""
@@ -649,7 +660,7 @@ class Store:
         if self._closed:
             raise RuntimeError("the store is closed")
         try:
-            with self._writer.begin() as conn:
+            with self._serialize_writes, self._writer.begin() as conn:
                 yield conn
         except OperationalError as error:
             raise StoreError(f"the state store at {self._url} failed: {one_line(error.orig)}") from None
@@ -747,3 +758,7 @@ def _switch_moment(result: HostResult) -> datetime:
         if step.step is Step.SWITCH:
             return aware(step.started_at) + timedelta(seconds=step.duration)
     return aware(result.finished_at)
+
+
+def _by_host(interval: VersionInterval) -> str:
+    return interval.host

@@ -75,11 +75,17 @@ class App:
     fleet: E2EFleet
     db_url: str
 
-    def deploy(self, *args: str, timeout: float = 120, check: int | None = None) -> subprocess.CompletedProcess[str]:
+    def deploy(
+        self, *args: str, timeout: float = 120, check: int | None = None
+    ) -> subprocess.CompletedProcess[str]:
         env = {**os.environ, "DEPLOYER_DB": self.db_url}
         done = subprocess.run(
             [sys.executable, "-m", "deployer", *args],
-            env=env, capture_output=True, text=True, timeout=timeout, check=False,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
         )
         if check is not None:
             assert done.returncode == check, (done.returncode, done.stdout, done.stderr)
@@ -89,12 +95,17 @@ class App:
         done = self.deploy(*args, "--json", check=check, timeout=timeout)
         return json.loads(done.stdout)
 
-    def popen(self, *args: str) -> subprocess.Popen[str]:
+    def popen(self, *args: str) -> subprocess.Popen[bytes]:
+        """Start ``deploy ARGS`` in the background; its output goes to ``background.log`` beside the spec."""
         env = {**os.environ, "DEPLOYER_DB": self.db_url}
-        return subprocess.Popen(
-            [sys.executable, "-m", "deployer", *args],
-            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        )
+        with (self.spec.parent / "background.log").open("ab") as log:  # the child keeps its own copy
+            return subprocess.Popen(
+                [sys.executable, "-m", "deployer", *args],
+                env=env,
+                stdout=log,
+                stderr=log,
+                stdin=subprocess.DEVNULL,
+            )
 
     def target(self, host: str) -> Path:
         return self.fleet.home(host) / "apps" / self.name
@@ -118,8 +129,9 @@ class App:
                 path.unlink()
 
 
-def make_app(work: Path, fleet: E2EFleet, db_url: str, name: str, *, batch: str = "3",
-             max_failures: str = "2") -> App:
+def make_app(
+    work: Path, fleet: E2EFleet, db_url: str, name: str, *, batch: str = "3", max_failures: str = "2"
+) -> App:
     (work / "app" / "scripts").mkdir(parents=True)
     hook = work / "app" / "scripts" / "hook.sh"
     hook.write_text(HOOK_SCRIPT)

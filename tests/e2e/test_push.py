@@ -69,6 +69,7 @@ def test_rollback_updates_failed_hosts_first_from_the_kept_release(app: App) -> 
     halted = app.deploy_json("push", str(app.spec), "--version", "2.0", "--yes", check=1)
     failed = sorted(h["name"] for h in halted["hosts"] if h["status"] == "failed")
     assert len(failed) == 3
+
     def unpacked(name: str) -> tuple[int, int]:  # a re-upload would unpack a new file: new inode
         stat = (app.target(name) / "releases" / "1.0" / "index.html").stat()
         return stat.st_ino, stat.st_mtime_ns
@@ -95,7 +96,9 @@ def test_history_answers_what_ran_between_deployments(app: App) -> None:
     assert at_first["versions"] == [{"version": "1.0", "host_count": 12}]
     at_second = app.deploy_json("versions", "--app", app.name, "--env", "e2e", "--at", after_second)
     assert {v["version"]: v["host_count"] for v in at_second["versions"]} == {"1.0": 8, "1.1": 4}
-    hosts = app.deploy_json("hosts", "--app", app.name, "--env", "e2e", "--version", "1.1", "--at", after_second)
+    hosts = app.deploy_json(
+        "hosts", "--app", app.name, "--env", "e2e", "--version", "1.1", "--at", after_second
+    )
     assert sorted(h["datacenter"] for h in hosts["hosts"]) == ["dc1"] * 4
     now = app.deploy_json("versions", "--app", app.name, "--env", "e2e")
     assert now["versions"] == [{"version": "1.1", "host_count": 12}]
