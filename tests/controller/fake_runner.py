@@ -15,8 +15,17 @@ from deployer.fleet import SshTarget
 from deployer.results import HostResult, HostStatus, Step
 from deployer.runner import HostProbe, ReleaseJob, StepReporter
 
-STEPS = (Step.CONNECT, Step.UPLOAD, Step.STOP, Step.BEFORE_INSTALL, Step.AFTER_INSTALL, Step.SWITCH,
-         Step.START, Step.VALIDATE, Step.PRUNE)
+STEPS = (
+    Step.CONNECT,
+    Step.UPLOAD,
+    Step.STOP,
+    Step.BEFORE_INSTALL,
+    Step.AFTER_INSTALL,
+    Step.SWITCH,
+    Step.START,
+    Step.VALIDATE,
+    Step.PRUNE,
+)
 
 
 @dataclass
@@ -36,19 +45,41 @@ class FakeRunner:
             go = await report(name, step)
             switched = self.versions.get(name) == job.version and previous != job.version
             if not go and not switched:
-                return HostResult(name, HostStatus.ABORTED, began, datetime.now(UTC), step=step,
-                                  version=self.versions.get(name), previous_version=previous)
+                return HostResult(
+                    name,
+                    HostStatus.ABORTED,
+                    began,
+                    datetime.now(UTC),
+                    step=step,
+                    version=self.versions.get(name),
+                    previous_version=previous,
+                )
             if step is Step.SWITCH and self.gate is not None:
                 await self.gate.wait()
             await asyncio.sleep(self.step_seconds)
             if self.fail_at.get(name) is step:
-                return HostResult(name, HostStatus.FAILED, began, datetime.now(UTC), step=step, exit_status=1,
-                                  error=f"{step} exited 1", version=self.versions.get(name),
-                                  previous_version=previous)
+                return HostResult(
+                    name,
+                    HostStatus.FAILED,
+                    began,
+                    datetime.now(UTC),
+                    step=step,
+                    exit_status=1,
+                    error=f"{step} exited 1",
+                    version=self.versions.get(name),
+                    previous_version=previous,
+                )
             if step is Step.SWITCH:
                 self.versions[name] = job.version
-        return HostResult(name, HostStatus.SUCCEEDED, began, datetime.now(UTC), step=Step.PRUNE,
-                          version=job.version, previous_version=previous)
+        return HostResult(
+            name,
+            HostStatus.SUCCEEDED,
+            began,
+            datetime.now(UTC),
+            step=Step.PRUNE,
+            version=job.version,
+            previous_version=previous,
+        )
 
     async def probe(self, target: SshTarget, app_target: str, deployment_id: str | None) -> HostProbe:
         return HostProbe(target.host.name, True, self.versions.get(target.host.name))

@@ -34,13 +34,27 @@ def store(tmp_path) -> Store:  # type: ignore[no-untyped-def]
 
 def begin(store: Store, waves: list[list[Host]], budget: int, bake: float = 0.0) -> Rollout:
     deployment_id = store.begin_deployment(
-        app="web", environment="prod", version="2.0", previous_version="1.0", kind=DeploymentKind.PUSH,
-        started_by="test", started_from="here", pid=1, spec_sha256="0" * 64,
-        hosts=[(h, i) for i, wave in enumerate(waves, start=1) for h in wave], now=datetime.now(UTC),
+        app="web",
+        environment="prod",
+        version="2.0",
+        previous_version="1.0",
+        kind=DeploymentKind.PUSH,
+        started_by="test",
+        started_from="here",
+        pid=1,
+        spec_sha256="0" * 64,
+        hosts=[(h, i) for i, wave in enumerate(waves, start=1) for h in wave],
+        now=datetime.now(UTC),
     )
     job = ReleaseJob(deployment_id, "web", "prod", "2.0", "push", "/srv/web", 5, None, {}, "test")
-    return Rollout(deployment_id, job, {h.name: target(h) for wave in waves for h in wave},
-                   tuple(tuple(h.name for h in wave) for wave in waves), budget, bake)
+    return Rollout(
+        deployment_id,
+        job,
+        {h.name: target(h) for wave in waves for h in wave},
+        tuple(tuple(h.name for h in wave) for wave in waves),
+        budget,
+        bake,
+    )
 
 
 def run(store: Store, runner: FakeRunner, rollout: Rollout, events: list[Event] | None = None):  # type: ignore[no-untyped-def]
@@ -97,8 +111,11 @@ def test_waves_run_in_order_and_bake_between_them(store: Store) -> None:
     runner = FakeRunner(step_seconds=0.005)
     outcome = run(store, runner, begin(store, [fleet[:2], fleet[2:]], budget=0, bake=0.3), events)
     assert outcome.status is DeploymentStatus.SUCCEEDED
-    first_wave_end = max(e.result.finished_at for e in events if isinstance(e, HostFinished)
-                         and e.result.host in ("h01", "h02"))
+    first_wave_end = max(
+        e.result.finished_at
+        for e in events
+        if isinstance(e, HostFinished) and e.result.host in ("h01", "h02")
+    )
     second_wave_start = min(t for name, t in runner.started if name in ("h03", "h04"))
     assert (second_wave_start - first_wave_end).total_seconds() >= 0.29
     assert [e.index for e in events if isinstance(e, WaveStarted)] == [1, 2]
@@ -115,13 +132,17 @@ def test_pause_from_another_process_starts_nothing_new_until_resumed(store: Stor
         controller = Controller(store, runner, lambda e: None, pid=1, machine="here", poll_interval=0.02)
         task = asyncio.create_task(controller.run(rollout))
         await asyncio.sleep(0.1)  # wave 1 is in flight, held before its switch
-        other.request_control(rollout.deployment_id, ControlAction.PAUSE, requested_by="op", now=datetime.now(UTC))
+        other.request_control(
+            rollout.deployment_id, ControlAction.PAUSE, requested_by="op", now=datetime.now(UTC)
+        )
         await asyncio.sleep(0.1)
         gate.set()  # wave 1 finishes while paused
         await asyncio.sleep(0.3)
         paused_view = other.deployment(rollout.deployment_id)
         started_while_paused = {name for name, _ in runner.started}
-        other.request_control(rollout.deployment_id, ControlAction.RESUME, requested_by="op", now=datetime.now(UTC))
+        other.request_control(
+            rollout.deployment_id, ControlAction.RESUME, requested_by="op", now=datetime.now(UTC)
+        )
         outcome = await asyncio.wait_for(task, timeout=10)
         return paused_view, started_while_paused, outcome
 
@@ -141,7 +162,9 @@ def test_abort_stops_hosts_before_their_switch(store: Store, tmp_path) -> None: 
 
     def abort_soon() -> None:
         threading.Event().wait(0.08)  # the first wave is mid-way through its steps
-        other.request_control(rollout.deployment_id, ControlAction.ABORT, requested_by="op", now=datetime.now(UTC))
+        other.request_control(
+            rollout.deployment_id, ControlAction.ABORT, requested_by="op", now=datetime.now(UTC)
+        )
 
     thread = threading.Thread(target=abort_soon)
     thread.start()
