@@ -1,0 +1,241 @@
+"""Lists of deployments: the latest of every app and environment, and one app+environment's history."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from typing import ClassVar
+
+from rich.text import Text
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.message import Message
+from textual.screen import Screen
+from textual.widgets import DataTable, Footer, Static
+from textual.worker import get_current_worker
+
+from deployer.errors import DeployerError
+from deployer.store.views import DeploymentView
+from tui.context import Context
+from tui.model import elapsed, format_ago, format_moment, format_span, versions_label
+from tui.navigation import OpenDeployment, OpenHistory, OpenVersions
+from tui.widgets.cells import counts_cell, fill_table, status_cell
+
+LIST_REFRESH = 2.0  # seconds between reads of a list: statuses change, lists rarely do
+
+
+class DeploymentsRead(Message):
+    def __init__(self, views: Sequence[DeploymentView]) -> None:
+        super().__init__()
+        self.views = list(views)
+
+    def can_replace(self, message: Message) -> bool:
+        return isinstance(message, DeploymentsRead)
+
+
+class DeploymentsReadFailed(Message):
+    def __init__(self, error: str) -> None:
+        super().__init__()
+        self.error = error
+
+
+class _DeploymentList(Screen[None]):
+    """A table of deployments, re-read every few seconds in a thread; Enter opens one."""
+
+    COLUMNS: ClassVar[tuple[str, ...]] = ()
+    EMPTY = "no deployments recorded yet"
+
+    def __init__(self, ctx: Context, *, can_go_back: bool = True) -> None:
+        super().__init__()
+        self.ctx = ctx
+        self.can_go_back = can_go_back
+        self.views: list[DeploymentView] = []
+        self.loaded = False
+        self._wake = threading.Event()
+
+    def compose(self) -> ComposeResult:
+        yield Static("", id="list-title")
+        yield DataTable(id="deployments", cursor_type="row")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.title = self.screen_title()
+        table = self.query_one("#deployments", DataTable)
+        fill_table(table, self.COLUMNS, [], [])
+        table.focus()
+        self._read()
+
+    def on_unmount(self) -> None:
+        self.workers.cancel_group(self, "read")
+        self._wake.set()
+
+    def screen_title(self) -> str:
+        raise NotImplementedError
+
+    def read(self) -> list[DeploymentView]:
+        raise NotImplementedError
+
+    def row(self, view: DeploymentView) -> tuple[Text | str, ...]:
+        raise NotImplementedError
+
+    def heading(self) -> Text:
+        raise NotImplementedError
+
+    @work(thread=True, exclusive=True, group="read", exit_on_error=False)
+    def _read(self) -> None:
+        worker = get_current_worker()
+        while not worker.is_cancelled:
+            try:
+                self.post_message(DeploymentsRead(self.read()))
+            except DeployerError as error:
+                self.post_message(DeploymentsReadFailed(str(error)))
+            self._wake.wait(LIST_REFRESH)
+
+    @on(DeploymentsRead)
+    def _show(self, message: DeploymentsRead) -> None:
+        self.loaded = True
+        if message.views == self.views and self.query_one("#deployments", DataTable).row_count:
+            return
+        table = self.query_one("#deployments", DataTable)
+        highlighted = self.highlighted()
+        self.views = message.views
+        fill_table(
+            table, self.COLUMNS, [self.row(view) for view in self.views], [view.id for view in self.views]
+        )
+        if highlighted is not None and highlighted.id in {view.id for view in self.views}:
+            table.move_cursor(row=table.get_row_index(highlighted.id))
+        title = self.heading()
+        if not self.views:
+            title.append(f"\n{self.EMPTY}", style="italic dim")
+        self.query_one("#list-title", Static).update(title)
+
+    @on(DeploymentsReadFailed)
+    def _failed(self, message: DeploymentsReadFailed) -> None:
+        self.notify(message.error, title="cannot read the store", severity="error", timeout=6)
+
+    def highlighted(self) -> DeploymentView | None:
+        table = self.query_one("#deployments", DataTable)
+        row = table.cursor_row
+        if not 0 <= row < min(len(self.views), table.row_count):
+            return None
+        return self.views[row]  # rows are added in the order of self.views
+
+    @on(DataTable.RowSelected, "#deployments")
+    def _open(self, event: DataTable.RowSelected) -> None:
+        if event.row_key.value is not None:
+            self.post_message(OpenDeployment(event.row_key.value))
+
+    def action_versions(self) -> None:
+        view = self.highlighted()
+        if view is not None:
+            self.post_message(OpenVersions(view.app, view.environment))
+
+    def action_back(self) -> None:
+        if self.can_go_back:
+            self.dismiss(None)
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "back":
+            return self.can_go_back
+        return True
+
+
+class OverviewScreen(_DeploymentList):
+    """Every app and environment with its latest deployment: where to start."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("enter", "open", "Open"),
+        Binding("h", "history", "History"),
+        Binding("v", "versions", "Versions"),
+        Binding("escape", "back", "Back"),
+    ]
+    COLUMNS = ("app", "environment", "latest", "version", "kind", "hosts", "by", "started", "took")
+
+    def screen_title(self) -> str:
+        return "apps and environments"
+
+    def read(self) -> list[DeploymentView]:
+        return self.ctx.store.latest_deployments()
+
+    def heading(self) -> Text:
+        text = Text("Apps and environments", style="bold")
+        text.append(f"  the latest deployment of each, in {self.ctx.store.url}", style="dim")
+        return text
+
+    def row(self, view: DeploymentView) -> tuple[Text | str, ...]:
+        now = self.ctx.clock()
+        return (
+            Text(view.app, style="bold"),
+            view.environment,
+            status_cell(view.status),
+            versions_label(view),
+            view.kind.value,
+            counts_cell(view.counts),
+            view.started_by,
+            format_ago(view.started_at, now),
+            format_span(elapsed(view, now)),
+        )
+
+    def action_open(self) -> None:
+        view = self.highlighted()
+        if view is not None:
+            self.post_message(OpenDeployment(view.id))
+
+    def action_history(self) -> None:
+        view = self.highlighted()
+        if view is not None:
+            self.post_message(OpenHistory(view.app, view.environment))
+
+
+HISTORY_LIMIT = 200
+
+
+class HistoryScreen(_DeploymentList):
+    """An app+environment's deployments, newest first: who, when, which version, what kind, how it ended."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("enter", "open", "Open"),
+        Binding("v", "versions", "Versions"),
+        Binding("escape", "back", "Back"),
+    ]
+    COLUMNS = ("started", "by", "kind", "version", "outcome", "hosts", "took", "id", "why")
+    EMPTY = "no deployments of this app in this environment"
+
+    def __init__(self, ctx: Context, app: str, environment: str, *, can_go_back: bool = True) -> None:
+        super().__init__(ctx, can_go_back=can_go_back)
+        self.app_name = app
+        self.environment = environment
+
+    def screen_title(self) -> str:
+        return f"history of {self.app_name} in {self.environment}"
+
+    def read(self) -> list[DeploymentView]:
+        return self.ctx.store.history(self.app_name, self.environment, limit=HISTORY_LIMIT)
+
+    def heading(self) -> Text:
+        text = Text(f"History of {self.app_name} in {self.environment}", style="bold")
+        text.append(f"  {len(self.views)} deployments, newest first; Enter opens one", style="dim")
+        return text
+
+    def row(self, view: DeploymentView) -> tuple[Text | str, ...]:
+        now = self.ctx.clock()
+        return (
+            format_moment(view.started_at, self.ctx.tz),
+            view.started_by,
+            view.kind.value,
+            versions_label(view),
+            status_cell(view.status),
+            counts_cell(view.counts),
+            format_span(elapsed(view, now)),
+            Text(view.id, style="dim"),
+            Text((view.reason or "").splitlines()[0] if view.reason else "", style="dim"),
+        )
+
+    def action_open(self) -> None:
+        view = self.highlighted()
+        if view is not None:
+            self.post_message(OpenDeployment(view.id))
+
+    def action_versions(self) -> None:
+        self.post_message(OpenVersions(self.app_name, self.environment))

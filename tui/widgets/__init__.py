@@ -1,0 +1,1 @@
+"""Reusable widgets of the deployer TUI; each carries its own DEFAULT_CSS."""
