@@ -7,10 +7,13 @@ Under an app's target directory on a host (Capistrano's layout)::
                                       then ``mv -T`` renames it over ``current``
     <target>/revisions.log            one line per switch: UTC time, version, deployment
                                       id, who started it (tab-separated)
-    <target>/.deploy/<id>.state       the driver's record of a deployment: ``running <pid>
-                                      <step>``, then ``succeeded``, ``failed:<step>:<exit>``
-                                      or ``aborted:<step>``
-    <target>/.deploy/<id>/<step>.log  each step's output, kept on the host
+    <target>/.deploy/<id>.state       the driver's record of a deployment, appended, the
+                                      last line counts: ``running <pid> <step>``, then
+                                      ``succeeded``, ``failed:<step>:<exit>`` or
+                                      ``aborted:<step>``
+    <target>/.deploy/<id>.<step>.log  each step's output, kept on the host (flat files: a
+                                      run then creates no directory, one process less on
+                                      each host; the newest 20 deployments' are kept)
 
 One host's whole deployment runs in one exec channel: ``deployer/remote/driver.sh``
 (POSIX sh; its header documents the line protocol) prints a marker line per step and

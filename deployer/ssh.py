@@ -21,9 +21,12 @@ here, from the acknowledgement to the end marker.
 
 Concurrency: how many hosts deploy at once is the controller's policy, decided in one
 place. The runner only bounds what it adds itself: at most ``connect_concurrency`` SSH
-handshakes are in flight at once (a handshake costs the controller CPU, and an sshd
-drops unauthenticated connections beyond its MaxStartups), and each host has a single
-connection, shared by its deploys and probes and opened once (reopened when dropped).
+handshakes are in flight at once (each costs the controller a few milliseconds of CPU
+and a socket; a bastion or a shared sshd drops unauthenticated connections beyond its
+MaxStartups), and each host has a single connection, shared by its deploys and probes
+and opened once (reopened when dropped). The default is wide enough that a wave of a
+few hundred hosts is not queued behind it: a tighter bound only delays the last hosts
+of a wave, since the handshakes' CPU is the same either way.
 
 Host keys are always checked, against the target's ``known_hosts`` file (default
 ``~/.ssh/known_hosts``). Policy ``strict`` refuses an unknown key; ``accept-new`` records
@@ -65,12 +68,13 @@ from deployer.release import (
 from deployer.results import HostResult, HostStatus, Step, StepResult, cap_output, tail
 from deployer.runner import HostProbe, ReleaseJob, StepReporter
 
-DEFAULT_CONNECT_CONCURRENCY = 64
+DEFAULT_CONNECT_CONCURRENCY = 256
 KEEPALIVE_COUNT_MAX = 3  # unanswered keepalives before a connection counts as lost
 STEP_SLACK = 30.0  # seconds beyond a hook's own time limits before the controller gives up
 IDLE_LIMIT = 120.0  # seconds the driver may stay silent outside a hook (switch, prune, unpack)
 UPLOAD_RATE_FLOOR = 1 << 20  # bytes per second an upload is allowed to go no slower than
 PROBE_TIMEOUT = 60.0
+STOP_GRACE = 5.0  # seconds to let a driver told `stop` end, when the controller is leaving
 STDERR_CAP = 4096
 
 
@@ -166,7 +170,14 @@ class _HostKeyCheck(asyncssh.SSHClient):
             )
             return False
         if self._policy == "accept-new":
-            if record_host_key(self._path, host, addr, port, key):
+            try:
+                recorded = record_host_key(self._path, host, addr, port, key)
+            except OSError as error:
+                self.problem = (
+                    f"cannot record the host key of {where} in {self._path}: {error.strerror or error}"
+                )
+                return False
+            if recorded:
                 return True
             self.problem = f"host key CHANGED for {where}: another key was recorded in {self._path} meanwhile"
             return False
@@ -181,6 +192,7 @@ class _Run:
 
     host: str
     started_at: datetime
+    new_dir: str  # the release directory this job switches to
     steps: list[StepResult] = field(default_factory=list)
     step: Step | None = None
     step_started_at: datetime | None = None
@@ -195,6 +207,7 @@ class _Run:
     failed_end: StepEnd | None = None
     outcome: str | None = None
     acknowledged: Step | None = None  # answered before the driver asked (see first_step)
+    awaiting: Step | None = None  # the step whose report is being awaited (no answer sent yet)
 
     def begin(self, step: Step) -> None:
         self.step = step
@@ -217,6 +230,8 @@ class _Run:
             self.failed_end = end
         if end.step in (Step.STOP, Step.SWITCH):
             self.committed = True
+        if end.step == Step.SWITCH and end.exit_status == 0:
+            self.current_dir = self.new_dir  # the driver's last word may never come
 
     def result(self, status: HostStatus, step: Step | None, exit_status: int | None = None) -> HostResult:
         output = next((s.output for s in reversed(self.steps) if s.step == step), self.output)
@@ -395,7 +410,7 @@ class SshRunner:
 
     async def deploy(self, target: SshTarget, job: ReleaseJob, report: StepReporter) -> HostResult:
         """Run ``job`` on one host; never raises for the host's own failures."""
-        run = _Run(host=target.host.name, started_at=_now())
+        run = _Run(host=target.host.name, started_at=_now(), new_dir=release_dir_name(job.version))
         problem = job_problem(job)
         if problem is not None:
             run.error = problem[1]
@@ -413,9 +428,12 @@ class SshRunner:
             # The first step is known in advance: its answer travels right behind the exec
             # request, and the driver finds it waiting (one round trip less per host).
             first = first_step(job)
+            run.awaiting = first
             go = await report(run.host, first)
             process.stdin.write(self._answer(go, first, job, run))
+            run.awaiting = None
             run.acknowledged = first
+            run.begin(first)  # its start marker comes later, batched with what follows
             return await self._converse(target, job, report, run, connection, process)
         except (asyncssh.Error, OSError, asyncio.IncompleteReadError) as error:
             self._forget(target, connection)
@@ -436,9 +454,19 @@ class SshRunner:
             run.error = f"no word from {_where(target)} during {step} for longer than it may take; gave up"
             return run.result(HostStatus.FAILED, step)
         except BaseException:
-            # The controller is going away (cancelled) or a reporter failed: closing the
-            # channel sends EOF, and the driver finishes the host by itself.
-            process.close()
+            # The controller is going away (cancelled) or a reporter failed. If the driver
+            # waits to start a step that changes nothing yet, tell it to stop there, and
+            # wait (briefly) until it has: a connection closed right after could lose the
+            # `stop` inside sshd and leave the driver to carry on. Else the EOF tells it to
+            # finish the host by itself.
+            with contextlib.suppress(asyncssh.Error, OSError, TimeoutError):
+                if run.awaiting is not None and not run.committed:
+                    process.stdin.write(b"stop\n")
+                    process.stdin.write_eof()
+                    async with asyncio.timeout(STOP_GRACE):
+                        await process.wait_closed()
+                else:
+                    process.stdin.write_eof()
             raise
 
     async def _converse(
@@ -453,7 +481,9 @@ class SshRunner:
         stdout = process.stdout
         stdin = process.stdin
         loop = asyncio.get_running_loop()
-        async with asyncio.timeout_at(loop.time() + IDLE_LIMIT) as limit:
+        # The first step was answered in advance: its start marker comes with its end.
+        first_budget = IDLE_LIMIT + self._budget(job, first_step(job))
+        async with asyncio.timeout_at(loop.time() + first_budget) as limit:
             while True:
                 raw = await stdout.readline()
                 if not raw:
@@ -473,9 +503,11 @@ class SshRunner:
                             run.acknowledged = None
                         else:
                             limit.reschedule(None)
+                            run.awaiting = event.step
                             go = await report(run.host, event.step)
                             stdin.write(self._answer(go, event.step, job, run))
-                        run.begin(event.step)
+                            run.awaiting = None
+                            run.begin(event.step)
                         limit.reschedule(loop.time() + self._budget(job, event.step))
                     else:
                         run.end(event)
@@ -488,7 +520,7 @@ class SshRunner:
                     stdin.write(await self._send_artifact(connection, job, rest, run))
                     limit.reschedule(loop.time() + IDLE_LIMIT + self._upload_time(job))
                 elif word == "previous":
-                    run.previous_dir = rest
+                    run.previous_dir = run.current_dir = rest
                 elif word == "current":
                     run.current_dir = rest
                 elif word == "release":

@@ -134,19 +134,31 @@ def _run(prepared: Prepared, store: Store, as_json: bool, yes: bool, tui: bool =
         if not sys.stdin.isatty():
             raise click.UsageError("not a terminal: pass --yes to deploy without confirmation")
         click.confirm(f"deploy {prepared.spec.version} to {prepared.plan.host_count} hosts?", abort=True)
-    run_and_report(store, lambda sink: execute(prepared, store, sink), as_json=as_json)
+    run_and_report(store, lambda sink: execute(prepared, store, sink), as_json=as_json, tui=tui)
 
 
 def run_and_report(
-    store: Store, start: Callable[[EventSink], Coroutine[Any, Any, RolloutOutcome]], *, as_json: bool
+    store: Store,
+    start: Callable[[EventSink], Coroutine[Any, Any, RolloutOutcome]],
+    *,
+    as_json: bool,
+    tui: bool = False,
 ) -> None:
-    """Run a deployment with a progress view, then print its result; exit 0 only if it succeeded."""
-    progress: LiveProgress | PlainProgress
-    progress = LiveProgress() if sys.stderr.isatty() and not as_json else PlainProgress()
-    try:
-        outcome = asyncio.run(start(progress))
-    finally:
-        progress.close()
+    """Run a deployment with a progress view (or the terminal UI), then print its result.
+
+    Exits 0 only if the deployment succeeded.
+    """
+    if tui:
+        from tui import run_push_ui  # only here: Textual is slow to import
+
+        outcome = run_push_ui(start, store=store)
+    else:
+        progress: LiveProgress | PlainProgress
+        progress = LiveProgress() if sys.stderr.isatty() and not as_json else PlainProgress()
+        try:
+            outcome = asyncio.run(start(progress))
+        finally:
+            progress.close()
     view = store.deployment(outcome.deployment_id)
     if as_json:
         click.echo(json.dumps(deployment_json(view, with_hosts=True), indent=2))
@@ -163,6 +175,7 @@ def run_and_report(
 @click.option("--force", is_flag=True, help="Also redeploy hosts that already run the version.")
 @click.option("--ignore-stop-failures", is_flag=True, help="Go on when the old release's stop hook fails.")
 @click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
+@click.option("--tui", is_flag=True, help="Watch it in the terminal UI.")
 @json_option
 @db_option
 def push(
@@ -173,6 +186,7 @@ def push(
     force: bool,
     ignore_stop_failures: bool,
     yes: bool,
+    tui: bool,
     as_json: bool,
     db_url: str | None,
 ) -> None:
@@ -181,7 +195,7 @@ def push(
         spec, version, environment, limit, force=force, ignore_stop_failures=ignore_stop_failures
     )
     with open_store(db_url) as store:
-        _run(prepare(options, store), store, as_json, yes)
+        _run(prepare(options, store), store, as_json, yes, tui)
 
 
 @click.command()

@@ -18,7 +18,8 @@
 # A <dir> is a release's directory name: its version, %-escaped (deployer.release).
 # When stdin reaches EOF (the controller went away) the driver carries on by itself to
 # the end, without pruning (which needs the controller's choice), so no host is left
-# half-switched.
+# half-switched; unless the artifact had not arrived yet: then nothing has changed, and
+# it leaves without a record.
 #
 # Records, in <target>/.deploy/ (flat, so a run creates no directory: every process
 # started on the host costs about a millisecond of its CPU, for each of many hosts):
@@ -97,6 +98,16 @@ leave() {
     say "@@current $cur"
     flush
     cleanup
+    exit 0
+}
+
+# Ends a run that the controller left before anything changed on the host (it went away
+# before the artifact arrived): no record stays, so a resumed deployment starts the host
+# over, as one that never began.
+vanish() {
+    made_temporary=1
+    cleanup
+    rm -f "$records/$id".*
     exit 0
 }
 
@@ -322,9 +333,9 @@ upload() {
         file=$records/$id.artifact.tar.gz
         say "@@need-artifact $file"
         ack
+        [ "$autonomous" = 1 ] && vanish
         if [ "$reply" != sent ]; then
             upload_error="the artifact was not sent ($reply)"
-            [ "$autonomous" = 1 ] && upload_error="the controller went away before sending the artifact"
             return 1
         fi
         got=$(sha256_of "$file")

@@ -57,8 +57,9 @@ class AppFleet:
         return value
 
 
-def pids_running(marker: str) -> list[int]:
-    """Processes on this machine (both fleets' hosts run here) whose command line has ``marker``."""
+def pids_running(marker: str, *, word: str = "sleep") -> list[int]:
+    """Processes on this machine (both fleets' hosts run here) whose command line has ``marker``
+    and ``word``."""
     found = []
     for entry in os.listdir("/proc"):
         if not entry.isdigit() or int(entry) == os.getpid():
@@ -67,7 +68,7 @@ def pids_running(marker: str) -> list[int]:
             cmdline = (
                 Path(f"/proc/{entry}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
             )
-            if marker in cmdline and "sleep" in cmdline:
+            if marker in cmdline and word in cmdline:
                 found.append(int(entry))
     return found
 

@@ -10,6 +10,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import asyncssh
+import pytest
 
 from deployer.fleet import Host
 from deployer.results import HostStatus, Step
@@ -408,12 +409,15 @@ def test_the_driver_finishes_by_itself_when_the_controller_goes_away(fleet: AppF
     result, during, recorder = run(scenario())
     assert result.status == HostStatus.UNREACHABLE
     assert result.step == Step.START
+    assert (result.version, result.previous_version) == ("1.0", None)  # switched before the cut
     assert "lost the connection" in (result.error or "")
     assert [step for _, step in recorder.steps][-1] == Step.START
     assert during.outcome in ("running", "succeeded")
 
     def finished() -> bool:
-        return (local / ".deploy" / f"{pushed.deployment_id}.state").read_text().strip() == "succeeded"
+        return (local / ".deploy" / f"{pushed.deployment_id}.state").read_text().splitlines()[
+            -1
+        ] == "succeeded"
 
     assert wait_until(finished)
     assert (local / "validated").read_text() == "validated\n"
@@ -556,3 +560,58 @@ def test_a_failing_stop_hook_can_be_ignored_and_script_hooks_run_from_the_releas
     )
     assert (lost.status, lost.step, lost.exit_status) == (HostStatus.FAILED, Step.START, 127)
     assert lost.error == "start hook script bin/nothing.sh is missing from the release"
+
+
+def test_a_reporter_that_fails_before_the_switch_stops_the_host_there(fleet: AppFleet) -> None:
+    target, local = fleet.app()
+    one, two = make_artifact(fleet.work, "1.0"), make_artifact(fleet.work, "1.1")
+    second = job(target, "1.1", two, hook(Step.START, "true"))
+
+    def store_down() -> None:
+        raise RuntimeError("the store is down")
+
+    async def scenario():
+        runner = SshRunner()
+        try:
+            await runner.deploy(fleet.target(), job(target, "1.0", one), Recorder())
+            recorder = Recorder()
+            recorder.on_step[Step.SWITCH] = store_down
+            with pytest.raises(RuntimeError, match="the store is down"):
+                await runner.deploy(fleet.target(), second, recorder)
+        finally:
+            await runner.aclose()
+
+    run(scenario())
+
+    def settled() -> bool:
+        state = local / ".deploy" / f"{second.deployment_id}.state"
+        return state.exists() and state.read_text().splitlines()[-1] == "aborted:switch"
+
+    assert wait_until(settled)
+    assert (local / "current" / "VERSION").read_text() == "1.0\n"
+
+
+def test_a_controller_gone_before_the_artifact_arrived_leaves_no_record(fleet: AppFleet) -> None:
+    target, local = fleet.app()
+    one, two = make_artifact(fleet.work, "1.0"), make_artifact(fleet.work, "1.1")
+    second = job(target, "1.1", two, hook(Step.START, "true"))
+
+    async def scenario():
+        runner = SshRunner()
+        await runner.deploy(fleet.target(), job(target, "1.0", one), Recorder())
+        recorder = Recorder()
+
+        def leave() -> None:  # gone as soon as UPLOAD is recorded: the artifact never comes
+            asyncio.get_running_loop().call_soon(lambda: asyncio.ensure_future(runner.aclose()))
+
+        recorder.on_step[Step.UPLOAD] = leave
+        result = await runner.deploy(fleet.target(), second, recorder)
+        await runner.aclose()
+        return result
+
+    result = run(scenario())
+    assert (result.status, result.step) == (HostStatus.UNREACHABLE, Step.UPLOAD)
+    assert wait_until(lambda: pids_running(second.deployment_id, word="driver") == [])
+    probe = run(_probe(fleet, target, second.deployment_id))
+    assert (probe.outcome, probe.current_version, probe.releases) == (None, "1.0", ("1.0",))
+    assert list((local / ".deploy").glob(f"{second.deployment_id}*")) == []
