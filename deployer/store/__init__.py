@@ -18,7 +18,7 @@ Writes (the controller)::
     set_status(id, status, now)      RUNNING <-> PAUSED once a pause or resume took effect
     record_step(id, host, step, now) a host is RUNNING at ``step``
     record_host_result(id, result)   a host's final status, steps, and version-history interval
-    add_hosts(id, hosts)             hosts that joined mid-push
+    add_hosts(id, hosts, now)        hosts that joined mid-push
     finish_deployment(id, status, now, reason=...)   final status; releases the lock
     request_control(id, action, ...) pause/resume/abort from another process; ControlError if it cannot
     mark_retired(app, env, names, now)   hosts that left the inventory
@@ -26,6 +26,7 @@ Writes (the controller)::
 Reads (the CLI, the TUI, the planner)::
 
     control_state(id)                          what the controller polls
+    run_options(id)                            the options a deployment was started with (for resume)
     liveness(view, now)                        is a running deployment's controller alive?
     deployment(id, steps=False)                one deployment with its hosts; NotFound
     running_deployment(app, env)               the lock holder, or None

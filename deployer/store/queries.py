@@ -56,17 +56,17 @@ def host_id_in(deployment_id: Any, host: Any) -> Any:
     )
 
 
-# The hottest write (every step of every host): built once, run with parameters
-# deployment_id, host, step and now.
+# The hottest write (every step of every host): built once, run with the parameters
+# of_deployment, host, new_step and now (names that are not columns, as SQLAlchemy asks).
 RECORD_STEP = (
     update(HD)
     .where(
-        HD.c.deployment_id == bindparam("deployment_id"),
-        HD.c.host_id == host_id_in(bindparam("deployment_id"), bindparam("host")),
+        HD.c.deployment_id == bindparam("of_deployment"),
+        HD.c.host_id == host_id_in(bindparam("of_deployment"), bindparam("host")),
     )
     .values(
         status=HostStatus.RUNNING.value,
-        step=bindparam("step"),
+        step=bindparam("new_step"),
         started_at=func.coalesce(HD.c.started_at, bindparam("now", type_=HD.c.started_at.type)),
     )
 )

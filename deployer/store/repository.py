@@ -314,7 +314,12 @@ class Store:
 
     def record_step(self, deployment_id: str, host: str, step: Step, now: datetime) -> None:
         """``host`` is RUNNING at ``step`` (its ``started_at`` is set on its first step)."""
-        params = {"deployment_id": deployment_id, "host": host, "step": Step(step).value, "now": aware(now)}
+        params = {
+            "of_deployment": deployment_id,
+            "host": host,
+            "new_step": Step(step).value,
+            "now": aware(now),
+        }
         with self._write() as conn:
             if conn.execute(RECORD_STEP, params).rowcount != 1:
                 raise RuntimeError(f"host {host} is not part of deployment {deployment_id}")

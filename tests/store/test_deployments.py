@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
@@ -265,3 +266,20 @@ def test_views_serialise_for_json(store: Store) -> None:
     assert data["counts"]["succeeded"] == 1 and data["host_count"] == 1
     assert data["hosts"][0]["steps"][0]["step"] == "switch"
     assert store.hosts_running("web", "prod")[0].to_json()["since"] == "2026-11-27T18:00:00+00:00"
+
+
+def test_writes_from_many_threads_at_once_all_land(store: Store) -> None:
+    fleet = hosts(*(f"web-{index:02d}" for index in range(40)))
+    deployment_id = begin(store, "1.0", fleet, at(0))
+
+    def run_host(index: int) -> None:
+        name = fleet[index].name
+        for step in (Step.CONNECT, Step.UPLOAD, Step.SWITCH):
+            store.record_step(deployment_id, name, step, at(1))
+        store.record_host_result(deployment_id, result(name, "1.0", at(2) + timedelta(seconds=index)))
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        list(pool.map(run_host, range(len(fleet))))
+    view = store.deployment(deployment_id)
+    assert view.counts[HostStatus.SUCCEEDED] == 40
+    assert store.versions_at("web", "prod") == [("1.0", 40)]

@@ -172,3 +172,13 @@ def test_deployment_status_does_not_touch_intervals(store: Store) -> None:
     deployment_id = begin(store, "1.0", FLEET, at(0))
     store.finish_deployment(deployment_id, DeploymentStatus.ABORTED, at(1))
     assert store.versions_at("web", "prod") == []
+
+
+def test_hosts_are_listed_in_the_same_order_on_every_database(store: Store) -> None:
+    names = ["web-b", "Web-a", "web_c", "web-B", "web-10", "web-9"]
+    deploy(store, "1.0", hosts(*names), at(0))
+    expected = sorted(names)  # code-point order, not a database collation
+    assert [i.host for i in store.hosts_running("web", "prod")] == expected
+    assert [i.host for i in store.hosts_running("web", "prod", "1.0", at(30))] == expected
+    assert [i.host for i in store.hosts_running("web", "prod", None, at(30))] == expected
+    assert [h.name for h in store.hosts("web", "prod")] == expected

@@ -13,7 +13,7 @@ from sqlalchemy.exc import IntegrityError
 from deployer.errors import ControlError, DeploymentLocked, NotFound
 from deployer.results import ControlAction, DeploymentStatus
 from deployer.store import Store
-from deployer.store.models import DeploymentRow
+from deployer.store.queries import D
 from tests.plugins.stores import StoreFactory
 from tests.store.builders import SHA, at, begin, hosts
 from tests.store.processes import lines_starting, run_once, run_together
@@ -62,9 +62,9 @@ def test_the_database_itself_refuses_two_unfinished_deployments(store_url: str, 
     engine = create_engine(store_url)
     try:
         with pytest.raises(IntegrityError), engine.begin() as conn:
-            conn.execute(insert(DeploymentRow.__table__).values(**row))
+            conn.execute(insert(D).values(**row))
         with engine.begin() as conn:  # a finished one is fine
-            conn.execute(insert(DeploymentRow.__table__).values(**row, finished_at=at(2)))
+            conn.execute(insert(D).values(**row, finished_at=at(2)))
     finally:
         engine.dispose()
 

@@ -8,15 +8,18 @@ import time
 from pathlib import Path
 
 import pytest
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import create_engine, inspect, text
+from sqlalchemy import bindparam, create_engine, inspect, text
 
 from deployer.errors import StoreError
+from deployer.results import DeploymentStatus
 from deployer.store import default_url, open_store, resolve_url
+from deployer.store.engine import build_engine, parse_url
 from deployer.store.migrate import HEAD_REVISION, alembic_config
-from deployer.store.models import Base
+from deployer.store.models import Base, UtcDateTime
 from tests.plugins.stores import StoreFactory
 from tests.store.builders import at, begin, deploy, hosts
 from tests.store.processes import run_together
@@ -67,6 +70,28 @@ def test_reopening_is_idempotent_and_keeps_what_was_recorded(store_factory: Stor
         assert again.deployment(deployment_id).version == "1.0"
         assert again.current_versions("web", "prod") == {"web-a": "1.0"}
         again.close()
+
+
+def test_an_old_database_is_upgraded_keeping_its_rows(store_url: str, store_factory: StoreFactory) -> None:
+    """Every migration after the first runs on a database that already holds a deployment."""
+    engine = build_engine(parse_url(store_url))
+    try:
+        with engine.begin() as conn:
+            command.upgrade(alembic_config(conn), "0001")
+            insert_old = text(
+                "INSERT INTO deployments (id, app, environment, version, kind, status, started_by,"
+                " started_from, pid, started_at, finished_at, heartbeat_at, spec_sha256)"
+                " VALUES ('d-old', 'web', 'prod', '0.9', 'push', 'succeeded', 'alice', 'build-1', 1,"
+                " :at, :at, :at, '')"
+            ).bindparams(bindparam("at", type_=UtcDateTime))
+            conn.execute(insert_old, {"at": at(0)})
+    finally:
+        engine.dispose()
+    assert _revision(store_url) == "0001"
+    store = store_factory()
+    assert _revision(store_url) == HEAD_REVISION
+    old = store.deployment("d-old")
+    assert (old.version, old.status, old.started_at) == ("0.9", DeploymentStatus.SUCCEEDED, at(0))
 
 
 OPEN_AT_ONCE = """

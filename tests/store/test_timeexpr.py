@@ -13,8 +13,8 @@ NOW = datetime(2026, 11, 27, 18, 30, 15, tzinfo=UTC)
 NEW_YORK = timezone(timedelta(hours=-5))
 
 
-def utc(*parts: int) -> datetime:
-    return datetime(*parts, tzinfo=UTC)  # type: ignore[misc]
+def utc(year: int, month: int, day: int, hour: int = 0, minute: int = 0, second: int = 0) -> datetime:
+    return datetime(year, month, day, hour, minute, second, tzinfo=UTC)
 
 
 @pytest.mark.parametrize(
