@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import getpass
+import logging
 import os
 import socket
 from collections import Counter
@@ -19,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from deployer.artifact import prepare_artifact
-from deployer.controller import Controller, Rollout, RolloutOutcome, utcnow
+from deployer.controller import Controller, Discover, Joining, Rollout, RolloutOutcome, utcnow
 from deployer.errors import ControlError, DeployerError
 from deployer.events import DeploymentStarted, EventSink
 from deployer.fleet import Fleet, Host, SshTarget, limit_hosts, resolve_ssh
@@ -32,7 +33,9 @@ from deployer.results import DeploymentKind, DeploymentStatus, HostResult, HostS
 from deployer.runner import Artifact, HostRunner, ReleaseJob
 from deployer.spec import OnHalt, Spec, Stripe, load_spec
 from deployer.ssh import SshRunner
-from deployer.store import Store
+from deployer.store import DeploymentView, Store
+
+log = logging.getLogger(__name__)
 
 
 class NothingToRollBack(DeployerError):
@@ -51,6 +54,7 @@ class PushOptions:
     force: bool = False
     ignore_stop_failures: bool = False
     kind: DeploymentKind = DeploymentKind.PUSH
+    promoted_from: str | None = None  # a promotion: the environment the version proved itself in
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,7 +82,11 @@ class Prepared:
 def prepare(options: PushOptions, store: Store) -> Prepared:
     """Load the spec and the fleet, read what the hosts run, and plan the waves."""
     spec = load_spec(options.spec_path, version=options.version, environment=options.environment)
-    fleet = load_fleet(spec)
+    return plan_deployment(options, spec, load_fleet(spec), store)
+
+
+def plan_deployment(options: PushOptions, spec: Spec, fleet: Fleet, store: Store) -> Prepared:
+    """:func:`prepare` for a spec and fleet already loaded: what the hosts run, and the waves."""
     hosts = limit_hosts(fleet.hosts, options.limit)
     if options.only_hosts is not None:
         hosts = tuple(h for h in hosts if h.name in options.only_hosts)
@@ -104,8 +112,8 @@ def prepare_rollback(options: PushOptions, store: Store, to_version: str | None)
     """A rollback: a push of the previous good version (or ``to_version``) as kind ``rollback``."""
     spec = load_spec(options.spec_path, version=options.version, environment=options.environment)
     if to_version is None:
-        latest = store.history(spec.app, spec.environment, limit=1)
-        before = latest[0].version if latest else None
+        latest = latest_release(store, spec.app, spec.environment)
+        before = latest.version if latest else None
         to_version = store.last_good_version(spec.app, spec.environment, before=before)
         if to_version is None:
             raise NothingToRollBack(
@@ -113,6 +121,36 @@ def prepare_rollback(options: PushOptions, store: Store, to_version: str | None)
                 "name one with --to"
             )
     return prepare(replace(options, version=to_version, kind=DeploymentKind.ROLLBACK), store)
+
+
+def latest_release(store: Store, app: str, environment: str) -> DeploymentView | None:
+    """The newest deployment of the app+environment that deploys a version: any kind but a restart.
+
+    A restart runs the hooks of what each host runs already; it makes no version good
+    or bad, so rollback, sync and promote look past it.
+    """
+    limit = 20
+    while True:
+        found = store.history(app, environment, limit=limit)
+        for view in found:
+            if view.kind is not DeploymentKind.RESTART:
+                return view
+        if len(found) < limit:
+            return None
+        limit *= 4
+
+
+def retire_departed(store: Store, app: str, environment: str, fleet: Fleet, now: datetime) -> list[str]:
+    """Mark retired the hosts the store knows for the app+environment that ``fleet`` no longer lists.
+
+    Their history stays; a retired host that comes back is taken in again by its next
+    deployment. The names retired, sorted.
+    """
+    listed = {host.name for host in fleet.hosts}
+    departed = [record.name for record in store.hosts(app, environment) if record.name not in listed]
+    if departed:
+        store.mark_retired(app, environment, departed, now)
+    return departed
 
 
 def _most_common(current: Mapping[str, str], hosts: tuple[Host, ...]) -> str | None:
@@ -145,14 +183,23 @@ async def execute(
     identity: Identity | None = None,
     runner: HostRunner | None = None,
     clock: type[datetime] | None = None,
+    stop: asyncio.Event | None = None,
 ) -> RolloutOutcome:
-    """Record the deployment, run its waves, and (with ``on_halt: rollback``) undo a halted one."""
+    """Record the deployment, run its waves, and (with ``on_halt: rollback``) undo a halted one.
+
+    Once ``stop`` is set, no new host starts, the hosts in flight finish, and the
+    deployment ends ``aborted`` (``deploy sync --watch`` on SIGTERM).
+    """
     identity = identity or Identity.here()
     own_runner = runner is None
     runner = runner or SshRunner()
     try:
-        outcome = await _run_new(prepared, store, sink, identity, runner)
-        if outcome.status is DeploymentStatus.HALTED and prepared.spec.strategy.on_halt is OnHalt.ROLLBACK:
+        outcome = await _run_new(prepared, store, sink, identity, runner, stop)
+        if (
+            outcome.status is DeploymentStatus.HALTED
+            and prepared.spec.strategy.on_halt is OnHalt.ROLLBACK
+            and prepared.kind is not DeploymentKind.RESTART  # a restart switched nothing
+        ):
             await _roll_back_touched(prepared, outcome, store, sink, identity, runner)
         return outcome
     finally:
@@ -161,10 +208,15 @@ async def execute(
 
 
 async def _run_new(
-    prepared: Prepared, store: Store, sink: EventSink, identity: Identity, runner: HostRunner
+    prepared: Prepared,
+    store: Store,
+    sink: EventSink,
+    identity: Identity,
+    runner: HostRunner,
+    stop: asyncio.Event | None = None,
 ) -> RolloutOutcome:
     spec, plan = prepared.spec, prepared.plan
-    artifact = artifact_for(prepared.kind, spec)
+    artifact = artifact_for(prepared.kind, spec, kept=prepared.options.promoted_from is not None)
     now = utcnow()
     deployment_id = store.begin_deployment(
         app=spec.app,
@@ -179,8 +231,10 @@ async def _run_new(
         hosts=[(host, wave.index) for wave in plan.waves for host in wave.hosts],
         skipped=[(skip.host, skip.reason) for skip in plan.skipped],
         run_options=_options_json(prepared.options),
+        failure_budget=prepared.failure_budget,
         now=now,
     )
+    retire_departed(store, spec.app, spec.environment, prepared.fleet, now)
     job = _job(spec, deployment_id, prepared.kind, artifact, identity, prepared.options)
     rollout = Rollout(
         deployment_id=deployment_id,
@@ -190,23 +244,63 @@ async def _run_new(
         failure_budget=prepared.failure_budget,
         bake=spec.strategy.bake,
         max_parallel=spec.strategy.max_parallel,
+        discover=_joiners(prepared),
     )
     hosts = {h.name: h.datacenter for wave in plan.waves for h in wave.hosts}
     sink(_started(rollout, prepared.previous_version, hosts, now))
-    controller = Controller(store, runner, sink, pid=identity.pid, machine=identity.machine)
+    controller = Controller(store, runner, sink, pid=identity.pid, machine=identity.machine, stop=stop)
     return await controller.run(rollout)
 
 
-def artifact_for(kind: DeploymentKind, spec: Spec) -> Artifact | None:
+def _joiners(prepared: Prepared) -> Discover | None:
+    """Between waves, the hosts that joined the inventory since the deployment was planned.
+
+    For a push, sync or rollback of the whole fleet (or its ``--limit``): not for a
+    restart (a new host has nothing to restart) nor a rollback of named hosts. The
+    inventory is read again as at the start (an executable one is run again); hosts it
+    newly lists that match ``--limit`` join, unless the store says they run the version
+    already. An inventory that cannot be read now is passed over with a warning: the
+    deployment goes on with the hosts it has.
+    """
+    options, spec = prepared.options, prepared.spec
+    if prepared.kind is DeploymentKind.RESTART or options.only_hosts is not None:
+        return None
+    known = {host.name for host in prepared.fleet.hosts}
+    host_count = prepared.plan.host_count
+
+    async def discover() -> Joining | None:
+        nonlocal host_count
+        try:
+            fleet = await asyncio.to_thread(load_fleet, spec)
+        except DeployerError as error:
+            log.warning("cannot read the inventory again between waves; going on without it: %s", error)
+            return None
+        new = [host for host in limit_hosts(fleet.hosts, options.limit) if host.name not in known]
+        known.update(host.name for host in new)
+        if not options.force:
+            new = [host for host in new if prepared.current_versions.get(host.name) != spec.version]
+        if not new:
+            return None
+        host_count += len(new)
+        return Joining(
+            tuple(resolve_ssh(host, fleet.ssh, spec.ssh) for host in new),
+            failure_budget(spec.strategy.max_failures, host_count),
+        )
+
+    return discover
+
+
+def artifact_for(kind: DeploymentKind, spec: Spec, *, kept: bool = False) -> Artifact | None:
     """What a deployment sends to hosts that lack the release.
 
-    A push packs the spec's artifact and keeps it as that version's; a rollback sends
-    the artifact the old version was deployed from, when this machine kept it (hosts
-    that kept the release need none); a restart installs nothing.
+    A push packs the spec's artifact and keeps it as that version's; a rollback or a
+    sync (or a push with ``kept``: a promotion) sends the artifact the version was
+    deployed from, when this machine kept it (hosts that kept the release need none);
+    a restart installs nothing.
     """
     if kind is DeploymentKind.RESTART:
         return None
-    if kind is DeploymentKind.ROLLBACK:
+    if kind in (DeploymentKind.ROLLBACK, DeploymentKind.SYNC) or kept:
         return kept_artifact(spec.app, spec.version)
     artifact = prepare_artifact(spec.artifact)
     keep_artifact(spec.app, spec.version, artifact)
@@ -264,6 +358,7 @@ def _options_json(options: PushOptions) -> dict[str, Any]:
         "force": options.force,
         "ignore_stop_failures": options.ignore_stop_failures,
         "kind": options.kind.value,
+        "promoted_from": options.promoted_from,
     }
 
 
@@ -277,6 +372,7 @@ def _options_from_json(data: Mapping[str, Any]) -> PushOptions:
         force=bool(data.get("force")),
         ignore_stop_failures=bool(data.get("ignore_stop_failures")),
         kind=DeploymentKind(data.get("kind", "push")),
+        promoted_from=data.get("promoted_from"),
     )
 
 
@@ -362,7 +458,9 @@ async def resume_deployment(
                 statuses[host.name] = await _settle(store, runner, targets[host.name], spec, deployment_id)
             else:
                 statuses[host.name] = host.status
-        artifact = artifact_for(options.kind, spec) if HostStatus.PENDING in statuses.values() else None
+        artifact = None
+        if HostStatus.PENDING in statuses.values():
+            artifact = artifact_for(options.kind, spec, kept=options.promoted_from is not None)
         rollout = Rollout(
             deployment_id=deployment_id,
             job=_job(spec, deployment_id, options.kind, artifact, identity, options),

@@ -56,6 +56,7 @@ def deployment_json(
         if controller is None
         else {"alive": controller.alive, "reason": controller.reason},
         "host_count": view.host_count,
+        "failure_budget": view.failure_budget,
         "counts": {str(status): view.counts.get(status, 0) for status in HostStatus},
     }
     if with_hosts:

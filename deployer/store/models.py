@@ -121,6 +121,8 @@ class DeploymentRow(Base):
     control_requested_by: Mapped[str | None] = mapped_column(String, nullable=True)
     # JSON: what the controller was asked to do (spec path, limit, flags), for `deploy resume`
     run_options: Mapped[str | None] = mapped_column(Text, nullable=True)
+    # failed hosts tolerated (one more halts); None for deployments recorded before 0002
+    failure_budget: Mapped[int | None] = mapped_column(Integer, nullable=True)
 
     __table_args__ = (
         Index("ix_deployments_app_environment_started", "app", "environment", "started_at"),

@@ -339,6 +339,7 @@ def deployment_view(
         finished_at=row.finished_at,
         heartbeat_at=row.heartbeat_at,
         spec_sha256=row.spec_sha256,
+        failure_budget=row.failure_budget,
         reason=row.reason,
         requested_control=None if row.requested_control is None else ControlAction(row.requested_control),
         control_requested_at=row.control_requested_at,

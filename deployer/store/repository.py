@@ -169,6 +169,7 @@ class Store:
         hosts: Sequence[tuple[Host, int]],
         skipped: Sequence[tuple[Host, str]] = (),
         run_options: Mapping[str, Any] | None = None,
+        failure_budget: int | None = None,
         now: datetime,
     ) -> str:
         """Take the app+environment's lock and record a new RUNNING deployment; its id.
@@ -205,6 +206,7 @@ class Store:
                             heartbeat_at=now,
                             spec_sha256=spec_sha256,
                             run_options=None if run_options is None else json.dumps(dict(run_options)),
+                            failure_budget=failure_budget,
                         )
                     )
                     ids = upsert_hosts(conn, app, environment, [h for h, _ in [*hosts, *skipped]], now)
@@ -599,7 +601,8 @@ class Store:
         """
         statement = (
             select(D.c.version, D.c.status)
-            .where(D.c.app == app, D.c.environment == environment)
+            # a restart deploys no version: it makes none good and is no version's latest deployment
+            .where(D.c.app == app, D.c.environment == environment, D.c.kind != DeploymentKind.RESTART.value)
             .order_by(D.c.started_at.desc(), D.c.id.desc())
         )
         with self._read() as conn:

@@ -83,6 +83,7 @@ class DeploymentView:
     control_requested_by: str | None
     counts: Mapping[HostStatus, int]
     hosts: tuple[HostDeploymentView, ...] = ()
+    failure_budget: int | None = None  # failed hosts tolerated, one more halts (None: not recorded)
 
     @property
     def host_count(self) -> int:

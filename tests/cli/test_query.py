@@ -577,10 +577,11 @@ def test_resume_of_a_deployment_whose_controller_died_goes_to_the_takeover(
     ]
     assert latest[0]["controller"]["reason"].startswith("pid ")
 
-    # resume does not record a request nobody would read: it goes to the takeover,
-    # which is not wired yet (the lead wires deployer.operations.resume_deployment).
+    # resume does not record a request nobody would read: it goes to the takeover, which
+    # needs the options the deployment was started with (this hand-made one kept none; the
+    # takeover itself is tested end to end in tests/e2e/test_control.py).
     resumed = deploy(sqlite_url, f"resume {deployment_id}")
-    assert_one_line_error(resumed, f"the controller of {deployment_id} looks dead")
+    assert_one_line_error(resumed, f"deployment {deployment_id} kept no options to resume it with")
     assert sqlite_store.control_state(deployment_id).requested is ControlAction.PAUSE
 
 
