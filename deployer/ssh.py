@@ -14,6 +14,14 @@ Per host and deployment the runner opens one exec channel that runs the remote d
     @@release 1.4 ... @@step prune start ▶  go 4 5        (positions to delete)
     @@done succeeded / @@current 1.4
 
+A Fabric-task hook runs here, not on the host (:mod:`deployer.fabric_hooks`): the driver
+tells its variables and holds at its start; the controller runs the task while it waits,
+then answers with the result instead of `go`:
+
+    @@env DEPLOY_RELEASE_DIR /srv/app/releases/1.4 (and the other two)
+    @@step after_install start   ───────▶   report(host, AFTER_INSTALL), then the task
+                                 ◀───────   done 0 1      (exit, attempts [, timeout])
+
 Round trips per host: one per step that runs (its acknowledgement), plus the upload when
 the release is not on the host yet; a step's output travels with its end marker, and the
 driver batches its lines so that each wait costs one packet each way. Steps are timed
@@ -45,6 +53,7 @@ import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import PurePath
+from typing import TYPE_CHECKING
 
 import asyncssh
 
@@ -52,6 +61,7 @@ from deployer.fleet import SshTarget
 from deployer.release import (
     StepEnd,
     StepStart,
+    controller_answer,
     driver_command,
     failure_sentence,
     first_step,
@@ -62,11 +72,15 @@ from deployer.release import (
     probe_command,
     release_dir_name,
     releases_to_prune,
+    runs_on_controller,
     split_marker,
     version_of_dir,
 )
 from deployer.results import HostResult, HostStatus, Step, StepResult, cap_output, tail
-from deployer.runner import HostProbe, ReleaseJob, StepReporter
+from deployer.runner import HookCommand, HostProbe, ReleaseJob, StepReporter
+
+if TYPE_CHECKING:
+    from deployer.fabric_hooks import FabricHooks
 
 DEFAULT_CONNECT_CONCURRENCY = 256
 KEEPALIVE_COUNT_MAX = 3  # unanswered keepalives before a connection counts as lost
@@ -76,6 +90,19 @@ UPLOAD_RATE_FLOOR = 1 << 20  # bytes per second an upload is allowed to go no sl
 PROBE_TIMEOUT = 60.0
 STOP_GRACE = 5.0  # seconds to let a driver told `stop` end, when the controller is leaving
 STDERR_CAP = 4096
+
+
+# AES-GCM first: asyncssh's default, chacha20-poly1305, builds cipher contexts in Python
+# for every packet and cost about half again as much controller CPU per host in
+# bench/push.py. Every OpenSSH server since 6.2 offers AES-GCM; the rest are fallbacks.
+PREFERRED_CIPHERS = [
+    "aes128-gcm@openssh.com",
+    "aes256-gcm@openssh.com",
+    "chacha20-poly1305@openssh.com",
+    "aes128-ctr",
+    "aes192-ctr",
+    "aes256-ctr",
+]
 
 
 class _ConnectFailed(Exception):
@@ -208,6 +235,7 @@ class _Run:
     outcome: str | None = None
     acknowledged: Step | None = None  # answered before the driver asked (see first_step)
     awaiting: Step | None = None  # the step whose report is being awaited (no answer sent yet)
+    reported_env: dict[str, str] = field(default_factory=dict)  # @@env: the next hook's variables
 
     def begin(self, step: Step) -> None:
         self.step = step
@@ -263,6 +291,7 @@ class SshRunner:
         self._connect_locks: dict[_Key, asyncio.Lock] = {}
         self._connect_slots = asyncio.Semaphore(connect_concurrency)
         self._known_hosts = _KnownHostsBook()
+        self._fabric_hooks: FabricHooks | None = None
         self._closed = False
 
     # -- connections -------------------------------------------------------------------
@@ -309,6 +338,7 @@ class SshRunner:
             "connect_timeout": target.connect_timeout,
             "keepalive_interval": target.keepalive,
             "keepalive_count_max": KEEPALIVE_COUNT_MAX,
+            "encryption_algs": PREFERRED_CIPHERS,
         }
         config = os.path.expanduser("~/.ssh/config")
         options["config"] = [config] if target.use_ssh_config and os.path.isfile(config) else []
@@ -426,14 +456,16 @@ class SshRunner:
         run.end(StepEnd(Step.CONNECT, 0, 1, False))
         try:
             # The first step is known in advance: its answer travels right behind the exec
-            # request, and the driver finds it waiting (one round trip less per host).
+            # request, and the driver finds it waiting (one round trip less per host). Not
+            # for a hook run here: the driver must tell its variables first.
             first = first_step(job)
-            run.awaiting = first
-            go = await report(run.host, first)
-            process.stdin.write(self._answer(go, first, job, run))
-            run.awaiting = None
-            run.acknowledged = first
-            run.begin(first)  # its start marker comes later, batched with what follows
+            if not runs_on_controller(job.hooks.get(first)):
+                run.awaiting = first
+                go = await report(run.host, first)
+                process.stdin.write(self._answer(go, first, job, run))
+                run.awaiting = None
+                run.acknowledged = first
+                run.begin(first)  # its start marker comes later, batched with what follows
             return await self._converse(target, job, report, run, connection, process)
         except (asyncssh.Error, OSError, asyncio.IncompleteReadError) as error:
             self._forget(target, connection)
@@ -505,9 +537,14 @@ class SshRunner:
                             limit.reschedule(None)
                             run.awaiting = event.step
                             go = await report(run.host, event.step)
-                            stdin.write(self._answer(go, event.step, job, run))
+                            answer = self._answer(go, event.step, job, run)
                             run.awaiting = None
                             run.begin(event.step)
+                            hook = job.hooks.get(event.step)
+                            if answer == b"go\n" and hook is not None and runs_on_controller(hook):
+                                limit.reschedule(loop.time() + self._budget(job, event.step))
+                                answer = await self._run_here(target, job, hook, run)
+                            stdin.write(answer)
                         limit.reschedule(loop.time() + self._budget(job, event.step))
                     else:
                         run.end(event)
@@ -519,6 +556,9 @@ class SshRunner:
                 elif word == "need-artifact":
                     stdin.write(await self._send_artifact(connection, job, rest, run))
                     limit.reschedule(loop.time() + IDLE_LIMIT + self._upload_time(job))
+                elif word == "env":
+                    name, _, value = rest.partition(" ")
+                    run.reported_env[name] = value
                 elif word == "previous":
                     run.previous_dir = run.current_dir = rest
                 elif word == "current":
@@ -548,6 +588,20 @@ class SshRunner:
             doomed = releases_to_prune(run.releases, current, run.previous_dir, job.keep_releases)
             return ("go " + " ".join(map(str, doomed)) + "\n").encode()
         return b"go\n"
+
+    async def _run_here(self, target: SshTarget, job: ReleaseJob, hook: HookCommand, run: _Run) -> bytes:
+        """Runs a Fabric-task hook on the controller while the driver holds; the driver's answer."""
+        # Fabric and paramiko are imported only when a spec uses them.
+        from deployer.fabric_hooks import FabricHooks, hook_variables
+
+        if self._fabric_hooks is None:
+            self._fabric_hooks = FabricHooks(self._connect_slots)
+        variables = hook_variables(job, target.host, run.reported_env)
+        outcome = await self._fabric_hooks.run(target, hook, variables)
+        run.output = outcome.output
+        if outcome.error is not None and not (hook.step == Step.STOP and job.ignore_stop_failures):
+            run.error = outcome.error
+        return controller_answer(outcome.exit_status, outcome.attempts, outcome.timed_out)
 
     @staticmethod
     def _upload_time(job: ReleaseJob) -> float:

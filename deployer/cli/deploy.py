@@ -13,7 +13,6 @@ import click
 from deployer.controller import RolloutOutcome
 from deployer.events import EventSink
 from deployer.operations import Prepared, PushOptions, execute, prepare, prepare_rollback
-from deployer.progress import LiveProgress, PlainProgress
 from deployer.render import deployment_json
 from deployer.results import DeploymentStatus
 from deployer.store import Store, open_store
@@ -153,6 +152,8 @@ def run_and_report(
 
         outcome = run_push_ui(start, store=store)
     else:
+        from deployer.progress import LiveProgress, PlainProgress  # rich: only when shown
+
         progress: LiveProgress | PlainProgress
         progress = LiveProgress() if sys.stderr.isatty() and not as_json else PlainProgress()
         try:

@@ -11,12 +11,9 @@ failed upgrade leaves no half-made schema.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.util.exc import CommandError
-from sqlalchemy import Connection, Engine, func, select
+from sqlalchemy import Connection, Engine, func, inspect, select, text
 
 from deployer.errors import StoreError
 from deployer.store.engine import writer
@@ -26,11 +23,24 @@ HEAD_REVISION = "0002"  # the newest file in migrations/versions; a test checks 
 _ADVISORY_LOCK_KEY = 0x6465706C6F79  # "deploy": serializes migrations across processes on PostgreSQL
 
 
+if TYPE_CHECKING:
+    from alembic.config import Config
+
+
 def current_revision(connection: Connection) -> str | None:
-    return MigrationContext.configure(connection).get_current_revision()
+    """The schema's alembic revision, read with plain SQL.
+
+    Alembic itself is imported only when a migration has to run: importing it costs a
+    command like ``deploy status`` about 0.4 s at start and 0.1 s at exit.
+    """
+    if not inspect(connection).has_table("alembic_version"):
+        return None
+    return connection.execute(text("SELECT version_num FROM alembic_version")).scalar_one_or_none()
 
 
 def alembic_config(connection: Connection | None = None) -> Config:
+    from alembic.config import Config
+
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
     if connection is not None:
@@ -51,6 +61,9 @@ def upgrade(engine: Engine) -> None:
         revision = current_revision(connection)
         if revision == HEAD_REVISION:
             return
+        from alembic import command
+        from alembic.util.exc import CommandError
+
         try:
             command.upgrade(alembic_config(connection), "head")
         except CommandError as error:
