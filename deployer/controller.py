@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
@@ -23,12 +23,14 @@ from deployer.events import (
     DeploymentFinished,
     EventSink,
     HostFinished,
+    HostsJoined,
     HostStepStarted,
     WaveStarted,
 )
 from deployer.fleet import SshTarget
+from deployer.policy import should_halt
 from deployer.results import DeploymentStatus, HostResult, HostStatus, Step
-from deployer.runner import HostRunner, ReleaseJob
+from deployer.runner import HostRunner, JobKind, ReleaseJob
 from deployer.store import Store
 
 log = logging.getLogger(__name__)
@@ -39,8 +41,22 @@ def utcnow() -> datetime:
 
 
 @dataclass(frozen=True, slots=True)
+class Joining:
+    """Hosts that joined the inventory while a deployment ran, and the failure budget counting them."""
+
+    targets: tuple[SshTarget, ...]
+    failure_budget: int  # for every host of the deployment, the joining ones included
+
+
+# Asked between waves for the hosts that joined the inventory since the deployment began
+# (None: nobody joined). The operations layer re-reads the inventory; the loop itself
+# does no inventory I/O, and a callback that cannot read it returns None.
+Discover = Callable[[], Awaitable[Joining | None]]
+
+
+@dataclass(frozen=True, slots=True)
 class Rollout:
-    """What one run of the loop works on; fixed for the whole run."""
+    """What one run of the loop starts with; only ``discover`` can add waves to it."""
 
     deployment_id: str
     job: ReleaseJob
@@ -49,6 +65,7 @@ class Rollout:
     failure_budget: int
     bake: float
     max_parallel: int | None = None
+    discover: Discover | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,7 +91,11 @@ class Controller:
         clock: Callable[[], datetime] = utcnow,
         poll_interval: float = 0.25,
         heartbeat_interval: float = 5.0,
+        stop: asyncio.Event | None = None,
     ) -> None:
+        """``stop``, once set, stops the deployment as an abort does but gentler: no new
+        host starts and the hosts in flight run to their end (an abort stops them before
+        their switch). It ends ``aborted`` unless no host was left to start."""
         self._store = store
         self._runner = runner
         self._sink = sink
@@ -83,6 +104,7 @@ class Controller:
         self._clock = clock
         self._poll_interval = poll_interval
         self._heartbeat_interval = heartbeat_interval
+        self._stop = stop
 
     async def run(self, rollout: Rollout, statuses: Mapping[str, HostStatus] | None = None) -> RolloutOutcome:
         """Run ``rollout`` to its end and record the outcome.
@@ -100,6 +122,10 @@ class _Run:
     def __init__(self, controller: Controller, rollout: Rollout, initial: Mapping[str, HostStatus]) -> None:
         self.c = controller
         self.rollout = rollout
+        # Hosts that join mid-deployment add waves, targets and budget to these three.
+        self.waves: list[tuple[str, ...]] = list(rollout.waves)
+        self.targets: dict[str, SshTarget] = dict(rollout.targets)
+        self.failure_budget = rollout.failure_budget
         self.statuses: dict[str, HostStatus] = {
             name: initial.get(name, HostStatus.PENDING) for wave in rollout.waves for name in wave
         }
@@ -116,6 +142,7 @@ class _Run:
         self.halting_told = False
         self.next_poll = datetime.min.replace(tzinfo=UTC)
         self.next_heartbeat = datetime.min.replace(tzinfo=UTC)
+        self.discovered_after = 0  # finished waves when the inventory was last asked for joiners
 
     @property
     def deployment_id(self) -> str:
@@ -123,16 +150,25 @@ class _Run:
 
     async def loop(self) -> RolloutOutcome:
         self._note_finished_waves(self.c._clock())
+        self.discovered_after = len(self.wave_finished_at)
         while True:
             now = self.c._clock()
             self._observe_control(now)
             self._beat(now)
+            if await self._add_joiners():
+                now = self.c._clock()
             decision = decide(self._state(), now)
             if decision.outcome is not None:
                 return self._finish(decision.outcome, now)
             if decision.halting and not self.halting_told:
                 self.halting_told = True
-                state = "aborting" if self.control is Control.ABORT else "halting"
+                state = (
+                    "aborting"
+                    if self.control is Control.ABORT
+                    else "stopping"
+                    if self._stopping()
+                    else "halting"
+                )
                 self.c._sink(ControlChanged(self.deployment_id, state, self._halt_reason(), now))
             if decision.start and decision.wave is not None and decision.wave not in self.announced_waves:
                 self.announced_waves.add(decision.wave)
@@ -140,8 +176,8 @@ class _Run:
                     WaveStarted(
                         self.deployment_id,
                         decision.wave,
-                        len(self.rollout.waves),
-                        self.rollout.waves[decision.wave - 1],
+                        len(self.waves),
+                        self.waves[decision.wave - 1],
                         now,
                     )
                 )
@@ -155,15 +191,78 @@ class _Run:
                 self.tasks[task] = name
             await self._wait(now, decision.wait_until)
 
+    async def _add_joiners(self) -> bool:
+        """Between waves, ask for hosts that joined the inventory; they become a new last wave.
+
+        Asked once after each wave ends (the last one included, so a host that joined
+        during the last wave is still deployed), never while paused, aborting or over the
+        failure budget. The joiners go in one wave after the current ones: they serve
+        nothing yet, so updating them together costs no capacity, and ``max_parallel``
+        still bounds how many run at once. Recorded in the store before any starts.
+        True when hosts were added.
+        """
+        discover = self.rollout.discover
+        finished = len(self.wave_finished_at)
+        if discover is None or finished <= self.discovered_after or self.control is not Control.RUN:
+            return False
+        if self._stopping():
+            return False
+        failed = sum(1 for status in self.statuses.values() if status.is_failure)
+        if should_halt(failed, self.failure_budget):
+            return False
+        self.discovered_after = finished
+        joining = await discover()
+        if joining is None:
+            return False
+        new = [t for t in joining.targets if t.host.name not in self.targets]
+        if not new:
+            return False
+        index = len(self.waves) + 1
+        now = self.c._clock()
+        self.c._store.add_hosts(self.deployment_id, [(t.host, index) for t in new], now)
+        names = tuple(t.host.name for t in new)
+        self.waves.append(names)
+        self.targets.update((t.host.name, t) for t in new)
+        self.statuses.update(dict.fromkeys(names, HostStatus.PENDING))
+        self.failure_budget = joining.failure_budget
+        self.c._sink(
+            HostsJoined(
+                self.deployment_id,
+                index,
+                {t.host.name: t.host.datacenter for t in new},
+                self.failure_budget,
+                now,
+            )
+        )
+        return True
+
+    def _stopping(self) -> bool:
+        return self.c._stop is not None and self.c._stop.is_set()
+
+    def _control(self) -> Control:
+        """The operator's request, as :func:`decide` should see it.
+
+        A stop (see :class:`Controller`) reads as an abort while hosts are left to start,
+        so none starts and the deployment ends once the hosts in flight are done. Hosts
+        in flight are not told to stop: only the operator's own abort does that.
+        """
+        if self.control is Control.ABORT or not self._stopping():
+            return self.control
+        failed = sum(1 for status in self.statuses.values() if status.is_failure)
+        pending = any(status is HostStatus.PENDING for status in self.statuses.values())
+        if pending and not should_halt(failed, self.failure_budget):  # a halt stops it already
+            return Control.ABORT
+        return self.control
+
     def _state(self) -> RolloutState:
         return RolloutState(
-            waves=self.rollout.waves,
+            waves=tuple(self.waves),
             statuses=self.statuses,
-            failure_budget=self.rollout.failure_budget,
+            failure_budget=self.failure_budget,
             bake=self.rollout.bake,
             max_parallel=self.rollout.max_parallel,
             wave_finished_at=self.wave_finished_at,
-            control=self.control,
+            control=self._control(),
         )
 
     async def _wait(self, now: datetime, wait_until: datetime | None) -> None:
@@ -184,13 +283,13 @@ class _Run:
             self._note_finished_waves(self.c._clock())
 
     def _note_finished_waves(self, now: datetime) -> None:
-        for index, hosts in enumerate(self.rollout.waves, start=1):
+        for index, hosts in enumerate(self.waves, start=1):
             if index not in self.wave_finished_at and all(self.statuses[n].is_final for n in hosts):
                 self.wave_finished_at[index] = now
 
     async def _run_host(self, name: str) -> HostResult:
         """Deploy one host and record its result; a bug here fails the host, not its wave."""
-        target = self.rollout.targets[name]
+        target = self.targets[name]
         started = self.c._clock()
 
         async def report(host: str, step: Step) -> bool:
@@ -213,7 +312,7 @@ class _Run:
         self.c._store.record_host_result(self.deployment_id, result)
         failed = sum(1 for n, s in self.statuses.items() if s.is_failure and n != name)
         failed += 1 if result.status.is_failure else 0
-        self.c._sink(HostFinished(self.deployment_id, result, failed, self.rollout.failure_budget))
+        self.c._sink(HostFinished(self.deployment_id, result, failed, self.failure_budget))
         return result
 
     def _observe_control(self, now: datetime) -> None:
@@ -244,8 +343,10 @@ class _Run:
         failed = sum(1 for s in self.statuses.values() if s.is_failure)
         if self.control is Control.ABORT:
             return "aborted by the operator; hosts in flight finish, no new host starts"
+        if self._stopping() and not should_halt(failed, self.failure_budget):
+            return "the controller was asked to stop; hosts in flight finish, no new host starts"
         return (
-            f"{failed} hosts failed, more than the {self.rollout.failure_budget} allowed; "
+            f"{failed} hosts failed, more than the {self.failure_budget} allowed; "
             "hosts in flight finish, no new host starts"
         )
 
@@ -253,9 +354,10 @@ class _Run:
         counts = _counts(self.statuses)
         failed = counts[HostStatus.FAILED] + counts[HostStatus.UNREACHABLE]
         if status is DeploymentStatus.SUCCEEDED:
-            reason = f"{counts[HostStatus.SUCCEEDED]} hosts updated"
+            done = "restarted" if self.rollout.job.kind == JobKind.RESTART else "updated"
+            reason = f"{counts[HostStatus.SUCCEEDED]} hosts {done}"
             if failed:
-                reason += f", {failed} failed (within the {self.rollout.failure_budget} allowed)"
+                reason += f", {failed} failed (within the {self.failure_budget} allowed)"
         else:
             reason = self._halt_reason().split(";")[0]
             untouched = counts[HostStatus.PENDING]

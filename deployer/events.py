@@ -46,6 +46,17 @@ class Baking:
 
 
 @dataclass(frozen=True, slots=True)
+class HostsJoined:
+    """Hosts that joined the inventory mid-deployment became a new last wave of it."""
+
+    deployment_id: str
+    wave: int  # 1-based index of the new wave, now the last
+    datacenters: dict[str, str]  # the joining hosts: name -> datacenter
+    failure_budget: int  # the budget now, counting them
+    at: datetime
+
+
+@dataclass(frozen=True, slots=True)
 class HostStepStarted:
     deployment_id: str
     host: str
@@ -83,6 +94,7 @@ Event = (
     DeploymentStarted
     | WaveStarted
     | Baking
+    | HostsJoined
     | HostStepStarted
     | HostFinished
     | ControlChanged

@@ -13,7 +13,7 @@ import logging
 import os
 import socket
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
@@ -105,7 +105,10 @@ def plan_deployment(options: PushOptions, spec: Spec, fleet: Fleet, store: Store
         failed_hosts=failed,
         force=options.force,
     )
-    return Prepared(options, spec, fleet, hosts, plan, _most_common(current, hosts), current, failed)
+    # What this deployment replaces: the version most of the hosts it changes run now (for a
+    # rollback, the version being rolled back), or of the whole selection when it changes none.
+    changed = plan.hosts or hosts
+    return Prepared(options, spec, fleet, hosts, plan, _most_common(current, changed), current, failed)
 
 
 def prepare_rollback(options: PushOptions, store: Store, to_version: str | None) -> Prepared:
@@ -153,7 +156,7 @@ def retire_departed(store: Store, app: str, environment: str, fleet: Fleet, now:
     return departed
 
 
-def _most_common(current: Mapping[str, str], hosts: tuple[Host, ...]) -> str | None:
+def _most_common(current: Mapping[str, str], hosts: Sequence[Host]) -> str | None:
     versions = Counter(current[h.name] for h in hosts if h.name in current)
     return versions.most_common(1)[0][0] if versions else None
 

@@ -22,6 +22,7 @@ from deployer.events import (
     DeploymentStarted,
     Event,
     HostFinished,
+    HostsJoined,
     HostStepStarted,
     WaveStarted,
 )
@@ -54,6 +55,11 @@ def describe(event: Event) -> str | None:
             )
         case Baking():
             return f"baking until {event.until:%H:%M:%S} before wave {event.next_wave}"
+        case HostsJoined():
+            return (
+                f"{len(event.datacenters)} hosts joined the inventory, as wave {event.wave}: "
+                f"{', '.join(event.datacenters)}; {event.failure_budget} failures allowed"
+            )
         case HostStepStarted():
             return None
         case HostFinished():
@@ -115,6 +121,11 @@ class LiveProgress:
             case WaveStarted():
                 self._wave = f"wave {event.index} of {event.wave_count}"
                 self._note = ""
+            case HostsJoined():
+                self._datacenters.update(event.datacenters)
+                self._status.update(dict.fromkeys(event.datacenters, HostStatus.PENDING))
+                self._budget = event.failure_budget
+                self._note = describe(event) or ""
             case HostStepStarted():
                 self._status[event.host] = HostStatus.RUNNING
                 self._step[event.host] = event.step.value

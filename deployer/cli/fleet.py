@@ -1,0 +1,252 @@
+"""``deploy sync``, ``deploy promote`` and ``deploy restart``: keeping a changing fleet right."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+import sys
+
+import click
+
+from deployer.cli.deploy import (
+    db_option,
+    env_option,
+    json_option,
+    limit_option,
+    plan_json,
+    plan_text,
+    run_and_report,
+)
+from deployer.controller import utcnow
+from deployer.fleet_sync import (
+    Round,
+    Unchanged,
+    load,
+    missing_artifact,
+    prepare_promote,
+    prepare_restart,
+    prepare_sync,
+    round_json,
+    round_line,
+    watch_sync,
+)
+from deployer.operations import Prepared, PushOptions, execute, retire_departed
+from deployer.progress import PlainProgress
+from deployer.quantities import parse_duration
+from deployer.results import DeploymentKind
+from deployer.store import Store, open_store
+
+yes_option = click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
+
+
+def _unchanged(result: Unchanged, as_json: bool, retired: list[str]) -> None:
+    """Say there is nothing to do (exit 0)."""
+    if as_json:
+        click.echo(
+            json.dumps(
+                {
+                    "app": result.app,
+                    "environment": result.environment,
+                    "version": result.version,
+                    "kind": result.kind.value,
+                    "previous_version": None,
+                    "failure_budget": 0,
+                    "waves": [],
+                    "skipped": [],
+                    "status": "unchanged",
+                    "id": None,
+                    "reason": result.reason,
+                    "retired": retired,
+                },
+                indent=2,
+            )
+        )
+        return
+    click.echo(f"nothing to do: {result.reason}")
+    if retired:
+        click.echo(f"retired (gone from the inventory): {', '.join(retired)}")
+
+
+def _run(prepared: Prepared, store: Store, as_json: bool, yes: bool, question: str) -> None:
+    """Show the plan, confirm (on a terminal, unless ``--yes``), run; exit 0 only on success."""
+    if not as_json:
+        click.echo(plan_text(prepared))
+    warning = missing_artifact(prepared)
+    if warning:
+        click.echo(f"warning: {warning}", err=True)
+    if not yes:
+        if not sys.stdin.isatty():
+            raise click.UsageError("not a terminal: pass --yes to go ahead without confirmation")
+        click.confirm(question, abort=True)
+    run_and_report(store, lambda sink: execute(prepared, store, sink), as_json=as_json)
+
+
+def _nothing_planned(prepared: Prepared, as_json: bool) -> None:
+    version = prepared.spec.version
+    if as_json:
+        click.echo(json.dumps({**plan_json(prepared), "status": "unchanged", "id": None}, indent=2))
+    else:
+        click.echo(f"nothing to do: every selected host already runs {version}")
+
+
+@click.command()
+@click.argument("spec", type=click.Path(dir_okay=False))
+@env_option
+@limit_option
+@click.option("--watch", is_flag=True, help="Keep syncing as the inventory changes, until Ctrl-C or SIGTERM.")
+@click.option(
+    "--interval",
+    default="30s",
+    show_default=True,
+    metavar="DURATION",
+    help="With --watch: the wait between rounds (30s, 5m).",
+)
+@click.option("--rounds", "max_rounds", type=click.IntRange(min=1), hidden=True)  # bounds --watch in tests
+@yes_option
+@json_option
+@db_option
+def sync(
+    spec: str,
+    environment: str | None,
+    limit: str | None,
+    watch: bool,
+    interval: str,
+    max_rounds: int | None,
+    yes: bool,
+    as_json: bool,
+    db_url: str | None,
+) -> None:
+    """Bring the hosts of SPEC's fleet that are behind onto the latest good version.
+
+    Behind: a host runs no version, or any version other than that of the
+    environment's latest successful deployment. With --watch, do that every
+    interval as the inventory changes, never asking for confirmation.
+    """
+    options = PushOptions(spec, None, environment, limit, kind=DeploymentKind.SYNC)
+    if watch:
+        try:
+            seconds = parse_duration(interval)
+        except ValueError as error:
+            raise click.BadParameter(str(error), param_hint="--interval") from None
+        if seconds <= 0:
+            raise click.BadParameter("must be more than 0", param_hint="--interval")
+        with open_store(db_url) as store:
+            _watch(options, store, seconds, max_rounds, as_json)
+        return
+    with open_store(db_url) as store:
+        loaded = load(options)
+        prepared = prepare_sync(options, store, loaded)
+        if isinstance(prepared, Unchanged):
+            spec_ = loaded.spec
+            retired = retire_departed(store, spec_.app, spec_.environment, loaded.fleet, utcnow())
+            _unchanged(prepared, as_json, retired)
+            return
+        question = f"sync {prepared.plan.host_count} hosts to {prepared.spec.version}?"
+        _run(prepared, store, as_json, yes, question)
+
+
+def _watch(
+    options: PushOptions, store: Store, interval: float, max_rounds: int | None, as_json: bool
+) -> None:
+    """Run the rounds; one line each on stdout, the deployments' progress on stderr."""
+
+    def report(entry: Round) -> None:
+        click.echo(json.dumps(round_json(entry)) if as_json else round_line(entry))
+        sys.stdout.flush()
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        stop = asyncio.Event()
+        signals = (signal.SIGINT, signal.SIGTERM)
+
+        def on_signal(name: str) -> None:
+            # The first signal stops gently; the handlers go, so a second one stops at once.
+            for number in signals:
+                loop.remove_signal_handler(number)
+            click.echo(f"{name}: stopping; hosts in flight finish, no new host starts", err=True)
+            stop.set()
+
+        for number in signals:
+            loop.add_signal_handler(number, on_signal, number.name)
+        try:
+            await watch_sync(
+                options,
+                store,
+                interval=interval,
+                stop=stop,
+                report=report,
+                sink=PlainProgress(),
+                max_rounds=max_rounds,
+            )
+        finally:
+            for number in signals:
+                loop.remove_signal_handler(number)
+
+    asyncio.run(main())
+
+
+@click.command()
+@click.argument("spec", type=click.Path(dir_okay=False))
+@click.option(
+    "--from", "source", required=True, metavar="E", help="The environment the version proved itself in."
+)
+@click.option("--to", "environment", required=True, metavar="E", help="The environment to deploy it to.")
+@limit_option
+@yes_option
+@json_option
+@db_option
+def promote(
+    spec: str,
+    source: str,
+    environment: str,
+    limit: str | None,
+    yes: bool,
+    as_json: bool,
+    db_url: str | None,
+) -> None:
+    """Deploy to --to the version that last succeeded in full in --from.
+
+    In full: --from's latest deployment (restarts aside) succeeded with no failed
+    host. Anything else is refused, saying why (exit 1).
+    """
+    options = PushOptions(spec, None, environment, limit)
+    with open_store(db_url) as store:
+        prepared = prepare_promote(options, store, source)
+        if not prepared.plan.waves:
+            _nothing_planned(prepared, as_json)
+            return
+        question = (
+            f"promote {prepared.spec.version} from {source} to {prepared.plan.host_count} hosts "
+            f"of {prepared.spec.environment}?"
+        )
+        _run(prepared, store, as_json, yes, question)
+
+
+@click.command()
+@click.argument("spec", type=click.Path(dir_okay=False))
+@env_option
+@limit_option
+@yes_option
+@json_option
+@db_option
+def restart(
+    spec: str,
+    environment: str | None,
+    limit: str | None,
+    yes: bool,
+    as_json: bool,
+    db_url: str | None,
+) -> None:
+    """Run the stop, start and validate hooks on every host, wave by wave; install nothing."""
+    options = PushOptions(spec, None, environment, limit)
+    with open_store(db_url) as store:
+        prepared = prepare_restart(options, store)
+        if isinstance(prepared, Unchanged):
+            _unchanged(prepared, as_json, [])
+            return
+        question = f"restart {prepared.spec.app} on {prepared.plan.host_count} hosts?"
+        _run(prepared, store, as_json, yes, question)
+
+
+commands = [sync, promote, restart]
