@@ -220,6 +220,10 @@ async def _run_new(
 ) -> RolloutOutcome:
     spec, plan = prepared.spec, prepared.plan
     artifact = artifact_for(prepared.kind, spec, kept=prepared.options.promoted_from is not None)
+    # Everything that can fail on bad input is worked out before the lock is taken, so an
+    # error here leaves no deployment holding it.
+    unnumbered = _job(spec, "", prepared.kind, artifact, identity, prepared.options)
+    targets = targets_for(prepared)
     now = utcnow()
     deployment_id = store.begin_deployment(
         app=spec.app,
@@ -238,11 +242,10 @@ async def _run_new(
         now=now,
     )
     retire_departed(store, spec.app, spec.environment, prepared.fleet, now)
-    job = _job(spec, deployment_id, prepared.kind, artifact, identity, prepared.options)
     rollout = Rollout(
         deployment_id=deployment_id,
-        job=job,
-        targets=targets_for(prepared),
+        job=replace(unnumbered, deployment_id=deployment_id),
+        targets=targets,
         waves=tuple(tuple(h.name for h in wave.hosts) for wave in plan.waves),
         failure_budget=prepared.failure_budget,
         bake=spec.strategy.bake,
