@@ -17,7 +17,10 @@ Under an app's target directory on a host (Capistrano's layout)::
 
 One host's whole deployment runs in one exec channel: ``deployer/remote/driver.sh``
 (POSIX sh; its header documents the line protocol) prints a marker line per step and
-waits for the controller's one-line answer before each step. This module builds the
+waits for the controller's one-line answer before each step. A hook the controller runs
+itself (a Fabric task, :mod:`deployer.fabric_hooks`) uses the same wait: the driver
+tells the hook's variables (``@@env``), holds at the step's start, and takes the
+controller's ``done <exit> <attempts> [timeout]`` as the step's result. This module builds the
 commands that start the driver and the probe, reads their marker lines, and decides
 which releases to prune; :mod:`deployer.ssh` does the I/O.
 """
@@ -95,13 +98,18 @@ def job_problem(job: ReleaseJob) -> tuple[Step, str] | None:
         return first, "the target directory is empty"
     if _CONTROL.search(job.target):
         return first, f"the target {job.target!r} contains a control character"
-    for step in HOOK_STEPS:
-        hook = job.hooks.get(step)
-        if hook is not None and hook.fabric:
-            return step, (
-                f"fabric hooks not supported yet ({step}: {hook.fabric}); nothing was run on the host"
-            )
     return None
+
+
+def runs_on_controller(hook: HookCommand | None) -> bool:
+    """Whether the controller runs ``hook`` itself (a Fabric task) while the driver holds."""
+    return hook is not None and hook.fabric is not None
+
+
+def controller_answer(exit_status: int, attempts: int, timed_out: bool) -> bytes:
+    """The line that tells the driver how a hook the controller ran ended:
+    ``done <exit> <attempts> [timeout]``."""
+    return f"done {exit_status} {attempts}{' timeout' if timed_out else ''}\n".encode()
 
 
 @cache
@@ -124,8 +132,14 @@ def shell_number(seconds: float) -> str:
 
 
 def _hook_args(hook: HookCommand | None) -> list[str]:
+    """The driver's five words for a hook: command, timeout, retries, interval and kind:
+    ``0`` a command, ``1`` a script in the release, ``c`` run by the controller (its
+    "command" is only a label then; its limits are the controller's to keep)."""
     if hook is None:
         return ["", "0", "0", "0", "0"]
+    if runs_on_controller(hook):
+        assert hook.fabric is not None
+        return [_one_line(hook.fabric), "0", "0", "0", "c"]
     return [
         hook.command,
         shell_number(max(hook.timeout, 0.001)),

@@ -8,8 +8,9 @@ Reading a spec takes four steps, each reporting every problem it finds at once:
    shape of the whole file, every environment's overrides included;
 3. the chosen environment's overrides are laid over the base
    (:func:`lay_over`) and the result is checked again;
-4. what pydantic cannot know is checked last: that the fleet file and Fabric
-   files exist, that an inline fleet's host names are unique, the version.
+4. what pydantic cannot know is checked last: that the fleet file exists, that
+   Fabric tasks load (:func:`deployer.fabric_hooks.task_problem`), that an inline
+   fleet's host names are unique, the version.
 
 Every problem becomes a :class:`~deployer.errors.SpecIssue` naming the file, the
 line and the dotted field (``strategy.batch[1]``), raised together in one
@@ -801,9 +802,17 @@ def _resolve(
         if value.fabric is not None:
             fabfile, _, task = value.fabric.rpartition(":")
             fabfile_path = local_path(fabfile, base)
+            fabric = f"{fabfile_path}:{task}"
             if not fabfile_path.is_file():
                 issue(("hooks", name, "fabric"), f"no Fabric file at {fabfile_path}")
-            fabric = f"{fabfile_path}:{task}"
+            else:
+                # Loading the task runs the fabfile, here and not on a host: a broken one is
+                # a spec error before any host is touched. Fabric loads only for such specs.
+                from deployer.fabric_hooks import task_problem
+
+                problem = task_problem(fabric, value.args or {})
+                if problem is not None:
+                    issue(("hooks", name, "fabric"), problem)
         hooks[step] = Hook(
             command=value.command,
             fabric=fabric,

@@ -8,7 +8,12 @@
 # Protocol, one line each on stdout (read by deployer.release and deployer.ssh):
 #   @@previous <dir>                what `current` pointed to at the start (may be empty)
 #   @@release <dir>                 the kept releases, newest switch first, just before prune
-#   @@step <step> start             then WAITS for one line on stdin: `go [n ...]` or `stop`
+#   @@step <step> start             then WAITS for one line on stdin: `go [n ...]` or `stop`,
+#                                   or, for a hook the controller runs itself (kind `c`, a
+#                                   Fabric task), `done <exit> <attempts> [timeout]` once it ran
+#   @@env <NAME> <value>            before a kind-`c` hook's start: DEPLOY_VERSION,
+#                                   DEPLOY_PREVIOUS_VERSION and DEPLOY_RELEASE_DIR as the hook
+#                                   would have them here
 #   @@need-artifact <path>          then WAITS for `sent` once the controller wrote the file
 #   @@output <bytes>                followed by exactly that many bytes of the step's output
 #   @@step <step> end <exit> <attempts> [timeout]   (the controller times the steps itself)
@@ -19,7 +24,8 @@
 # When stdin reaches EOF (the controller went away) the driver carries on by itself to
 # the end, without pruning (which needs the controller's choice), so no host is left
 # half-switched; unless the artifact had not arrived yet: then nothing has changed, and
-# it leaves without a record.
+# it leaves without a record. A kind-`c` hook cannot run without the controller: its step
+# fails.
 #
 # Records, in <target>/.deploy/ (flat, so a run creates no directory: every process
 # started on the host costs about a millisecond of its CPU, for each of many hosts):
@@ -274,11 +280,41 @@ run_hook() {
     done
 }
 
-# hook_step <step> <dir> <cmd> <timeout> <retries> <interval> <script>: a whole hook step.
+# The result of a hook the controller ran (kind `c`), from its answer in $reply:
+# `done <exit> <attempts> [timeout]`. Any other answer means the controller went away
+# before telling: the step failed.
+take_result() {
+    attempts=1 timed_out=0
+    set -- $reply
+    case $1:$2 in
+    done:[0-9] | done:[0-9][0-9] | done:[0-9][0-9][0-9]) ;;
+    *)
+        printf '[deployer] %s: the controller went away before telling how its hook ended\n' "$step" >>"$log"
+        return 1
+        ;;
+    esac
+    case $3 in '' | *[!0-9]*) ;; *) attempts=$3 ;; esac
+    [ "$4" = timeout ] && timed_out=1
+    printf '[deployer] %s ran on the controller: exit %s\n' "$step" "$2" >>"$log"
+    return "$2"
+}
+
+# hook_step <step> <dir> <cmd> <timeout> <retries> <interval> <kind>: a whole hook step.
 hook_step() {
     [ -n "$3" ] || return 0
-    begin "$1"
-    run_hook "$2" "$3" "$4" "$5" "$6" "$7"
+    if [ "$7" = c ]; then
+        say "@@env DEPLOY_VERSION $DEPLOY_VERSION"
+        say "@@env DEPLOY_PREVIOUS_VERSION $DEPLOY_PREVIOUS_VERSION"
+        say "@@env DEPLOY_RELEASE_DIR $2"
+        # The controller cannot answer before it knows these: never counted as answered
+        # in advance, even as the first step.
+        preacked=0
+        begin "$1"
+        take_result
+    else
+        begin "$1"
+        run_hook "$2" "$3" "$4" "$5" "$6" "$7"
+    fi
     rc=$?
     if [ "$timed_out" = 1 ]; then finish "$rc" "$attempts" timeout; else finish "$rc" "$attempts"; fi
     # Once the old release was stopped, an abort no longer holds: the host goes on to start.
