@@ -58,7 +58,9 @@ class Count:
             return cls(value, percent=True)
         if stripped.isdigit():
             return cls(float(int(stripped)))
-        raise ValueError(f"{text!r} is not a count; expected a whole number such as 3 or a percent such as 10%")
+        raise ValueError(
+            f"{text!r} is not a count; expected a whole number such as 3 or a percent such as 10%"
+        )
 
     def of(self, total: int) -> int:
         """This count out of ``total`` hosts, percents rounded up: 10% of 25 is 3."""
