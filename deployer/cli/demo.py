@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 
 import click
+import yaml
 
 from deployer.errors import DeployerError
 from deployer.lab import start_lab, stop_lab
@@ -29,6 +30,24 @@ def _step(title: str, args: list[str], env: dict[str, str], expect: tuple[int, .
         raise DeployerError(f"the demo stopped: 'deploy {' '.join(args)}' exited {done.returncode}")
 
 
+def _lab_dir(spec_path: Path) -> Path:
+    """Where the demo spec's ``fleet:`` expects the lab's inventory: the lab's directory.
+
+    Read from the YAML as written, since the spec cannot be loaded before the lab
+    exists (its fleet file is missing until then).
+    """
+    try:
+        data = yaml.safe_load(spec_path.read_text())
+    except (OSError, yaml.YAMLError) as error:
+        raise DeployerError(f"cannot read the demo spec {spec_path}: {error}") from None
+    fleet = data.get("fleet") if isinstance(data, dict) else None
+    if not isinstance(fleet, str):
+        raise DeployerError(
+            f"{spec_path}: the demo needs fleet: to name the file the lab writes (inventory.yaml)"
+        )
+    return (spec_path.parent / fleet).parent
+
+
 @click.command()
 @click.option(
     "--spec",
@@ -40,18 +59,23 @@ def _step(title: str, args: list[str], env: dict[str, str], expect: tuple[int, .
 )
 @click.option("--hosts", default=12, show_default=True, type=click.IntRange(3, 200), help="Lab hosts.")
 @click.option("--datacenters", default=3, show_default=True, type=click.IntRange(1, 20), help="Datacenters.")
-def demo(spec_path: str, hosts: int, datacenters: int) -> None:
+@click.option(
+    "--address",
+    default="127.0.20.1",
+    show_default=True,
+    metavar="IP",
+    help="The first lab host's loopback address; the others follow it.",
+)
+def demo(spec_path: str, hosts: int, datacenters: int, address: str) -> None:
     """Start a lab fleet and show pushes, a halt and a rollback on it."""
-    spec = load_spec(spec_path)
-    if spec.fleet.path is None:
-        raise DeployerError(f"{spec_path}: the demo needs a fleet: path where the lab writes its inventory")
-    lab_dir = spec.fleet.path.parent
+    lab_dir = _lab_dir(Path(spec_path))
     if stop_lab(lab_dir) is not None:
         click.echo(f"stopped the lab that was running in {lab_dir}")
     db_file = lab_dir / "state.db"
     for stale in (db_file, Path(f"{db_file}-wal"), Path(f"{db_file}-shm")):
         stale.unlink(missing_ok=True)
-    lab = start_lab(lab_dir, hosts=hosts, datacenters=datacenters)
+    lab = start_lab(lab_dir, hosts=hosts, datacenters=datacenters, base_address=address)
+    spec = load_spec(spec_path)  # only now: its fleet is the inventory the lab just wrote
     click.secho(
         f"lab fleet: {len(lab.hosts)} hosts in {datacenters} datacenters, inventory {lab.inventory_path}",
         bold=True,
