@@ -40,12 +40,13 @@ from deployer.operations import (
     execute,
     latest_release,
     plan_deployment,
+    plan_for,
     retire_departed,
 )
-from deployer.planner import Plan, Skip, plan_waves
+from deployer.planner import Plan, Skip
 from deployer.results import DeploymentKind, DeploymentStatus, HostStatus, Step
 from deployer.runner import HostRunner
-from deployer.spec import Spec, Stripe, load_spec
+from deployer.spec import Spec, load_spec
 from deployer.store import Store
 
 # These commands choose the version themselves; the spec's own (or its absence) does not
@@ -116,15 +117,8 @@ def prepare_sync(options: PushOptions, store: Store, loaded: Loaded) -> Prepared
             spec.app, spec.environment, DeploymentKind.SYNC, good, f"all {len(hosts)} hosts run {good}"
         )
     failed = frozenset(store.failed_hosts_of_last_deployment(spec.app, spec.environment))
-    plan = plan_waves(
-        behind,
-        batch=spec.strategy.batch,
-        stripe=spec.strategy.stripe is Stripe.DATACENTER,
-        version=good,
-        current_versions=current,
-        failed_hosts=failed,
-        force=True,  # every host here is behind; a failed one is only put first
-    )
+    # every host here is behind (force); a failed one is only put first
+    plan = plan_for(spec, behind, version=good, current=current, failed=failed, force=True)
     return Prepared(
         replace(options, version=good, kind=DeploymentKind.SYNC),
         replace(spec, version=good),
@@ -234,15 +228,7 @@ def prepare_restart(options: PushOptions, store: Store) -> Prepared | Unchanged:
             f"no host of {spec.app} in {spec.environment} runs a recorded version: nothing to restart",
         )
     failed = frozenset(store.failed_hosts_of_last_deployment(spec.app, spec.environment))
-    planned = plan_waves(
-        running,
-        batch=spec.strategy.batch,
-        stripe=spec.strategy.stripe is Stripe.DATACENTER,
-        version=version,
-        current_versions=current,
-        failed_hosts=failed,
-        force=True,
-    )
+    planned = plan_for(spec, running, version=version, current=current, failed=failed, force=True)
     skipped = tuple(
         Skip(host, f"no release of {spec.app} is recorded on it: nothing to restart")
         for host in hosts

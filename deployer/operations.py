@@ -96,19 +96,32 @@ def plan_deployment(options: PushOptions, spec: Spec, fleet: Fleet, store: Store
         )
     current = store.current_versions(spec.app, spec.environment)
     failed = frozenset(store.failed_hosts_of_last_deployment(spec.app, spec.environment))
-    plan = plan_waves(
-        hosts,
-        batch=spec.strategy.batch,
-        stripe=spec.strategy.stripe is Stripe.DATACENTER,
-        version=spec.version,
-        current_versions=current,
-        failed_hosts=failed,
-        force=options.force,
-    )
+    plan = plan_for(spec, hosts, version=spec.version, current=current, failed=failed, force=options.force)
     # What this deployment replaces: the version most of the hosts it changes run now (for a
     # rollback, the version being rolled back), or of the whole selection when it changes none.
     changed = plan.hosts or hosts
     return Prepared(options, spec, fleet, hosts, plan, _most_common(current, changed), current, failed)
+
+
+def plan_for(
+    spec: Spec,
+    hosts: Sequence[Host],
+    *,
+    version: str,
+    current: Mapping[str, str],
+    failed: frozenset[str],
+    force: bool,
+) -> Plan:
+    """The waves of ``hosts`` to ``version`` by the spec's strategy (every kind of deployment)."""
+    return plan_waves(
+        hosts,
+        batch=spec.strategy.batch,
+        stripe=spec.strategy.stripe is Stripe.DATACENTER,
+        version=version,
+        current_versions=current,
+        failed_hosts=failed,
+        force=force,
+    )
 
 
 def prepare_rollback(options: PushOptions, store: Store, to_version: str | None) -> Prepared:
