@@ -149,6 +149,20 @@ class _Run:
         return self.rollout.deployment_id
 
     async def loop(self) -> RolloutOutcome:
+        """Run to the end; if the loop itself fails (the store, say), stop every host task.
+
+        The deployment is then left RUNNING in the store: its drivers finish on their own
+        and ``deploy resume`` reads what they did, once this controller is gone.
+        """
+        try:
+            return await self._loop()
+        finally:
+            for task in self.tasks:
+                task.cancel()
+            if self.tasks:
+                await asyncio.gather(*self.tasks, return_exceptions=True)
+
+    async def _loop(self) -> RolloutOutcome:
         self._note_finished_waves(self.c._clock())
         self.discovered_after = len(self.wave_finished_at)
         while True:

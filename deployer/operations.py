@@ -469,8 +469,16 @@ async def resume_deployment(
         }
         statuses: dict[str, HostStatus] = {}
         for host in planned:
-            if host.name not in targets:
+            if host.status.is_final:
+                statuses[host.name] = host.status
+            elif host.name not in targets:
+                # Left the inventory while no controller ran: one that never started is not
+                # deployed (and is no failure); one in flight can no longer be asked.
                 result = _lost(host.name, "the host left the inventory while its controller was down")
+                if host.status is HostStatus.PENDING:
+                    result = replace(
+                        result, status=HostStatus.ABORTED, error="left the inventory; not deployed"
+                    )
                 store.record_host_result(deployment_id, result)
                 statuses[host.name] = result.status
             elif host.status is HostStatus.RUNNING:
@@ -479,7 +487,9 @@ async def resume_deployment(
                 statuses[host.name] = host.status
         artifact = None
         if HostStatus.PENDING in statuses.values():
-            artifact = artifact_for(options.kind, spec, kept=options.promoted_from is not None)
+            # What the hosts before the crash got, not whatever the build folder holds now.
+            artifact = kept_artifact(spec.app, spec.version) if options.kind is DeploymentKind.PUSH else None
+            artifact = artifact or artifact_for(options.kind, spec, kept=options.promoted_from is not None)
         rollout = Rollout(
             deployment_id=deployment_id,
             job=_job(spec, deployment_id, options.kind, artifact, identity, options),

@@ -127,12 +127,15 @@ def _run(prepared: Prepared, store: Store, as_json: bool, yes: bool, tui: bool =
             json.dumps({**plan_json(prepared), "status": "unchanged", "id": None}) if as_json else message
         )
         return
-    if not as_json:
-        click.echo(plan_text(prepared))
     if not yes:
         if not sys.stdin.isatty():
             raise click.UsageError("not a terminal: pass --yes to deploy without confirmation")
-        click.confirm(f"deploy {prepared.spec.version} to {prepared.plan.host_count} hosts?", abort=True)
+        # With --json, stdout holds exactly one JSON object: the plan and the question go to stderr.
+        click.echo(plan_text(prepared), err=as_json)
+        question = f"deploy {prepared.spec.version} to {prepared.plan.host_count} hosts?"
+        click.confirm(question, abort=True, err=True)
+    elif not as_json:
+        click.echo(plan_text(prepared))
     run_and_report(store, lambda sink: execute(prepared, store, sink), as_json=as_json, tui=tui)
 
 

@@ -244,6 +244,20 @@ class Store:
                     f"deployment {deployment_id} is still run by pid {row.pid} on {row.started_from} "
                     f"({liveness.reason}); it can be taken over only once that controller is dead"
                 )
+            takeover_values: dict[str, Any] = {
+                "pid": pid,
+                "started_from": started_from,
+                "heartbeat_at": now,
+                "status": DeploymentStatus.RUNNING.value,
+            }
+            # The resume is the operator's latest word, except over an abort: an abort asked of
+            # a dead controller must end the deployment, not be forgotten by its resume.
+            if row.requested_control != ControlAction.ABORT.value:
+                takeover_values |= {
+                    "requested_control": None,
+                    "control_requested_at": None,
+                    "control_requested_by": None,
+                }
             taken = conn.execute(
                 update(D)
                 .where(
@@ -253,15 +267,7 @@ class Store:
                     D.c.started_from == row.started_from,
                     D.c.heartbeat_at == row.heartbeat_at,
                 )
-                .values(
-                    pid=pid,
-                    started_from=started_from,
-                    heartbeat_at=now,
-                    status=DeploymentStatus.RUNNING.value,
-                    requested_control=None,
-                    control_requested_at=None,
-                    control_requested_by=None,
-                )
+                .values(**takeover_values)
             )
             if taken.rowcount != 1:
                 raise DeploymentLocked(f"deployment {deployment_id} was taken over by another process first")
@@ -412,7 +418,8 @@ class Store:
     ) -> None:
         """Record the final ``status`` (and why) and release the lock.
 
-        Hosts still PENDING are marked ABORTED: they never started. RuntimeError for a
+        Hosts still PENDING (or RUNNING) are marked ABORTED: they never started, or their
+        driver never did. RuntimeError for a
         non-final status; ControlError if it had already finished; NotFound if no such id.
         """
         if not status.is_final:
@@ -429,7 +436,12 @@ class Store:
                 raise ControlError(f"deployment {deployment_id} has already finished ({row.status})")
             conn.execute(
                 update(HD)
-                .where(HD.c.deployment_id == deployment_id, HD.c.status == HostStatus.PENDING.value)
+                # RUNNING too: once the loop has ended no host is in flight, and a resumed
+                # deployment may hold rows of hosts whose driver never started
+                .where(
+                    HD.c.deployment_id == deployment_id,
+                    HD.c.status.in_([HostStatus.PENDING.value, HostStatus.RUNNING.value]),
+                )
                 .values(status=HostStatus.ABORTED.value)
             )
 
@@ -600,13 +612,21 @@ class Store:
         ``before`` the answer is 1.1, the latest success.
         """
         statement = (
-            select(D.c.version, D.c.status)
+            select(D.c.version, D.c.status, D.c.kind)
             # a restart deploys no version: it makes none good and is no version's latest deployment
             .where(D.c.app == app, D.c.environment == environment, D.c.kind != DeploymentKind.RESTART.value)
             .order_by(D.c.started_at.desc(), D.c.id.desc())
         )
         with self._read() as conn:
-            rows = [(row.version, DeploymentStatus(row.status)) for row in conn.execute(statement)]
+            rows = [
+                (row.version, DeploymentStatus(row.status))
+                for row in conn.execute(statement)
+                # A rollback to ``before`` is not where ``before`` came from: cutting there would
+                # make a second rollback go forward again, to the version just rolled back from.
+                if not (
+                    before is not None and row.version == before and row.kind == DeploymentKind.ROLLBACK.value
+                )
+            ]
         return pick_last_good_version(rows, before)
 
     def host_history(self, app: str, environment: str, host: str) -> list[VersionInterval]:
