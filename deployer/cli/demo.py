@@ -45,7 +45,7 @@ def _lab_dir(spec_path: Path) -> Path:
         raise DeployerError(
             f"{spec_path}: the demo needs fleet: to name the file the lab writes (inventory.yaml)"
         )
-    return (spec_path.parent / fleet).parent
+    return (spec_path.parent / fleet).parent.resolve()
 
 
 @click.command()
