@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import sys
 from collections.abc import Callable, Coroutine
 from typing import Any
 
 import click
 
+from deployer.cli.options import db_option, echo_json, json_option
 from deployer.controller import RolloutOutcome
 from deployer.events import EventSink
 from deployer.operations import Prepared, PushOptions, execute, prepare, prepare_rollback
@@ -17,14 +17,6 @@ from deployer.render import deployment_json
 from deployer.results import DeploymentStatus
 from deployer.store import Store, open_store
 
-db_option = click.option(
-    "--db",
-    "db_url",
-    envvar="DEPLOYER_DB",
-    metavar="URL",
-    help="State store: any SQLAlchemy URL (default: SQLite in $XDG_STATE_HOME/deployer).",
-)
-json_option = click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of text.")
 version_option = click.option(
     "--version", "version", metavar="V", help="Deploy this version (overrides the spec)."
 )
@@ -116,27 +108,47 @@ def plan(
     """Show the waves a push of SPEC would run, without touching any host."""
     with open_store(db_url) as store:
         prepared = prepare(PushOptions(spec, version, environment, limit, force=force), store)
-    click.echo(json.dumps(plan_json(prepared), indent=2) if as_json else plan_text(prepared))
+    if as_json:
+        echo_json(plan_json(prepared))
+    else:
+        click.echo(plan_text(prepared))
 
 
-def _run(prepared: Prepared, store: Store, as_json: bool, yes: bool, tui: bool = False) -> None:
-    """Confirm, run, report; exits 0 when the deployment succeeded, 1 otherwise."""
-    if not prepared.plan.waves:
-        message = f"nothing to do: every selected host already runs {prepared.spec.version}"
-        click.echo(
-            json.dumps({**plan_json(prepared), "status": "unchanged", "id": None}) if as_json else message
-        )
-        return
+def nothing_to_do(prepared: Prepared, as_json: bool) -> None:
+    """Say that no host needs the version (exit 0): the plan object with status "unchanged"."""
+    if as_json:
+        echo_json({**plan_json(prepared), "status": "unchanged", "id": None})
+    else:
+        click.echo(f"nothing to do: every selected host already runs {prepared.spec.version}")
+
+
+def confirm_and_run(
+    prepared: Prepared,
+    store: Store,
+    *,
+    as_json: bool,
+    yes: bool,
+    tui: bool = False,
+    question: str | None = None,
+) -> None:
+    """Show the plan, confirm (on a terminal, unless ``yes``), run, report; exit 0 only on success."""
     if not yes:
         if not sys.stdin.isatty():
-            raise click.UsageError("not a terminal: pass --yes to deploy without confirmation")
+            raise click.UsageError("not a terminal: pass --yes to go ahead without confirmation")
         # With --json, stdout holds exactly one JSON object: the plan and the question go to stderr.
         click.echo(plan_text(prepared), err=as_json)
-        question = f"deploy {prepared.spec.version} to {prepared.plan.host_count} hosts?"
+        question = question or f"deploy {prepared.spec.version} to {prepared.plan.host_count} hosts?"
         click.confirm(question, abort=True, err=True)
     elif not as_json:
         click.echo(plan_text(prepared))
     run_and_report(store, lambda sink: execute(prepared, store, sink), as_json=as_json, tui=tui)
+
+
+def _run(prepared: Prepared, store: Store, as_json: bool, yes: bool, tui: bool = False) -> None:
+    if not prepared.plan.waves:
+        nothing_to_do(prepared, as_json)
+        return
+    confirm_and_run(prepared, store, as_json=as_json, yes=yes, tui=tui)
 
 
 def run_and_report(
@@ -165,7 +177,7 @@ def run_and_report(
             progress.close()
     view = store.deployment(outcome.deployment_id)
     if as_json:
-        click.echo(json.dumps(deployment_json(view, with_hosts=True), indent=2))
+        echo_json(deployment_json(view, with_hosts=True))
     else:
         click.echo(f"{view.id}: {view.status.value}: {view.reason or ''}")
     sys.exit(0 if outcome.status is DeploymentStatus.SUCCEEDED else 1)

@@ -10,14 +10,12 @@ import sys
 import click
 
 from deployer.cli.deploy import (
-    db_option,
+    confirm_and_run,
     env_option,
-    json_option,
     limit_option,
-    plan_json,
-    plan_text,
-    run_and_report,
+    nothing_to_do,
 )
+from deployer.cli.options import db_option, echo_json, json_option
 from deployer.controller import utcnow
 from deployer.fleet_sync import (
     Round,
@@ -31,7 +29,7 @@ from deployer.fleet_sync import (
     round_line,
     watch_sync,
 )
-from deployer.operations import Prepared, PushOptions, execute, retire_departed
+from deployer.operations import Prepared, PushOptions, retire_departed
 from deployer.progress import PlainProgress
 from deployer.quantities import parse_duration
 from deployer.results import DeploymentKind
@@ -43,24 +41,21 @@ yes_option = click.option("--yes", "-y", is_flag=True, help="Do not ask for conf
 def _unchanged(result: Unchanged, as_json: bool, retired: list[str]) -> None:
     """Say there is nothing to do (exit 0)."""
     if as_json:
-        click.echo(
-            json.dumps(
-                {
-                    "app": result.app,
-                    "environment": result.environment,
-                    "version": result.version,
-                    "kind": result.kind.value,
-                    "previous_version": None,
-                    "failure_budget": 0,
-                    "waves": [],
-                    "skipped": [],
-                    "status": "unchanged",
-                    "id": None,
-                    "reason": result.reason,
-                    "retired": retired,
-                },
-                indent=2,
-            )
+        echo_json(
+            {
+                "app": result.app,
+                "environment": result.environment,
+                "version": result.version,
+                "kind": result.kind.value,
+                "previous_version": None,
+                "failure_budget": 0,
+                "waves": [],
+                "skipped": [],
+                "status": "unchanged",
+                "id": None,
+                "reason": result.reason,
+                "retired": retired,
+            }
         )
         return
     click.echo(f"nothing to do: {result.reason}")
@@ -69,25 +64,11 @@ def _unchanged(result: Unchanged, as_json: bool, retired: list[str]) -> None:
 
 
 def _run(prepared: Prepared, store: Store, as_json: bool, yes: bool, question: str) -> None:
-    """Show the plan, confirm (on a terminal, unless ``--yes``), run; exit 0 only on success."""
-    if not as_json:
-        click.echo(plan_text(prepared))
+    """Warn of a missing kept artifact, then confirm and run as ``deploy push`` does."""
     warning = missing_artifact(prepared)
     if warning:
         click.echo(f"warning: {warning}", err=True)
-    if not yes:
-        if not sys.stdin.isatty():
-            raise click.UsageError("not a terminal: pass --yes to go ahead without confirmation")
-        click.confirm(question, abort=True)
-    run_and_report(store, lambda sink: execute(prepared, store, sink), as_json=as_json)
-
-
-def _nothing_planned(prepared: Prepared, as_json: bool) -> None:
-    version = prepared.spec.version
-    if as_json:
-        click.echo(json.dumps({**plan_json(prepared), "status": "unchanged", "id": None}, indent=2))
-    else:
-        click.echo(f"nothing to do: every selected host already runs {version}")
+    confirm_and_run(prepared, store, as_json=as_json, yes=yes, question=question)
 
 
 @click.command()
@@ -214,7 +195,7 @@ def promote(
     with open_store(db_url) as store:
         prepared = prepare_promote(options, store, source)
         if not prepared.plan.waves:
-            _nothing_planned(prepared, as_json)
+            nothing_to_do(prepared, as_json)
             return
         question = (
             f"promote {prepared.spec.version} from {source} to {prepared.plan.host_count} hosts "
