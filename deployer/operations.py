@@ -8,12 +8,13 @@ event sink, results come back as values.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import getpass
 import logging
 import os
 import socket
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
@@ -198,7 +199,6 @@ async def execute(
     *,
     identity: Identity | None = None,
     runner: HostRunner | None = None,
-    clock: type[datetime] | None = None,
     stop: asyncio.Event | None = None,
 ) -> RolloutOutcome:
     """Record the deployment, run its waves, and (with ``on_halt: rollback``) undo a halted one.
@@ -207,9 +207,7 @@ async def execute(
     deployment ends ``aborted`` (``deploy sync --watch`` on SIGTERM).
     """
     identity = identity or Identity.here()
-    own_runner = runner is None
-    runner = runner or SshRunner()
-    try:
+    async with _runner_scope(runner) as runner:
         outcome = await _run_new(prepared, store, sink, identity, runner, stop)
         if (
             outcome.status is DeploymentStatus.HALTED
@@ -218,9 +216,19 @@ async def execute(
         ):
             await _roll_back_touched(prepared, outcome, store, sink, identity, runner)
         return outcome
+
+
+@contextlib.asynccontextmanager
+async def _runner_scope(runner: HostRunner | None) -> AsyncIterator[HostRunner]:
+    """The caller's runner as it is, or an SSH runner of our own, closed when done."""
+    if runner is not None:
+        yield runner
+        return
+    own = SshRunner()
+    try:
+        yield own
     finally:
-        if own_runner:
-            await runner.aclose()
+        await own.aclose()
 
 
 async def _run_new(
@@ -454,22 +462,20 @@ async def resume_deployment(
     spec = load_spec(options.spec_path, version=view.version, environment=view.environment)
     fleet = load_fleet(spec)
     view = store.takeover(deployment_id, pid=identity.pid, started_from=identity.machine, now=utcnow())
-    own_runner = runner is None
-    runner = runner or SshRunner()
-    try:
+    async with _runner_scope(runner) as runner:
         inventory = {h.name: h for h in fleet.hosts}
         planned = [h for h in view.hosts if h.wave is not None]
         waves: dict[int, list[str]] = {}
         for host in planned:
             waves.setdefault(host.wave or 0, []).append(host.name)
         targets = {
-            name: resolve_ssh(inventory[name], fleet.ssh, spec.ssh)
-            for name in inventory
-            if name in {h.name for h in planned}
+            h.name: resolve_ssh(inventory[h.name], fleet.ssh, spec.ssh)
+            for h in planned
+            if h.name in inventory
         }
         statuses: dict[str, HostStatus] = {}
         for host in planned:
-            if host.status.is_final:
+            if host.status.is_final or (host.status is HostStatus.PENDING and host.name in targets):
                 statuses[host.name] = host.status
             elif host.name not in targets:
                 # Left the inventory while no controller ran: one that never started is not
@@ -481,10 +487,8 @@ async def resume_deployment(
                     )
                 store.record_host_result(deployment_id, result)
                 statuses[host.name] = result.status
-            elif host.status is HostStatus.RUNNING:
+            else:  # RUNNING when its controller died
                 statuses[host.name] = await _settle(store, runner, targets[host.name], spec, deployment_id)
-            else:
-                statuses[host.name] = host.status
         artifact = None
         if HostStatus.PENDING in statuses.values():
             # What the hosts before the crash got, not whatever the build folder holds now.
@@ -503,9 +507,6 @@ async def resume_deployment(
         sink(_started(rollout, view.previous_version, datacenters, utcnow()))
         controller = Controller(store, runner, sink, pid=identity.pid, machine=identity.machine)
         return await controller.run(rollout, statuses)
-    finally:
-        if own_runner:
-            await runner.aclose()
 
 
 async def _settle(
