@@ -57,7 +57,15 @@ from deployer.spec import (
     fleet_from_model,
     sorted_issues,
 )
-from deployer.yamlload import YamlDocument, YamlPath, describe, format_path, issues_from_validation, load_yaml
+from deployer.yamlload import (
+    YamlDocument,
+    YamlPath,
+    describe,
+    format_path,
+    issues_from_validation,
+    load_yaml,
+    load_yaml_mapping,
+)
 
 if TYPE_CHECKING:
     from deployer.spec import Spec
@@ -95,15 +103,8 @@ def load_inventory(path: Path, *, script_timeout: float = SCRIPT_TIMEOUT) -> Fle
         raise FleetError(f"cannot read inventory {path}: {error.strerror or error}") from None
     if _looks_like_ini(path, text):
         return _from_ini(path, text)
-    document = load_yaml(text, file, tolerate_tags=True)
+    document = load_yaml_mapping(text, file, "an inventory (hosts: or Ansible groups)", tolerate_tags=True)
     data = document.data
-    if not isinstance(data, dict):
-        raise SpecError.single(
-            file,
-            document.line_of(()),
-            "",
-            f"expected an inventory (hosts: or Ansible groups), got {describe(data)}",
-        )
     if isinstance(data.get("hosts"), list) or "ssh" in data:
         return _from_our_yaml(path, document)
     return _from_ansible_yaml(path, document)

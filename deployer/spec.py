@@ -62,7 +62,7 @@ from deployer.yamlload import (
     describe,
     format_path,
     issues_from_validation,
-    load_yaml,
+    load_yaml_mapping,
 )
 
 # --- defaults (docs/spec.md lists each one) --------------------------------------------
@@ -645,15 +645,8 @@ def load_spec(path: str | Path, *, version: str | None = None, environment: str 
         text = raw.decode("utf-8")
     except UnicodeDecodeError:
         raise SpecError.single(file, None, "", "not a UTF-8 text file") from None
-    document = load_yaml(text, file)
+    document = load_yaml_mapping(text, file, "a mapping of spec fields (app, version, fleet, ...)")
     data = document.data
-    if not isinstance(data, dict):
-        raise SpecError.single(
-            file,
-            document.line_of(()),
-            "",
-            f"expected a mapping of spec fields (app, version, fleet, ...), got {describe(data)}",
-        )
     data = _version_as_written(_without_extensions(data), document)
 
     try:

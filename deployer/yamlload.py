@@ -111,6 +111,20 @@ def load_yaml(text: str, file: str, *, tolerate_tags: bool = False) -> YamlDocum
     return YamlDocument(data=data, file=file, lines=recorder.lines, plain_scalars=recorder.plain)
 
 
+def load_yaml_mapping(text: str, file: str, expected: str, *, tolerate_tags: bool = False) -> YamlDocument:
+    """:func:`load_yaml` for a file whose top level must be a mapping (a spec, an inventory).
+
+    Anything else is a :class:`SpecError` at the document's first line: "expected
+    ``expected``, got ...".
+    """
+    document = load_yaml(text, file, tolerate_tags=tolerate_tags)
+    if not isinstance(document.data, dict):
+        raise SpecError.single(
+            file, document.line_of(()), "", f"expected {expected}, got {describe(document.data)}"
+        )
+    return document
+
+
 def read_yaml(path: Path, *, tolerate_tags: bool = False) -> YamlDocument:
     """:func:`load_yaml` on a file; an unreadable file is a :class:`SpecError` too."""
     try:
