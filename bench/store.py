@@ -44,7 +44,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from sqlalchemy import func, select
 
 from deployer.store import Store, open_store
-from deployer.store.models import Base
+from deployer.store.models import metadata
 from deployer.store.queries import covering_intervals
 from deployer.timeexpr import parse_time
 
@@ -280,7 +280,7 @@ def deployment_rows(history: History) -> Iterator[tuple[Any, ...]]:
 
 
 def secondary_indexes() -> list[Any]:
-    return [index for name in BULK_TABLES for index in Base.metadata.tables[name].indexes]
+    return [index for name in BULK_TABLES for index in metadata.tables[name].indexes]
 
 
 def load_sqlite(path: Path, history: History) -> None:

@@ -9,9 +9,9 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
-from typing import Any, cast
+from typing import Any
 
-from sqlalchemy import Connection, Row, Select, Table, bindparam, func, insert, or_, select, true, update
+from sqlalchemy import Connection, Row, Select, bindparam, func, insert, or_, select, true, update
 
 from deployer.errors import NotFound
 from deployer.fleet import Host
@@ -24,11 +24,11 @@ from deployer.results import (
     StepResult,
 )
 from deployer.store.models import (
-    DeploymentRow,
-    HostDeploymentRow,
-    HostRow,
-    HostStepRow,
-    VersionIntervalRow,
+    deployments,
+    host_deployments,
+    host_steps,
+    hosts,
+    version_intervals,
 )
 from deployer.store.views import (
     ControlState,
@@ -37,11 +37,11 @@ from deployer.store.views import (
     VersionInterval,
 )
 
-D = cast(Table, DeploymentRow.__table__)
-H = cast(Table, HostRow.__table__)
-HD = cast(Table, HostDeploymentRow.__table__)
-HS = cast(Table, HostStepRow.__table__)
-VI = cast(Table, VersionIntervalRow.__table__)
+D = deployments
+H = hosts
+HD = host_deployments
+HS = host_steps
+VI = version_intervals
 
 CHUNK = 500  # names per IN (...) list: well under SQLite's bound-parameter limit
 

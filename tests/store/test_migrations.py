@@ -19,7 +19,7 @@ from deployer.results import DeploymentStatus
 from deployer.store import default_url, open_store, resolve_url
 from deployer.store.engine import build_engine, parse_url
 from deployer.store.migrate import HEAD_REVISION, alembic_config
-from deployer.store.models import Base, UtcDateTime
+from deployer.store.models import UtcDateTime, metadata
 from tests.plugins.stores import StoreFactory
 from tests.store.builders import at, begin, deploy, hosts
 from tests.store.processes import run_together
@@ -56,7 +56,7 @@ def test_the_models_and_the_migrations_agree(store_url: str, store_factory: Stor
     try:
         with engine.connect() as conn:
             context = MigrationContext.configure(conn, opts={"compare_type": True})
-            assert compare_metadata(context, Base.metadata) == []
+            assert compare_metadata(context, metadata) == []
     finally:
         engine.dispose()
 

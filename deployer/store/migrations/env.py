@@ -14,7 +14,7 @@ import os
 from alembic import context
 from sqlalchemy import create_engine
 
-from deployer.store.models import Base
+from deployer.store.models import metadata
 
 config = context.config
 
@@ -22,7 +22,7 @@ config = context.config
 def run_migrations() -> None:
     connection = config.attributes.get("connection")
     if connection is not None:
-        context.configure(connection=connection, target_metadata=Base.metadata, render_as_batch=True)
+        context.configure(connection=connection, target_metadata=metadata, render_as_batch=True)
         with context.begin_transaction():
             context.run_migrations()
         return
@@ -31,7 +31,7 @@ def run_migrations() -> None:
         raise SystemExit("set DEPLOYER_DB or sqlalchemy.url to a scratch database")
     engine = create_engine(url)
     with engine.connect() as own_connection:
-        context.configure(connection=own_connection, target_metadata=Base.metadata, render_as_batch=True)
+        context.configure(connection=own_connection, target_metadata=metadata, render_as_batch=True)
         with context.begin_transaction():
             context.run_migrations()
     engine.dispose()
