@@ -11,7 +11,20 @@ from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, Row, Select, bindparam, func, insert, or_, select, true, update
+from sqlalchemy import (
+    BindParameter,
+    Connection,
+    Row,
+    Select,
+    bindparam,
+    delete,
+    func,
+    insert,
+    or_,
+    select,
+    true,
+    update,
+)
 
 from deployer.errors import NotFound
 from deployer.fleet import Host
@@ -177,36 +190,88 @@ def skipped_row(deployment_id: str, host_id: int, reason: str) -> dict[str, Any]
     }
 
 
+# record_host_result runs once per host of every deployment: its statements are built
+# once, here, so that each call only binds values (building a statement and its cache key
+# cost more than running it on SQLite).
+_RESULT: BindParameter[int] = bindparam("result_id")
+FIND_FOR_RESULT = (
+    select(
+        HD.c.id,
+        HD.c.host_id,
+        D.c.app,
+        D.c.environment,
+        VI.c.id.label("interval_id"),
+        VI.c.version.label("interval_version"),
+        VI.c.since.label("interval_since"),
+    )
+    .select_from(
+        HD.join(D, D.c.id == HD.c.deployment_id).outerjoin(
+            VI, (VI.c.host_id == HD.c.host_id) & VI.c.until.is_(None)
+        )
+    )
+    .where(
+        HD.c.deployment_id == bindparam("of_deployment"),
+        HD.c.host_id == host_id_in(bindparam("of_deployment"), bindparam("host")),
+    )
+)
+RECORD_RESULT = (
+    update(HD)
+    .where(HD.c.id == _RESULT)
+    .values(
+        {
+            column: bindparam(f"new_{column}", type_=HD.c[column].type)
+            for column in (
+                "status",
+                "step",
+                "started_at",
+                "finished_at",
+                "error",
+                "exit_status",
+                "output_tail",
+                "version",
+                "previous_version",
+            )
+        }
+    )
+)
+FORGET_STEPS = delete(HS).where(HS.c.host_deployment_id == _RESULT)
+RECORD_STEPS = insert(HS)
+CLOSE_INTERVAL = (
+    update(VI)
+    .where(VI.c.id == bindparam("interval_id"))
+    .values(until=bindparam("moment", type_=VI.c.until.type))
+)
+OPEN_INTERVAL = insert(VI)
+
+
 def move_host_to_version(
     conn: Connection,
-    *,
-    host_id: int,
-    app: str,
-    environment: str,
+    found: Row[Any, Any, Any, Any, Any, Any, Any],
     version: str,
     moment: datetime,
     deployment_id: str,
 ) -> None:
-    """Close the host's open interval at ``moment`` and open one for ``version``, unless it runs it."""
-    current = conn.execute(
-        select(VI.c.id, VI.c.version, VI.c.since).where(VI.c.host_id == host_id, VI.c.until.is_(None))
-    ).one_or_none()
-    if current is not None and current.version == version:
-        return
-    if current is not None:
+    """Close the host's open interval at ``moment`` and open one for ``version``, unless it runs it.
+
+    ``found`` is the host's row of :data:`FIND_FOR_RESULT` (its open interval, if any).
+    """
+    if found.interval_id is not None:
+        if found.interval_version == version:
+            return
         # Never end an interval before it began, whatever the clocks said.
-        moment = max(moment, current.since)
-        conn.execute(update(VI).where(VI.c.id == current.id).values(until=moment))
+        moment = max(moment, found.interval_since)
+        conn.execute(CLOSE_INTERVAL, {"interval_id": found.interval_id, "moment": moment})
     conn.execute(
-        insert(VI).values(
-            host_id=host_id,
-            app=app,
-            environment=environment,
-            version=version,
-            since=moment,
-            until=None,
-            deployment_id=deployment_id,
-        )
+        OPEN_INTERVAL,
+        {
+            "host_id": found.host_id,
+            "app": found.app,
+            "environment": found.environment,
+            "version": version,
+            "since": moment,
+            "until": None,
+            "deployment_id": deployment_id,
+        },
     )
 
 

@@ -25,7 +25,6 @@ from sqlalchemy import (
     Engine,
     bindparam,
     case,
-    delete,
     func,
     insert,
     select,
@@ -47,9 +46,12 @@ from deployer.results import (
 from deployer.store import migrate
 from deployer.store.engine import build_engine, display_url, one_line, parse_url, writer
 from deployer.store.queries import (
+    FIND_FOR_RESULT,
+    FORGET_STEPS,
     HD,
-    HS,
+    RECORD_RESULT,
     RECORD_STEP,
+    RECORD_STEPS,
     VI,
     D,
     H,
@@ -59,7 +61,6 @@ from deployer.store.queries import (
     covering_intervals,
     deployment_row,
     full_view,
-    host_id_in,
     interval_columns,
     interval_view,
     move_host_to_version,
@@ -340,36 +341,30 @@ class Store:
         switch (the end of the SWITCH step when the result has one, else
         ``result.finished_at``), attributed to this deployment.
         """
+        params = {"of_deployment": deployment_id, "host": result.host}
         with self._write() as conn:
-            found = conn.execute(
-                select(HD.c.id, HD.c.host_id, D.c.app, D.c.environment)
-                .select_from(HD.join(D, D.c.id == HD.c.deployment_id))
-                .where(
-                    HD.c.deployment_id == deployment_id,
-                    HD.c.host_id == host_id_in(deployment_id, result.host),
-                )
-            ).one_or_none()
+            found = conn.execute(FIND_FOR_RESULT, params).one_or_none()
             if found is None:
                 raise RuntimeError(f"host {result.host} is not part of deployment {deployment_id}")
             conn.execute(
-                update(HD)
-                .where(HD.c.id == found.id)
-                .values(
-                    status=HostStatus(result.status).value,
-                    step=None if result.step is None else Step(result.step).value,
-                    started_at=aware(result.started_at),
-                    finished_at=aware(result.finished_at),
-                    error=result.error,
-                    exit_status=result.exit_status,
-                    output_tail=cap_output(result.output_tail),
-                    version=result.version,
-                    previous_version=result.previous_version,
-                )
+                RECORD_RESULT,
+                {
+                    "result_id": found.id,
+                    "new_status": HostStatus(result.status).value,
+                    "new_step": None if result.step is None else Step(result.step).value,
+                    "new_started_at": aware(result.started_at),
+                    "new_finished_at": aware(result.finished_at),
+                    "new_error": result.error,
+                    "new_exit_status": result.exit_status,
+                    "new_output_tail": cap_output(result.output_tail),
+                    "new_version": result.version,
+                    "new_previous_version": result.previous_version,
+                },
             )
-            conn.execute(delete(HS).where(HS.c.host_deployment_id == found.id))
+            conn.execute(FORGET_STEPS, {"result_id": found.id})
             if result.steps:
                 conn.execute(
-                    insert(HS),
+                    RECORD_STEPS,
                     [
                         {
                             "host_deployment_id": found.id,
@@ -385,15 +380,7 @@ class Store:
                     ],
                 )
             if result.version is not None:
-                move_host_to_version(
-                    conn,
-                    host_id=found.host_id,
-                    app=found.app,
-                    environment=found.environment,
-                    version=result.version,
-                    moment=_switch_moment(result),
-                    deployment_id=deployment_id,
-                )
+                move_host_to_version(conn, found, result.version, _switch_moment(result), deployment_id)
 
     def add_hosts(self, deployment_id: str, hosts: Sequence[tuple[Host, int]], now: datetime) -> None:
         """Add PENDING (host, wave) pairs to a running deployment; hosts already in it are left."""
