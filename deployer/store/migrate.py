@@ -1,11 +1,13 @@
 """Bring a store's schema to the newest migration, safely when several processes open it at once.
 
-The common case, a store already at head, costs one small read. Otherwise the
-upgrade runs inside one transaction that first takes a lock (SQLite: the write
-lock, ``BEGIN IMMEDIATE``; PostgreSQL: a transaction-scoped advisory lock), and
-checks the revision again under it: the second process to arrive waits, finds the
-schema at head, and does nothing. Both databases run DDL in transactions, so a
-failed upgrade leaves no half-made schema.
+The common case, a store already at head, costs one small read. A new, empty database
+gets the tables at head straight from the models and is stamped with the head revision
+(alembic's own advice for new databases): alembic is not even imported, which saves a
+first command about 0.2 s. Otherwise the upgrade runs inside one transaction that
+first takes a lock (SQLite: the write lock, ``BEGIN IMMEDIATE``; PostgreSQL: a
+transaction-scoped advisory lock), and checks the revision again under it: the
+second process to arrive waits, finds the schema at head, and does nothing. Both
+databases run DDL in transactions, so a failed upgrade leaves no half-made schema.
 """
 
 from __future__ import annotations
@@ -13,14 +15,35 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from sqlalchemy import Connection, Engine, func, inspect, select, text
+from sqlalchemy import (
+    Column,
+    Connection,
+    Engine,
+    MetaData,
+    String,
+    Table,
+    func,
+    insert,
+    inspect,
+    select,
+    text,
+)
 
 from deployer.errors import StoreError
 from deployer.store.engine import writer
+from deployer.store.models import metadata
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 HEAD_REVISION = "0002"  # the newest file in migrations/versions; a test checks they agree
 _ADVISORY_LOCK_KEY = 0x6465706C6F79  # "deploy": serializes migrations across processes on PostgreSQL
+
+
+# alembic's own table, as alembic creates it, for stamping a new database without alembic.
+_ALEMBIC_VERSION = Table(
+    "alembic_version",
+    MetaData(),
+    Column("version_num", String(32), primary_key=True, nullable=False),
+)
 
 
 if TYPE_CHECKING:
@@ -61,6 +84,11 @@ def upgrade(engine: Engine) -> None:
         revision = current_revision(connection)
         if revision == HEAD_REVISION:
             return
+        if revision is None and _is_new(connection):
+            metadata.create_all(connection)
+            _ALEMBIC_VERSION.create(connection)
+            connection.execute(insert(_ALEMBIC_VERSION).values(version_num=HEAD_REVISION))
+            return
         from alembic import command
         from alembic.util.exc import CommandError
 
@@ -72,3 +100,9 @@ def upgrade(engine: Engine) -> None:
                 f"cannot migrate the state store from revision {revision} to {HEAD_REVISION}: {error}; "
                 "is it used by a newer deployer?"
             ) from None
+
+
+def _is_new(connection: Connection) -> bool:
+    """Whether the database holds none of the store's tables (other tables do not matter)."""
+    names = set(inspect(connection).get_table_names())
+    return not names & {*metadata.tables, _ALEMBIC_VERSION.name}
