@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import sys
 from collections.abc import Callable, Coroutine
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -16,6 +16,9 @@ from deployer.operations import Prepared, PushOptions, execute, prepare, prepare
 from deployer.render import deployment_json
 from deployer.results import DeploymentStatus
 from deployer.store import Store, open_store
+
+if TYPE_CHECKING:
+    from deployer.live_progress import LiveProgress
 
 version_option = click.option(
     "--version", "version", metavar="V", help="Deploy this version (overrides the spec)."
@@ -167,10 +170,15 @@ def run_and_report(
 
         outcome = run_push_ui(start, store=store)
     else:
-        from deployer.progress import LiveProgress, PlainProgress  # rich: only when shown
+        from deployer.progress import PlainProgress
 
         progress: LiveProgress | PlainProgress
-        progress = LiveProgress() if sys.stderr.isatty() and not as_json else PlainProgress()
+        if sys.stderr.isatty() and not as_json:
+            from deployer.live_progress import LiveProgress  # rich: only when shown
+
+            progress = LiveProgress()
+        else:
+            progress = PlainProgress()
         try:
             outcome = asyncio.run(start(progress))
         finally:
