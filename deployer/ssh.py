@@ -7,8 +7,10 @@ Per host and deployment the runner opens one exec channel that runs the remote d
     @@previous 1.3
     @@step upload start          ───────▶   report(host, UPLOAD) commits the step
                                  ◀───────   go            (or `stop`: abort before it)
-    @@need-artifact <path>       ───────▶   a second channel: cat > <path> < artifact
-                                 ◀───────   sent
+    @@need-artifact <path> stdin ───────▶
+                                 ◀───────   data <n>, the artifact's n bytes, sent
+                                            (or, on a host without GNU head, `file`: a
+                                            second channel, cat > <path>, then `sent`)
     @@step upload end 0 1
     @@step start start / go / @@output <n> ... / @@step start end 0 1
     @@release 1.4 ... @@step prune start ▶  go 4 5        (positions to delete)
@@ -90,6 +92,7 @@ UPLOAD_RATE_FLOOR = 1 << 20  # bytes per second an upload is allowed to go no sl
 PROBE_TIMEOUT = 60.0
 STOP_GRACE = 5.0  # seconds to let a driver told `stop` end, when the controller is leaving
 STDERR_CAP = 4096
+ARTIFACT_CHUNK = 1 << 18  # bytes read from the artifact and written to the channel at a time
 
 
 # AES-GCM first: asyncssh's default, chacha20-poly1305, builds cipher contexts in Python
@@ -554,7 +557,11 @@ class SshRunner:
                         raise _ProtocolError(f"the remote driver said something unexpected: {line.strip()}")
                     run.output += (await stdout.readexactly(int(rest))).decode("utf-8", "replace")
                 elif word == "need-artifact":
-                    stdin.write(await self._send_artifact(connection, job, rest, run))
+                    path, _, how = rest.rpartition(" ")  # the path may hold spaces, `how` not
+                    if how == "stdin":
+                        await self._stream_artifact(stdin, job, run)
+                    else:
+                        stdin.write(await self._send_artifact(connection, job, path, run))
                     limit.reschedule(loop.time() + IDLE_LIMIT + self._upload_time(job))
                 elif word == "env":
                     name, _, value = rest.partition(" ")
@@ -614,6 +621,33 @@ class SshRunner:
             return IDLE_LIMIT + (self._upload_time(job) if step == Step.UPLOAD else 0.0)
         attempts = max(hook.retries, 0) + 1
         return attempts * hook.timeout + (attempts - 1) * hook.interval + STEP_SLACK
+
+    async def _stream_artifact(self, stdin: asyncssh.SSHWriter[bytes], job: ReleaseJob, run: _Run) -> None:
+        """Sends the artifact down the driver's own channel: ``data <n>``, n bytes, ``sent``.
+
+        In chunks, waiting for SSH flow control between them, so a large artifact is
+        never held in memory whole.
+        """
+        artifact = job.artifact
+        if artifact is None:
+            stdin.write(b"missing\n")
+            return
+        stdin.write(f"data {artifact.size}\n".encode())
+        left = artifact.size
+        with open(artifact.path, "rb") as file:
+            while left > 0:
+                chunk = file.read(min(ARTIFACT_CHUNK, left))
+                if not chunk:
+                    break
+                left -= len(chunk)
+                stdin.write(chunk)
+                await stdin.drain()
+        if left:
+            # The driver still waits for bytes that will never come: only ending the
+            # channel frees it (it then leaves the host as it found it).
+            raise _ProtocolError(f"the artifact {artifact.path} shrank while it was being sent")
+        stdin.write(b"sent\n")
+        run.uploaded = True
 
     async def _send_artifact(
         self, connection: asyncssh.SSHClientConnection, job: ReleaseJob, path: str, run: _Run

@@ -14,7 +14,10 @@
 #   @@env <NAME> <value>            before a kind-`c` hook's start: DEPLOY_VERSION,
 #                                   DEPLOY_PREVIOUS_VERSION and DEPLOY_RELEASE_DIR as the hook
 #                                   would have them here
-#   @@need-artifact <path>          then WAITS for `sent` once the controller wrote the file
+#   @@need-artifact <path> <how>    then WAITS: <how> `stdin` (GNU head is here, see upload):
+#                                   `data <bytes>`, exactly that many bytes of the artifact,
+#                                   then `sent`, all on stdin; <how> `file`: `sent` once the
+#                                   controller wrote <path> through a channel of its own
 #   @@output <bytes>                followed by exactly that many bytes of the step's output
 #   @@step <step> end <exit> <attempts> [timeout]   (the controller times the steps itself)
 #   @@error <sentence>              why the step about to end failed, for people
@@ -90,10 +93,12 @@ flush() {
 
 # Removes what a run that stopped half-way may leave (only when it made any).
 cleanup() {
-    if [ "$made_temporary" = 1 ]; then
-        rm -rf "$target/releases/.tmp-$id" "$target/releases/.old-$id" "$records/$id.artifact.tar.gz" \
-            "$target/.current-$id"
-    fi
+    [ "$made_temporary" = 1 ] || return 0
+    # Test first: most runs leave nothing, and a test costs no process.
+    for leftover in "$target/releases/.tmp-$id" "$target/releases/.old-$id" "$records/$id.artifact.tar.gz" \
+        "$target/.current-$id"; do
+        if [ -e "$leftover" ] || [ -L "$leftover" ]; then rm -rf "$leftover"; fi
+    done
 }
 
 # Ends the run, saying $1 (the outcome) and, when given, @@error $2.
@@ -357,7 +362,7 @@ upload() {
         return 0
     fi
     made_temporary=1
-    rm -rf "$tmp"
+    [ -e "$tmp" ] && rm -rf "$tmp"
     same=
     for other in "$target"/releases/*/.deploy-sha256; do
         has_sha "$other" && same=${other%/.deploy-sha256} && break
@@ -367,9 +372,28 @@ upload() {
         cp -Rp "$same" "$tmp" >>"$log" 2>&1 || { upload_error="cannot copy $same"; return 1; }
     else
         file=$records/$id.artifact.tar.gz
-        say "@@need-artifact $file"
+        # GNU head -c reads exactly the bytes it is asked for and not one more, so the
+        # artifact can come on this channel, between two of the controller's lines. Other
+        # heads may read ahead into the lines that follow: the controller then writes the
+        # file through a channel of its own.
+        case $(head --version 2>/dev/null) in *GNU*) how=stdin ;; *) how=file ;; esac
+        say "@@need-artifact $file $how"
         ack
         [ "$autonomous" = 1 ] && vanish
+        case $how:$reply in
+        "stdin:data "*)
+            bytes=${reply#data }
+            case $bytes in '' | *[!0-9]*)
+                upload_error="the controller said something unexpected: $reply"
+                return 1
+                ;;
+            esac
+            head -c "$bytes" >"$file"
+            # `sent` follows the bytes; EOF instead means the controller went away mid-way.
+            ack
+            [ "$autonomous" = 1 ] && vanish
+            ;;
+        esac
         if [ "$reply" != sent ]; then
             upload_error="the artifact was not sent ($reply)"
             return 1
@@ -396,13 +420,14 @@ upload() {
     fi
     mv "$tmp" "$rel" >>"$log" 2>&1 || { upload_error="cannot move the release into $rel"; return 1; }
     touch "$rel"
-    rm -rf "$target/releases/.old-$id"
+    [ -e "$target/releases/.old-$id" ] && rm -rf "$target/releases/.old-$id"
+    return 0
 }
 
 # The atomic switch: a new symlink under a temporary name, renamed over `current`.
 switch() {
     link=$target/.current-$id
-    rm -f "$link"
+    [ -L "$link" ] && rm -f "$link"
     ln -s "releases/$dir" "$link" && mv -T "$link" "$target/current" || return 1
     touch "$target/releases/$dir"
     printf '%s\t%s\t%s\t%s\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$version" "$id" "$who" >>"$target/revisions.log"
@@ -421,6 +446,9 @@ prune() {
         printf '[deployer] removing release %s\n' "$name" >>"$log"
         rm -rf "$target/releases/$name"
     done
+    # Counted with a glob first (no process): the listing runs only when there are more.
+    set -- "$records"/*.state
+    [ $# -gt 20 ] || return 0
     ls -1t "$records" | sed -n 's/\.state$//p' | tail -n +21 | while IFS= read -r old; do
         [ -n "$old" ] && rm -f "$records/$old".*
     done

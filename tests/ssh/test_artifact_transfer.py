@@ -1,0 +1,124 @@
+"""How the artifact reaches the driver: on its own channel where GNU head reads exactly.
+
+Most tests run the driver locally (no SSH), with every answer of the controller written
+to its stdin before it starts: the driver must read each answer exactly where it stands.
+A head that read ahead would swallow the answers after the artifact and the run would
+not succeed. The last one deploys over SSH to a lab host without GNU head.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from deployer.fleet import Host, SshOptions, resolve_ssh
+from deployer.release import driver_command
+from deployer.results import HostResult, HostStatus
+from deployer.runner import Artifact, ReleaseJob
+from deployer.ssh import SshRunner
+from tests.plugins.lab_fleet import start_test_lab
+from tests.ssh.support import Recorder, job, make_artifact, run
+
+HOST = Host(name="local", address="127.0.0.1", datacenter="dc1")
+
+
+def _drive(push: ReleaseJob, answers: bytes, env: dict[str, str] | None = None) -> list[str]:
+    """Run the driver with ``answers`` on stdin; its stdout lines."""
+    done = subprocess.run(
+        ["/bin/sh", "-c", driver_command(push, HOST)],
+        input=answers,
+        capture_output=True,
+        timeout=60,
+        env=env,
+        check=True,
+    )
+    return done.stdout.decode().splitlines()
+
+
+def _inline(artifact: Artifact, *, cut: int | None = None) -> bytes:
+    """``data <n>``, the artifact's bytes (only the first ``cut`` of them if given), ``sent``."""
+    data = Path(artifact.path).read_bytes()
+    if cut is not None:
+        return f"data {len(data)}\n".encode() + data[:cut]
+    return f"data {len(data)}\n".encode() + data + b"sent\n"
+
+
+def test_the_artifact_comes_between_the_controllers_answers_on_one_channel(tmp_path: Path) -> None:
+    artifact = make_artifact(tmp_path, "1.0", {"app.py": "print('hi')\n" * 2000})
+    push = job(str(tmp_path / "app"), "1.0", artifact)
+    # go (upload, answered in advance), the artifact, go (switch), go (prune)
+    lines = _drive(push, b"go\n" + _inline(artifact) + b"go\ngo\n")
+    file = tmp_path / "app" / ".deploy" / f"{push.deployment_id}.artifact.tar.gz"
+    assert f"@@need-artifact {file} stdin" in lines
+    assert lines[-2:] == ["@@done succeeded", "@@current 1.0"]
+    current = tmp_path / "app" / "current"
+    assert (current / "VERSION").read_text() == "1.0\n"
+    assert (current / "app.py").read_text() == "print('hi')\n" * 2000
+    assert not file.exists()
+
+
+def _without_gnu_head(tmp_path: Path) -> Path:
+    """A directory whose ``head`` works but does not say it is GNU's."""
+    shims = tmp_path / "shims"
+    shims.mkdir()
+    (shims / "head").write_text('#!/bin/sh\n[ "$1" = --version ] && exit 1\nexec /usr/bin/head "$@"\n')
+    (shims / "head").chmod(0o755)
+    return shims
+
+
+def test_without_gnu_head_the_controller_writes_the_file_itself(tmp_path: Path) -> None:
+    shims = _without_gnu_head(tmp_path)
+    artifact = make_artifact(tmp_path, "1.0")
+    push = job(str(tmp_path / "app"), "1.0", artifact)
+    records = tmp_path / "app" / ".deploy"
+    records.mkdir(parents=True)
+    file = records / f"{push.deployment_id}.artifact.tar.gz"
+    file.write_bytes(Path(artifact.path).read_bytes())  # what the second channel would write
+    env = {"PATH": f"{shims}:/usr/bin:/bin", "HOME": str(tmp_path)}
+    lines = _drive(push, b"go\nsent\ngo\ngo\n", env)
+    assert f"@@need-artifact {file} file" in lines
+    assert lines[-2:] == ["@@done succeeded", "@@current 1.0"]
+    assert ((tmp_path / "app" / "current") / "VERSION").read_text() == "1.0\n"
+
+
+def test_a_controller_gone_half_way_through_the_artifact_leaves_the_host_as_it_was(
+    tmp_path: Path,
+) -> None:
+    app = tmp_path / "app"
+    (app / "releases" / "0.9").mkdir(parents=True)
+    (app / "current").symlink_to("releases/0.9")
+    artifact = make_artifact(tmp_path, "1.0", {"app.py": "x = 1\n" * 5000})
+    push = job(str(app), "1.0", artifact)
+    lines = _drive(push, b"go\n" + _inline(artifact, cut=100))
+    assert not any(line.startswith("@@done") for line in lines)
+    assert (app / "current").readlink() == Path("releases/0.9")
+    assert sorted(p.name for p in (app / "releases").iterdir()) == ["0.9"]
+    assert list((app / ".deploy").iterdir()) == []
+
+
+def test_without_gnu_head_the_runner_sends_the_artifact_on_a_second_channel(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PATH", f"{_without_gnu_head(tmp_path)}:{os.environ['PATH']}")  # the lab's hosts' PATH
+    artifact = make_artifact(tmp_path, "1.0")
+    push = job("~/app", "1.0", artifact)
+
+    async def deploy() -> HostResult:
+        runner = SshRunner()
+        try:
+            return await runner.deploy(
+                resolve_ssh(lab.hosts[0], lab.ssh_options, SshOptions()), push, Recorder()
+            )
+        finally:
+            await runner.aclose()
+
+    with start_test_lab(tmp_path / "lab", 1, 1) as lab:
+        result = run(deploy())
+        assert isinstance(result, HostResult)
+        # The driver asked for the file (it takes `data` only after asking for stdin), and
+        # the runner wrote it through a second channel before saying `sent`.
+        assert (result.status, result.version, result.uploaded) == (HostStatus.SUCCEEDED, "1.0", True)
+        assert (lab.home(lab.hosts[0].name) / "app" / "current" / "VERSION").read_text() == "1.0\n"
