@@ -28,8 +28,11 @@ loop" (first host's start to last host's end: from ``--json`` for ours, from the
 script's own clock) and "after" (to the exit: result, JSON, closing, interpreter teardown).
 The times are the fastest of ``--runs`` runs, the CPU the least and the RSS the largest;
 ours and bare take turns going first. The CPU of ``python -c 'import M'`` for the modules
-each side imports is printed once: the fixed start-up cost spread over the hosts.
-Targets: ours ÷ bare ≤ 1.25, controller CPU ≤ 10 ms per host; exits 1 when missed.
+each side imports is printed once: the fixed start-up cost spread over the hosts; "beyond
+start-up" is the CPU less that, per host: what one more host costs. (On 100 hosts the bare
+script's own total is about 11 ms per host, a third of it importing asyncssh.)
+Targets: ours ÷ bare ≤ 1.25, controller CPU ≤ 10 ms per host (the total, as the issue
+states it); exits 1 when missed.
 
 ``--profile DIR`` then runs one more pair of pushes under cProfile (``DIR/<fleet>-<v>.prof``)
 and prints the functions found to matter and the top of the profile.
@@ -432,8 +435,18 @@ def bench_fleet(fleet: PushFleet, space: Workspace, runs: int) -> dict[tuple[str
     return {key: _best(costs) for key, costs in samples.items()}
 
 
-def report(fleet: str, host_count: int, runs: int, best: dict[tuple[str, str], ProcessCost]) -> bool:
-    """Print the table for one fleet; whether ours met both targets."""
+def report(
+    fleet: str,
+    host_count: int,
+    runs: int,
+    best: dict[tuple[str, str], ProcessCost],
+    startup: dict[str, float],
+) -> bool:
+    """Print the table for one fleet; whether ours met both targets.
+
+    ``startup`` is each side's import CPU (``ours``, ``bare``): the CPU beyond it, per
+    host, is what each further host costs, whatever the size of the fleet.
+    """
     ideal = WAVE_COUNT * HOOK_SECONDS
     print(
         f"\n{fleet}: {host_count} hosts, batch {BATCH} over {DATACENTERS} datacenters ({WAVE_COUNT} waves),"
@@ -441,7 +454,7 @@ def report(fleet: str, host_count: int, runs: int, best: dict[tuple[str, str], P
     )
     print(
         f"  {'':<18} {'wall':>6} {'÷ideal':>6} {'÷bare':>6} | {'before':>6} {'in loop':>7} {'after':>6}"
-        f" | {'CPU/host':>8} {'peak RSS':>8}"
+        f" | {'CPU/host':>8} {'beyond start-up':>15} {'peak RSS':>8}"
     )
     within = True
     for version, label in zip(VERSIONS, ("first push", "second push"), strict=True):
@@ -450,6 +463,7 @@ def report(fleet: str, host_count: int, runs: int, best: dict[tuple[str, str], P
             cost = best[(side, version)]
             ratio = cost.wall / bare.wall
             cpu_ms = cost.cpu * 1000 / host_count
+            beyond_ms = (cost.cpu - startup[side]) * 1000 / host_count
             if side == "ours":
                 within &= ratio <= RATIO_TARGET and cpu_ms <= CPU_TARGET_MS
             title = label if side == "ours" else ""
@@ -457,7 +471,7 @@ def report(fleet: str, host_count: int, runs: int, best: dict[tuple[str, str], P
             print(
                 f"  {title:<12} {side:<5} {cost.wall:5.2f}s {cost.wall / ideal:6.2f}"
                 f" {shown_ratio:>6} | {cost.before:5.2f}s {cost.in_loop:6.2f}s"
-                f" {cost.after:5.2f}s | {cpu_ms:5.1f} ms {cost.peak_rss_mb:5.0f} MB"
+                f" {cost.after:5.2f}s | {cpu_ms:5.1f} ms {beyond_ms:12.1f} ms {cost.peak_rss_mb:5.0f} MB"
             )
     return within
 
@@ -472,8 +486,8 @@ PROFILE_POINTS = {
     ("deployer/store/repository.py", "begin_deployment"): "store: begin_deployment",
     ("deployer/store/repository.py", "record_step"): "store: record_step (one commit per step)",
     ("deployer/store/repository.py", "record_host_result"): "store: record_host_result",
-    ("asyncssh/crypto/chacha.py", "chacha20"): "asyncssh: chacha20-poly1305 cipher contexts",
-    ("deployer/ssh.py", "_send_artifact"): "ssh: the upload channel",
+    ("deployer/ssh.py", "_stream_artifact"): "ssh: sending the artifact on the driver's channel",
+    ("deployer/ssh.py", "_send_artifact"): "ssh: the upload channel (hosts without GNU head)",
     ("deployer/ssh.py", "aclose"): "ssh: closing the connections",
     ("deployer/store/repository.py", "deployment"): "store: reading the result back",
     ("deployer/render.py", "deployment_json"): "rendering the JSON",
@@ -529,7 +543,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"{kind}: starting {args.hosts} hosts", flush=True)
             with manager as fleet:
                 best = bench_fleet(fleet, space, args.runs)
-                within &= report(kind, args.hosts, args.runs, best)
+                sides = dict(zip(("ours", "bare"), (startup[m] for m in STARTUP_MODULES), strict=True))
+                within &= report(kind, args.hosts, args.runs, best, sides)
                 if args.profile is not None:
                     profile_fleet(fleet, space, args.profile)
     ours_import, bare_import = (startup[m] for m in STARTUP_MODULES)
