@@ -484,6 +484,25 @@ def test_an_abort_before_the_switch_changes_nothing(fleet: AppFleet) -> None:
     assert (local / "current" / "VERSION").read_text() == "1.0\n"
 
 
+def test_an_identity_file_that_holds_no_key_fails_the_host_with_a_sentence(fleet: AppFleet) -> None:
+    identity = fleet.work / "not-a-key"
+    identity.write_text("this is not a private key\n")
+    target, _ = fleet.app()
+
+    async def scenario():
+        runner = SshRunner()
+        try:
+            return await runner.deploy(
+                fleet.target(identity_file=str(identity)), job(target, "1.0", None), Recorder()
+            )
+        finally:
+            await runner.aclose()
+
+    result = run(scenario())
+    assert (result.status, result.step) == (HostStatus.FAILED, Step.CONNECT)
+    assert result.error is not None and result.error.startswith(f"cannot load the identity {identity} for ")
+
+
 def test_a_host_nobody_answers_on_is_unreachable(fleet: AppFleet) -> None:
     silent = Host(name="nobody", address="127.0.0.1", datacenter="dc1", port=1)
 
