@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import sys
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, tzinfo
@@ -29,7 +30,7 @@ from textual.message import Message
 from deployer.errors import DeployerError, NotFound
 from deployer.events import DeploymentStarted, Event, EventSink
 from deployer.progress import describe
-from deployer.results import ControlAction
+from deployer.results import ControlAction, DeploymentStatus
 from deployer.store import Store, open_store
 from tui.context import Context, local_zone, operator, utcnow
 from tui.model import pick_deployment_to_watch
@@ -37,11 +38,15 @@ from tui.navigation import OpenDeployment, OpenHistory, OpenHost, OpenVersions
 from tui.screens.deployments import HistoryScreen, OverviewScreen
 from tui.screens.dialogs import ConfirmScreen, HelpScreen
 from tui.screens.host import HostScreen
-from tui.screens.live import LiveScreen, RefreshProbe
+from tui.screens.live import LiveScreen, Polled, RefreshProbe
 from tui.screens.starting import StartingScreen
 from tui.screens.versions import VersionsScreen
 
 T = TypeVar("T")
+
+# With freeze_gc the app runs the collector's full passes itself (see DeployerApp._take_over_gc).
+FULL_COLLECTION_EVERY = 5.0  # seconds
+NEVER = 1 << 30  # young collections between full ones, left to the collector: never
 
 
 # ---- what the app opens on ------------------------------------------------------------------
@@ -56,6 +61,10 @@ class ShowOverview:
 class ShowDeployment:
     deployment_id: str
     failure_budget: int | None = None  # when known from elsewhere (the store may not record it)
+    # Known before the app starts (see watch_opening), the datacenter panels are laid out
+    # with the screen rather than by its first read of the hosts.
+    datacenters: tuple[str, ...] = ()
+    control: tuple[DeploymentStatus, ControlAction | None] | None = None  # (status, pending request)
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,21 +152,25 @@ class DeployerApp(App[None]):
         self.push_state: PushState[Any] | None = PushState() if isinstance(opening, ShowPush) else None
         self._budgets: dict[str, int] = {}
         self._quit_when_done = False
+        self._gc_thresholds = gc.get_threshold()
+        self._fully_collected_at = time.monotonic()
 
     def on_mount(self) -> None:
         if self.freeze_gc:
-            # Once started, keep the collector's full passes off the objects that live as
-            # long as the process (Textual's, SQLAlchemy's, the widgets): a pass over them
-            # all took ~100 ms, a stalled frame every few seconds of a 5,000-host deployment.
             # Process-wide, so only the entry points below (which own the process) ask for it.
-            self.set_timer(0.5, gc.freeze)
+            young, middle, _ = self._gc_thresholds
+            gc.set_threshold(young, middle, NEVER)
+            self.set_timer(0.5, self._take_over_gc)
         match self.opening:
             case ShowOverview():
                 self.push_screen(OverviewScreen(self.ctx, can_go_back=False))
-            case ShowDeployment(deployment_id, budget):
+            case ShowDeployment(deployment_id, budget, datacenters, control):
                 if budget is not None:
                     self._budgets[deployment_id] = budget
-                self.push_screen(self._live(deployment_id, can_go_back=False))
+                screen = self._live(
+                    deployment_id, can_go_back=False, datacenters=datacenters, control=control
+                )
+                self.push_screen(screen)
             case ShowHistory(app, environment):
                 self.push_screen(HistoryScreen(self.ctx, app, environment, can_go_back=False))
             case ShowVersions(app, environment):
@@ -166,13 +179,55 @@ class DeployerApp(App[None]):
                 self.push_screen(StartingScreen())
                 self._run_push(start)
 
-    def _live(self, deployment_id: str, *, can_go_back: bool = True) -> LiveScreen:
+    # ---- the garbage collector, paced by the screen --------------------------------------------
+
+    def _take_over_gc(self) -> None:
+        """Run the collector's full passes at the app's pace, between screen updates.
+
+        From the app's mount the collector makes no full pass of its own (its young
+        passes, a millisecond or so, go on as usual). Once started (half a second in),
+        the objects that live as long as the process (Textual's, SQLAlchemy's, the
+        widgets) are frozen: a pass over them all took ~100 ms. What comes later still
+        gets full passes, but on our schedule: left to itself the collector starts one
+        when objects are allocated, that is mostly while a frame is drawn, and the
+        pass (10-20 ms, mostly Textual's strips, which refer to themselves) stalled
+        that frame. Now one runs every few seconds just after a read has been drawn,
+        when the next read is a poll away (or on a timer when no screen polls).
+        """
+        gc.freeze()
+        self.set_interval(FULL_COLLECTION_EVERY, self._collect_if_overdue)
+
+    @on(Polled)
+    def _read_shown(self) -> None:
+        """A live screen's read (bubbling up from the screen that showed it): a full pass once
+        it is drawn, when one is due."""
+        if self.freeze_gc and time.monotonic() - self._fully_collected_at >= FULL_COLLECTION_EVERY:
+            self.call_after_refresh(self._collect_garbage)
+
+    def _collect_if_overdue(self) -> None:
+        if time.monotonic() - self._fully_collected_at >= 2 * FULL_COLLECTION_EVERY:
+            self.call_after_refresh(self._collect_garbage)
+
+    def _collect_garbage(self) -> None:
+        gc.collect()
+        self._fully_collected_at = time.monotonic()
+
+    def _live(
+        self,
+        deployment_id: str,
+        *,
+        can_go_back: bool = True,
+        datacenters: tuple[str, ...] = (),
+        control: tuple[DeploymentStatus, ControlAction | None] | None = None,
+    ) -> LiveScreen:
         return LiveScreen(
             self.ctx,
             deployment_id,
             failure_budget=self._budgets.get(deployment_id),
             can_go_back=can_go_back,
             refresh_probe=self.refresh_probe,
+            datacenters=datacenters,
+            control=control,
         )
 
     # ---- navigation: screens ask, the app pushes ----------------------------------------------
@@ -238,6 +293,8 @@ class DeployerApp(App[None]):
 
     def on_unmount(self) -> None:
         """Leaving while the deployment still runs (a crash, a signal): ask it to abort so it ends."""
+        if self.freeze_gc:
+            gc.set_threshold(*self._gc_thresholds)  # the process goes on without the app's pacing
         state = self.push_state
         if state is None or state.done or state.deployment_id is None:
             return
@@ -349,6 +406,16 @@ def resolve_watch_target(store: Store, deployment_id: str | None) -> str:
     return chosen.id
 
 
+def watch_opening(store: Store, deployment_id: str | None) -> ShowDeployment:
+    """What ``deploy watch`` opens on: the deployment (see :func:`resolve_watch_target`), with
+    its datacenters and control state read now, before any screen exists to wait for them."""
+    target = resolve_watch_target(store, deployment_id)
+    control = store.control_state(target)
+    return ShowDeployment(
+        target, datacenters=store.datacenters(target), control=(control.status, control.requested)
+    )
+
+
 def run_watch(
     deployment_id: str | None,
     *,
@@ -358,8 +425,8 @@ def run_watch(
 ) -> None:
     """``deploy watch``: show one deployment (the latest when no id) until the operator quits."""
     with open_store(store_url) as store:
-        target = resolve_watch_target(store, deployment_id)
-        DeployerApp(_context(store, clock, None, poll_interval), ShowDeployment(target), freeze_gc=True).run()
+        opening = watch_opening(store, deployment_id)
+        DeployerApp(_context(store, clock, None, poll_interval), opening, freeze_gc=True).run()
 
 
 def run_browser(

@@ -14,15 +14,45 @@ a colour-blind operator read the same thing::
 from __future__ import annotations
 
 import fnmatch
-from collections.abc import Iterable, Mapping, Sequence
+import re
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta, tzinfo
 from enum import StrEnum
-from typing import Any
+from functools import lru_cache
+from typing import Any, Protocol
 
 from deployer.errors import DeployerError
 from deployer.results import ControlAction, DeploymentStatus, HostStatus, Step
-from deployer.store.views import DeploymentView, HostDeploymentView, Liveness
+from deployer.store.views import DeploymentProgress, DeploymentView, Liveness
+
+
+class ShownHost(Protocol):
+    """A host as the screens show it: the live screen's :class:`~deployer.store.views.HostProgress`
+    (a poll's light read) and the host screen's :class:`~deployer.store.views.HostDeploymentView`
+    both are one. Frozen values: equal when they look the same, and hashable."""
+
+    def __hash__(self) -> int: ...
+    @property
+    def name(self) -> str: ...
+    @property
+    def datacenter(self) -> str: ...
+    @property
+    def wave(self) -> int | None: ...
+    @property
+    def status(self) -> HostStatus: ...
+    @property
+    def step(self) -> Step | None: ...
+    @property
+    def started_at(self) -> datetime | None: ...
+    @property
+    def finished_at(self) -> datetime | None: ...
+    @property
+    def error(self) -> str | None: ...
+    @property
+    def exit_status(self) -> int | None: ...
+    @property
+    def version(self) -> str | None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,7 +152,7 @@ class HostFilter:
     def is_empty(self) -> bool:
         return not (self.states or self.datacenters or self.names)
 
-    def matches(self, host: HostDeploymentView) -> bool:
+    def matches(self, host: ShownHost) -> bool:
         if self.states and host.status not in self.states:
             return False
         if self.datacenters and not any(_pattern_matches(p, host.datacenter) for p in self.datacenters):
@@ -189,15 +219,23 @@ def _states_named(word: str) -> frozenset[HostStatus]:
 
 
 def _pattern_matches(pattern: str, value: str) -> bool:
-    pattern, value = pattern.lower(), value.lower()
+    return _matcher(pattern)(value.lower())
+
+
+@lru_cache(maxsize=64)
+def _matcher(pattern: str) -> Callable[[str], bool]:
+    """Whether a lower-cased value matches ``pattern``: compiled once, as a filter runs over thousands."""
+    pattern = pattern.lower()
     if any(char in pattern for char in "*?["):
-        return fnmatch.fnmatchcase(value, pattern)
-    return pattern in value
+        glob = re.compile(fnmatch.translate(pattern))
+        return lambda value: glob.match(value) is not None
+    return lambda value: pattern in value
 
 
-def filter_hosts(hosts: Sequence[HostDeploymentView], host_filter: HostFilter) -> list[HostDeploymentView]:
+def filter_hosts(hosts: Sequence[ShownHost], host_filter: HostFilter) -> Sequence[ShownHost]:
+    """The hosts that pass; ``hosts`` itself when the filter is empty (no copy of thousands)."""
     if host_filter.is_empty:
-        return list(hosts)
+        return hosts
     return [host for host in hosts if host_filter.matches(host)]
 
 
@@ -209,7 +247,7 @@ class DatacenterProgress:
     """One datacenter's hosts in a deployment, in plan order (wave, then name)."""
 
     name: str
-    hosts: tuple[HostDeploymentView, ...]
+    hosts: tuple[ShownHost, ...]
     counts: Mapping[HostStatus, int]
 
     @property
@@ -230,9 +268,9 @@ class DatacenterProgress:
         return self.counts.get(HostStatus.RUNNING, 0)
 
 
-def datacenter_progress(hosts: Iterable[HostDeploymentView]) -> list[DatacenterProgress]:
+def datacenter_progress(hosts: Iterable[ShownHost]) -> list[DatacenterProgress]:
     """Hosts grouped by datacenter (by name), each keeping the order given."""
-    grouped: dict[str, list[HostDeploymentView]] = {}
+    grouped: dict[str, list[ShownHost]] = {}
     for host in hosts:
         grouped.setdefault(host.datacenter, []).append(host)
     progress = []
@@ -256,7 +294,7 @@ class WavePosition:
         return f"wave {self.current} of {self.count}"
 
 
-def wave_position(hosts: Iterable[HostDeploymentView]) -> WavePosition:
+def wave_position(hosts: Iterable[ShownHost]) -> WavePosition:
     """The wave being worked on: the first with a pending or running host (the last when all are done).
 
     This is the controller's own rule (:func:`deployer.decide.active_wave`), read
@@ -396,7 +434,7 @@ def elapsed(view: DeploymentView, now: datetime) -> timedelta:
     return max(timedelta(0), end - view.started_at)
 
 
-def host_duration(host: HostDeploymentView, now: datetime) -> timedelta | None:
+def host_duration(host: ShownHost, now: datetime) -> timedelta | None:
     if host.started_at is None:
         return None
     end = host.finished_at or (now if host.status is HostStatus.RUNNING else host.started_at)
@@ -509,9 +547,14 @@ def stacked_bar(shares: Sequence[VersionShare], width: int) -> list[tuple[str, s
 
 @dataclass(frozen=True, slots=True)
 class LiveSnapshot:
-    """Everything the live screen shows, worked out in the polling thread from one read."""
+    """Everything the live screen shows, worked out in the polling thread from one read.
+
+    ``view`` is the deployment with its counts (its ``hosts`` are left empty);
+    ``hosts`` is every host in plan order.
+    """
 
     view: DeploymentView
+    hosts: Sequence[ShownHost]
     datacenters: tuple[DatacenterProgress, ...]
     wave: WavePosition
     budget: FailureBudget
@@ -522,16 +565,30 @@ class LiveSnapshot:
         return self.view.is_finished
 
 
-def live_snapshot(view: DeploymentView, *, budget: int | None, liveness: Liveness | None) -> LiveSnapshot:
+def live_snapshot(
+    progress: DeploymentProgress,
+    *,
+    budget: int | None,
+    liveness: Liveness | None,
+    previous: LiveSnapshot | None = None,
+) -> LiveSnapshot:
     """Group and count one read of a deployment.
 
     ``budget`` is used when the store does not record one (see :func:`budget_of`).
+    When no host changed since ``previous`` (the store hands back the same tuple),
+    its grouping is kept rather than worked out again.
     """
+    view, hosts = progress.view, progress.hosts
     recorded = budget_of(view)
+    if previous is not None and previous.hosts is hosts:
+        datacenters, wave = previous.datacenters, previous.wave
+    else:
+        datacenters, wave = tuple(datacenter_progress(hosts)), wave_position(hosts)
     return LiveSnapshot(
         view=view,
-        datacenters=tuple(datacenter_progress(view.hosts)),
-        wave=wave_position(view.hosts),
+        hosts=hosts,
+        datacenters=datacenters,
+        wave=wave,
         budget=FailureBudget(failed_count(view.counts), recorded if recorded is not None else budget),
         liveness=None if view.is_finished else liveness,
     )

@@ -59,12 +59,15 @@ from deployer.store.queries import (
     chunks,
     control_state_view,
     covering_intervals,
+    datacenter_names,
     deployment_row,
     full_view,
     interval_columns,
     interval_view,
     move_host_to_version,
+    one_host_view,
     pending_row,
+    progress_view,
     skipped_row,
     summary_views,
     unfinished,
@@ -72,6 +75,7 @@ from deployer.store.queries import (
 )
 from deployer.store.views import (
     ControlState,
+    DeploymentProgress,
     DeploymentView,
     HostRecord,
     Liveness,
@@ -517,6 +521,30 @@ class Store:
         with self._read() as conn:
             row = deployment_row(conn, deployment_id)
             return full_view(conn, row, steps=steps)
+
+    def datacenters(self, deployment_id: str) -> tuple[str, ...]:
+        """The datacenters of a deployment's hosts, sorted: a screen lays them out before
+        its first read of the hosts."""
+        with self._read() as conn:
+            return tuple(conn.scalars(datacenter_names(deployment_id)))
+
+    def deployment_progress(
+        self, deployment_id: str, *, since: DeploymentProgress | None = None
+    ) -> DeploymentProgress:
+        """One deployment and its hosts' progress, for a screen that polls it; NotFound if no such id.
+
+        Lighter than :meth:`deployment`: no output, no steps. Pass the previous read as
+        ``since``: only the hosts whose row changed are built anew (see
+        :func:`~deployer.store.queries.progress_view`).
+        """
+        with self._read() as conn:
+            return progress_view(conn, deployment_row(conn, deployment_id), since)
+
+    def deployment_with_host(self, deployment_id: str, host: str, *, steps: bool = True) -> DeploymentView:
+        """One deployment with only ``host`` in ``hosts`` (with its steps when ``steps``); no host when
+        it is not part of the deployment. ``counts`` counts all its hosts. NotFound if no such id."""
+        with self._read() as conn:
+            return one_host_view(conn, deployment_row(conn, deployment_id), host, steps=steps)
 
     def run_options(self, deployment_id: str) -> dict[str, Any]:
         """The options a deployment was started with (empty when none were kept); NotFound if no such id."""

@@ -6,7 +6,7 @@ Every timestamp here is timezone-aware UTC.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -99,6 +99,49 @@ class DeploymentView:
 
 
 @dataclass(frozen=True, slots=True)
+class HostProgress:
+    """What a live screen shows of one host in a deployment: its state, not its output or steps.
+
+    The fields mean what :class:`HostDeploymentView`'s of the same names mean; the
+    output and the steps (kilobytes per host) are read per host, when asked for.
+    """
+
+    name: str
+    datacenter: str
+    wave: int | None
+    status: HostStatus
+    step: Step | None
+    started_at: datetime | None
+    finished_at: datetime | None
+    error: str | None
+    exit_status: int | None
+    version: str | None
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class DeploymentProgress:
+    """One read of a deployment for a screen that polls it (:meth:`Store.deployment_progress`).
+
+    ``view`` is the deployment with its counts and no hosts; ``hosts`` is every
+    host's progress in plan order (waves in order, skipped hosts last, names in
+    code-point order), as :meth:`Store.deployment` orders them.
+
+    Handed back as ``since`` to the next read, it lets that read build objects only
+    for the hosts whose row changed: the others are the very same objects (``is``),
+    and when no host changed ``hosts`` is the same tuple. A screen can compare by
+    identity, and a poll of 5,000 hosts leaves next to nothing for the collector.
+    The fields after ``hosts`` are what the next read compares against.
+    """
+
+    view: DeploymentView
+    hosts: tuple[HostProgress, ...]
+    order: tuple[int, ...] = field(repr=False)  # host_deployments.id of each of ``hosts``
+    rows: frozenset[tuple[Any, ...]] = field(repr=False)  # each host's row of host_deployments as read
+    progress: Mapping[int, HostProgress] = field(repr=False)  # host_deployments.id -> its host
+    names: Mapping[int, tuple[str, str]] = field(repr=False)  # hosts.id -> (name, datacenter)
+
+
+@dataclass(frozen=True, slots=True)
 class VersionInterval:
     """A host ran ``version`` from ``since`` until ``until`` (None: it still does).
 
@@ -176,8 +219,10 @@ def _jsonable(value: Any) -> Any:
 
 __all__ = [
     "ControlState",
+    "DeploymentProgress",
     "DeploymentView",
     "HostDeploymentView",
+    "HostProgress",
     "HostRecord",
     "Liveness",
     "VersionInterval",

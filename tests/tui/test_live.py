@@ -11,11 +11,12 @@ from deployer.results import ControlAction, DeploymentStatus, HostStatus, Step
 from deployer.store import Store, open_store
 from tests.tui import scenario
 from tests.tui.conftest import SIZE, screen_text, wait_for, wait_in_thread
-from tui.app import DeployerApp, ShowDeployment
+from tui.app import DeployerApp, ShowDeployment, watch_opening
 from tui.context import Context
 from tui.screens.dialogs import ConfirmScreen, HelpScreen
 from tui.screens.host import HostScreen
 from tui.screens.live import LiveScreen
+from tui.widgets.datacenter import DatacenterPanel
 from tui.widgets.host_list import HostList
 
 
@@ -258,3 +259,35 @@ async def test_a_deployment_that_is_not_there_is_reported_once_and_not_read_agai
         assert screen.snapshot is None
         await pilot.pause(0.3)
         assert screen_text(app).count("no deployment d-nope") == 1
+
+
+async def test_running_hosts_times_move_with_the_clock_and_the_others_stay(
+    story: scenario.Scenario, tui_store: Store
+) -> None:
+    """The host list keeps lines once drawn; a running host's line must still follow the clock."""
+    now = [scenario.NOW]
+    ctx = Context(store=tui_store, clock=lambda: now[0], poll_interval=0.1, requested_by="tester@console")
+    app = DeployerApp(ctx, ShowDeployment(story.running_id))
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: live(app).polls_received > 0)
+        running, done = row_of(screen_text(app), "web-13"), row_of(screen_text(app), "web-12")
+        now[0] = scenario.NOW + timedelta(minutes=5)
+
+        await wait_for(pilot, lambda: row_of(screen_text(app), "web-13") != running)  # the 1 s tick
+        assert "5m" in row_of(screen_text(app), "web-13")
+        assert row_of(screen_text(app), "web-12") == done
+
+
+async def test_deploy_watch_lays_out_the_datacenters_and_keys_before_the_first_read(
+    ctx: Context, story: scenario.Scenario
+) -> None:
+    opening = watch_opening(ctx.store, story.running_id)
+    assert opening.datacenters == ("fra", "iad", "sfo")
+    assert opening.control == (DeploymentStatus.RUNNING, None)
+    app = DeployerApp(ctx, opening)
+    async with app.run_test(size=SIZE):
+        screen = live(app)
+        # Composed with the screen, whether or not its first read has come yet.
+        assert [panel.datacenter for panel in screen.query(DatacenterPanel)] == ["fra", "iad", "sfo"]
+        assert screen.check_action("pause", ()) is True
+        assert screen.check_action("resume", ()) is None

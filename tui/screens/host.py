@@ -67,7 +67,7 @@ def host_header(view: DeploymentView, host: HostDeploymentView, ctx: Context) ->
 
 
 class HostScreen(Screen[None]):
-    """Reads the host's steps once, and again when a running host finishes."""
+    """One host of a deployment: read alone (not the whole fleet), with its steps, until it is final."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape", "back", "Back"),
@@ -103,24 +103,23 @@ class HostScreen(Screen[None]):
 
     @work(thread=True, exclusive=True, group="read", exit_on_error=False)
     def _read(self) -> None:
-        """Read with steps; while the host runs, watch its status cheaply and re-read once it ends."""
+        """Read this one host with its steps; while it runs, again every poll interval until it ends.
+
+        Its steps are recorded with its result, in one transaction: the read that sees
+        it final sees its steps.
+        """
         worker = get_current_worker()
         store = self.ctx.store
-        steps = True
         while not worker.is_cancelled:
             try:
-                view = store.deployment(self.deployment_id, steps=steps)
+                view = store.deployment_with_host(self.deployment_id, self.host_name)
             except DeployerError as error:
                 self.post_message(HostReadFailed(str(error)))
                 return
-            host = next((h for h in view.hosts if h.name == self.host_name), None)
-            if host is not None and host.status.is_final and not steps:
-                steps = True  # it just finished: its steps are recorded now
-                continue
+            host = next(iter(view.hosts), None)
             self.post_message(HostRead(view, host))
             if host is None or host.status.is_final:
                 return
-            steps = False
             self._wake.wait(self.ctx.poll_interval)
 
     @on(HostRead)

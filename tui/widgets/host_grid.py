@@ -14,8 +14,7 @@ from textual.message import Message
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
-from deployer.store.views import HostDeploymentView
-from tui.model import host_glyph
+from tui.model import ShownHost, host_glyph
 
 CELL_WIDTH = 2  # the symbol and a space
 
@@ -50,16 +49,17 @@ class HostGrid(ScrollView, can_focus=False):
 
     def __init__(self, *, id: str | None = None, classes: str | None = None) -> None:
         super().__init__(id=id, classes=classes)
-        self._hosts: Sequence[HostDeploymentView] = ()
+        self._hosts: Sequence[ShownHost] = ()
 
     @property
-    def hosts(self) -> Sequence[HostDeploymentView]:
+    def hosts(self) -> Sequence[ShownHost]:
         return self._hosts
 
     @hosts.setter
-    def hosts(self, hosts: Sequence[HostDeploymentView]) -> None:
+    def hosts(self, hosts: Sequence[ShownHost]) -> None:
         old, self._hosts = self._hosts, hosts
-        if not self.size.width:  # before the first layout the width is unknown: on_resize sizes it
+        # Before the first layout the width is unknown: on_resize sizes it.
+        if hosts is old or not self.size.width:
             return
         if len(old) != len(hosts):
             self._update_virtual_size(self.scrollable_content_region.width)
@@ -126,7 +126,7 @@ class HostGrid(ScrollView, can_focus=False):
             segments.append(Segment(" " * (width - used), base))
         return Strip(segments, max(width, used)) if used <= width else Strip(segments, used).crop(0, width)
 
-    def host_at(self, x: int, y: int) -> HostDeploymentView | None:
+    def host_at(self, x: int, y: int) -> ShownHost | None:
         """The host drawn at (x, y) of the widget's content, if any."""
         column = x // CELL_WIDTH
         if column >= self.columns:

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Hashable, Sequence
 from datetime import UTC, datetime
 
 from rich.text import Text
 
 from deployer.results import HostStatus
-from deployer.store.views import HostDeploymentView
-from tui.model import format_span, host_duration, host_glyph
+from tui.model import ShownHost, format_span, host_duration, host_glyph
 from tui.widgets.virtual_table import Column, VirtualTable
 
 HOST_COLUMNS = (
@@ -24,7 +23,7 @@ HOST_COLUMNS = (
 )
 
 
-def host_cells(host: HostDeploymentView, now: datetime) -> Sequence[Text]:
+def host_cells(host: ShownHost, now: datetime) -> Sequence[Text]:
     glyph = host_glyph(host.status, host.step)
     label = "running" if host.status is HostStatus.RUNNING else glyph.label
     state = Text()
@@ -46,7 +45,7 @@ def host_cells(host: HostDeploymentView, now: datetime) -> Sequence[Text]:
     )
 
 
-class HostList(VirtualTable[HostDeploymentView]):
+class HostList(VirtualTable[ShownHost]):
     """Hosts as rows; the owner sets ``rows`` (already filtered) and ``now`` (for running times)."""
 
     def __init__(self, *, id: str | None = None) -> None:
@@ -54,10 +53,15 @@ class HostList(VirtualTable[HostDeploymentView]):
             HOST_COLUMNS,
             self._cells,
             lambda host: host.name,
+            drawn_as=self._drawn_as,
             empty_text="no host matches the filter",
             id=id,
         )
         self.now = datetime.now(UTC)
 
-    def _cells(self, host: HostDeploymentView) -> Sequence[Text]:
+    def _drawn_as(self, host: ShownHost) -> Hashable:
+        # Only a running host's line shows the time now (how long it has been running).
+        return (host, self.now) if host.status is HostStatus.RUNNING else host
+
+    def _cells(self, host: ShownHost) -> Sequence[Text]:
         return host_cells(host, self.now)

@@ -4,6 +4,8 @@ Textual's DataTable keeps a styled copy of every row; a 5,000-host deployment
 that changes twice a second would rebuild all of them. This table keeps the row
 values as given and formats a row only when :meth:`render_line` asks for it
 (the Line API), so a refresh costs the height of the widget, not the fleet.
+An owner that can say what a row's line depends on (``drawn_as``) has each line
+kept once drawn (a few pages of them), so scrolling back and redraws reuse it.
 """
 
 from __future__ import annotations
@@ -23,6 +25,8 @@ from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
 RowT = TypeVar("RowT")
+
+DRAWN_ROWS_KEPT = 512  # lines kept drawn: several pages of rows, at a few kilobytes each
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,6 +105,7 @@ class VirtualTable(ScrollView, Generic[RowT], can_focus=True):
         format_row: Callable[[RowT], Sequence[Text]],
         key_of: Callable[[RowT], Hashable],
         *,
+        drawn_as: Callable[[RowT], Hashable] | None = None,
         empty_text: str = "nothing to show",
         name: str | None = None,
         id: str | None = None,
@@ -110,6 +115,10 @@ class VirtualTable(ScrollView, Generic[RowT], can_focus=True):
         self.columns = tuple(columns)
         self._format_row = format_row
         self._key_of = key_of
+        # What a row's line depends on, as a key (e.g. a host, and the time now while it runs),
+        # when the owner knows: then lines are kept once drawn. None: every line is drawn anew.
+        self._drawn_as = drawn_as
+        self._drawn: dict[Hashable, Strip] = {}
         self.empty_text = empty_text
         self._rows: Sequence[RowT] = ()
         self._cursor = 0
@@ -123,6 +132,8 @@ class VirtualTable(ScrollView, Generic[RowT], can_focus=True):
 
     @rows.setter
     def rows(self, rows: Sequence[RowT]) -> None:
+        if rows is self._rows:
+            return  # the same sequence again (rows are values, never changed in place)
         old, self._rows = self._rows, rows
         # Keep the cursor on its row when the row is still there; O(n) only when it
         # moved, which is rare (rows keep their plan order).
@@ -141,22 +152,34 @@ class VirtualTable(ScrollView, Generic[RowT], can_focus=True):
         if len(old) != len(rows) or int(self.scroll_offset.y) != top or not self.size.height:
             self.refresh()
             return
-        # Repaint only the visible rows that changed (rows are values: == compares them).
+        # Repaint only the visible rows that changed (rows are values: == compares them; a
+        # poll hands back the very same object for a row that did not change).
         width = self.scrollable_content_region.width
         for y in range(1, self.scrollable_content_region.height):
             index = top + y - 1
             if index >= len(rows):
                 break
-            if old[index] != rows[index] or index == self._cursor:
+            if (old[index] is not rows[index] and old[index] != rows[index]) or index == self._cursor:
                 self.refresh(Region(0, y, width, 1))
 
     @property
     def cursor_key(self) -> Hashable | None:
         return self._cursor_key
 
-    def refresh_rows(self) -> None:
-        """Redraw the visible rows (their values changed in place, e.g. the clock moved)."""
-        self.refresh()
+    def refresh_rows(self, which: Callable[[RowT], bool] | None = None) -> None:
+        """Redraw the visible rows (all, or those ``which`` picks) drawn from more than their values
+        (e.g. the clock moved)."""
+        if which is None:
+            self.refresh()
+            return
+        width = self.scrollable_content_region.width
+        top = int(self.scroll_offset.y)
+        for y in range(1, self.scrollable_content_region.height):
+            index = top + y - 1
+            if index >= len(self._rows):
+                break
+            if which(self._rows[index]):
+                self.refresh(Region(0, y, width, 1))
 
     # ---- keys and mouse -------------------------------------------------------------
 
@@ -223,11 +246,28 @@ class VirtualTable(ScrollView, Generic[RowT], can_focus=True):
             return Strip.blank(width, base)
         if index >= len(self._rows):
             return Strip.blank(width, base)
-        strip = self._strip(self._format_row(self._rows[index]), width, base)
-        if index == self._cursor:
-            cursor = self.get_component_rich_style("virtual-table--cursor", partial=True)
-            strip = Strip(list(Segment.apply_style(strip, post_style=_background_only(cursor))), width)
+        row = self._rows[index]
+        cursor = (
+            self.get_component_rich_style("virtual-table--cursor", partial=True)
+            if index == self._cursor
+            else None
+        )
+        if self._drawn_as is None:
+            return self._draw(row, cursor, width, base)
+        key = (self._drawn_as(row), cursor, width, base)
+        strip = self._drawn.get(key)
+        if strip is None:
+            strip = self._draw(row, cursor, width, base)
+            if len(self._drawn) >= DRAWN_ROWS_KEPT:
+                del self._drawn[next(iter(self._drawn))]  # the oldest
+            self._drawn[key] = strip
         return strip
+
+    def _draw(self, row: RowT, cursor: Style | None, width: int, base: Style) -> Strip:
+        strip = self._strip(self._format_row(row), width, base)
+        if cursor is None:
+            return strip
+        return Strip(list(Segment.apply_style(strip, post_style=_background_only(cursor))), width)
 
     def _strip(self, cells: Sequence[Text], width: int, style: Style) -> Strip:
         line = Text(no_wrap=True, end="")
