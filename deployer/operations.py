@@ -25,7 +25,7 @@ from deployer.controller import Controller, Discover, Joining, Rollout, RolloutO
 from deployer.errors import ControlError, DeployerError
 from deployer.events import DeploymentStarted, EventSink
 from deployer.fleet import Fleet, Host, SshTarget, limit_hosts, resolve_ssh
-from deployer.inventory import load_fleet
+from deployer.inventory import is_inventory_script, load_fleet
 from deployer.kept_artifacts import keep_artifact, kept_artifact
 from deployer.planner import Plan, plan_waves
 from deployer.policy import failure_budget
@@ -288,15 +288,28 @@ def _joiners(prepared: Prepared) -> Discover | None:
     newly lists that match ``--limit`` join, unless the store says they run the version
     already. An inventory that cannot be read now is passed over with a warning: the
     deployment goes on with the hosts it has.
+
+    Hosts come from the inventory file alone (group_vars and host_vars only add
+    variables), so an inventory file unchanged since the last look (same size, mtime
+    and inode) is not read again: reading 100 hosts cost ~7 ms of CPU between every two
+    waves. An inline fleet never changes; a script is always run again.
     """
     options, spec = prepared.options, prepared.spec
     if prepared.kind is DeploymentKind.RESTART or options.only_hosts is not None:
         return None
+    if spec.fleet.path is None:
+        return None  # inline hosts: the spec, read once, is all there is
+    inventory = spec.fleet.path
     known = {host.name for host in prepared.fleet.hosts}
     host_count = prepared.plan.host_count
+    looked_at: tuple[int, int, int] | None = None  # the file's signature at the last read
 
     async def discover() -> Joining | None:
-        nonlocal host_count
+        nonlocal host_count, looked_at
+        signature = _file_signature(inventory)
+        if signature is not None and signature == looked_at:
+            return None
+        looked_at = signature  # taken before the read: a change during it is seen next time
         try:
             fleet = await asyncio.to_thread(load_fleet, spec)
         except DeployerError as error:
@@ -315,6 +328,17 @@ def _joiners(prepared: Prepared) -> Discover | None:
         )
 
     return discover
+
+
+def _file_signature(path: Path) -> tuple[int, int, int] | None:
+    """(size, mtime, inode) of an inventory file, or None for a script or a file not there."""
+    try:
+        if is_inventory_script(path):
+            return None
+        info = path.stat()
+    except OSError:
+        return None
+    return info.st_size, info.st_mtime_ns, info.st_ino
 
 
 def artifact_for(kind: DeploymentKind, spec: Spec, *, kept: bool = False) -> Artifact | None:
