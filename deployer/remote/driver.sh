@@ -8,7 +8,8 @@
 # Protocol, one line each on stdout (read by deployer.release and deployer.ssh):
 #   @@previous <dir>                what `current` pointed to at the start (may be empty)
 #   @@release <dir>                 the kept releases, newest switch first, just before prune
-#   @@step <step> start             then WAITS for one line on stdin: `go [n ...]` or `stop`,
+#   @@step <step> start             then WAITS for one line on stdin: `go [n ...]` (prune: the
+#                                   positions to delete; switch: the UTC time) or `stop`,
 #                                   or, for a hook the controller runs itself (kind `c`, a
 #                                   Fabric task), `done <exit> <attempts> [timeout]` once it ran
 #   @@env <NAME> <value>            before a kind-`c` hook's start: DEPLOY_VERSION,
@@ -430,7 +431,14 @@ switch() {
     [ -L "$link" ] && rm -f "$link"
     ln -s "releases/$dir" "$link" && mv -T "$link" "$target/current" || return 1
     touch "$target/releases/$dir"
-    printf '%s\t%s\t%s\t%s\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$version" "$id" "$who" >>"$target/revisions.log"
+    # The controller's answer carries the time (`go <UTC time>`): one process less than
+    # date(1). Alone (no controller), or given anything else, the host's clock says.
+    set -- $reply
+    case ${2:-} in
+    '' | *[!0-9TZ:-]*) when=$(date -u +%Y-%m-%dT%H:%M:%SZ) ;;
+    *) when=$2 ;;
+    esac
+    printf '%s\t%s\t%s\t%s\n' "$when" "$version" "$id" "$who" >>"$target/revisions.log"
 }
 
 # Deletes the releases the controller chose (1-based positions in the @@release list),

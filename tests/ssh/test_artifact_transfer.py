@@ -9,6 +9,7 @@ not succeed. The last one deploys over SSH to a lab host without GNU head.
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 from pathlib import Path
 
@@ -58,6 +59,9 @@ def test_the_artifact_comes_between_the_controllers_answers_on_one_channel(tmp_p
     assert (current / "VERSION").read_text() == "1.0\n"
     assert (current / "app.py").read_text() == "print('hi')\n" * 2000
     assert not file.exists()
+    # A switch answered with a bare `go` (no time): the host's own clock dates it.
+    (line,) = (tmp_path / "app" / "revisions.log").read_text().splitlines()
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ\t1\.0\t.*", line)
 
 
 def _without_gnu_head(tmp_path: Path) -> Path:

@@ -7,6 +7,7 @@ import threading
 import time
 import uuid
 from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import asyncssh
@@ -88,6 +89,8 @@ def test_hooks_run_in_order_with_their_environment(fleet: AppFleet) -> None:
         ["1.0", first_job.deployment_id, "alice"],
         ["1.1", second_job.deployment_id, "alice"],
     ]
+    switched = [datetime.strptime(line.split("\t")[0], "%Y-%m-%dT%H:%M:%S%z") for line in revisions]
+    assert all(abs(datetime.now(UTC) - moment) < timedelta(minutes=5) for moment in switched)
 
 
 def test_a_daemon_started_in_the_background_does_not_hold_the_start_hook(fleet: AppFleet) -> None:
