@@ -12,9 +12,9 @@ several runs after one warm-up, against the 100 ms target:
 The data is bulk-loaded with the database driver (SQLite ``executemany`` in one
 transaction, PostgreSQL ``COPY``), with the secondary indexes dropped during the
 load and rebuilt after, as a restore would. The schema itself comes from
-``open_store`` (the real migrations). PostgreSQL gets ``ANALYZE`` after the load,
-as autovacuum would do on its own within a minute; SQLite gets nothing a user's
-database would not have.
+``open_store`` (the models' schema, which the migrations make too, as a test checks).
+PostgreSQL gets ``ANALYZE`` after the load, as autovacuum would do on its own within
+a minute; SQLite gets nothing a user's database would not have.
 
 The "CLI path" row is what ``deploy`` does for a query in-process: parse TIME,
 open the existing store (which checks its migrations), run the query and render
