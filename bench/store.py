@@ -16,15 +16,15 @@ load and rebuilt after, as a restore would. The schema itself comes from
 PostgreSQL gets ``ANALYZE`` after the load, as autovacuum would do on its own within
 a minute; SQLite gets nothing a user's database would not have.
 
-The "CLI path" row is what ``deploy`` does for a query in-process: parse TIME,
-open the existing store (which checks its migrations), run the query and render
-JSON. Python's start-up and imports are not in it.
+The "CLI path" rows run the ``deploy`` command itself in-process (click's CliRunner,
+so stdout is not a terminal and the JSON is one line, as a script gets it): parse
+TIME, open the existing store (which checks its migrations), run the query, render
+and print the JSON. Python's start-up and imports are not in them.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import secrets
 import shutil
@@ -46,7 +46,6 @@ from sqlalchemy import func, select
 from deployer.store import Store, open_store
 from deployer.store.models import metadata
 from deployer.store.queries import covering_intervals
-from deployer.timeexpr import parse_time
 
 APP, ENVIRONMENT = "web", "prod"
 T0 = datetime(2025, 1, 1, tzinfo=UTC)
@@ -439,19 +438,23 @@ def time_queries(url: str, history: History, runs: int) -> list[Timing]:
     finally:
         store.close()
 
-    now = T0 + SPACING * (history.deployment_count + 1)
     moment = history.probe_moment.isoformat()
+    from click.testing import CliRunner
+
+    from deployer.cli import cli
+
+    def run_cli(*args: str) -> object:
+        """The real command, in-process: parse, open the store, query, render, print."""
+        done = CliRunner().invoke(cli, [*args, "--app", APP, "--env", ENVIRONMENT, "--json", "--db", url])
+        if done.exit_code != 0:
+            raise SystemExit(f"deploy {' '.join(args)} failed: {done.output[-500:]}")
+        return done.stdout.strip()
 
     def cli_hosts() -> object:
-        with open_store(url) as cli_store:
-            at = parse_time(moment, now)
-            found = cli_store.hosts_running(APP, ENVIRONMENT, history.probe_version, at)
-            return json.dumps([interval.to_json() for interval in found])
+        return run_cli("hosts", "--version", history.probe_version, "--at", moment)
 
     def cli_versions() -> object:
-        with open_store(url) as cli_store:
-            at = parse_time(moment, now)
-            return json.dumps(cli_store.versions_at(APP, ENVIRONMENT, at))
+        return run_cli("versions", "--at", moment)
 
     for name, work in (
         ("CLI path: open + hosts --version V --at T --json", cli_hosts),

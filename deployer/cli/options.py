@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Any, TypeVar
@@ -35,7 +36,15 @@ def json_option(command: F) -> F:
 
 
 def echo_json(document: object) -> None:
-    click.echo(json.dumps(document, indent=2))
+    """``document`` on stdout: indented for a person at a terminal, on one line for a script.
+
+    Indenting takes json's pure-Python encoder: for the 10,000 hosts of ``deploy hosts``
+    (2 MB) about ten times as long as the C one that writes it on one line.
+    """
+    if sys.stdout.isatty():
+        click.echo(json.dumps(document, indent=2))
+    else:
+        click.echo(json.dumps(document, separators=(",", ":")))
 
 
 class LocalZone(tzinfo):
