@@ -84,11 +84,7 @@ def hosts(
     now = _now()
     with open_store(db_url) as store:
         running = store.hosts_running(app, environment, version, at)
-        retired = {
-            record.name: record.retired_at
-            for record in store.hosts(app, environment, include_retired=True)
-            if record.retired_at is not None
-        }
+        retired = store.retired_hosts(app, environment)
     if as_json:
         echo_json(
             hosts_json(app, environment, at=at or now, version=version, running=running, retired=retired)

@@ -593,6 +593,15 @@ class Store:
             ]
         return sorted(records, key=lambda record: record.name)
 
+    def retired_hosts(self, app: str, environment: str) -> dict[str, datetime]:
+        """Host name -> when it left the inventory, for the app+environment's retired hosts only
+        (listing every host to find the few retired ones was half of ``deploy hosts``)."""
+        statement = select(H.c.name, H.c.retired_at).where(
+            H.c.app == app, H.c.environment == environment, H.c.retired_at.is_not(None)
+        )
+        with self._read() as conn:
+            return {name: retired_at for name, retired_at in conn.execute(statement)}
+
     def current_versions(self, app: str, environment: str) -> dict[str, str]:
         """Host name -> the version it runs now, for hosts with a known version."""
         return {interval.host: interval.version for interval in self.hosts_running(app, environment)}
