@@ -75,29 +75,23 @@ class VirtualTable(ScrollView, Generic[RowT], can_focus=True):
         Binding("enter", "select", "Open", show=True),
     ]
 
-    class RowHighlighted(Message):
+    class _RowMessage(Message):
+        """Something happened to the row with ``key`` of ``table``."""
+
+        def __init__(self, table: VirtualTable[object], key: Hashable) -> None:
+            super().__init__()
+            self.table = table
+            self.key = key
+
+        @property
+        def control(self) -> VirtualTable[object]:
+            return self.table
+
+    class RowHighlighted(_RowMessage):
         """The cursor moved to the row with ``key``."""
 
-        def __init__(self, table: VirtualTable[object], key: Hashable) -> None:
-            super().__init__()
-            self.table = table
-            self.key = key
-
-        @property
-        def control(self) -> VirtualTable[object]:
-            return self.table
-
-    class RowSelected(Message):
+    class RowSelected(_RowMessage):
         """The row with ``key`` was chosen (Enter, or a click on the highlighted row)."""
-
-        def __init__(self, table: VirtualTable[object], key: Hashable) -> None:
-            super().__init__()
-            self.table = table
-            self.key = key
-
-        @property
-        def control(self) -> VirtualTable[object]:
-            return self.table
 
     def __init__(
         self,
