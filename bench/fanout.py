@@ -101,20 +101,17 @@ async def _prepare(fleet: BenchFleet, work_dir: Path) -> None:
     (source / "VERSION").write_text("1.0\n")
     artifact = prepare_artifact(source, work_dir / "cache")
     job = _job("bench-setup", JobKind.PUSH, "1.0")
-    job = dataclasses.replace(job, artifact=artifact)
-    runner = SshRunner()
-    try:
-        results = await asyncio.gather(*(runner.deploy(t, job, _allow) for t in fleet.targets()))
-    finally:
-        await runner.aclose()
-    failed = [r for r in results if r.status != HostStatus.SUCCEEDED]
-    if failed:
-        raise SystemExit(f"setup failed on {len(failed)} hosts, e.g. {failed[0].host}: {failed[0].error}")
+    await _run_everywhere(fleet, dataclasses.replace(job, artifact=artifact), "setup")
 
 
 async def _ours(fleet: BenchFleet, command: str, round_number: int) -> None:
     start = HookCommand(step=Step.START, command=command, timeout=30)
     job = _job(f"bench-{round_number}-{time.monotonic_ns()}", JobKind.RESTART, "1.0", start=start)
+    await _run_everywhere(fleet, job, "ours")
+
+
+async def _run_everywhere(fleet: BenchFleet, job: ReleaseJob, what: str) -> None:
+    """``job`` on every host at once with our runner; exits unless every host succeeded."""
     runner = SshRunner()
     try:
         results = await asyncio.gather(*(runner.deploy(t, job, _allow) for t in fleet.targets()))
@@ -122,7 +119,7 @@ async def _ours(fleet: BenchFleet, command: str, round_number: int) -> None:
         await runner.aclose()
     failed = [r for r in results if r.status != HostStatus.SUCCEEDED]
     if failed:
-        raise SystemExit(f"ours failed on {len(failed)} hosts, e.g. {failed[0].host}: {failed[0].error}")
+        raise SystemExit(f"{what} failed on {len(failed)} hosts, e.g. {failed[0].host}: {failed[0].error}")
 
 
 async def _bare(fleet: BenchFleet, command: str) -> None:
