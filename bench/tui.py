@@ -9,16 +9,20 @@ filter typed now and then, as a person would.
 Measured:
 
 - refresh: for every read of the store the screen showed, from the moment the
-  polling thread posted it (the data is ready) to the end of the first screen
-  update (Textual's compositor pass: every changed line rendered) that began after
-  the screen's handler had handed the read to its widgets. This includes any wait
-  in the message queue behind keys, the handler, and the drawing. Headless, the
+  polling thread posted it (the data is ready) until the screen has drawn all it
+  caused: the screen's handler has handed the read to its widgets, and then no
+  widget has a repaint, layout or message pending and the screen has made its
+  compositor passes (every changed line rendered, the layout redone where sizes
+  changed). A read can take more than one pass: the widgets ask for a new layout
+  from their own message queues, after the first pass. This includes any wait in
+  the message queue behind keys, the handler, and the drawing. Headless, the
   terminal write (the update turned into escape codes) is not included.
 - frame: every compositor pass, whatever caused it (a read, a key, the clock).
 - frame cpu: the CPU time the event loop's thread spent in each of those passes;
   unlike the wall-clock figures it does not grow when other processes (or the
   polling thread) take the CPU, so it shows the work a frame costs.
 - handler: the part of a refresh up to the end of the screen's handler.
+- passes: how many compositor passes a refresh took.
 - read: the screen's read of 5,000 hosts (``Store.deployment_progress``), timed apart
   afterwards: a first read, and a read handed the one before, which builds objects
   only for the hosts that changed (none here). The screen reads in a polling thread,
@@ -44,6 +48,7 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -139,7 +144,7 @@ def _result(name: str, *, fail: bool) -> HostResult:
 
 async def watch(
     url: str, deployment_id: str, seconds: float, poll: float
-) -> tuple[list[float], list[float], list[float], list[float], int]:
+) -> tuple[list[float], list[float], list[int], list[float], list[float], int]:
     """The live screen, headless, until the deployment ends: timings in ms, and the keys pressed."""
     import textual.screen
     from textual.widgets import Input
@@ -148,7 +153,7 @@ async def watch(
     from tui.context import Context
     from tui.screens.live import LiveScreen
 
-    reads: list[tuple[float, float]] = []  # (posted, handled)
+    reads: list[tuple[float, float, float]] = []  # (posted, handled, drawn)
     frames: list[tuple[float, float]] = []  # (start, end) of each compositor pass
     frame_cpu: list[float] = []  # CPU time of the event loop's thread in each pass
     original = textual.screen.Screen._compositor_refresh
@@ -167,7 +172,9 @@ async def watch(
             app = DeployerApp(
                 ctx,
                 watch_opening(store, deployment_id),  # as `deploy watch` opens it
-                refresh_probe=lambda posted, handled: reads.append((posted, handled)),
+                refresh_probe=lambda posted, handled: when_drawn(
+                    app.screen, lambda: reads.append((posted, handled, time.perf_counter()))
+                ),
                 freeze_gc=True,  # as `deploy watch` runs it
             )
             async with app.run_test(size=SIZE) as pilot:
@@ -190,13 +197,49 @@ async def watch(
                 await pilot.pause(0.5)
     finally:
         textual.screen.Screen._compositor_refresh = original  # type: ignore[method-assign]
-    refresh, handler = [], []
-    for posted, handled in reads:
-        drawn = next((end for start, end in frames if start >= handled), None)
-        if drawn is not None:
-            refresh.append((drawn - posted) * 1000)
-            handler.append((handled - posted) * 1000)
-    return refresh, handler, [(end - start) * 1000 for start, end in frames], frame_cpu, keys
+    refresh = [(drawn - posted) * 1000 for posted, _, drawn in reads]
+    handler = [(handled - posted) * 1000 for posted, handled, _ in reads]
+    passes = [sum(1 for start, _ in frames if handled <= start <= drawn) for _, handled, drawn in reads]
+    return refresh, handler, passes, [(end - start) * 1000 for start, end in frames], frame_cpu, keys
+
+
+def when_drawn(screen: Any, then: Callable[[], None], tries: int = 1000) -> None:
+    """Call ``then`` once ``screen`` has drawn everything asked of it so far.
+
+    Textual runs a screen's after-refresh callbacks when the screen itself has nothing
+    pending; but its widgets ask for repaints and layouts through their own message
+    queues, which may not have run yet. So look at them too and, while any has
+    something pending, let their tasks run and wait for the screen again (a bounded
+    number of times).
+    """
+
+    def check() -> None:
+        if tries <= 1 or _settled(screen):
+            then()
+        else:
+            asyncio.get_running_loop().call_soon(when_drawn, screen, then, tries - 1)
+
+    screen.call_after_refresh(check)
+
+
+def _settled(screen: Any) -> bool:
+    # Textual's private flags: what a widget's next idle turns into Update/Layout messages.
+    if screen._layout_required or screen._dirty_widgets or screen._repaint_required:
+        return False
+    return all(
+        node._message_queue.empty()
+        and not (node._repaint_required or node._layout_required or node._scroll_required)
+        for node in _widgets(screen)
+    )
+
+
+def _widgets(screen: Any) -> Iterator[Any]:
+    """The screen and every widget on it, scrollbars included (they are not in the DOM)."""
+    for node in (screen, *screen.walk_children()):
+        yield node
+        for bar in (node._vertical_scrollbar, node._horizontal_scrollbar, node._scrollbar_corner):
+            if bar is not None:
+                yield bar
 
 
 def time_reads(url: str, deployment_id: str, count: int = 5) -> tuple[list[float], list[float]]:
@@ -245,7 +288,7 @@ def main() -> None:
         )
         writer.start()
         try:
-            refresh, handler, frames, frame_cpu, keys = asyncio.run(
+            refresh, handler, passes, frames, frame_cpu, keys = asyncio.run(
                 watch(url, deployment_id, args.seconds, args.poll)
             )
         finally:
@@ -272,11 +315,16 @@ def main() -> None:
     print(report("frame", frames) + f"   ({len(frames)} screen updates)")
     print(report("frame cpu", frame_cpu) + "   (CPU time of the UI thread per update: load-independent)")
     print(report("handler", handler) + "   (queue wait and handler, part of refresh)")
+    print(
+        f"passes    median {statistics.median(passes):5.0f}   worst {max(passes)}   "
+        "(compositor passes until a read was drawn)"
+    )
     if len(refresh) > 2:
         # The last read (finished) redraws the footer: its keys no longer apply.
         print(report("steady", refresh[1:-1]) + "   (refresh without the first and the last read)")
     if "--verbose" in sys.argv:
         print("refresh ms in order:", [round(value) for value in refresh])
+        print("passes in order:", passes)
     first_reads, next_reads = reads
     print(report("read", first_reads) + "   (a first read, in the polling thread, off the event loop)")
     print(report("reread", next_reads) + "   (the same, handed the read before: only changes are built)")
