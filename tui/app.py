@@ -62,8 +62,8 @@ class ShowDeployment:
     deployment_id: str
     failure_budget: int | None = None  # when known from elsewhere (the store may not record it)
     # Known before the app starts (see watch_opening), the datacenter panels are laid out
-    # with the screen rather than by its first read of the hosts.
-    datacenters: tuple[str, ...] = ()
+    # with the screen, at their size, rather than by its first read of the hosts.
+    datacenters: tuple[tuple[str, int], ...] = ()  # (name, number of hosts)
     control: tuple[DeploymentStatus, ControlAction | None] | None = None  # (status, pending request)
 
 
@@ -217,7 +217,7 @@ class DeployerApp(App[None]):
         deployment_id: str,
         *,
         can_go_back: bool = True,
-        datacenters: tuple[str, ...] = (),
+        datacenters: tuple[tuple[str, int], ...] = (),
         control: tuple[DeploymentStatus, ControlAction | None] | None = None,
     ) -> LiveScreen:
         return LiveScreen(

@@ -510,13 +510,13 @@ HOST_PROGRESS = select(
 ).where(HD.c.deployment_id == bindparam("of_deployment"))
 
 
-def datacenter_names(deployment_id: str) -> Select[Any]:
-    """The datacenters of a deployment's hosts, each once, sorted by name."""
+def datacenter_sizes(deployment_id: str) -> Select[Any]:
+    """The datacenters of a deployment's hosts, each once with its number of hosts, sorted by name."""
     return (
-        select(H.c.datacenter)
-        .distinct()
+        select(H.c.datacenter, func.count())
         .select_from(H.join(HD, HD.c.host_id == H.c.id))
         .where(HD.c.deployment_id == deployment_id)
+        .group_by(H.c.datacenter)
         .order_by(H.c.datacenter)
     )
 

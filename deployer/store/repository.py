@@ -59,7 +59,7 @@ from deployer.store.queries import (
     chunks,
     control_state_view,
     covering_intervals,
-    datacenter_names,
+    datacenter_sizes,
     deployment_row,
     full_view,
     interval_columns,
@@ -522,11 +522,11 @@ class Store:
             row = deployment_row(conn, deployment_id)
             return full_view(conn, row, steps=steps)
 
-    def datacenters(self, deployment_id: str) -> tuple[str, ...]:
-        """The datacenters of a deployment's hosts, sorted: a screen lays them out before
-        its first read of the hosts."""
+    def datacenters(self, deployment_id: str) -> tuple[tuple[str, int], ...]:
+        """The datacenters of a deployment's hosts as (name, number of hosts), sorted by name:
+        a screen lays them out before its first read of the hosts."""
         with self._read() as conn:
-            return tuple(conn.scalars(datacenter_names(deployment_id)))
+            return tuple((name, count) for name, count in conn.execute(datacenter_sizes(deployment_id)))
 
     def deployment_progress(
         self, deployment_id: str, *, since: DeploymentProgress | None = None

@@ -282,7 +282,7 @@ async def test_deploy_watch_lays_out_the_datacenters_and_keys_before_the_first_r
     ctx: Context, story: scenario.Scenario
 ) -> None:
     opening = watch_opening(ctx.store, story.running_id)
-    assert opening.datacenters == ("fra", "iad", "sfo")
+    assert opening.datacenters == (("fra", 10), ("iad", 10), ("sfo", 10))
     assert opening.control == (DeploymentStatus.RUNNING, None)
     app = DeployerApp(ctx, opening)
     async with app.run_test(size=SIZE):

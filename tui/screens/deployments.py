@@ -12,7 +12,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.message import Message
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Static
+from textual.widgets import DataTable, Static
 from textual.worker import get_current_worker
 
 from deployer.errors import DeployerError
@@ -21,6 +21,7 @@ from tui.context import Context
 from tui.model import elapsed, format_ago, format_moment, format_span, versions_label
 from tui.navigation import OpenDeployment, OpenHistory, OpenVersions
 from tui.widgets.cells import counts_cell, fill_table, status_cell
+from tui.widgets.key_bar import KeyBar
 
 LIST_REFRESH = 2.0  # seconds between reads of a list: statuses change, lists rarely do
 
@@ -57,7 +58,7 @@ class _DeploymentList(Screen[None]):
     def compose(self) -> ComposeResult:
         yield Static("", id="list-title")
         yield DataTable(id="deployments", cursor_type="row")
-        yield Footer()
+        yield KeyBar()
 
     def on_mount(self) -> None:
         self.title = self.screen_title()

@@ -10,9 +10,10 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
-from textual.widgets import Button, Footer, Static
+from textual.widgets import Button, Static
 
 from tui.model import FILTER_HELP, legend, step_legend
+from tui.widgets.key_bar import KeyBar
 
 
 class ConfirmScreen(ModalScreen[bool]):
@@ -39,7 +40,7 @@ class ConfirmScreen(ModalScreen[bool]):
             with Horizontal(id="buttons"):
                 yield Button(f"{self.yes_label} [y]", variant="error", id="yes")
                 yield Button(f"{self.no_label} [n]", variant="primary", id="no")
-        yield Footer()
+        yield KeyBar()
 
     def on_mount(self) -> None:
         self.query_one("#no", Button).focus()
@@ -93,7 +94,7 @@ class HelpScreen(ModalScreen[None]):
             yield Static(Text("\nHost symbols", style="bold"))
             yield Static(symbols)
             yield Static(Text("A running host shows its step: " + step_legend(), style="dim"))
-        yield Footer()
+        yield KeyBar()
 
     def action_close(self) -> None:
         self.dismiss(None)

@@ -11,7 +11,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.message import Message
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Log, Static
+from textual.widgets import DataTable, Log, Static
 from textual.worker import get_current_worker
 
 from deployer.errors import DeployerError
@@ -20,6 +20,7 @@ from deployer.store.views import DeploymentView, HostDeploymentView
 from tui.context import Context
 from tui.model import STEP_NUMBERS, format_moment, format_span, host_duration, host_glyph
 from tui.widgets.cells import fill_table
+from tui.widgets.key_bar import KeyBar
 
 STEP_COLUMNS = ("#", "step", "exit", "took", "tries", "started")
 
@@ -88,7 +89,7 @@ class HostScreen(Screen[None]):
         yield DataTable(id="steps", cursor_type="row", zebra_stripes=False)
         yield Static("output", id="output-title")
         yield Log(id="output", highlight=False)
-        yield Footer()
+        yield KeyBar()
 
     def on_mount(self) -> None:
         self.title = f"{self.host_name} in {self.deployment_id}"

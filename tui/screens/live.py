@@ -23,7 +23,7 @@ from textual.binding import Binding, BindingType
 from textual.containers import Container, Horizontal
 from textual.message import Message
 from textual.screen import Screen
-from textual.widgets import Footer, Input, Label, Static
+from textual.widgets import Input, Label, Static
 from textual.worker import Worker, get_current_worker
 
 from deployer.errors import DeployerError, NotFound
@@ -45,6 +45,7 @@ from tui.screens.dialogs import ConfirmScreen
 from tui.widgets.datacenter import DatacenterPanel
 from tui.widgets.host_grid import HostGrid
 from tui.widgets.host_list import HostList
+from tui.widgets.key_bar import KeyBar
 from tui.widgets.summary import DeploymentSummary
 from tui.widgets.text_line import TextLine
 from tui.widgets.virtual_table import VirtualTable
@@ -100,6 +101,9 @@ class LiveScreen(Screen[None]):
         Binding("v", "versions", "Versions"),
         Binding("escape", "back", "Back"),
     ]
+    # Focus starts on the host list, not on the first focusable widget (the filter): a
+    # focus that moves at start-up changes the keys shown, and the key bar is rebuilt.
+    AUTO_FOCUS = "#hosts"
 
     def __init__(
         self,
@@ -109,13 +113,14 @@ class LiveScreen(Screen[None]):
         failure_budget: int | None = None,
         can_go_back: bool = True,
         refresh_probe: RefreshProbe | None = None,
-        datacenters: Sequence[str] = (),
+        datacenters: Sequence[tuple[str, int]] = (),
         control: tuple[DeploymentStatus, ControlAction | None] | None = None,
     ) -> None:
-        """``datacenters`` and ``control`` (status, pending request), when known, shape the
-        screen from the start: its first read then only fills in the panels and leaves
-        the key bar alone (mounting the one and rebuilding the other took that refresh
-        some 35 and 50 ms)."""
+        """``datacenters`` (name, number of hosts) and ``control`` (status, pending request),
+        when known, shape the screen from the start: its first read then only fills in
+        the panels, at the size they already have, and leaves the key bar alone
+        (mounting and sizing the panels, and rebuilding the keys, took that read's
+        refresh some 35, 40 and 50 ms)."""
         super().__init__()
         self.datacenters = tuple(datacenters)
         self.ctx = ctx
@@ -143,8 +148,8 @@ class LiveScreen(Screen[None]):
         yield Static(legend_text, id="legend")
         with Container(id="datacenters") as container:
             self._size_datacenter_grid(container, len(self.datacenters))
-            for name in self.datacenters:
-                yield DatacenterPanel(name)
+            for name, host_count in self.datacenters:
+                yield DatacenterPanel(name, host_count=host_count)
         with Horizontal(id="filter-bar"):
             yield Label("filter ", id="filter-label")
             yield Input(
@@ -154,11 +159,10 @@ class LiveScreen(Screen[None]):
             )
             yield TextLine("", id="filter-status")
         yield HostList(id="hosts")
-        yield Footer()
+        yield KeyBar()
 
     def on_mount(self) -> None:
         self.title = f"deployment {self.deployment_id}"
-        self.query_one(HostList).focus()
         # The first read of thousands of hosts and the screen's first layout both need the
         # interpreter, which runs one thread at a time: starting the read alongside only
         # slows the layout down. Read once the screen has been drawn.
@@ -229,7 +233,6 @@ class LiveScreen(Screen[None]):
     @on(Polled)
     def _show(self, message: Polled) -> None:
         snapshot = message.snapshot
-        first = self.snapshot is None
         self.snapshot = snapshot
         self.polls_received += 1
         now = self.ctx.clock()
@@ -239,10 +242,6 @@ class LiveScreen(Screen[None]):
         host_list = self.query_one(HostList)
         host_list.now = now
         self._apply_filter(message.shown if message.host_filter is self.host_filter else None)
-        if first or snapshot.is_finished:
-            self.sub_title = f"{snapshot.view.app}/{snapshot.view.environment}" + (
-                "  (finished: a frozen record)" if snapshot.is_finished else ""
-            )
         # Which controls apply follows the status and the pending request (see check_action).
         control = (snapshot.view.status, snapshot.view.requested_control)
         if control != self._last_control:

@@ -5,7 +5,9 @@ from __future__ import annotations
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.screen import Screen
-from textual.widgets import Footer, Log, Static
+from textual.widgets import Log, Static
+
+from tui.widgets.key_bar import KeyBar
 
 
 class StartingScreen(Screen[None]):
@@ -18,7 +20,7 @@ class StartingScreen(Screen[None]):
     def compose(self) -> ComposeResult:
         yield Static(Text(f"{self.what}…", style="bold"), id="starting-title")
         yield Log(id="starting-log", highlight=False)
-        yield Footer()
+        yield KeyBar()
 
     def on_mount(self) -> None:
         self.title = self.what

@@ -13,7 +13,7 @@ from textual.binding import Binding, BindingType
 from textual.containers import Horizontal
 from textual.message import Message
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Input, Label, Static
+from textual.widgets import DataTable, Input, Label, Static
 
 from deployer.errors import DeployerError
 from deployer.store.views import VersionInterval
@@ -31,6 +31,7 @@ from tui.model import (
 )
 from tui.navigation import OpenDeployment
 from tui.widgets.cells import fill_table
+from tui.widgets.key_bar import KeyBar
 from tui.widgets.virtual_table import Column, VirtualTable
 
 BAR_WIDTH = 40
@@ -99,7 +100,7 @@ class VersionsScreen(Screen[None]):
         yield VirtualTable(
             HOST_COLUMNS, self._host_cells, lambda i: i.host, empty_text="", id="version-hosts"
         )
-        yield Footer()
+        yield KeyBar()
 
     def on_mount(self) -> None:
         self.title = f"versions of {self.app_name} in {self.environment}"

@@ -103,13 +103,14 @@ class DatacenterPanel(Vertical):
     DatacenterPanel.has-failures { border: round $error; }
     """
 
-    def __init__(self, datacenter: str, *, id: str | None = None) -> None:
+    def __init__(self, datacenter: str, *, host_count: int = 0, id: str | None = None) -> None:
+        """``host_count``, when known before the hosts are, sizes the grid from the start."""
         super().__init__(id=id)
         self.datacenter = datacenter
         self.border_title = datacenter
         self._progress: DatacenterProgress | None = None
         self._bar = DatacenterBar()
-        self._grid = HostGrid()
+        self._grid = HostGrid(host_count=host_count)
 
     def compose(self) -> ComposeResult:
         yield self._bar

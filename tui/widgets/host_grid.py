@@ -29,6 +29,8 @@ class HostGrid(ScrollView, can_focus=False):
 
     Each host is a symbol (see :mod:`tui.model`); a running host shows its step's
     number. The owner sets :attr:`hosts`; a click on a host posts :class:`HostClicked`.
+    Given ``host_count``, the grid has the size of that many hosts (blank) until they
+    come: their coming then repaints it without a new layout of the screen.
     """
 
     DEFAULT_CSS = """
@@ -47,9 +49,10 @@ class HostGrid(ScrollView, can_focus=False):
             super().__init__()
             self.name = name
 
-    def __init__(self, *, id: str | None = None, classes: str | None = None) -> None:
+    def __init__(self, *, host_count: int = 0, id: str | None = None, classes: str | None = None) -> None:
         super().__init__(id=id, classes=classes)
         self._hosts: Sequence[ShownHost] = ()
+        self._host_count = host_count
 
     @property
     def hosts(self) -> Sequence[ShownHost]:
@@ -85,7 +88,7 @@ class HostGrid(ScrollView, can_focus=False):
         return max(1, self.scrollable_content_region.width // CELL_WIDTH)
 
     def _rows_at(self, width: int) -> int:
-        return -(-len(self._hosts) // max(1, width // CELL_WIDTH))
+        return -(-(len(self._hosts) or self._host_count) // max(1, width // CELL_WIDTH))
 
     def _update_virtual_size(self, width: int) -> None:
         size = Size(width, self._rows_at(width))
