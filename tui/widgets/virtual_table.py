@@ -12,8 +12,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import ClassVar, Generic, Literal, TypeVar
 
+from rich.cells import cell_len
 from rich.segment import Segment
 from rich.style import Style
 from rich.text import Text
@@ -264,7 +266,7 @@ class VirtualTable(ScrollView, Generic[RowT], can_focus=True):
         return Strip(list(Segment.apply_style(strip, post_style=_background_only(cursor))), width)
 
     def _strip(self, cells: Sequence[Text], width: int, style: Style) -> Strip:
-        line = Text(no_wrap=True, end="")
+        segments: list[Segment] = []
         used = 0
         for position, (column, cell) in enumerate(zip(self.columns, cells, strict=False)):
             last = position == len(self.columns) - 1
@@ -272,24 +274,53 @@ class VirtualTable(ScrollView, Generic[RowT], can_focus=True):
             room = max(0, min(room, width - used))
             if room == 0:
                 break
-            piece = cell.copy()
-            piece.no_wrap = True
-            piece.truncate(room, overflow="ellipsis")
-            padding = room - piece.cell_len
+            pieces = _cell_segments(cell, style) if cell_len(cell.plain) <= room else None
+            if pieces is None:  # too long (cut with an ellipsis), or spans that overlap: Rich draws it
+                piece = cell.copy()
+                piece.no_wrap = True
+                piece.truncate(room, overflow="ellipsis")
+                # (Rich leaves the text's own style out of a text without spans: added here.)
+                own = style + _style(piece.style) if piece.style else style
+                pieces = list(Segment.apply_style(piece.render(self.app.console), own))
+            padding = Segment(" " * (room - Segment.get_line_length(pieces)), style)
             if column.justify == "right":
-                line.append(" " * padding)
-                line.append_text(piece)
+                segments.append(padding)
+                segments.extend(pieces)
             else:
-                line.append_text(piece)
-                line.append(" " * padding)
+                segments.extend(pieces)
+                segments.append(padding)
             used += room
             if not last and used < width:
-                line.append(" ")
+                segments.append(Segment(" ", style))
                 used += 1
         if used < width:
-            line.append(" " * (width - used))
-        segments = list(line.render(self.app.console))
-        return Strip(Segment.apply_style(segments, style), width)
+            segments.append(Segment(" " * (width - used), style))
+        return Strip(segments, width)
+
+
+@lru_cache(maxsize=256)
+def _style(style: str | Style) -> Style:
+    return style if isinstance(style, Style) else Style.parse(style)
+
+
+def _cell_segments(cell: Text, base: Style) -> list[Segment] | None:
+    """A one-line cell's segments, drawn here rather than by Rich (a table line is eight
+    cells, and Rich's drawing of them was most of the time a page of the list took).
+    None for what Rich must draw: spans that overlap."""
+    plain = cell.plain
+    style = base + _style(cell.style) if cell.style else base
+    segments = []
+    at = 0
+    for span in sorted(cell.spans):
+        if span.start < at:
+            return None
+        if span.start > at:
+            segments.append(Segment(plain[at : span.start], style))
+        segments.append(Segment(plain[span.start : span.end], style + _style(span.style)))
+        at = span.end
+    if at < len(plain) or not segments:
+        segments.append(Segment(plain[at:], style))
+    return segments
 
 
 def _background_only(style: Style) -> Style:
