@@ -34,7 +34,7 @@ from deployer.store.engine import writer
 from deployer.store.models import metadata
 
 MIGRATIONS = Path(__file__).with_name("migrations")
-HEAD_REVISION = "0002"  # the newest file in migrations/versions; a test checks they agree
+HEAD_REVISION = "0003"  # the newest file in migrations/versions; a test checks they agree
 _ADVISORY_LOCK_KEY = 0x6465706C6F79  # "deploy": serializes migrations across processes on PostgreSQL
 
 

@@ -152,8 +152,12 @@ host_deployments = Table(
     Column("output_tail", Text, nullable=False, default=""),
     Column("version", String),
     Column("previous_version", String),
+    # Raised on every change of the row, past every other row of the deployment (see
+    # queries.next_revision): a screen polling the deployment reads only what changed.
+    Column("revision", Integer, nullable=False, server_default=text("0")),
     UniqueConstraint("deployment_id", "host_id", name="uq_host_deployments_deployment_host"),
     Index("ix_host_deployments_host", "host_id"),
+    Index("ix_host_deployments_revision", "deployment_id", "revision"),
 )
 
 host_steps = Table(

@@ -71,6 +71,25 @@ def host_id_in(deployment_id: Any, host: Any) -> Any:
     )
 
 
+_LATEST = HD.alias("latest")
+
+
+def next_revision(deployment_id: Any) -> Any:
+    """The revision for a row of ``deployment_id`` that changes now, as a scalar subquery: one
+    past every row of the deployment.
+
+    A screen polling the deployment then reads only the rows past the last revision it
+    saw (:func:`progress_view`). That misses nothing because one controller writes a
+    deployment's rows, one statement after another: revisions are committed in the
+    order they are given, so a read that saw revision R saw every revision before it.
+    """
+    return (
+        select(func.coalesce(func.max(_LATEST.c.revision), 0) + 1)
+        .where(_LATEST.c.deployment_id == deployment_id)
+        .scalar_subquery()
+    )
+
+
 # The hottest write (every step of every host): built once, run with the parameters
 # of_deployment, host, new_step and now (names that are not columns, as SQLAlchemy asks).
 RECORD_STEP = (
@@ -83,6 +102,7 @@ RECORD_STEP = (
         status=HostStatus.RUNNING.value,
         step=bindparam("new_step"),
         started_at=func.coalesce(HD.c.started_at, bindparam("now", type_=HD.c.started_at.type)),
+        revision=next_revision(bindparam("of_deployment")),
     )
 )
 
@@ -234,6 +254,7 @@ RECORD_RESULT = (
                 "previous_version",
             )
         }
+        | {"revision": next_revision(bindparam("of_deployment"))}
     )
 )
 FORGET_STEPS = delete(HS).where(HS.c.host_deployment_id == _RESULT)
@@ -507,7 +528,8 @@ HOST_PROGRESS = select(
     HD.c.error,
     HD.c.exit_status,
     HD.c.version,
-).where(HD.c.deployment_id == bindparam("of_deployment"))
+    HD.c.revision,
+).where(HD.c.deployment_id == bindparam("of_deployment"), HD.c.revision > bindparam("after"))
 
 
 def datacenter_sizes(deployment_id: str) -> Select[Any]:
@@ -534,46 +556,46 @@ def host_names(conn: Connection, deployment_id: str) -> dict[int, tuple[str, str
 
 
 def progress_view(conn: Connection, row: Row[Any], since: DeploymentProgress | None) -> DeploymentProgress:
-    """The deployment and every host's progress, building objects only for rows that differ from ``since``.
+    """The deployment and every host's progress, reading only the rows changed since ``since``.
 
-    Every read fetches the deployment's rows of ``host_deployments`` (their own columns,
-    no join, no output) and sets aside, as a set difference, those ``since`` did not
-    read exactly so: only a host whose row changed gets a new :class:`HostProgress`.
-    Comparing whole rows rather than trusting a change marker keeps this right
-    whatever a writer changes. Names and datacenters (``hosts``) are read again only
-    when a host joins, and the plan order is sorted again only when a host joins,
-    leaves or changes its wave.
+    A first read (no ``since``) fetches every row of the deployment's ``host_deployments``
+    (their own columns, no join, no output); a read handed the one before fetches only
+    the rows past its revision (see :func:`next_revision`), so only a host whose row
+    changed gets a new :class:`HostProgress`. Names and datacenters (``hosts``) are read
+    again only when a host joins, and the plan order is sorted again only when a host
+    joins or changes its wave. (Rows are never deleted while a deployment is watched.)
 
-    Worked example: 5,000 hosts; between two reads a wave of 250 moves from upload
-    to switch. 250 objects are built, 4,750 are those of ``since``, nothing is sorted.
+    Worked example: 5,000 hosts; between two reads a wave of 250 moves from upload to
+    switch. 250 rows are fetched and 250 objects built; the other 4,750 are those of
+    ``since``, nothing is sorted. With no change between two reads, no row is fetched.
     """
-    rows = frozenset(map(tuple, conn.execute(HOST_PROGRESS, {"of_deployment": row.id})))
-    fresh = rows - since.rows if since is not None else rows
+    after = since.revision if since is not None else -1
+    fresh = conn.execute(HOST_PROGRESS, {"of_deployment": row.id, "after": after}).all()
     names = since.names if since is not None else {}
     if any(host_id not in names for _, host_id, *_ in fresh):
         names = host_names(conn, row.id)
     progress = dict(since.progress) if since is not None else {}
-    replan = since is None or len(rows) != len(since.rows)
-    for row_id, host_id, wave, status, step, started_at, finished_at, error, exit_status, version in fresh:
+    revision = max(after, 0)
+    replan = since is None
+    for row_id, host_id, wave, status, step, started, finished, error, exit_status, version, changed in fresh:
         name, datacenter = names[host_id]
         before = progress.get(row_id)
         replan = replan or before is None or (before.wave, before.name) != (wave, name)
+        revision = max(revision, changed)
         progress[row_id] = HostProgress(
             name=name,
             datacenter=datacenter,
             wave=wave,
             status=HostStatus(status),
             step=None if step is None else Step(step),
-            started_at=started_at,
-            finished_at=finished_at,
+            started_at=started,
+            finished_at=finished,
             error=error,
             exit_status=exit_status,
             version=version,
         )
     if since is None or replan:
-        ids = [state[0] for state in rows]
-        order = tuple(sorted(ids, key=lambda i: _plan_position(progress[i].wave, progress[i].name)))
-        progress = {row_id: progress[row_id] for row_id in order}  # without the hosts that left
+        order = tuple(sorted(progress, key=lambda i: _plan_position(progress[i].wave, progress[i].name)))
         hosts = tuple(map(progress.__getitem__, order))
     else:
         order = since.order
@@ -585,7 +607,7 @@ def progress_view(conn: Connection, row: Row[Any], since: DeploymentProgress | N
         view=deployment_view(row, counts, ()),
         hosts=hosts,
         order=order,
-        rows=rows,
+        revision=revision,
         progress=progress,
         names=names,
     )

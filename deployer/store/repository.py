@@ -65,6 +65,7 @@ from deployer.store.queries import (
     interval_columns,
     interval_view,
     move_host_to_version,
+    next_revision,
     one_host_view,
     pending_row,
     progress_view,
@@ -353,6 +354,7 @@ class Store:
             conn.execute(
                 RECORD_RESULT,
                 {
+                    "of_deployment": deployment_id,
                     "result_id": found.id,
                     "new_status": HostStatus(result.status).value,
                     "new_step": None if result.step is None else Step(result.step).value,
@@ -396,8 +398,10 @@ class Store:
                 raise RuntimeError(f"deployment {deployment_id} has finished; no host can join it")
             ids = upsert_hosts(conn, row.app, row.environment, [host for host, _ in hosts], now)
             present = set(conn.scalars(select(HD.c.host_id).where(HD.c.deployment_id == deployment_id)))
+            # Past the rows already there: a screen that has read them reads these next.
+            revision = conn.scalar(select(next_revision(deployment_id)))
             rows = [
-                pending_row(deployment_id, ids[h.name], wave)
+                {**pending_row(deployment_id, ids[h.name], wave), "revision": revision}
                 for h, wave in hosts
                 if ids[h.name] not in present
             ]
@@ -433,7 +437,7 @@ class Store:
                     HD.c.deployment_id == deployment_id,
                     HD.c.status.in_([HostStatus.PENDING.value, HostStatus.RUNNING.value]),
                 )
-                .values(status=HostStatus.ABORTED.value)
+                .values(status=HostStatus.ABORTED.value, revision=next_revision(deployment_id))
             )
 
     def request_control(

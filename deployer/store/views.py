@@ -126,17 +126,17 @@ class DeploymentProgress:
     host's progress in plan order (waves in order, skipped hosts last, names in
     code-point order), as :meth:`Store.deployment` orders them.
 
-    Handed back as ``since`` to the next read, it lets that read build objects only
-    for the hosts whose row changed: the others are the very same objects (``is``),
-    and when no host changed ``hosts`` is the same tuple. A screen can compare by
+    Handed back as ``since`` to the next read, it lets that read fetch and build only
+    the hosts whose row changed: the others are the very same objects (``is``), and
+    when no host changed ``hosts`` is the same tuple. A screen can compare by
     identity, and a poll of 5,000 hosts leaves next to nothing for the collector.
-    The fields after ``hosts`` are what the next read compares against.
+    The fields after ``hosts`` are what the next read starts from.
     """
 
     view: DeploymentView
     hosts: tuple[HostProgress, ...]
     order: tuple[int, ...] = field(repr=False)  # host_deployments.id of each of ``hosts``
-    rows: frozenset[tuple[Any, ...]] = field(repr=False)  # each host's row of host_deployments as read
+    revision: int = field(repr=False)  # the newest host_deployments.revision read
     progress: Mapping[int, HostProgress] = field(repr=False)  # host_deployments.id -> its host
     names: Mapping[int, tuple[str, str]] = field(repr=False)  # hosts.id -> (name, datacenter)
 
