@@ -26,6 +26,7 @@ from textual import on, work
 from textual.app import App
 from textual.binding import Binding, BindingType
 from textual.message import Message
+from textual.screen import Screen
 
 from deployer.errors import DeployerError, NotFound
 from deployer.events import DeploymentStarted, Event, EventSink
@@ -155,29 +156,32 @@ class DeployerApp(App[None]):
         self._gc_thresholds = gc.get_threshold()
         self._fully_collected_at = time.monotonic()
 
+    def get_default_screen(self) -> Screen[Any]:
+        """The opening screen, at the bottom of the stack rather than pushed over Textual's
+        blank one: that one is laid out again as the app starts, and each time it
+        repainted the whole screen above it (some 17 ms with 5,000 hosts)."""
+        match self.opening:
+            case ShowOverview():
+                return OverviewScreen(self.ctx, can_go_back=False)
+            case ShowDeployment(deployment_id, budget, datacenters, control):
+                if budget is not None:
+                    self._budgets[deployment_id] = budget
+                return self._live(deployment_id, can_go_back=False, datacenters=datacenters, control=control)
+            case ShowHistory(app, environment):
+                return HistoryScreen(self.ctx, app, environment, can_go_back=False)
+            case ShowVersions(app, environment):
+                return VersionsScreen(self.ctx, app, environment, can_go_back=False)
+            case ShowPush():
+                return StartingScreen()
+
     def on_mount(self) -> None:
         if self.freeze_gc:
             # Process-wide, so only the entry points below (which own the process) ask for it.
             young, middle, _ = self._gc_thresholds
             gc.set_threshold(young, middle, NEVER)
             self.set_timer(0.5, self._take_over_gc)
-        match self.opening:
-            case ShowOverview():
-                self.push_screen(OverviewScreen(self.ctx, can_go_back=False))
-            case ShowDeployment(deployment_id, budget, datacenters, control):
-                if budget is not None:
-                    self._budgets[deployment_id] = budget
-                screen = self._live(
-                    deployment_id, can_go_back=False, datacenters=datacenters, control=control
-                )
-                self.push_screen(screen)
-            case ShowHistory(app, environment):
-                self.push_screen(HistoryScreen(self.ctx, app, environment, can_go_back=False))
-            case ShowVersions(app, environment):
-                self.push_screen(VersionsScreen(self.ctx, app, environment, can_go_back=False))
-            case ShowPush(start):
-                self.push_screen(StartingScreen())
-                self._run_push(start)
+        if isinstance(self.opening, ShowPush):
+            self._run_push(self.opening.start)
 
     # ---- the garbage collector, paced by the screen --------------------------------------------
 
@@ -351,7 +355,8 @@ class DeployerApp(App[None]):
         event = message.event
         self._budgets[event.deployment_id] = event.failure_budget
         if isinstance(self.screen, StartingScreen):
-            self.switch_screen(self._live(event.deployment_id, can_go_back=False))
+            # Over the starting screen, which stays below it, still (it is the stack's bottom).
+            self.push_screen(self._live(event.deployment_id, can_go_back=False))
         else:
             # e.g. the rollback `on_halt: rollback` starts after a halted push: show it on top.
             self.push_screen(self._live(event.deployment_id))
