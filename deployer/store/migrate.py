@@ -12,6 +12,7 @@ databases run DDL in transactions, so a failed upgrade leaves no half-made schem
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -28,6 +29,7 @@ from sqlalchemy import (
     select,
     text,
 )
+from sqlalchemy.exc import OperationalError
 
 from deployer.errors import StoreError
 from deployer.store.engine import writer
@@ -35,6 +37,8 @@ from deployer.store.models import metadata
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 HEAD_REVISION = "0003"  # the newest file in migrations/versions; a test checks they agree
+LOCKED_ATTEMPTS = 10  # opening a new SQLite store told "database is locked" (see upgrade)
+LOCKED_BACKOFF = 0.05  # seconds, times the attempt: about 2.2 s in all
 _ADVISORY_LOCK_KEY = 0x6465706C6F79  # "deploy": serializes migrations across processes on PostgreSQL
 
 
@@ -72,7 +76,27 @@ def alembic_config(connection: Connection | None = None) -> Config:
 
 
 def upgrade(engine: Engine) -> None:
-    """Migrate the database behind ``engine`` to head (a no-op when it is there already)."""
+    """Migrate the database behind ``engine`` to head (a no-op when it is there already).
+
+    SQLite's busy timeout makes a process wait while another writes. Yet processes
+    making a new database together can still be told "database is locked" at once,
+    without waiting (seen once in the test suite, on a loaded machine: three processes
+    opening one empty store; the switch into WAL mode and the first write can race
+    outside the busy handler). That answer means nothing was done: try again, a few
+    times, a little later each time.
+    """
+    for attempt in range(1, LOCKED_ATTEMPTS + 1):
+        try:
+            _upgrade(engine)
+            return
+        except OperationalError as error:
+            locked = engine.dialect.name == "sqlite" and "locked" in str(error.orig)
+            if not locked or attempt == LOCKED_ATTEMPTS:
+                raise
+            time.sleep(LOCKED_BACKOFF * attempt)
+
+
+def _upgrade(engine: Engine) -> None:
     with engine.connect() as connection:
         revision = current_revision(connection)
         connection.rollback()

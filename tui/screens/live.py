@@ -101,8 +101,8 @@ class LiveScreen(Screen[None]):
         Binding("v", "versions", "Versions"),
         Binding("escape", "back", "Back"),
     ]
-    # Focus starts on the host list, not on the first focusable widget (the filter): a
-    # focus that moves at start-up changes the keys shown, and the key bar is rebuilt.
+    # Focus starts on the host list, where the keys act, not on the first focusable widget
+    # (the filter, which would take the keys as text): nothing moves once the screen is up.
     AUTO_FOCUS = "#hosts"
 
     def __init__(
