@@ -181,7 +181,11 @@ def control_json(state: ControlState) -> dict[str, Any]:
 
 
 def _iso(moment: datetime | None) -> str | None:
-    return None if moment is None else moment.astimezone(UTC).isoformat()
+    if moment is None:
+        return None
+    # The store's moments are in UTC already: converting each of 10,000 hosts' again
+    # was a third of the time `deploy hosts --json` took to build its answer.
+    return (moment if moment.tzinfo is UTC else moment.astimezone(UTC)).isoformat()
 
 
 # ---- text: moments, ages, spans, tables ---------------------------------------------
