@@ -18,6 +18,7 @@ from tui.model import (
     HostFilter,
     budget_meter,
     datacenter_progress,
+    filter_hosts,
     format_span,
     host_glyph,
     parse_filter,
@@ -138,6 +139,7 @@ def test_filter_matches(text: str, names: list[str]) -> None:
     ]
     host_filter = parse_filter(text)
     assert [h.name for h in hosts if host_filter.matches(h)] == names
+    assert [h.name for h in filter_hosts(hosts, host_filter)] == names  # the bulk path agrees
 
 
 def test_filter_describes_itself() -> None:
