@@ -139,6 +139,7 @@ class _Run:
         self.paused = False
         self.announced_waves: set[int] = set()
         self.announced_bake: set[int] = set()
+        self.prepared_waves: set[int] = set()
         self.halting_told = False
         self.next_poll = datetime.min.replace(tzinfo=UTC)
         self.next_heartbeat = datetime.min.replace(tzinfo=UTC)
@@ -203,7 +204,19 @@ class _Run:
                 self.statuses[name] = HostStatus.RUNNING
                 task = asyncio.create_task(self._run_host(name), name=f"host {name}")
                 self.tasks[task] = name
+            if decision.start and decision.wave is not None:
+                self._prepare_after(decision.wave)
             await self._wait(now, decision.wait_until)
+
+    def _prepare_after(self, wave: int) -> None:
+        """Once wave ``wave`` (1-based) runs, let the runner connect to the next wave's
+        pending hosts meanwhile (connecting changes nothing on a host)."""
+        if wave in self.prepared_waves or wave >= len(self.waves) or self.control is not Control.RUN:
+            return
+        self.prepared_waves.add(wave)
+        pending = [name for name in self.waves[wave] if self.statuses[name] is HostStatus.PENDING]
+        if pending:
+            self.c._runner.prepare([self.targets[name] for name in pending])
 
     async def _add_joiners(self) -> bool:
         """Between waves, ask for hosts that joined the inventory; they become a new last wave.

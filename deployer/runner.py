@@ -8,7 +8,7 @@ real runner is :mod:`deployer.ssh` (asyncssh); Fabric-task hooks run through
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -96,6 +96,10 @@ class HostRunner(Protocol):
 
     async def probe(self, target: SshTarget, app_target: str, deployment_id: str | None) -> HostProbe:
         """Read a host's current release, kept releases, and its record of ``deployment_id``."""
+        ...
+
+    def prepare(self, targets: Sequence[SshTarget]) -> None:
+        """A hint: these hosts' turn comes next; work that changes nothing on them may start."""
         ...
 
     async def aclose(self) -> None:

@@ -292,6 +292,9 @@ class SshRunner:
 
     def __init__(self, *, connect_concurrency: int = DEFAULT_CONNECT_CONCURRENCY) -> None:
         self._connections: dict[_Key, asyncssh.SSHClientConnection] = {}
+        # Connections opened ahead of their host's turn (see prepare): the attempt itself,
+        # so the host's job takes its connection, or its failure, instead of trying again.
+        self._warming: dict[_Key, asyncio.Task[asyncssh.SSHClientConnection]] = {}
         self._connect_locks: dict[_Key, asyncio.Lock] = {}
         self._connect_slots = asyncio.Semaphore(connect_concurrency)
         self._known_hosts = _KnownHostsBook()
@@ -301,11 +304,35 @@ class SshRunner:
 
     # -- connections -------------------------------------------------------------------
 
+    def prepare(self, targets: Sequence[SshTarget]) -> None:
+        """Start connecting to hosts whose turn comes next, while the hosts before them run.
+
+        Connecting changes nothing on a host. A host's job then takes the connection
+        opened for it, or the reason it could not be opened, as its connect step (an
+        unreachable host is not waited for twice). Connecting costs the controller
+        most of its CPU per host; done here it overlaps the wave before's hooks.
+        """
+        if self._closed:
+            return
+        for target in targets:
+            key: _Key = (target.host.address, target.host.port, target.user)
+            cached = self._connections.get(key)
+            if key in self._warming or (cached is not None and not cached.is_closed()):
+                continue
+            self._warming[key] = asyncio.create_task(self._connection(target), name=f"connect {key[0]}")
+
     async def _connection(self, target: SshTarget) -> asyncssh.SSHClientConnection:
-        """The host's one connection: the cached one while it is open, else a new one."""
+        """The host's one connection: the cached one while it is open, the one opened for it
+        ahead (see prepare), else a new one."""
         if self._closed:
             raise RuntimeError("SshRunner.aclose() was called; this runner opens no more connections")
         key: _Key = (target.host.address, target.host.port, target.user)
+        warming = self._warming.get(key)
+        if warming is not None and asyncio.current_task() is not warming:
+            del self._warming[key]
+            opened = await warming  # or the reason it could not be opened
+            if not opened.is_closed():
+                return opened
         connection = self._connections.get(key)
         if connection is not None and not connection.is_closed():
             return connection
@@ -422,6 +449,10 @@ class SshRunner:
     async def aclose(self) -> None:
         """Close every connection this runner opened."""
         self._closed = True
+        for warming in self._warming.values():
+            warming.cancel()
+        await asyncio.gather(*self._warming.values(), return_exceptions=True)
+        self._warming.clear()
         connections = list(self._connections.values())
         self._connections.clear()
         for connection in connections:

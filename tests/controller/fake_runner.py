@@ -8,6 +8,7 @@ are imaginary. End-to-end runs on real SSH hosts live in tests/e2e.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -35,6 +36,10 @@ class FakeRunner:
     versions: dict[str, str] = field(default_factory=dict)  # host -> what `current` points to
     started: list[tuple[str, datetime]] = field(default_factory=list)
     gate: asyncio.Event | None = None  # when set, hosts wait on it before their switch
+    prepared: list[list[str]] = field(default_factory=list)  # each prepare call's hosts
+
+    def prepare(self, targets: Sequence[SshTarget]) -> None:
+        self.prepared.append([target.host.name for target in targets])
 
     async def deploy(self, target: SshTarget, job: ReleaseJob, report: StepReporter) -> HostResult:
         name = target.host.name

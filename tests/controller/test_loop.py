@@ -80,6 +80,9 @@ def test_halts_in_the_wave_where_the_third_failure_lands(store: Store) -> None:
     assert sum(s is HostStatus.SUCCEEDED for s in statuses.values()) == 6
     started = {name for name, _ in runner.started}
     assert started.isdisjoint(h.name for h in waves[3])
+    # Each wave, as it started, let the runner connect to the next one (wave 4's hosts were
+    # connected to, never deployed to: connecting changes nothing on a host).
+    assert runner.prepared == [[h.name for h in wave] for wave in waves[1:]]
     assert view.status is DeploymentStatus.HALTED
     assert "3 hosts failed" in (view.reason or "")
 

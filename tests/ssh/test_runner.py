@@ -548,6 +548,37 @@ def test_a_host_that_hangs_is_given_up_within_the_connect_timeout(fleet: AppFlee
     assert result.error == f"no SSH answer from {host.address}:{host.port} within 1s"
 
 
+def test_a_host_connected_to_ahead_gives_its_job_that_connection_or_why_there_is_none(
+    fleet: AppFleet,
+) -> None:
+    good_dir, good_local = fleet.app(index=0)
+    hung_dir, _ = fleet.app(index=1)
+    fleet.hang(fleet.hosts[1].name)
+
+    async def scenario():
+        runner = SshRunner()
+        try:
+            good, hung = fleet.target(0), fleet.target(1, connect_timeout=1.0)
+            runner.prepare([good, hung])  # as the controller does for the next wave
+            await asyncio.sleep(1.5)  # both attempts are over: one connected, one timed out
+            began = time.monotonic()
+            hung_result = await runner.deploy(hung, job(hung_dir, "1.0", None), Recorder())
+            waited = time.monotonic() - began
+            artifact = make_artifact(fleet.work, "1.0")
+            good_result = await runner.deploy(good, job(good_dir, "1.0", artifact), Recorder())
+            return hung_result, waited, good_result
+        finally:
+            await runner.aclose()
+
+    hung_result, waited, good_result = run(scenario())
+    host = fleet.hosts[1]
+    assert (hung_result.status, hung_result.step) == (HostStatus.UNREACHABLE, Step.CONNECT)
+    assert hung_result.error == f"no SSH answer from {host.address}:{host.port} within 1s"
+    assert waited < 0.5  # the attempt made ahead is the answer: the hung host is not waited for twice
+    assert good_result.status is HostStatus.SUCCEEDED
+    assert (good_local / "current").resolve().name == "1.0"
+
+
 def test_a_failing_stop_hook_can_be_ignored_and_script_hooks_run_from_the_release(fleet: AppFleet) -> None:
     target, local = fleet.app()
     script = {"bin/start.sh": 'echo "script in $(pwd)" > ../../script.out\n'}
