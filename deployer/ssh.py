@@ -309,8 +309,9 @@ class SshRunner:
 
         Connecting changes nothing on a host. A host's job then takes the connection
         opened for it, or the reason it could not be opened, as its connect step (an
-        unreachable host is not waited for twice). Connecting costs the controller
-        most of its CPU per host; done here it overlaps the wave before's hooks.
+        unreachable host is not waited for twice). Connecting (key exchange and
+        authentication) is a large part of a host's time; done here it overlaps the
+        hooks of the wave before.
         """
         if self._closed:
             return
