@@ -594,19 +594,15 @@ def progress_view(conn: Connection, row: Row[Any], since: DeploymentProgress | N
             exit_status=exit_status,
             version=version,
         )
-    if since is None or replan:
-        order = tuple(sorted(progress, key=lambda i: _plan_position(progress[i].wave, progress[i].name)))
-        hosts = tuple(map(progress.__getitem__, order))
-    else:
-        order = since.order
-        hosts = tuple(map(progress.__getitem__, order)) if fresh else since.hosts
+    if replan:  # a host joined or moved: ``progress`` is kept in plan order, so sort it again
+        progress = dict(sorted(progress.items(), key=lambda item: _plan_position(item[1].wave, item[1].name)))
+    hosts = since.hosts if since is not None and not fresh else tuple(progress.values())
     counts = dict.fromkeys(HostStatus, 0)
     for host in hosts:
         counts[host.status] += 1
     return DeploymentProgress(
         view=deployment_view(row, counts, ()),
         hosts=hosts,
-        order=order,
         revision=revision,
         progress=progress,
         names=names,

@@ -135,9 +135,9 @@ class DeploymentProgress:
 
     view: DeploymentView
     hosts: tuple[HostProgress, ...]
-    order: tuple[int, ...] = field(repr=False)  # host_deployments.id of each of ``hosts``
     revision: int = field(repr=False)  # the newest host_deployments.revision read
-    progress: Mapping[int, HostProgress] = field(repr=False)  # host_deployments.id -> its host
+    # host_deployments.id -> its host, in plan order (``hosts`` is its values)
+    progress: Mapping[int, HostProgress] = field(repr=False)
     names: Mapping[int, tuple[str, str]] = field(repr=False)  # hosts.id -> (name, datacenter)
 
 
