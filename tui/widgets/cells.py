@@ -1,16 +1,25 @@
-"""Table cells shared by the lists of deployments: a status with its symbol, host counts with theirs."""
+"""Table cells shared by the lists of deployments: a status with its symbol, host counts with theirs;
+and the Rich style of a style named in text, for widgets that draw their own lines."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from functools import lru_cache
 from typing import Any
 
 from rich.cells import cell_len
+from rich.style import Style
 from rich.text import Text
 from textual.widgets import DataTable
 
 from deployer.results import DeploymentStatus, HostStatus
 from tui.model import DEPLOYMENT_GLYPHS, outcome_counts
+
+
+@lru_cache(maxsize=256)
+def rich_style(style: str | Style) -> Style:
+    """``style`` as a Style, parsed once: a widget drawing thousands of cells asks again and again."""
+    return style if isinstance(style, Style) else Style.parse(style)
 
 
 def status_cell(status: DeploymentStatus) -> Text:

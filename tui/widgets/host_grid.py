@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from functools import lru_cache
 from typing import ClassVar
 
 from rich.segment import Segment
-from rich.style import Style
 from textual import events
 from textual.geometry import Region, Size
 from textual.message import Message
@@ -15,13 +13,9 @@ from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
 from tui.model import ShownHost, host_glyph
+from tui.widgets.cells import rich_style
 
 CELL_WIDTH = 2  # the symbol and a space
-
-
-@lru_cache(maxsize=64)
-def _parsed(style: str) -> Style:
-    return Style.parse(style)
 
 
 class HostGrid(ScrollView, can_focus=False):
@@ -119,11 +113,11 @@ class HostGrid(ScrollView, can_focus=False):
         for host in members:
             glyph = host_glyph(host.status, host.step)
             if glyph.style != run_style and run:
-                segments.append(Segment(" ".join(run) + " ", base + _parsed(run_style)))
+                segments.append(Segment(" ".join(run) + " ", base + rich_style(run_style)))
                 run = []
             run_style = glyph.style
             run.append(glyph.symbol)
-        segments.append(Segment(" ".join(run) + " ", base + _parsed(run_style)))
+        segments.append(Segment(" ".join(run) + " ", base + rich_style(run_style)))
         used = len(members) * CELL_WIDTH
         if used < width:
             segments.append(Segment(" " * (width - used), base))

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
-from functools import lru_cache
 from typing import ClassVar, Generic, Literal, TypeVar
 
 from rich.cells import cell_len
@@ -25,6 +24,8 @@ from textual.geometry import Region, Size
 from textual.message import Message
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
+
+from tui.widgets.cells import rich_style
 
 RowT = TypeVar("RowT")
 
@@ -280,7 +281,7 @@ class VirtualTable(ScrollView, Generic[RowT], can_focus=True):
                 piece.no_wrap = True
                 piece.truncate(room, overflow="ellipsis")
                 # (Rich leaves the text's own style out of a text without spans: added here.)
-                own = style + _style(piece.style) if piece.style else style
+                own = style + rich_style(piece.style) if piece.style else style
                 pieces = list(Segment.apply_style(piece.render(self.app.console), own))
             padding = Segment(" " * (room - Segment.get_line_length(pieces)), style)
             if column.justify == "right":
@@ -298,17 +299,12 @@ class VirtualTable(ScrollView, Generic[RowT], can_focus=True):
         return Strip(segments, width)
 
 
-@lru_cache(maxsize=256)
-def _style(style: str | Style) -> Style:
-    return style if isinstance(style, Style) else Style.parse(style)
-
-
 def _cell_segments(cell: Text, base: Style) -> list[Segment] | None:
     """A one-line cell's segments, drawn here rather than by Rich (a table line is eight
     cells, and Rich's drawing of them was most of the time a page of the list took).
     None for what Rich must draw: spans that overlap."""
     plain = cell.plain
-    style = base + _style(cell.style) if cell.style else base
+    style = base + rich_style(cell.style) if cell.style else base
     segments = []
     at = 0
     for span in sorted(cell.spans):
@@ -316,7 +312,7 @@ def _cell_segments(cell: Text, base: Style) -> list[Segment] | None:
             return None
         if span.start > at:
             segments.append(Segment(plain[at : span.start], style))
-        segments.append(Segment(plain[span.start : span.end], style + _style(span.style)))
+        segments.append(Segment(plain[span.start : span.end], style + rich_style(span.style)))
         at = span.end
     if at < len(plain) or not segments:
         segments.append(Segment(plain[at:], style))
