@@ -118,9 +118,9 @@ class LiveScreen(Screen[None]):
     ) -> None:
         """``datacenters`` (name, number of hosts) and ``control`` (status, pending request),
         when known, shape the screen from the start: its first read then only fills in
-        the panels, at the size they already have, and leaves the key bar alone
-        (mounting and sizing the panels, and rebuilding the keys, took that read's
-        refresh some 35, 40 and 50 ms)."""
+        the panels, at the size they already have, and leaves the keys as they are
+        (mounting and sizing the panels, and changing the keys, took that read's refresh
+        some 35, 40 and 50 ms when the key bar was Textual's Footer)."""
         super().__init__()
         self.datacenters = tuple(datacenters)
         self.ctx = ctx
@@ -262,7 +262,7 @@ class LiveScreen(Screen[None]):
         names = [progress.name for progress in snapshot.datacenters]
         if [panel.datacenter for panel in panels] != names:
             container.remove_children()
-            panels = [DatacenterPanel(name) for name in names]
+            panels = [DatacenterPanel(p.name, host_count=p.host_count) for p in snapshot.datacenters]
             self._size_datacenter_grid(container, len(names))
             container.mount_all(panels)
         for panel, progress in zip(panels, snapshot.datacenters, strict=True):
