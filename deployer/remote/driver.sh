@@ -3,7 +3,11 @@
 # Sent by deployer.ssh as `sh -c <this script> driver <args>` (args: see deployer.release
 # .driver_command). POSIX sh only, no python on the host. Uses GNU `timeout` (or, where
 # there is none, `setsid` and a sleeping watchdog) to kill a hook with its children,
-# `mv -T` (GNU or busybox), tar, and sha256sum (or shasum, or openssl).
+# `mv -T` (GNU or busybox), head and tar.
+#
+# Every process it starts costs the host about a millisecond of CPU, for each of many
+# hosts at once: shell built-ins do what they can, and a bare deployment starts about a
+# dozen processes (tar and gzip, head, mkdir, mv, ln, ls, the hook's timeout and shell).
 #
 # Protocol, one line each on stdout (read by deployer.release and deployer.ssh):
 #   @@previous <dir>                what `current` pointed to at the start (may be empty)
@@ -31,11 +35,11 @@
 # it leaves without a record. A kind-`c` hook cannot run without the controller: its step
 # fails.
 #
-# Records, in <target>/.deploy/ (flat, so a run creates no directory: every process
-# started on the host costs about a millisecond of its CPU, for each of many hosts):
+# Records, in <target>/.deploy/ (flat, so a run creates no directory):
 #   <id>.state          appended lines, the last one counts: `running <pid> <step>`, then
 #                       `succeeded`, `failed:<step>:<exit>` or `aborted:<step>`
 #   <id>.<step>.log     each step's output
+#   <id>.artifact.tar.gz  the artifact as it arrived; emptied once unpacked
 
 target=$1 id=$2 kind=$3 version=$4 dir=$5 sha=$6 who=$7 DEPLOY_APP=$8 DEPLOY_ENVIRONMENT=$9
 shift 9
@@ -96,10 +100,12 @@ flush() {
 cleanup() {
     [ "$made_temporary" = 1 ] || return 0
     # Test first: most runs leave nothing, and a test costs no process.
-    for leftover in "$target/releases/.tmp-$id" "$target/releases/.old-$id" "$records/$id.artifact.tar.gz" \
-        "$target/.current-$id"; do
+    for leftover in "$target/releases/.tmp-$id" "$target/releases/.old-$id" "$target/.current-$id"; do
         if [ -e "$leftover" ] || [ -L "$leftover" ]; then rm -rf "$leftover"; fi
     done
+    # The artifact's file stays, emptied (no process), until the records are pruned.
+    [ -s "$records/$id.artifact.tar.gz" ] && : >"$records/$id.artifact.tar.gz"
+    return 0
 }
 
 # Ends the run, saying $1 (the outcome) and, when given, @@error $2.
@@ -183,9 +189,24 @@ finish() {
     say "@@step $step end $1 ${2:-1}${3:+ timeout}"
 }
 
+# Sets $found to the path of command $1 on $PATH (empty if none), without the process a
+# $(command -v) costs.
+find_command() {
+    found= rest=$PATH:
+    while [ -n "$rest" ]; do
+        entry=${rest%%:*} rest=${rest#*:}
+        if [ -f "${entry:-.}/$1" ] && [ -x "${entry:-.}/$1" ]; then
+            found=${entry:-.}/$1
+            return 0
+        fi
+    done
+    return 1
+}
+
 # GNU timeout puts the hook in a process group of its own and signals the whole group;
 # busybox's does neither, and is a symbolic link to busybox, hence the -L test.
-timeout_bin=$(command -v timeout 2>/dev/null) || timeout_bin=
+find_command timeout
+timeout_bin=$found
 [ -n "$timeout_bin" ] && [ -L "$timeout_bin" ] && timeout_bin=
 setsid=
 [ -z "$timeout_bin" ] && command -v setsid >/dev/null 2>&1 && setsid=setsid
@@ -331,17 +352,6 @@ hook_step() {
     fi
 }
 
-sha256_of() {
-    if command -v sha256sum >/dev/null 2>&1; then
-        sum=$(sha256sum <"$1")
-    elif command -v shasum >/dev/null 2>&1; then
-        sum=$(shasum -a 256 <"$1")
-    else
-        sum=$(openssl dgst -sha256 -r <"$1")
-    fi
-    printf '%s\n' "${sum%% *}"
-}
-
 # Whether file $1 records the artifact's sha256.
 has_sha() {
     [ -f "$1" ] && IFS= read -r recorded <"$1" && [ "$recorded" = "$sha" ]
@@ -399,17 +409,18 @@ upload() {
             upload_error="the artifact was not sent ($reply)"
             return 1
         fi
-        got=$(sha256_of "$file")
-        if [ "$got" != "$sha" ]; then
-            upload_error="the artifact arrived damaged: sha256 $got, expected $sha"
-            return 1
-        fi
+        # No checksum here: SSH authenticates every byte on the way, and gzip checks its
+        # CRC-32 and length as tar unpacks (a short or damaged file fails there).
         mkdir "$tmp" && tar -x -o -z -f "$file" -C "$tmp" >>"$log" 2>&1 || {
             upload_error="cannot unpack the artifact into $tmp"
             return 1
         }
-        rm -f "$file"
+        : >"$file"
     fi
+    # Writing a new file into the release dates it (releases are listed newest first);
+    # only a release that already holds one, copied or packed so, needs touch(1).
+    dated=1
+    [ -e "$tmp/.deploy-sha256" ] && dated=
     printf '%s\n' "$sha" >"$tmp/.deploy-sha256"
     printf '%s\n' "$version" >"$tmp/.deploy-version"
     if [ -e "$rel" ]; then
@@ -420,7 +431,7 @@ upload() {
         mv "$rel" "$target/releases/.old-$id" >>"$log" 2>&1 || { upload_error="cannot replace $rel"; return 1; }
     fi
     mv "$tmp" "$rel" >>"$log" 2>&1 || { upload_error="cannot move the release into $rel"; return 1; }
-    touch "$rel"
+    [ -n "$dated" ] || touch "$rel"
     [ -e "$target/releases/.old-$id" ] && rm -rf "$target/releases/.old-$id"
     return 0
 }
@@ -470,10 +481,14 @@ case $target in
 *) target=$HOME/$target ;;
 esac
 records=$target/.deploy
-if [ ! -d "$records" ] && ! err=$(mkdir -p "$records" 2>&1); then
-    step=$first_step
-    records=
-    fail 1 "cannot create $target/.deploy: ${err##*: }"
+if [ ! -d "$records" ]; then
+    # A host's first deployment: one mkdir for the records and the releases.
+    if [ "$kind" = restart ]; then set -- "$records"; else set -- "$records" "$target/releases"; fi
+    if ! err=$(mkdir -p "$@" 2>&1); then
+        step=$first_step
+        records=
+        fail 1 "${err#mkdir: }"
+    fi
 fi
 state=$records/$id.state
 exec 2>>"$records/$id.driver.err"
