@@ -80,11 +80,36 @@ def test_halts_in_the_wave_where_the_third_failure_lands(store: Store) -> None:
     assert sum(s is HostStatus.SUCCEEDED for s in statuses.values()) == 6
     started = {name for name, _ in runner.started}
     assert started.isdisjoint(h.name for h in waves[3])
-    # Each wave, as it started, let the runner connect to the next one (wave 4's hosts were
-    # connected to, never deployed to: connecting changes nothing on a host).
+    # Once a host of each wave was past its switch, the runner could connect to the next
+    # wave (wave 4's hosts were connected to, never deployed to: connecting changes nothing
+    # on a host).
     assert runner.prepared == [[h.name for h in wave] for wave in waves[1:]]
     assert view.status is DeploymentStatus.HALTED
     assert "3 hosts failed" in (view.reason or "")
+
+
+def test_the_next_wave_is_connected_to_once_a_host_of_this_one_is_past_its_switch(store: Store) -> None:
+    # Connecting to the next wave must not compete with this wave's uploads: it begins
+    # when a host of this wave reaches its hooks (the fake runner holds hosts before the
+    # switch until the gate opens).
+    fleet = hosts(4, 2)
+    gate = asyncio.Event()
+    runner = FakeRunner(gate=gate)
+    rollout = begin(store, [fleet[:2], fleet[2:]], budget=0)
+
+    async def scenario() -> tuple[list[list[str]], list[list[str]], object]:
+        controller = Controller(store, runner, lambda e: None, pid=1, machine="here", poll_interval=0.02)
+        task = asyncio.create_task(controller.run(rollout))
+        await asyncio.sleep(0.1)  # wave 1 is in flight, held before its switch
+        before_switch = list(runner.prepared)
+        gate.set()
+        outcome = await asyncio.wait_for(task, timeout=10)
+        return before_switch, runner.prepared, outcome
+
+    before_switch, prepared, outcome = asyncio.run(scenario())
+    assert before_switch == []
+    assert prepared == [["h03", "h04"]]
+    assert outcome.status is DeploymentStatus.SUCCEEDED  # type: ignore[attr-defined]
 
 
 def test_the_budget_is_fleet_wide_and_a_fully_failed_wave_does_not_end_the_run(store: Store) -> None:
