@@ -13,7 +13,8 @@ Under an app's target directory on a host (Capistrano's layout)::
                                       ``aborted:<step>``
     <target>/.deploy/<id>.<step>.log  each step's output, kept on the host (flat files: a
                                       run then creates no directory, one process less on
-                                      each host; the newest 20 deployments' are kept)
+                                      each host; pruned to the newest 20 deployments' once
+                                      there are more than 30)
 
 One host's whole deployment runs in one exec channel: ``deployer/remote/driver.sh``
 (POSIX sh; its header documents the line protocol) prints a marker line per step and
@@ -172,6 +173,7 @@ def driver_command(job: ReleaseJob, host: Host) -> str:
         host.name,
         host.datacenter,
         "1" if job.ignore_stop_failures else "0",
+        str(job.keep_releases),
     ]
     for step in HOOK_STEPS:
         args.extend(_hook_args(job.hooks.get(step)))

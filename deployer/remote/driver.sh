@@ -12,6 +12,7 @@
 # Protocol, one line each on stdout (read by deployer.release and deployer.ssh):
 #   @@previous <dir>                what `current` pointed to at the start (may be empty)
 #   @@release <dir>                 the kept releases, newest switch first, just before prune
+#                                   (which happens only when there are more than the spec keeps)
 #   @@step <step> start             then WAITS for one line on stdin: `go [n ...]` (prune: the
 #                                   positions to delete; switch: the UTC time) or `stop`,
 #                                   or, for a hook the controller runs itself (kind `c`, a
@@ -43,8 +44,8 @@
 
 target=$1 id=$2 kind=$3 version=$4 dir=$5 sha=$6 who=$7 DEPLOY_APP=$8 DEPLOY_ENVIRONMENT=$9
 shift 9
-DEPLOY_HOST=$1 DEPLOY_DATACENTER=$2 ignore_stop=$3
-shift 3
+DEPLOY_HOST=$1 DEPLOY_DATACENTER=$2 ignore_stop=$3 keep=$4
+shift 4
 stop_cmd=$1 stop_timeout=$2 stop_retries=$3 stop_interval=$4 stop_script=$5
 shift 5
 bi_cmd=$1 bi_timeout=$2 bi_retries=$3 bi_interval=$4 bi_script=$5
@@ -453,21 +454,28 @@ switch() {
 }
 
 # Deletes the releases the controller chose (1-based positions in the @@release list),
-# never the current release nor the one before it; then the records of all but the
-# newest 20 deployments.
+# never the current release nor the one before it, with one rm.
 prune() {
     set -- $reply
     shift
-    for index; do
-        case $index in '' | *[!0-9]*) continue ;; esac
-        name=$(sed -n "${index}p" "$records/$id.releases")
+    doomed=" $* "
+    set --
+    position=0
+    while IFS= read -r name; do
+        position=$((position + 1))
+        case $doomed in *" $position "*) ;; *) continue ;; esac
         [ -n "$name" ] && [ "$name" != "$cur" ] && [ "$name" != "$prev" ] || continue
         printf '[deployer] removing release %s\n' "$name" >>"$log"
-        rm -rf "$target/releases/$name"
-    done
-    # Counted with a glob first (no process): the listing runs only when there are more.
+        set -- "$@" "$target/releases/$name"
+    done <"$records/$id.releases"
+    [ $# -eq 0 ] || rm -rf "$@"
+}
+
+# Keeps the records of the newest 20 deployments: once there are more than 30 (counted
+# with a glob, no process), so the listing runs once every ten deployments, not each time.
+prune_records() {
     set -- "$records"/*.state
-    [ $# -gt 20 ] || return 0
+    [ $# -gt 30 ] || return 0
     ls -1t "$records" | sed -n 's/\.state$//p' | tail -n +21 | while IFS= read -r old; do
         [ -n "$old" ] && rm -f "$records/$old".*
     done
@@ -533,11 +541,17 @@ else
     cur=$dir
     hook_step start "$new" "$start_cmd" "$start_timeout" "$start_retries" "$start_interval" "$start_script"
     hook_step validate "$new" "$val_cmd" "$val_timeout" "$val_retries" "$val_interval" "$val_script"
-    ls -1t "$target/releases" >"$records/$id.releases"
-    while IFS= read -r name; do say "@@release $name"; done <"$records/$id.releases"
-    begin prune
-    [ "$autonomous" = 1 ] || prune
-    finish 0
+    # With no more releases than the spec keeps there is nothing to prune: no step, no
+    # round trip. (The glob's trailing slash matches directories only.)
+    set -- "$target"/releases/*/
+    if [ $# -gt "$keep" ]; then
+        ls -1t "$target/releases" >"$records/$id.releases"
+        while IFS= read -r name; do say "@@release $name"; done <"$records/$id.releases"
+        begin prune
+        [ "$autonomous" = 1 ] || prune
+        finish 0
+    fi
 fi
+prune_records
 step=
 leave succeeded

@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import os
 import signal
+import subprocess
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -22,6 +23,7 @@ import pytest
 
 from deployer.artifact import prepare_artifact
 from deployer.fleet import Host, SshOptions, SshTarget, resolve_ssh
+from deployer.release import driver_command
 from deployer.results import Step
 from deployer.runner import Artifact, HookCommand, JobKind, ReleaseJob
 
@@ -151,3 +153,27 @@ def wait_until(predicate: Callable[[], bool], timeout: float = 20.0) -> bool:
             return True
         time.sleep(0.05)
     return predicate()
+
+
+LOCAL_HOST = Host(name="local", address="127.0.0.1", datacenter="dc1")
+
+
+def drive_locally(push: ReleaseJob, answers: bytes, env: dict[str, str] | None = None) -> list[str]:
+    """Run the driver with ``answers`` on stdin; its stdout lines."""
+    done = subprocess.run(
+        ["/bin/sh", "-c", driver_command(push, LOCAL_HOST)],
+        input=answers,
+        capture_output=True,
+        timeout=60,
+        env=env,
+        check=True,
+    )
+    return done.stdout.decode().splitlines()
+
+
+def inline_artifact(artifact: Artifact, *, cut: int | None = None) -> bytes:
+    """``data <n>``, the artifact's bytes (only the first ``cut`` of them if given), ``sent``."""
+    data = Path(artifact.path).read_bytes()
+    if cut is not None:
+        return f"data {len(data)}\n".encode() + data[:cut]
+    return f"data {len(data)}\n".encode() + data + b"sent\n"

@@ -10,48 +10,23 @@ from __future__ import annotations
 
 import os
 import re
-import subprocess
 from pathlib import Path
 
 import pytest
 
-from deployer.fleet import Host, SshOptions, resolve_ssh
-from deployer.release import driver_command
+from deployer.fleet import SshOptions, resolve_ssh
 from deployer.results import HostResult, HostStatus
-from deployer.runner import Artifact, ReleaseJob
 from deployer.ssh import SshRunner
 from tests.plugins.lab_fleet import start_test_lab
-from tests.ssh.support import Recorder, job, make_artifact, run
-
-HOST = Host(name="local", address="127.0.0.1", datacenter="dc1")
-
-
-def _drive(push: ReleaseJob, answers: bytes, env: dict[str, str] | None = None) -> list[str]:
-    """Run the driver with ``answers`` on stdin; its stdout lines."""
-    done = subprocess.run(
-        ["/bin/sh", "-c", driver_command(push, HOST)],
-        input=answers,
-        capture_output=True,
-        timeout=60,
-        env=env,
-        check=True,
-    )
-    return done.stdout.decode().splitlines()
-
-
-def _inline(artifact: Artifact, *, cut: int | None = None) -> bytes:
-    """``data <n>``, the artifact's bytes (only the first ``cut`` of them if given), ``sent``."""
-    data = Path(artifact.path).read_bytes()
-    if cut is not None:
-        return f"data {len(data)}\n".encode() + data[:cut]
-    return f"data {len(data)}\n".encode() + data + b"sent\n"
+from tests.ssh.support import Recorder, drive_locally, inline_artifact, job, make_artifact, run
 
 
 def test_the_artifact_comes_between_the_controllers_answers_on_one_channel(tmp_path: Path) -> None:
     artifact = make_artifact(tmp_path, "1.0", {"app.py": "print('hi')\n" * 2000})
     push = job(str(tmp_path / "app"), "1.0", artifact)
-    # go (upload, answered in advance), the artifact, go (switch), go (prune)
-    lines = _drive(push, b"go\n" + _inline(artifact) + b"go\ngo\n")
+    # go (upload, answered in advance), the artifact, go (switch); no prune: the host
+    # holds fewer releases than it keeps
+    lines = drive_locally(push, b"go\n" + inline_artifact(artifact) + b"go\n")
     file = tmp_path / "app" / ".deploy" / f"{push.deployment_id}.artifact.tar.gz"
     assert f"@@need-artifact {file} stdin" in lines
     assert lines[-2:] == ["@@done succeeded", "@@current 1.0"]
@@ -82,7 +57,7 @@ def test_without_gnu_head_the_controller_writes_the_file_itself(tmp_path: Path) 
     file = records / f"{push.deployment_id}.artifact.tar.gz"
     file.write_bytes(Path(artifact.path).read_bytes())  # what the second channel would write
     env = {"PATH": f"{shims}:/usr/bin:/bin", "HOME": str(tmp_path)}
-    lines = _drive(push, b"go\nsent\ngo\ngo\n", env)
+    lines = drive_locally(push, b"go\nsent\ngo\n", env)
     assert f"@@need-artifact {file} file" in lines
     assert lines[-2:] == ["@@done succeeded", "@@current 1.0"]
     assert ((tmp_path / "app" / "current") / "VERSION").read_text() == "1.0\n"
@@ -96,7 +71,7 @@ def test_a_controller_gone_half_way_through_the_artifact_leaves_the_host_as_it_w
     (app / "current").symlink_to("releases/0.9")
     artifact = make_artifact(tmp_path, "1.0", {"app.py": "x = 1\n" * 5000})
     push = job(str(app), "1.0", artifact)
-    lines = _drive(push, b"go\n" + _inline(artifact, cut=100))
+    lines = drive_locally(push, b"go\n" + inline_artifact(artifact, cut=100))
     assert not any(line.startswith("@@done") for line in lines)
     assert (app / "current").readlink() == Path("releases/0.9")
     assert sorted(p.name for p in (app / "releases").iterdir()) == ["0.9"]

@@ -39,7 +39,9 @@ def test_hooks_run_in_order_with_their_environment(fleet: AppFleet) -> None:
     second = make_artifact(fleet.work, "1.1")
     host = fleet.hosts[0]
     first_job = job(target, "1.0", first, *logging_hooks())
-    second_job = job(target, "1.1", second, *logging_hooks())
+    # Keeping one release, the host holds more than it keeps after the second push: it
+    # prunes, so every step runs (1.0 stays all the same, as the previous release).
+    second_job = job(target, "1.1", second, *logging_hooks(), keep=1)
     recorder = Recorder()
 
     async def scenario() -> tuple:
@@ -296,23 +298,27 @@ def test_pruning_keeps_the_newest_releases_and_never_current_nor_previous(fleet:
 
     async def scenario():
         runner = SshRunner()
+        pruned = []
         try:
             for version in versions:
                 result = await runner.deploy(
                     fleet.target(), job(target, version, artifacts[version], keep=3), Recorder()
                 )
                 assert result.status == HostStatus.SUCCEEDED, result.error
+                pruned.append(Step.PRUNE in [s.step for s in result.steps])
             after_pushes = sorted(p.name for p in (local / "releases").iterdir())
             # Roll back to 3 keeping one release: 3 is current, 5 was before it; 4 goes.
             back = await runner.deploy(
                 fleet.target(), job(target, "3", None, kind=JobKind.ROLLBACK, keep=1), Recorder()
             )
             probe = await runner.probe(fleet.target(), target, None)
-            return after_pushes, back, probe
+            return pruned, after_pushes, back, probe
         finally:
             await runner.aclose()
 
-    after_pushes, back, probe = run(scenario())
+    pruned, after_pushes, back, probe = run(scenario())
+    # Holding no more releases than it keeps, a host has nothing to prune: no such step.
+    assert pruned == [False, False, False, True, True]
     assert after_pushes == ["3", "4", "5"]
     assert back.status == HostStatus.SUCCEEDED, back.error
     assert (back.version, back.previous_version, back.uploaded) == ("3", "5", False)
