@@ -59,7 +59,7 @@ DEPLOY_VERSION=$version DEPLOY_ID=$id DEPLOY_PREVIOUS_VERSION= DEPLOY_RELEASE_DI
 export DEPLOY_APP DEPLOY_ENVIRONMENT DEPLOY_HOST DEPLOY_DATACENTER DEPLOY_VERSION DEPLOY_ID
 export DEPLOY_PREVIOUS_VERSION DEPLOY_RELEASE_DIR
 
-autonomous=0 committed=0 made_temporary=0 step= cur= prev= log=/dev/null records= state=
+autonomous=0 committed=0 made_temporary=0 tmp_made=0 step= cur= prev= log=/dev/null records= state=
 
 # The step a failure before any step is charged to: the first one the job would run (the
 # controller acknowledges it in advance, see deployer.release.first_step).
@@ -374,13 +374,16 @@ upload() {
         return 0
     fi
     made_temporary=1
-    [ -e "$tmp" ] && rm -rf "$tmp"
+    # Made empty with the records on a host's first deployment; else a run of this
+    # deployment that stopped half-way may have left one.
+    [ "$tmp_made" = 1 ] || { [ -e "$tmp" ] && rm -rf "$tmp"; }
     same=
     for other in "$target"/releases/*/.deploy-sha256; do
         has_sha "$other" && same=${other%/.deploy-sha256} && break
     done
     if [ -n "$same" ]; then
         printf '[deployer] copying %s, which has the same content\n' "$same" >>"$log"
+        [ "$tmp_made" = 1 ] && rmdir "$tmp"
         cp -Rp "$same" "$tmp" >>"$log" 2>&1 || { upload_error="cannot copy $same"; return 1; }
     else
         file=$records/$id.artifact.tar.gz
@@ -412,7 +415,7 @@ upload() {
         fi
         # No checksum here: SSH authenticates every byte on the way, and gzip checks its
         # CRC-32 and length as tar unpacks (a short or damaged file fails there).
-        mkdir "$tmp" && tar -x -o -z -f "$file" -C "$tmp" >>"$log" 2>&1 || {
+        { [ "$tmp_made" = 1 ] || mkdir "$tmp"; } && tar -x -o -z -f "$file" -C "$tmp" >>"$log" 2>&1 || {
             upload_error="cannot unpack the artifact into $tmp"
             return 1
         }
@@ -490,8 +493,14 @@ case $target in
 esac
 records=$target/.deploy
 if [ ! -d "$records" ]; then
-    # A host's first deployment: one mkdir for the records and the releases.
-    if [ "$kind" = restart ]; then set -- "$records"; else set -- "$records" "$target/releases"; fi
+    # A host's first deployment: one mkdir for the records, the releases and the
+    # directory the release is unpacked into (it has none to copy from).
+    if [ "$kind" = restart ]; then
+        set -- "$records"
+    else
+        set -- "$records" "$target/releases" "$target/releases/.tmp-$id"
+        made_temporary=1 tmp_made=1
+    fi
     if ! err=$(mkdir -p "$@" 2>&1); then
         step=$first_step
         records=
