@@ -113,14 +113,20 @@ def controller_answer(exit_status: int, attempts: int, timed_out: bool) -> bytes
     return f"done {exit_status} {attempts}{' timeout' if timed_out else ''}\n".encode()
 
 
+# Shell functions the remote scripts share, sent ahead of each (hosts hold no file of ours).
+SHARED_SCRIPT = "releases.sh"
+
+
 @cache
 def remote_script(name: str) -> str:
-    """The text of ``deployer/remote/<name>``, with full-line comments and indentation removed.
+    """``deployer/remote/`` SHARED_SCRIPT then ``<name>``, with full-line comments and
+    indentation removed.
 
     It travels as one exec argument to every host, so every byte saved counts a hundred
     times; the scripts have no here-documents, so stripping lines is safe.
     """
-    text = resources.files("deployer").joinpath("remote", name).read_text()
+    folder = resources.files("deployer").joinpath("remote")
+    text = folder.joinpath(SHARED_SCRIPT).read_text() + folder.joinpath(name).read_text()
     lines = (line.strip() for line in text.splitlines())
     return "\n".join(line for line in lines if line and not line.startswith("#")) + "\n"
 

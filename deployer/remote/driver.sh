@@ -421,11 +421,8 @@ upload() {
         }
         : >"$file"
     fi
-    # Writing a new file into the release dates it (releases are listed newest first);
-    # only a release that already holds one, copied or packed so, needs touch(1).
-    dated=1
-    [ -e "$tmp/.deploy-sha256" ] && dated=
     printf '%s\n' "$sha" >"$tmp/.deploy-sha256"
+    # Written last, also when copied: its time is the release's for list_releases.
     printf '%s\n' "$version" >"$tmp/.deploy-version"
     if [ -e "$rel" ]; then
         if [ "$dir" = "$cur" ]; then
@@ -435,7 +432,6 @@ upload() {
         mv "$rel" "$target/releases/.old-$id" >>"$log" 2>&1 || { upload_error="cannot replace $rel"; return 1; }
     fi
     mv "$tmp" "$rel" >>"$log" 2>&1 || { upload_error="cannot move the release into $rel"; return 1; }
-    [ -n "$dated" ] || touch "$rel"
     [ -e "$target/releases/.old-$id" ] && rm -rf "$target/releases/.old-$id"
     return 0
 }
@@ -445,7 +441,8 @@ switch() {
     link=$target/.current-$id
     [ -L "$link" ] && rm -f "$link"
     ln -s "releases/$dir" "$link" && mv -T "$link" "$target/current" || return 1
-    touch "$target/releases/$dir"
+    # Dates the switch for list_releases, without touch(1).
+    printf '%s\n' "$version" >"$target/releases/$dir/.deploy-version"
     # The controller's answer carries the time (`go <UTC time>`): one process less than
     # date(1). Alone (no controller), or given anything else, the host's clock says.
     set -- $reply
@@ -554,7 +551,7 @@ else
     # round trip. (The glob's trailing slash matches directories only.)
     set -- "$target"/releases/*/
     if [ $# -gt "$keep" ]; then
-        ls -1t "$target/releases" >"$records/$id.releases"
+        list_releases "$target/releases" >"$records/$id.releases"
         while IFS= read -r name; do say "@@release $name"; done <"$records/$id.releases"
         begin prune
         [ "$autonomous" = 1 ] || prune

@@ -1,5 +1,5 @@
 # deployer's remote probe: what an app's target directory holds, read-only.
-# Sent as `sh -c <this script> probe <target> <deployment id or empty>`; parsed by
+# Sent as `sh -c <releases.sh, this script> probe <target> <deployment id or empty>`; parsed by
 # deployer.release.parse_probe. Lines:
 #   @@current <version>      what `current` points to (empty when there is none)
 #   @@release <name>         each kept release, newest switch first
@@ -17,7 +17,7 @@ esac
 link=$(readlink "$target/current" 2>/dev/null) || link=
 printf '@@current %s\n' "${link##*/}"
 if [ -d "$target/releases" ]; then
-    ls -1t "$target/releases" | while IFS= read -r name; do printf '@@release %s\n' "$name"; done
+    list_releases "$target/releases" | while IFS= read -r name; do printf '@@release %s\n' "$name"; done
 fi
 if [ -n "$id" ] && [ -f "$target/.deploy/$id.state" ]; then
     # The driver appends; its last line counts. Empty means it is writing the first one.

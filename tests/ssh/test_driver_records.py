@@ -1,4 +1,5 @@
-"""The driver's records on a host (``<target>/.deploy``) stay bounded.
+"""What the driver leaves on a host: bounded records (``<target>/.deploy``), and the
+releases listed newest first (by the probe as by the driver).
 
 Run locally (no SSH): the driver's answers are written to its stdin before it starts.
 """
@@ -6,10 +7,12 @@ Run locally (no SSH): the driver's answers are written to its stdin before it st
 from __future__ import annotations
 
 import os
+import subprocess
 from pathlib import Path
 
 import pytest
 
+from deployer.release import parse_probe, probe_command
 from tests.ssh.support import drive_locally, inline_artifact, job, make_artifact
 
 
@@ -38,3 +41,25 @@ def test_past_30_deployments_only_the_newest_20_keep_their_records(
     left = {path.name.split(".")[0] for path in (app / ".deploy").iterdir()}
     # This run's records stay, with the newest of the earlier ones: state and logs alike.
     assert left == {push.deployment_id, *ids[earlier - kept :]}
+
+
+def test_releases_are_listed_by_their_last_unpack_or_switch_and_foreign_ones_last(tmp_path: Path) -> None:
+    app = tmp_path / "app"
+    artifact = make_artifact(tmp_path, "1.0")
+    # 1.0 is unpacked and switched to now; 0.8 and 0.9 are older releases, 0.9 the newer;
+    # "manual" is a directory the driver did not make.
+    drive_locally(job(str(app), "1.0", artifact), b"go\n" + inline_artifact(artifact) + b"go\n")
+    for age, name in ((60, "0.9"), (120, "0.8")):
+        (app / "releases" / name).mkdir()
+        version_file = app / "releases" / name / ".deploy-version"
+        version_file.write_text(f"{name}\n")
+        os.utime(version_file, (1_700_000_000 - age, 1_700_000_000 - age))
+    (app / "releases" / "manual").mkdir()
+    probed = subprocess.run(
+        ["/bin/sh", "-c", probe_command(str(app), None)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+    )
+    assert parse_probe("local", probed.stdout).releases == ("1.0", "0.9", "0.8", "manual")
