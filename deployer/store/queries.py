@@ -382,8 +382,7 @@ def covering_intervals(
 
 def interval_view(row: Sequence[Any]) -> VersionInterval:
     """A row of :func:`interval_columns` as a view (positional: this runs once per host listed)."""
-    host, datacenter, version, since, until, deployment_id = row
-    return VersionInterval(host, datacenter, version, since, until, deployment_id)
+    return VersionInterval._make(row)
 
 
 def control_state_view(row: Row[Any]) -> ControlState:
