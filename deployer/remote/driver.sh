@@ -6,8 +6,8 @@
 # `mv -T` (GNU or busybox), head and tar.
 #
 # Every process it starts costs the host about a millisecond of CPU, for each of many
-# hosts at once: shell built-ins do what they can, and a bare deployment starts about a
-# dozen processes (tar and gzip, head, mkdir, mv, ln, ls, the hook's timeout and shell).
+# hosts at once: shell built-ins do what they can, and a deployment starts about a dozen
+# (tar and gzip, head, mkdir, mv, ln, each hook's timeout and shell, ls and rm to prune).
 #
 # Protocol, one line each on stdout (read by deployer.release and deployer.ssh):
 #   @@previous <dir>                what `current` pointed to at the start (may be empty)
