@@ -49,6 +49,7 @@ from sqlalchemy import func, select
 from deployer.store import Store, open_store
 from deployer.store.models import metadata
 from deployer.store.queries import covering_intervals
+from deployer.store.views import VersionInterval
 
 APP, ENVIRONMENT = "web", "prod"
 T0 = datetime(2025, 1, 1, tzinfo=UTC)
@@ -386,7 +387,7 @@ def measure(work: Callable[[], object], runs: int) -> tuple[float, float, object
 
 def describe(result: object) -> str:
     if isinstance(result, list):
-        if result and isinstance(result[0], tuple):
+        if result and isinstance(result[0], tuple) and not isinstance(result[0], VersionInterval):
             shown = ", ".join(f"{version}: {count}" for version, count in result[:3])
             return shown + (" ..." if len(result) > 3 else "")
         return f"{len(result)} hosts"
