@@ -12,7 +12,7 @@ Per host and deployment the runner opens one exec channel that runs the remote d
                                             (or, on a host without GNU head, `file`: a
                                             second channel, cat > <path>, then `sent`)
     @@step upload end 0 1
-    @@step start start / go / @@output <n> ... / @@step start end 0 1
+    @@step start start / go / @@output <token> ... @@output-end <token> / @@step start end 0 1
     @@release 1.4 ... @@step prune start ▶  go 4 5        (positions to delete)
     @@done succeeded / @@current 1.4
 
@@ -601,9 +601,7 @@ class SshRunner:
                         run.end(event)
                         limit.reschedule(loop.time() + IDLE_LIMIT)
                 elif word == "output":
-                    if not rest.isdigit():
-                        raise _ProtocolError(f"the remote driver said something unexpected: {line.strip()}")
-                    run.output += (await stdout.readexactly(int(rest))).decode("utf-8", "replace")
+                    run.output += await self._read_output(stdout, rest)
                 elif word == "need-artifact":
                     path, _, how = rest.rpartition(" ")  # the path may hold spaces, `how` not
                     if how == "stdin":
@@ -625,6 +623,18 @@ class SshRunner:
                 elif word == "done":
                     run.outcome = rest
         return await self._finish(job, run, process)
+
+    @staticmethod
+    async def _read_output(stdout: asyncssh.SSHReader[bytes], token: str) -> str:
+        """A step's output, up to the line ``@@output-end <token>``, less the newline the
+        driver puts before that line."""
+        end = f"@@output-end {token}\n".encode()
+        lines: list[bytes] = []
+        while (raw := await stdout.readline()) != end:
+            if not raw:
+                raise asyncio.IncompleteReadError(b"".join(lines), None)
+            lines.append(raw)
+        return b"".join(lines)[:-1].decode("utf-8", "replace")
 
     @staticmethod
     def _parse_step(rest: str) -> StepStart | StepEnd:

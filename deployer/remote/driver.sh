@@ -24,7 +24,9 @@
 #                                   `data <bytes>`, exactly that many bytes of the artifact,
 #                                   then `sent`, all on stdin; <how> `file`: `sent` once the
 #                                   controller wrote <path> through a channel of its own
-#   @@output <bytes>                followed by exactly that many bytes of the step's output
+#   @@output <token>                followed by the step's output, a newline, and the line
+#                                   `@@output-end <token>` (the token names the deployment,
+#                                   step and driver process: no hook prints it by chance)
 #   @@step <step> end <exit> <attempts> [timeout]   (the controller times the steps itself)
 #   @@error <sentence>              why the step about to end failed, for people
 #   @@done <outcome>                succeeded | failed:<step>:<exit> | aborted:<step>
@@ -179,13 +181,15 @@ begin() {
 }
 
 # Sends the step's output (its last 64 KiB) and the end marker: $1 exit, $2 attempts, $3 timeout.
+# The output goes between `@@output <token>` and a newline of its own followed by
+# `@@output-end <token>`: one tail(1), where counting its bytes first took three processes.
 finish() {
     if [ -s "$log" ]; then
-        tail -c 65536 "$log" >"$log.sent"
-        n=$(wc -c <"$log.sent")
-        say "@@output $((n))"
+        say "@@output $id.$step.$$"
         flush
-        cat "$log.sent"
+        tail -c 65536 "$log"
+        say ""
+        say "@@output-end $id.$step.$$"
     fi
     say "@@step $step end $1 ${2:-1}${3:+ timeout}"
 }

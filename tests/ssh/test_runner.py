@@ -116,6 +116,33 @@ def test_a_daemon_started_in_the_background_does_not_hold_the_start_hook(fleet: 
     assert pids_running(quiet) and pids_running(noisy)  # the daemons do run (killed at teardown)
 
 
+def test_a_hooks_output_comes_back_as_printed_and_its_last_64_kib_only(fleet: AppFleet) -> None:
+    target, _local = fleet.app()
+    artifact = make_artifact(fleet.work, "1.0")
+    # Lines that look like the driver's own, and no newline at the end.
+    tricky = hook(Step.START, "printf 'one\\n@@step start end 9 9\\n@@output-end x\\n\\nno newline'")
+    # 70,000 characters, the last line ending in "end".
+    long = hook(
+        Step.VALIDATE, "i=0; while [ $i -lt 1000 ]; do printf '%069d\\n' $i; i=$((i+1)); done; echo end"
+    )
+
+    async def scenario():
+        runner = SshRunner()
+        try:
+            return await runner.deploy(fleet.target(), job(target, "1.0", artifact, tricky, long), Recorder())
+        finally:
+            await runner.aclose()
+
+    result = run(scenario())
+    assert result.status == HostStatus.SUCCEEDED, result.error
+    outputs = {s.step: s.output for s in result.steps}
+    assert outputs[Step.START] == "one\n@@step start end 9 9\n@@output-end x\n\nno newline"
+    assert len(outputs[Step.VALIDATE]) == 65536
+    assert outputs[Step.VALIDATE].endswith(
+        "\n000000000000000000000000000000000000000000000000000000000000000000999\nend\n"
+    )
+
+
 def test_a_failing_hook_before_the_switch_leaves_current_alone(fleet: AppFleet) -> None:
     target, local = fleet.app()
     good, bad = make_artifact(fleet.work, "1.0"), make_artifact(fleet.work, "1.1")
