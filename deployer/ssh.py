@@ -692,7 +692,9 @@ class SshRunner:
         if artifact is None:
             stdin.write(b"missing\n")
             return
-        stdin.write(f"data {artifact.size}\n".encode())
+        # The first line goes with the first chunk and `sent` with the last: a small
+        # artifact is one SSH packet, not three.
+        pending = f"data {artifact.size}\n".encode()
         left = artifact.size
         with open(artifact.path, "rb") as file:
             while left > 0:
@@ -700,13 +702,15 @@ class SshRunner:
                 if not chunk:
                     break
                 left -= len(chunk)
-                stdin.write(chunk)
+                stdin.write(pending + chunk + (b"" if left else b"sent\n"))
+                pending = b""
                 await stdin.drain()
         if left:
             # The driver still waits for bytes that will never come: only ending the
             # channel frees it (it then leaves the host as it found it).
             raise _ProtocolError(f"the artifact {artifact.path} shrank while it was being sent")
-        stdin.write(b"sent\n")
+        if pending:  # an empty artifact: nothing was written yet
+            stdin.write(pending + b"sent\n")
         run.uploaded = True
 
     async def _send_artifact(

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import base64
+import random
 import threading
 import time
 import uuid
@@ -16,7 +18,7 @@ import pytest
 from deployer.fleet import Host
 from deployer.results import HostStatus, Step
 from deployer.runner import JobKind
-from deployer.ssh import SshRunner
+from deployer.ssh import ARTIFACT_CHUNK, SshRunner
 from tests.ssh.support import AppFleet, Recorder, hook, job, make_artifact, pids_running, run, wait_until
 
 LOG_ENV = (
@@ -93,6 +95,24 @@ def test_hooks_run_in_order_with_their_environment(fleet: AppFleet) -> None:
     ]
     switched = [datetime.strptime(line.split("\t")[0], "%Y-%m-%dT%H:%M:%S%z") for line in revisions]
     assert all(abs(datetime.now(UTC) - moment) < timedelta(minutes=5) for moment in switched)
+
+
+def test_an_artifact_of_several_chunks_arrives_whole(fleet: AppFleet) -> None:
+    target, local = fleet.app()
+    noise = base64.b64encode(random.Random(7).randbytes(3 * ARTIFACT_CHUNK)).decode()
+    artifact = make_artifact(fleet.work, "1.0", {"noise.txt": noise})
+    assert artifact.size > 2 * ARTIFACT_CHUNK  # sent as three writes at least
+
+    async def scenario():
+        runner = SshRunner()
+        try:
+            return await runner.deploy(fleet.target(), job(target, "1.0", artifact), Recorder())
+        finally:
+            await runner.aclose()
+
+    result = run(scenario())
+    assert result.status == HostStatus.SUCCEEDED, result.error
+    assert (local / "current" / "noise.txt").read_text() == noise
 
 
 def test_a_daemon_started_in_the_background_does_not_hold_the_start_hook(fleet: AppFleet) -> None:
