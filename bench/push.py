@@ -30,7 +30,7 @@ The times are the fastest of ``--runs`` runs, the CPU the least and the RSS the 
 ours and bare take turns going first. The CPU of ``python -c 'import M'`` for the modules
 each side imports is printed once: the fixed start-up cost spread over the hosts; "beyond
 start-up" is the CPU less that, per host: what one more host costs. (On 100 hosts the bare
-script's own total is about 11 ms per host, a third of it importing asyncssh.)
+script's own total is about 7 ms per host, over a quarter of it importing asyncssh.)
 Targets: ours ÷ bare ≤ 1.25, controller CPU ≤ 10 ms per host (the total, as the issue
 states it); exits 1 when missed.
 
