@@ -78,22 +78,28 @@ def cli() -> None:
     """Rolling deployments across a fleet, striped over datacenters."""
 
 
-def main() -> None:
-    # A command's imports (SQLAlchemy, asyncssh, pydantic...) are some 300,000 objects that
-    # live until the process ends. The collections that making them triggers free nothing
-    # (40 ms of CPU for push), so the collector is off while they are made. Frozen out of
-    # its sight once imported, they are no longer walked by the collections a run makes,
-    # nor by the interpreter's exit, which took 0.3 s of every push without it (0.02 s
-    # with). Only the process's own entry point does this: tests that call ``cli``
-    # in-process keep their collector as it is.
-    command = next((arg for arg in sys.argv[1:] if not arg.startswith("-")), None)
-    if command is not None:
+def load_command(cmd_name: str | None) -> None:
+    """Import the modules of command ``cmd_name`` (if any) as the process's entry point does.
+
+    A command's imports (SQLAlchemy, asyncssh, pydantic...) are some 300,000 objects that
+    live until the process ends. The collections that making them triggers free nothing
+    (40 ms of CPU for push), so the collector is off while they are made. Frozen out of
+    its sight once imported, they are no longer walked by the collections a run makes,
+    nor by the interpreter's exit, which took 0.3 s of every push without it (0.02 s
+    with). Only the process's own entry point does this (and bench/push.py, to measure
+    it): tests that call ``cli`` in-process keep their collector as it is.
+    """
+    if cmd_name is not None:
         gc.disable()
         try:
-            command_module(command)
+            command_module(cmd_name)
         finally:
             gc.enable()
     gc.freeze()
+
+
+def main() -> None:
+    load_command(next((arg for arg in sys.argv[1:] if not arg.startswith("-")), None))
     try:
         cli(prog_name="deploy")
     finally:
