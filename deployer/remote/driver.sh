@@ -62,6 +62,8 @@ export DEPLOY_APP DEPLOY_ENVIRONMENT DEPLOY_HOST DEPLOY_DATACENTER DEPLOY_VERSIO
 export DEPLOY_PREVIOUS_VERSION DEPLOY_RELEASE_DIR
 
 autonomous=0 committed=0 made_temporary=0 tmp_made=0 step= cur= prev= log=/dev/null records= state=
+newline='
+'
 
 # The step a failure before any step is charged to: the first one the job would run (the
 # controller acknowledges it in advance, see deployer.release.first_step).
@@ -496,15 +498,20 @@ records=$target/.deploy
 if [ ! -d "$records" ]; then
     # A host's first deployment: one mkdir for the records, the releases and the
     # directory the release is unpacked into (it has none to copy from).
-    if [ "$kind" = restart ]; then
-        set -- "$records"
-    else
-        set -- "$records" "$target/releases" "$target/releases/.tmp-$id"
-        made_temporary=1 tmp_made=1
+    # (Not one this deployment left before its records were deleted: that one goes.)
+    set -- "$records"
+    if [ "$kind" != restart ]; then
+        set -- "$records" "$target/releases"
+        if [ ! -e "$target/releases/.tmp-$id" ]; then
+            set -- "$@" "$target/releases/.tmp-$id"
+            made_temporary=1 tmp_made=1
+        fi
     fi
     if ! err=$(mkdir -p "$@" 2>&1); then
         step=$first_step
         records=
+        # mkdir says why once per directory: its first line says it all.
+        err=${err%%"$newline"*}
         fail 1 "${err#mkdir: }"
     fi
 fi

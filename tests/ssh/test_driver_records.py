@@ -63,3 +63,15 @@ def test_releases_are_listed_by_their_last_unpack_or_switch_and_foreign_ones_las
         check=True,
     )
     assert parse_probe("local", probed.stdout).releases == ("1.0", "0.9", "0.8", "manual")
+
+
+def test_a_target_that_cannot_be_made_fails_with_one_line_naming_it(tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("not a directory\n")
+    artifact = make_artifact(tmp_path, "1.0")
+    lines = drive_locally(job(str(tmp_path / "file" / "app"), "1.0", artifact), b"go\n")
+    errors = [line for line in lines if line.startswith("@@error")]
+    assert len(errors) == 1
+    assert not any(line.startswith("mkdir") for line in lines)  # one reason, not one per directory
+    assert str(tmp_path / "file") in errors[0]
+    assert "Not a directory" in errors[0]
+    assert "@@done failed:upload:1" in lines
