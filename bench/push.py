@@ -29,8 +29,9 @@ script's own clock) and "after" (to the exit: result, JSON, closing, interpreter
 The times are the fastest of ``--runs`` runs, the CPU the least and the RSS the largest;
 ours and bare take turns going first. The CPU of importing what each side imports, as it
 imports it (``python -c``, see STARTUP), is printed once: the fixed start-up cost spread
-over the hosts; "beyond start-up" is the CPU less that, per host: what one more host costs. (On 100 hosts the bare
-script's own total is about 7 ms per host, over a quarter of it importing asyncssh.)
+over the hosts; "beyond start-up" is the CPU less that, per host: what one more host
+costs. (On 100 hosts the bare script's own total is about 7 ms per host, over a quarter
+of it importing asyncssh.)
 Targets: ours ÷ bare ≤ 1.25, controller CPU ≤ 10 ms per host (the total, as the issue
 states it); exits 1 when missed.
 
