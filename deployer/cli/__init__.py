@@ -12,7 +12,10 @@ from __future__ import annotations
 
 import gc
 import importlib
+import os
 import sys
+import warnings
+from collections.abc import Mapping, Sequence
 from types import ModuleType
 
 import click
@@ -98,7 +101,22 @@ def load_command(cmd_name: str | None) -> None:
     gc.freeze()
 
 
+def quiet_library_warnings(environ: Mapping[str, str], warnoptions: Sequence[str]) -> None:
+    """Hide warnings that libraries raise about themselves, unless the user asked to see them.
+
+    A library's deprecation (cryptography deprecating DSA as asyncssh imports it, say)
+    is for us to act on, not for the operator reading a push's output. Someone who
+    wants them sets ``PYTHONWARNINGS`` or ``-W`` (both land in ``sys.warnoptions``) or
+    ``DEPLOYER_DEBUG=1``. Warnings attributed to our own modules are still shown.
+    """
+    if warnoptions or environ.get("DEPLOYER_DEBUG") == "1":
+        return
+    warnings.filterwarnings("ignore")
+    warnings.filterwarnings("default", module=r"(deployer|tui)(\.|$)")
+
+
 def main() -> None:
+    quiet_library_warnings(os.environ, sys.warnoptions)
     load_command(next((arg for arg in sys.argv[1:] if not arg.startswith("-")), None))
     try:
         cli(prog_name="deploy")
