@@ -16,7 +16,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-from deployer.decide import Control, RolloutState, decide
+from deployer.decide import Control, RolloutState, counted_failures, decide
 from deployer.events import (
     Baking,
     ControlChanged,
@@ -32,6 +32,7 @@ from deployer.policy import should_halt
 from deployer.results import DeploymentStatus, HostResult, HostStatus, Step
 from deployer.runner import HostRunner, JobKind, ReleaseJob
 from deployer.store import Store
+from deployer.wording import count_of
 
 # Steps a host reaches once its release is switched: its own hooks, then pruning.
 _PAST_SWITCH = frozenset({Step.START, Step.VALIDATE, Step.PRUNE})
@@ -69,6 +70,7 @@ class Rollout:
     bake: float
     max_parallel: int | None = None
     discover: Discover | None = None
+    budget_exempt: frozenset[str] = frozenset()  # failures not counted (see RolloutState)
 
 
 @dataclass(frozen=True, slots=True)
@@ -242,8 +244,7 @@ class _Run:
             return False
         if self._stopping():
             return False
-        failed = sum(1 for status in self.statuses.values() if status.is_failure)
-        if should_halt(failed, self.failure_budget):
+        if should_halt(self._failed_count(), self.failure_budget):
             return False
         self.discovered_after = finished
         joining = await discover()
@@ -272,6 +273,9 @@ class _Run:
         )
         return True
 
+    def _failed_count(self) -> int:
+        return counted_failures(self.statuses, self.rollout.budget_exempt)
+
     def _stopping(self) -> bool:
         return self.c._stop is not None and self.c._stop.is_set()
 
@@ -284,9 +288,8 @@ class _Run:
         """
         if self.control is Control.ABORT or not self._stopping():
             return self.control
-        failed = sum(1 for status in self.statuses.values() if status.is_failure)
         pending = any(status is HostStatus.PENDING for status in self.statuses.values())
-        if pending and not should_halt(failed, self.failure_budget):  # a halt stops it already
+        if pending and not should_halt(self._failed_count(), self.failure_budget):  # a halt stops it already
             return Control.ABORT
         return self.control
 
@@ -299,6 +302,7 @@ class _Run:
             max_parallel=self.rollout.max_parallel,
             wave_finished_at=self.wave_finished_at,
             control=self._control(),
+            budget_exempt=self.rollout.budget_exempt,
         )
 
     async def _wait(self, now: datetime, wait_until: datetime | None) -> None:
@@ -349,8 +353,7 @@ class _Run:
                 error=f"internal error: {error!r}",
             )
         self.c._store.record_host_result(self.deployment_id, result)
-        failed = sum(1 for n, s in self.statuses.items() if s.is_failure and n != name)
-        failed += 1 if result.status.is_failure else 0
+        failed = counted_failures({**self.statuses, name: result.status}, self.rollout.budget_exempt)
         self.c._sink(HostFinished(self.deployment_id, result, failed, self.failure_budget))
         return result
 
@@ -379,32 +382,38 @@ class _Run:
         self.c._store.heartbeat(self.deployment_id, pid=self.c._pid, started_from=self.c._machine, now=now)
 
     def _halt_reason(self) -> str:
-        failed = sum(1 for s in self.statuses.values() if s.is_failure)
+        failed = self._failed_count()
         if self.control is Control.ABORT:
             return "aborted by the operator; hosts in flight finish, no new host starts"
         if self._stopping() and not should_halt(failed, self.failure_budget):
             return "the controller was asked to stop; hosts in flight finish, no new host starts"
         return (
-            f"{failed} hosts failed, more than the {self.failure_budget} allowed; "
+            f"{count_of(failed, 'host')} failed, more than the {self.failure_budget} allowed; "
             "hosts in flight finish, no new host starts"
         )
 
     def _finish(self, status: DeploymentStatus, now: datetime) -> RolloutOutcome:
         counts = _counts(self.statuses)
         failed = counts[HostStatus.FAILED] + counts[HostStatus.UNREACHABLE]
+        done = "restarted" if self.rollout.job.kind == JobKind.RESTART else "updated"
         if status is DeploymentStatus.SUCCEEDED:
-            done = "restarted" if self.rollout.job.kind == JobKind.RESTART else "updated"
-            reason = f"{counts[HostStatus.SUCCEEDED]} hosts {done}"
+            reason = f"{count_of(counts[HostStatus.SUCCEEDED], 'host')} {done}"
             if failed:
                 reason += f", {failed} failed (within the {self.failure_budget} allowed)"
+        elif status is DeploymentStatus.FAILED:
+            reason = f"no host {done}: {count_of(failed, 'host')} failed"
         else:
             reason = self._halt_reason().split(";")[0]
             untouched = counts[HostStatus.PENDING]
             if untouched:
-                reason += f"; {untouched} hosts were not touched and keep their version"
+                kept = (
+                    "was not touched and keeps its" if untouched == 1 else "were not touched and keep their"
+                )
+                reason += f"; {count_of(untouched, 'host')} {kept} version"
         self.c._store.finish_deployment(self.deployment_id, status, now, reason=reason)
         final = {
-            name: (HostStatus.ABORTED if s is HostStatus.PENDING else s) for name, s in self.statuses.items()
+            name: (HostStatus.NOT_STARTED if s is HostStatus.PENDING else s)
+            for name, s in self.statuses.items()
         }
         self.c._sink(DeploymentFinished(self.deployment_id, status.value, _counts(final), now))
         return RolloutOutcome(self.deployment_id, status, reason, final, dict(self.results))

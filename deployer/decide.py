@@ -36,10 +36,14 @@ class RolloutState:
     max_parallel: int | None = None  # at most this many hosts at once; None = the wave size
     wave_finished_at: Mapping[int, datetime] = field(default_factory=dict)  # 1-based wave -> end
     control: Control = Control.RUN
+    # Hosts whose failures the budget does not count: in an automatic rollback, the hosts
+    # that failed the deployment being undone (known bad; they must not stop the others).
+    budget_exempt: frozenset[str] = frozenset()
 
     @property
     def failed_count(self) -> int:
-        return sum(1 for status in self.statuses.values() if status.is_failure)
+        """Failed hosts that count against the budget."""
+        return counted_failures(self.statuses, self.budget_exempt)
 
     @property
     def running_count(self) -> int:
@@ -59,6 +63,23 @@ class Decision:
         return self.outcome is not None
 
 
+def counted_failures(statuses: Mapping[str, HostStatus], exempt: frozenset[str] = frozenset()) -> int:
+    """How many hosts count against the failure budget: failed ones, those in ``exempt`` aside."""
+    return sum(1 for name, status in statuses.items() if status.is_failure and name not in exempt)
+
+
+def ending_status(statuses: Mapping[str, HostStatus]) -> DeploymentStatus:
+    """How a deployment that ran every wave ends: SUCCEEDED only if some host succeeded.
+
+    The failure budget is how much failure a user accepts on the way, not permission to
+    call nothing a success: 2 hosts that both fail within a budget of 5 end FAILED, and
+    their version never becomes good.
+    """
+    if any(status is HostStatus.SUCCEEDED for status in statuses.values()):
+        return DeploymentStatus.SUCCEEDED
+    return DeploymentStatus.FAILED
+
+
 def active_wave(state: RolloutState) -> int | None:
     """The first wave (1-based) that still has a host pending or running; None when all are done."""
     for index, hosts in enumerate(state.waves, start=1):
@@ -74,7 +95,8 @@ def decide(state: RolloutState, now: datetime) -> Decision:
     1. Abort: start nothing; once nothing is in flight, the deployment ends ``aborted``.
     2. Halt: more failed hosts than the budget (counted across all waves, not per wave):
        start nothing, let in-flight hosts finish, then end ``halted``.
-    3. All waves done: ``succeeded`` (failures within the budget are reported, not fatal).
+    3. All waves done: ``succeeded`` if a host succeeded (failures within the budget are
+       reported, not fatal); ``failed`` if none did (see :func:`ending_status`).
     4. Pause: start nothing, end nothing.
     5. A new wave waits ``bake`` seconds after the previous wave's last host finished.
     6. Otherwise start as many pending hosts of the active wave as the concurrency bound allows.
@@ -90,7 +112,7 @@ def decide(state: RolloutState, now: datetime) -> Decision:
         return Decision(outcome=DeploymentStatus.HALTED if running == 0 else None, halting=True)
     wave = active_wave(state)
     if wave is None:
-        return Decision(outcome=DeploymentStatus.SUCCEEDED)
+        return Decision(outcome=ending_status(state.statuses))
     if state.control is Control.PAUSE:
         return Decision(wave=wave)
     hosts = state.waves[wave - 1]

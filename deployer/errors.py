@@ -2,7 +2,8 @@
 
 Every error a person can cause and fix derives from :class:`DeployerError`;
 the CLI catches that base only, prints one line, and exits with the error's
-``exit_code``. Anything else is a bug and keeps its traceback.
+``exit_code`` (the table is in :mod:`deployer.exitcodes`). Anything else is a bug and
+keeps its traceback.
 
     DeployerError                 exit 2 unless said otherwise
      ├── SpecError                a spec or inventory file is malformed (file:line: field: message)
@@ -10,6 +11,7 @@ the CLI catches that base only, prints one line, and exits with the error's
      ├── ArtifactError            the artifact is missing or unreadable
      ├── StoreError               the state store cannot be opened or migrated
      │    ├── DeploymentLocked    another deployment of this app and environment is running (exit 1)
+     │    ├── StoreLost           the store failed or went away while in use (exit 3)
      │    └── NotFound            no such deployment, app or host
      ├── LabError                 the lab fleet cannot be started, found or told what to do
      └── ControlError             pause/resume/abort asked of a deployment that cannot take it
@@ -71,6 +73,12 @@ class DeploymentLocked(StoreError):
     """Another deployment of the same app and environment is running."""
 
     exit_code = 1
+
+
+class StoreLost(StoreError):
+    """The state store failed or went away while a command used it (see deployer.exitcodes)."""
+
+    exit_code = 3
 
 
 class NotFound(StoreError):

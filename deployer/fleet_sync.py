@@ -48,6 +48,7 @@ from deployer.results import DeploymentKind, DeploymentStatus, HostStatus, Step
 from deployer.runner import HostRunner
 from deployer.spec import Spec, load_spec
 from deployer.store import Store
+from deployer.wording import count_of
 
 # These commands choose the version themselves; the spec's own (or its absence) does not
 # matter, so the spec is read with this one in its place and given the right one after.
@@ -114,7 +115,11 @@ def prepare_sync(options: PushOptions, store: Store, loaded: Loaded) -> Prepared
     behind = tuple(host for host in hosts if current.get(host.name) != good)
     if not behind:
         return Unchanged(
-            spec.app, spec.environment, DeploymentKind.SYNC, good, f"all {len(hosts)} hosts run {good}"
+            spec.app,
+            spec.environment,
+            DeploymentKind.SYNC,
+            good,
+            f"the 1 host runs {good}" if len(hosts) == 1 else f"all {len(hosts)} hosts run {good}",
         )
     failed = frozenset(store.failed_hosts_of_last_deployment(spec.app, spec.environment))
     # every host here is behind (force); a failed one is only put first
@@ -182,12 +187,13 @@ def prepare_promote(options: PushOptions, store: Store, source: str) -> Prepared
     spec = loaded.spec
     if source == spec.environment:
         raise DeployerError(f"--from and --to are both {source}: promote from one environment to another")
-    try:
-        version = promotable_version(store, spec.app, source)
-    except PromotionRefused as error:
-        if latest_release(store, spec.app, source) is None and source not in spec.environments:
-            raise PromotionRefused(f"{error} (the spec knows: {', '.join(spec.environments)})") from None
-        raise
+    if source not in spec.environments and latest_release(store, spec.app, source) is None:
+        # Not a refusal but a typo: no such environment, in the spec or in the history (exit 2).
+        raise DeployerError(
+            f"--from {source}: the spec defines no such environment and {spec.app} was never "
+            f"deployed there (the spec knows: {', '.join(spec.environments)})"
+        )
+    version = promotable_version(store, spec.app, source)
     options = replace(options, version=version, kind=DeploymentKind.PUSH, promoted_from=source)
     prepared = plan_deployment(options, replace(spec, version=version), loaded.fleet, store)
     if prepared.plan.waves and kept_artifact(spec.app, version) is None:
@@ -274,7 +280,7 @@ class Round:
 
 def round_line(entry: Round) -> str:
     """The one line a round is logged as."""
-    line = f"{entry.at:%Y-%m-%dT%H:%M:%SZ} round {entry.number}: {entry.host_count} hosts"
+    line = f"{entry.at:%Y-%m-%dT%H:%M:%SZ} round {entry.number}: {count_of(entry.host_count, 'host')}"
     if entry.behind:
         shown = ", ".join(entry.behind[:5]) + (
             f" (+{len(entry.behind) - 5})" if len(entry.behind) > 5 else ""
@@ -340,7 +346,7 @@ async def watch_sync(
                 raise
             note = (
                 f"cannot read the spec or its inventory ({_first_line(error)}); "
-                f"the last good one ({len(last.fleet.hosts)} hosts) stands"
+                f"the last good one ({count_of(len(last.fleet.hosts), 'host')}) stands"
             )
         entry = await _sync_round(options, store, last, number, at, stop, sink, runner, identity)
         report(replace(entry, note=note))

@@ -33,6 +33,7 @@ STATUS_STYLE = {
     HostStatus.UNREACHABLE: "bold magenta",
     HostStatus.SKIPPED: "dim",
     HostStatus.ABORTED: "yellow",
+    HostStatus.NOT_STARTED: "dim",
 }
 
 

@@ -28,7 +28,7 @@ from deployer.fleet import Fleet, Host, SshTarget, limit_hosts, resolve_ssh
 from deployer.inventory import is_inventory_script, load_fleet
 from deployer.kept_artifacts import keep_artifact, kept_artifact
 from deployer.planner import Plan, plan_waves
-from deployer.policy import failure_budget
+from deployer.policy import failure_budget, rollback_groups
 from deployer.release import Outcome, parse_outcome
 from deployer.results import DeploymentKind, DeploymentStatus, HostResult, HostStatus
 from deployer.runner import Artifact, HostRunner, ReleaseJob
@@ -56,6 +56,10 @@ class PushOptions:
     ignore_stop_failures: bool = False
     kind: DeploymentKind = DeploymentKind.PUSH
     promoted_from: str | None = None  # a promotion: the environment the version proved itself in
+    rollback_of: str | None = None  # an automatic rollback (on_halt): the deployment it undoes
+    # Hosts that failed the deployment being rolled back: they go first, and their failing
+    # again does not count against the rollback's budget (see RolloutState.budget_exempt).
+    known_bad: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,7 +81,8 @@ class Prepared:
 
     @property
     def failure_budget(self) -> int:
-        return failure_budget(self.spec.strategy.max_failures, self.plan.host_count)
+        counted = [h.name for w in self.plan.waves for h in w.hosts if h.name not in self.options.known_bad]
+        return failure_budget(self.spec.strategy.max_failures, len(counted))
 
 
 def prepare(options: PushOptions, store: Store) -> Prepared:
@@ -96,7 +101,10 @@ def plan_deployment(options: PushOptions, spec: Spec, fleet: Fleet, store: Store
             f"--limit {options.limit} matches no host of the fleet ({len(fleet.hosts)} hosts)"
         )
     current = store.current_versions(spec.app, spec.environment)
-    failed = frozenset(store.failed_hosts_of_last_deployment(spec.app, spec.environment))
+    if options.rollback_of is not None:  # the failures that count are the rolled-back deployment's
+        failed = options.known_bad
+    else:
+        failed = frozenset(store.failed_hosts_of_last_deployment(spec.app, spec.environment))
     plan = plan_for(spec, hosts, version=spec.version, current=current, failed=failed, force=options.force)
     # What this deployment replaces: the version most of the hosts it changes run now (for a
     # rollback, the version being rolled back), or of the whole selection when it changes none.
@@ -128,7 +136,14 @@ def plan_for(
 def prepare_rollback(options: PushOptions, store: Store, to_version: str | None) -> Prepared:
     """A rollback: a push of the previous good version (or ``to_version``) as kind ``rollback``."""
     spec = load_spec(options.spec_path, version=options.version, environment=options.environment)
-    if to_version is None:
+    if to_version is not None:
+        ran = store.versions_ever_run(spec.app, spec.environment)
+        if to_version not in ran:  # no host keeps its release, and it never proved itself here
+            raise NothingToRollBack(
+                f"--to {to_version}: no host of {spec.app} in {spec.environment} ever ran it "
+                f"(versions that ran: {', '.join(ran) or 'none'}); deploy it with `deploy push --version`"
+            )
+    else:
         latest = latest_release(store, spec.app, spec.environment)
         before = latest.version if latest else None
         to_version = store.last_good_version(spec.app, spec.environment, before=before)
@@ -214,7 +229,7 @@ async def execute(
             and prepared.spec.strategy.on_halt is OnHalt.ROLLBACK
             and prepared.kind is not DeploymentKind.RESTART  # a restart switched nothing
         ):
-            await _roll_back_touched(prepared, outcome, store, sink, identity, runner)
+            await _roll_back_switched(prepared, outcome, store, sink, identity, runner)
         return outcome
 
 
@@ -258,8 +273,10 @@ async def _run_new(
         spec_sha256=spec.sha256,
         hosts=[(host, wave.index) for wave in plan.waves for host in wave.hosts],
         skipped=[(skip.host, skip.reason) for skip in plan.skipped],
-        run_options=_options_json(prepared.options),
+        # on_halt is kept beside the options so a halted push's views can tell a rollback was due.
+        run_options={**_options_json(prepared.options), "on_halt": spec.strategy.on_halt.value},
         failure_budget=prepared.failure_budget,
+        rollback_of=prepared.options.rollback_of,
         now=now,
     )
     retire_departed(store, spec.app, spec.environment, prepared.fleet, now)
@@ -272,6 +289,7 @@ async def _run_new(
         bake=spec.strategy.bake,
         max_parallel=spec.strategy.max_parallel,
         discover=_joiners(prepared),
+        budget_exempt=prepared.options.known_bad,
     )
     hosts = {h.name: h.datacenter for wave in plan.waves for h in wave.hosts}
     sink(_started(rollout, prepared.previous_version, hosts, now))
@@ -410,6 +428,8 @@ def _options_json(options: PushOptions) -> dict[str, Any]:
         "ignore_stop_failures": options.ignore_stop_failures,
         "kind": options.kind.value,
         "promoted_from": options.promoted_from,
+        "rollback_of": options.rollback_of,
+        "known_bad": sorted(options.known_bad),
     }
 
 
@@ -424,36 +444,42 @@ def _options_from_json(data: Mapping[str, Any]) -> PushOptions:
         ignore_stop_failures=bool(data.get("ignore_stop_failures")),
         kind=DeploymentKind(data.get("kind", "push")),
         promoted_from=data.get("promoted_from"),
+        rollback_of=data.get("rollback_of"),
+        known_bad=frozenset(data.get("known_bad") or ()),
     )
 
 
-async def _roll_back_touched(
+async def _roll_back_switched(
     prepared: Prepared,
     outcome: RolloutOutcome,
     store: Store,
     sink: EventSink,
     identity: Identity,
     runner: HostRunner,
-) -> RolloutOutcome | None:
-    """``on_halt: rollback``: put the hosts the halted deployment changed back on their old version."""
-    touched = {
-        name
-        for name, result in outcome.results.items()
-        if result.version is not None and result.version != result.previous_version
-    }
-    if not touched or prepared.previous_version is None:
-        return None
-    options = replace(
-        prepared.options,
-        version=prepared.previous_version,
-        kind=DeploymentKind.ROLLBACK,
-        only_hosts=frozenset(touched),
-        force=False,
-    )
-    rollback = prepare(options, store)
-    if not rollback.plan.waves:
-        return None
-    return await _run_new(rollback, store, sink, identity, runner)
+) -> None:
+    """``on_halt: rollback``: put every host the halted deployment switched back on what it ran.
+
+    One rollback deployment per version the hosts ran before (:func:`rollback_groups`),
+    in sequence, each recorded with ``rollback_of`` naming the halted deployment. In each,
+    the hosts that failed the halted deployment go first (they are out of service
+    already) and their failing again does not count against the rollback's budget, so a
+    known-bad host cannot stop the healthy ones from being restored. A host whose first
+    deployment this was has nothing to go back to and is left as it is.
+    """
+    groups = rollback_groups(outcome.results)
+    for version, names in groups.by_version.items():
+        options = replace(
+            prepared.options,
+            version=version,
+            kind=DeploymentKind.ROLLBACK,
+            only_hosts=frozenset(names),
+            force=False,
+            rollback_of=outcome.deployment_id,
+            known_bad=frozenset(name for name in names if outcome.statuses[name].is_failure),
+        )
+        rollback = prepare(options, store)
+        if rollback.plan.waves:
+            await _run_new(rollback, store, sink, identity, runner)
 
 
 PROBE_INTERVAL = 0.5  # seconds between looks at a host whose driver still runs on its own
@@ -507,7 +533,7 @@ async def resume_deployment(
                 result = _lost(host.name, "the host left the inventory while its controller was down")
                 if host.status is HostStatus.PENDING:
                     result = replace(
-                        result, status=HostStatus.ABORTED, error="left the inventory; not deployed"
+                        result, status=HostStatus.NOT_STARTED, error="left the inventory; not deployed"
                     )
                 store.record_host_result(deployment_id, result)
                 statuses[host.name] = result.status
@@ -523,9 +549,12 @@ async def resume_deployment(
             job=_job(spec, deployment_id, options.kind, artifact, identity, options),
             targets=targets,
             waves=tuple(tuple(waves[index]) for index in sorted(waves)),
-            failure_budget=failure_budget(spec.strategy.max_failures, len(planned)),
+            failure_budget=failure_budget(
+                spec.strategy.max_failures, sum(1 for h in planned if h.name not in options.known_bad)
+            ),
             bake=spec.strategy.bake,
             max_parallel=spec.strategy.max_parallel,
+            budget_exempt=options.known_bad,
         )
         datacenters = {h.name: h.datacenter for h in planned}
         sink(_started(rollout, view.previous_version, datacenters, utcnow()))

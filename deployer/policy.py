@@ -7,8 +7,11 @@ on the answers; no other module decides a halt or bounds concurrency.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
+from dataclasses import dataclass
 
 from deployer.quantities import Count
+from deployer.results import HostResult
 
 
 def failure_budget(max_failures: Count, host_count: int) -> int:
@@ -73,3 +76,37 @@ def may_start_count(
         return 0
     bound = wave_size if max_parallel is None else max_parallel
     return min(pending_count, max(0, bound - in_flight_count))
+
+
+@dataclass(frozen=True, slots=True)
+class RollbackGroups:
+    """What an automatic rollback (``on_halt: rollback``) puts back, and to which version."""
+
+    by_version: Mapping[str, tuple[str, ...]]  # the version to go back to -> the hosts going back to it
+    first_deployment: tuple[str, ...]  # switched, but ran nothing before: nothing to go back to
+
+
+def rollback_groups(results: Mapping[str, HostResult]) -> RollbackGroups:
+    """Group the hosts a halted deployment switched by the version each ran before it.
+
+    Only a host whose ``current`` now points somewhere else than before was switched;
+    a host that failed before its switch still runs its old version and needs nothing.
+    Each host goes back to what *it* ran, not to what most hosts ran: one rollback
+    deployment per group, since a deployment keeps exactly one version. Groups come
+    largest first (then by version), hosts in the order given.
+
+    Example: a push of 1.6 switched web1 and web2 from 1.5, web3 from 1.3 and web4,
+    which had nothing, then halted; web5 failed in after_install, still on 1.5:
+    ``{"1.5": (web1, web2), "1.3": (web3,)}``, and web4 has nothing to go back to.
+    """
+    by_version: dict[str, list[str]] = {}
+    first: list[str] = []
+    for name, result in results.items():
+        if result.version is None or result.version == result.previous_version:
+            continue
+        if result.previous_version is None:
+            first.append(name)
+        else:
+            by_version.setdefault(result.previous_version, []).append(name)
+    ordered = sorted(by_version.items(), key=lambda item: (-len(item[1]), item[0]))
+    return RollbackGroups({version: tuple(names) for version, names in ordered}, tuple(first))

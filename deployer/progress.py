@@ -21,6 +21,7 @@ from deployer.events import (
     HostStepStarted,
     WaveStarted,
 )
+from deployer.wording import count_of
 
 
 def describe(event: Event) -> str | None:
@@ -30,19 +31,20 @@ def describe(event: Event) -> str | None:
             previous = event.previous_version or "nothing"
             return (
                 f"deployment {event.deployment_id}: {event.kind} {event.app} {previous} -> {event.version} "
-                f"in {event.environment}: {event.host_count} hosts in {event.wave_count} waves, "
-                f"{event.failure_budget} failures allowed"
+                f"in {event.environment}: {count_of(event.host_count, 'host')} in "
+                f"{count_of(event.wave_count, 'wave')}, {count_of(event.failure_budget, 'failure')} allowed"
             )
         case WaveStarted():
             return (
-                f"wave {event.index}/{event.wave_count}: {len(event.hosts)} hosts: {', '.join(event.hosts)}"
+                f"wave {event.index}/{event.wave_count}: {count_of(len(event.hosts), 'host')}: "
+                f"{', '.join(event.hosts)}"
             )
         case Baking():
             return f"baking until {event.until:%H:%M:%S} before wave {event.next_wave}"
         case HostsJoined():
             return (
-                f"{len(event.datacenters)} hosts joined the inventory, as wave {event.wave}: "
-                f"{', '.join(event.datacenters)}; {event.failure_budget} failures allowed"
+                f"{count_of(len(event.datacenters), 'host')} joined the inventory, as wave {event.wave}: "
+                f"{', '.join(event.datacenters)}; {count_of(event.failure_budget, 'failure')} allowed"
             )
         case HostStepStarted():
             return None
@@ -57,7 +59,7 @@ def describe(event: Event) -> str | None:
         case ControlChanged():
             return f"{event.state}: {event.reason}"
         case DeploymentFinished():
-            counts = ", ".join(f"{n} {s.value}" for s, n in event.counts.items() if n)
+            counts = ", ".join(f"{n} {s.value.replace('_', ' ')}" for s, n in event.counts.items() if n)
             return f"deployment {event.deployment_id} {event.status}: {counts}"
     return None
 

@@ -11,6 +11,7 @@ enums their string values, and a missing value is ``null``.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta, tzinfo
 from typing import Any
 
@@ -22,17 +23,23 @@ from deployer.store.views import (
     Liveness,
     VersionInterval,
 )
+from deployer.wording import count_of
 
 # ---- JSON ------------------------------------------------------------------------
 
 
 def deployment_json(
-    view: DeploymentView, *, with_hosts: bool, controller: Liveness | None = None
+    view: DeploymentView,
+    *,
+    with_hosts: bool,
+    controller: Liveness | None = None,
+    rollback: RollbackSummary | None = None,
 ) -> dict[str, Any]:
-    """One deployment; with its hosts for ``deploy status ID``, without in lists.
+    """One deployment; with its hosts (and ``rollback``) for ``deploy status ID``, without in lists.
 
     ``controller`` is whether its controller looks alive (only meaningful while it
-    runs); ``null`` when not given.
+    runs); ``null`` when not given. ``rollback`` is what its automatic rollbacks
+    restored (:func:`rollback_summary`), ``null`` when none was due.
     """
     document: dict[str, Any] = {
         "id": view.id,
@@ -57,10 +64,12 @@ def deployment_json(
         else {"alive": controller.alive, "reason": controller.reason},
         "host_count": view.host_count,
         "failure_budget": view.failure_budget,
+        "rollback_of": view.rollback_of,
         "counts": {str(status): view.counts.get(status, 0) for status in HostStatus},
     }
     if with_hosts:
         document["hosts"] = [host_json(host) for host in view.hosts]
+        document["rollback"] = None if rollback is None else rollback_json(rollback)
     return document
 
 
@@ -247,16 +256,117 @@ def format_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> list[
 
 
 def format_counts(counts: Mapping[HostStatus, int]) -> str:
-    """``4 succeeded, 1 failed, 1 aborted``: the non-zero counts, in the order a deployment goes."""
-    parts = [f"{counts[status]} {status}" for status in HostStatus if counts.get(status, 0)]
+    """``4 succeeded, 1 failed, 1 not started``: the non-zero counts, in the order a deployment goes."""
+    parts = [f"{counts[status]} {status_words(status)}" for status in HostStatus if counts.get(status, 0)]
     return ", ".join(parts) if parts else "no hosts"
+
+
+def status_words(status: HostStatus) -> str:
+    """A host status as a person reads it: ``not started``, not ``not_started``."""
+    return str(status).replace("_", " ")
+
+
+# ---- an automatic rollback's outcome ------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class RollbackSummary:
+    """What the automatic rollbacks (``on_halt: rollback``) of a halted deployment restored.
+
+    ``switched`` are the hosts the deployment switched away from an earlier version,
+    ``restored`` those a rollback put back, ``failed_again`` those that failed the
+    deployment and their rollback too, ``not_restored`` the other switched hosts a
+    rollback did not put back, and ``nothing_to_restore`` the switched hosts whose
+    first deployment it was.
+    """
+
+    deployments: tuple[DeploymentView, ...]
+    switched: tuple[str, ...]
+    restored: tuple[str, ...]
+    failed_again: tuple[str, ...]
+    not_restored: tuple[str, ...]
+    nothing_to_restore: tuple[str, ...]
+
+    @property
+    def status(self) -> str:
+        """``succeeded``: every switched host is back; ``incomplete``: some are not; ``none``: none ran."""
+        if not self.deployments:
+            return "none"
+        return "incomplete" if self.not_restored or self.failed_again else "succeeded"
+
+
+def rollback_summary(
+    deployment: DeploymentView, rollbacks: Sequence[DeploymentView], *, due: bool
+) -> RollbackSummary | None:
+    """Sum up ``rollbacks`` (each with hosts) of ``deployment`` (with hosts).
+
+    ``due``: the deployment halted with ``on_halt: rollback``. None when no rollback was
+    due, or none was needed (no host had switched).
+    """
+    switched = [h for h in deployment.hosts if h.version is not None and h.version != h.previous_version]
+    first = tuple(h.name for h in switched if h.previous_version is None)
+    if not rollbacks and not (due and first):
+        return None
+    back = {h.name for view in rollbacks for h in view.hosts if h.status is HostStatus.SUCCEEDED}
+    failed_before = {h.name for h in deployment.hosts if h.status.is_failure}
+    restorable = [h.name for h in switched if h.previous_version is not None]
+    return RollbackSummary(
+        deployments=tuple(rollbacks),
+        switched=tuple(restorable),
+        restored=tuple(name for name in restorable if name in back),
+        failed_again=tuple(name for name in restorable if name not in back and name in failed_before),
+        not_restored=tuple(name for name in restorable if name not in back and name not in failed_before),
+        nothing_to_restore=first,
+    )
+
+
+def rollback_ids(summary: RollbackSummary) -> list[str]:
+    return [view.id for view in summary.deployments]
+
+
+def rollback_json(summary: RollbackSummary) -> dict[str, Any]:
+    """The ``rollback`` object of a halted push's ``--json`` (docs/cli.md)."""
+    return {
+        "status": summary.status,
+        "ids": rollback_ids(summary),
+        "deployments": [
+            {"id": view.id, "version": view.version, "status": str(view.status), "reason": view.reason}
+            for view in summary.deployments
+        ],
+        "switched_count": len(summary.switched),
+        "restored_count": len(summary.restored),
+        "restored": list(summary.restored),
+        "failed_again": list(summary.failed_again),
+        "not_restored": list(summary.not_restored),
+        "nothing_to_restore": list(summary.nothing_to_restore),
+    }
+
+
+def rollback_sentence(summary: RollbackSummary) -> str:
+    """``rollback restored 7 of 9 switched hosts; lab07, lab11 failed both``."""
+    parts = [
+        f"rollback restored {len(summary.restored)} of {count_of(len(summary.switched), 'switched host')}"
+    ]
+    if summary.failed_again:
+        parts.append(f"{', '.join(summary.failed_again)} failed both")
+    if summary.not_restored:
+        parts.append(f"{', '.join(summary.not_restored)} not restored")
+    if summary.nothing_to_restore:
+        had = "had" if len(summary.nothing_to_restore) > 1 else "has"
+        parts.append(f"{', '.join(summary.nothing_to_restore)} {had} no earlier version to go back to")
+    return "; ".join(parts)
 
 
 # ---- text: the commands' output ---------------------------------------------------
 
 
 def deployment_lines(
-    view: DeploymentView, *, now: datetime, tz: tzinfo, controller: Liveness | None = None
+    view: DeploymentView,
+    *,
+    now: datetime,
+    tz: tzinfo,
+    controller: Liveness | None = None,
+    rollback: RollbackSummary | None = None,
 ) -> list[str]:
     """``deploy status ID``: what, who, when, how it ended, then one row per host."""
     was = f" (was {view.previous_version})" if view.previous_version else ""
@@ -270,6 +380,10 @@ def deployment_lines(
         lines.append(f"  {'finished':<10} {format_when(view.finished_at, now, tz)}, after {took}")
     if view.reason:
         lines.append(f"  {'reason':<10} {view.reason}")
+    if rollback is not None:
+        lines.append(
+            f"  {'rollback':<10} {rollback_sentence(rollback)} ({', '.join(rollback_ids(rollback))})"
+        )
     if view.requested_control is not None and view.control_requested_at is not None:
         lines.append(
             f"  {'asked':<10} {view.requested_control} by {view.control_requested_by} "

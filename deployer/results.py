@@ -36,6 +36,7 @@ class HostStatus(StrEnum):
     UNREACHABLE = "unreachable"
     SKIPPED = "skipped"
     ABORTED = "aborted"  # stopped by an operator's abort before its switch; nothing changed
+    NOT_STARTED = "not_started"  # the deployment ended (halted, aborted) before reaching it
 
     @property
     def is_final(self) -> bool:
@@ -108,7 +109,7 @@ class DeploymentStatus(StrEnum):
     RUNNING = "running"
     PAUSED = "paused"  # an operator's pause took effect: no new host starts
     SUCCEEDED = "succeeded"
-    FAILED = "failed"  # ran to the end, and some hosts failed
+    FAILED = "failed"  # ran to the end, and no host succeeded (whatever the failure budget)
     HALTED = "halted"  # stopped by policy: the failure threshold was crossed
     ABORTED = "aborted"  # stopped by an operator's abort
 

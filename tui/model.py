@@ -9,6 +9,7 @@ a colour-blind operator read the same thing::
     ·  pending        1-9  running, at step n (1 connect ... 9 prune)
     ✓  succeeded      ✗    failed            ?  unreachable
     -  skipped        ■    aborted (stopped before its switch; nothing changed)
+    ○  not started (the deployment ended before reaching it)
 """
 
 from __future__ import annotations
@@ -72,6 +73,7 @@ HOST_GLYPHS: Mapping[HostStatus, Glyph] = {
     HostStatus.UNREACHABLE: Glyph("?", "bold magenta", "unreachable"),
     HostStatus.SKIPPED: Glyph("-", "dim", "skipped"),
     HostStatus.ABORTED: Glyph("■", "yellow", "aborted"),
+    HostStatus.NOT_STARTED: Glyph("○", "dim", "not started"),
 }
 
 # A running host shows the number of its step: the steps run in this order, so a
@@ -106,6 +108,7 @@ def legend() -> list[tuple[str, str, str]]:
         HostStatus.UNREACHABLE,
         HostStatus.SKIPPED,
         HostStatus.ABORTED,
+        HostStatus.NOT_STARTED,
     ):
         glyph = HOST_GLYPHS[status]
         entries.append((glyph.symbol, glyph.style, glyph.label))
@@ -276,8 +279,13 @@ class DatacenterProgress:
 
     @property
     def done_count(self) -> int:
-        """Hosts that are final (succeeded, failed, unreachable, skipped or aborted)."""
-        return sum(n for status, n in self.counts.items() if status.is_final)
+        """Hosts the deployment is done with (succeeded, failed, unreachable, skipped or aborted).
+
+        Not those it never reached: 2 hosts a halt left untouched keep a datacenter of 4 at 2/4.
+        """
+        return sum(
+            n for status, n in self.counts.items() if status.is_final and status is not HostStatus.NOT_STARTED
+        )
 
     @property
     def failed_count(self) -> int:
@@ -315,22 +323,33 @@ class WavePosition:
 
 
 def wave_position(hosts: Iterable[ShownHost]) -> WavePosition:
-    """The wave being worked on: the first with a pending or running host (the last when all are done).
+    """The wave being worked on: the first with a pending or running host; once all are done,
+    the last wave the deployment reached (a halt in wave 3 of 5 stays "wave 3 of 5").
 
     This is the controller's own rule (:func:`deployer.decide.active_wave`), read
-    back from the store. Skipped hosts have no wave and are not counted.
+    back from the store. Skipped hosts have no wave and are not counted; a host the
+    deployment never started (not started, or aborted in a store from before that
+    status) did not reach its wave.
     """
     unfinished: set[int] = set()
-    count = 0
+    count = reached = 0
     for host in hosts:
         if host.wave is None:
             continue
         count = max(count, host.wave)
         if not host.status.is_final:
             unfinished.add(host.wave)
+        elif not _never_started(host):
+            reached = max(reached, host.wave)
     if count == 0:
         return WavePosition(None, 0)
-    return WavePosition(min(unfinished) if unfinished else count, count)
+    return WavePosition(min(unfinished) if unfinished else reached or count, count)
+
+
+def _never_started(host: ShownHost) -> bool:
+    """A host the deployment did not reach (stores from before NOT_STARTED said ABORTED)."""
+    legacy = host.status is HostStatus.ABORTED and host.started_at is None
+    return host.status is HostStatus.NOT_STARTED or legacy
 
 
 class BudgetState(StrEnum):

@@ -10,12 +10,14 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from deployer.cli.options import db_option, echo_json, json_option
+from deployer.cli.query import automatic_rollback
 from deployer.controller import RolloutOutcome
 from deployer.events import EventSink
+from deployer.exitcodes import exit_code_for
 from deployer.operations import Prepared, PushOptions, execute, prepare, prepare_rollback
-from deployer.render import deployment_json
-from deployer.results import DeploymentStatus
+from deployer.render import deployment_json, rollback_sentence
 from deployer.store import Store, open_store
+from deployer.wording import count_of
 
 if TYPE_CHECKING:
     from deployer.live_progress import LiveProgress
@@ -58,8 +60,8 @@ def plan_text(prepared: Prepared) -> str:
     datacenters = list(dict.fromkeys(h.datacenter for wave in plan.waves for h in wave.hosts))
     lines = [
         f"{prepared.kind.value} {spec.app} {prepared.previous_version or '(new)'} -> {spec.version} "
-        f"in {spec.environment}: {plan.host_count} hosts in {len(plan.waves)} waves, "
-        f"{prepared.failure_budget} failures allowed"
+        f"in {spec.environment}: {count_of(plan.host_count, 'host')} in {count_of(len(plan.waves), 'wave')}, "
+        f"{count_of(prepared.failure_budget, 'failure')} allowed"
         + (f", {len(plan.skipped)} skipped" if plan.skipped else "")
     ]
     if plan.waves:
@@ -140,7 +142,9 @@ def confirm_and_run(
             raise click.UsageError("not a terminal: pass --yes to go ahead without confirmation")
         # With --json, stdout holds exactly one JSON object: the plan and the question go to stderr.
         click.echo(plan_text(prepared), err=as_json)
-        question = question or f"deploy {prepared.spec.version} to {prepared.plan.host_count} hosts?"
+        question = (
+            question or f"deploy {prepared.spec.version} to {count_of(prepared.plan.host_count, 'host')}?"
+        )
         click.confirm(question, abort=True, err=True)
     elif not as_json:
         click.echo(plan_text(prepared))
@@ -184,11 +188,13 @@ def run_and_report(
         finally:
             progress.close()
     view = store.deployment(outcome.deployment_id)
+    rollback = automatic_rollback(store, view)
     if as_json:
-        echo_json(deployment_json(view, with_hosts=True))
+        echo_json(deployment_json(view, with_hosts=True, rollback=rollback))
     else:
-        click.echo(f"{view.id}: {view.status.value}: {view.reason or ''}")
-    sys.exit(0 if outcome.status is DeploymentStatus.SUCCEEDED else 1)
+        line = f"{view.id}: {view.status.value}: {view.reason or ''}"
+        click.echo(line if rollback is None else f"{line}; {rollback_sentence(rollback)}")
+    sys.exit(exit_code_for(outcome.status))
 
 
 @click.command()

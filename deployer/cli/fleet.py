@@ -34,6 +34,7 @@ from deployer.progress import PlainProgress
 from deployer.quantities import parse_duration
 from deployer.results import DeploymentKind
 from deployer.store import Store, open_store
+from deployer.wording import count_of
 
 yes_option = click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
 
@@ -123,7 +124,7 @@ def sync(
             retired = retire_departed(store, spec_.app, spec_.environment, loaded.fleet, utcnow())
             _unchanged(prepared, as_json, retired)
             return
-        question = f"sync {prepared.plan.host_count} hosts to {prepared.spec.version}?"
+        question = f"sync {count_of(prepared.plan.host_count, 'host')} to {prepared.spec.version}?"
         _run(prepared, store, as_json, yes, question)
 
 
@@ -198,7 +199,7 @@ def promote(
             nothing_to_do(prepared, as_json)
             return
         question = (
-            f"promote {prepared.spec.version} from {source} to {prepared.plan.host_count} hosts "
+            f"promote {prepared.spec.version} from {source} to {count_of(prepared.plan.host_count, 'host')} "
             f"of {prepared.spec.environment}?"
         )
         _run(prepared, store, as_json, yes, question)
@@ -226,7 +227,7 @@ def restart(
         if isinstance(prepared, Unchanged):
             _unchanged(prepared, as_json, [])
             return
-        question = f"restart {prepared.spec.app} on {prepared.plan.host_count} hosts?"
+        question = f"restart {prepared.spec.app} on {count_of(prepared.plan.host_count, 'host')}?"
         _run(prepared, store, as_json, yes, question)
 
 

@@ -18,6 +18,7 @@ import click
 from deployer.cli.options import LOCAL, TIME, db_option, echo_json, json_option
 from deployer.errors import ControlError, NotFound
 from deployer.render import (
+    RollbackSummary,
     control_json,
     control_lines,
     deployment_json,
@@ -28,10 +29,11 @@ from deployer.render import (
     host_history_lines,
     hosts_json,
     hosts_lines,
+    rollback_summary,
     versions_json,
     versions_lines,
 )
-from deployer.results import ControlAction, HostStatus
+from deployer.results import ControlAction, DeploymentStatus, HostStatus
 from deployer.store import DeploymentView, Liveness, Store, open_store
 
 AT_HELP = "The moment to ask about: ISO 8601 (local time unless zoned), `3h ago`, `2d`, `yesterday 18:30`."
@@ -64,10 +66,17 @@ def status(deployment_id: str | None, db_url: str | None, as_json: bool) -> None
             return
         view = store.deployment(deployment_id)
         controller = None if view.is_finished else store.liveness(view, now)
+        rollback = automatic_rollback(store, view)
     if as_json:
-        echo_json(deployment_json(view, with_hosts=True, controller=controller))
+        echo_json(deployment_json(view, with_hosts=True, controller=controller, rollback=rollback))
     else:
-        _echo_lines(deployment_lines(view, now=now, tz=LOCAL, controller=controller))
+        _echo_lines(deployment_lines(view, now=now, tz=LOCAL, controller=controller, rollback=rollback))
+
+
+def automatic_rollback(store: Store, view: DeploymentView) -> RollbackSummary | None:
+    """What the automatic rollbacks of ``view`` (with hosts) restored; None if none was due."""
+    due = view.status is DeploymentStatus.HALTED and store.run_options(view.id).get("on_halt") == "rollback"
+    return rollback_summary(view, store.rollbacks_of(view.id), due=due)
 
 
 @click.command("hosts", short_help="Which hosts run a version, and since when.")

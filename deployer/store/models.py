@@ -125,7 +125,10 @@ deployments = Table(
     Column("run_options", Text),
     # failed hosts tolerated (one more halts); None for deployments recorded before 0002
     Column("failure_budget", Integer),
+    # the deployment this one rolls back (on_halt: rollback); None for every other deployment
+    Column("rollback_of", String),
     Index("ix_deployments_app_environment_started", "app", "environment", "started_at"),
+    Index("ix_deployments_rollback_of", "rollback_of"),
     Index(
         "ux_deployments_one_unfinished",
         "app",

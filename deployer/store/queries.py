@@ -427,6 +427,7 @@ def deployment_view(
         heartbeat_at=row.heartbeat_at,
         spec_sha256=row.spec_sha256,
         failure_budget=row.failure_budget,
+        rollback_of=row.rollback_of,
         reason=row.reason,
         requested_control=None if row.requested_control is None else ControlAction(row.requested_control),
         control_requested_at=row.control_requested_at,

@@ -32,7 +32,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 
-from deployer.errors import ControlError, DeploymentLocked, StoreError
+from deployer.errors import ControlError, DeploymentLocked, StoreError, StoreLost
 from deployer.fleet import Host
 from deployer.results import (
     ControlAction,
@@ -176,6 +176,7 @@ class Store:
         skipped: Sequence[tuple[Host, str]] = (),
         run_options: Mapping[str, Any] | None = None,
         failure_budget: int | None = None,
+        rollback_of: str | None = None,
         now: datetime,
     ) -> str:
         """Take the app+environment's lock and record a new RUNNING deployment; its id.
@@ -184,6 +185,7 @@ class Store:
         pairs, recorded SKIPPED with the reason as their error. Hosts are added to (or
         updated in, and un-retired from) the app+environment's host list. ``run_options``
         (JSON-ready) is kept for :meth:`run_options`: what a resumed controller needs.
+        ``rollback_of`` names the deployment an automatic rollback undoes.
 
         Raises DeploymentLocked, naming the holder's id, user, machine and pid, when
         another deployment of the app+environment is unfinished, even one whose
@@ -213,6 +215,7 @@ class Store:
                             spec_sha256=spec_sha256,
                             run_options=None if run_options is None else json.dumps(dict(run_options)),
                             failure_budget=failure_budget,
+                            rollback_of=rollback_of,
                         )
                     )
                     ids = upsert_hosts(conn, app, environment, [h for h, _ in [*hosts, *skipped]], now)
@@ -413,8 +416,9 @@ class Store:
     ) -> None:
         """Record the final ``status`` (and why) and release the lock.
 
-        Hosts still PENDING (or RUNNING) are marked ABORTED: they never started, or their
-        driver never did. RuntimeError for a
+        Hosts still PENDING are marked NOT_STARTED: the deployment never reached them.
+        Hosts still RUNNING are marked ABORTED: a resumed deployment's hosts whose driver
+        never started (once the loop has ended, no host is in flight). RuntimeError for a
         non-final status; ControlError if it had already finished; NotFound if no such id.
         """
         if not status.is_final:
@@ -429,16 +433,15 @@ class Store:
             if finished.rowcount != 1:
                 row = deployment_row(conn, deployment_id)
                 raise ControlError(f"deployment {deployment_id} has already finished ({row.status})")
-            conn.execute(
-                update(HD)
-                # RUNNING too: once the loop has ended no host is in flight, and a resumed
-                # deployment may hold rows of hosts whose driver never started
-                .where(
-                    HD.c.deployment_id == deployment_id,
-                    HD.c.status.in_([HostStatus.PENDING.value, HostStatus.RUNNING.value]),
+            for left, final in (
+                (HostStatus.PENDING, HostStatus.NOT_STARTED),
+                (HostStatus.RUNNING, HostStatus.ABORTED),
+            ):
+                conn.execute(
+                    update(HD)
+                    .where(HD.c.deployment_id == deployment_id, HD.c.status == left.value)
+                    .values(status=final.value, revision=next_revision(deployment_id))
                 )
-                .values(status=HostStatus.ABORTED.value, revision=next_revision(deployment_id))
-            )
 
     def request_control(
         self, deployment_id: str, action: ControlAction, *, requested_by: str, now: datetime
@@ -557,6 +560,13 @@ class Store:
             text_value: str | None = row.run_options
         return dict(json.loads(text_value)) if text_value else {}
 
+    def rollbacks_of(self, deployment_id: str) -> list[DeploymentView]:
+        """The automatic rollbacks of a deployment (``on_halt: rollback``), with hosts, oldest first."""
+        statement = select(D.c.id).where(D.c.rollback_of == deployment_id).order_by(D.c.started_at, D.c.id)
+        with self._read() as conn:
+            ids = list(conn.scalars(statement))
+        return [self.deployment(rollback_id) for rollback_id in ids]
+
     def running_deployment(self, app: str, environment: str) -> DeploymentView | None:
         """The unfinished deployment of the app+environment (the lock holder), with hosts; or None."""
         with self._read() as conn:
@@ -629,7 +639,7 @@ class Store:
             return set(conn.scalars(statement))
 
     def last_good_version(self, app: str, environment: str, *, before: str | None = None) -> str | None:
-        """The version to roll back to: that of the latest SUCCEEDED deployment.
+        """The version to roll back to: that of the latest SUCCEEDED deployment (on some host).
 
         With ``before`` (usually the version running now): the latest SUCCEEDED
         deployment of another version that started before the latest deployment of
@@ -639,15 +649,25 @@ class Store:
         back past 1.2's deployment and gives 1.1; ``before="1.1"`` gives 1.0; without
         ``before`` the answer is 1.1, the latest success.
         """
+        # Older stores hold pushes that ended SUCCEEDED with no host succeeded (the budget
+        # allowed every failure): a version only becomes good on some host's success.
+        some_host_succeeded = (
+            select(HD.c.id)
+            .where(HD.c.deployment_id == D.c.id, HD.c.status == HostStatus.SUCCEEDED.value)
+            .exists()
+        )
         statement = (
-            select(D.c.version, D.c.status, D.c.kind)
+            select(D.c.version, D.c.status, D.c.kind, some_host_succeeded.label("some_host_succeeded"))
             # a restart deploys no version: it makes none good and is no version's latest deployment
             .where(D.c.app == app, D.c.environment == environment, D.c.kind != DeploymentKind.RESTART.value)
             .order_by(D.c.started_at.desc(), D.c.id.desc())
         )
         with self._read() as conn:
             rows = [
-                (row.version, DeploymentStatus(row.status))
+                (
+                    row.version,
+                    DeploymentStatus(row.status) if row.some_host_succeeded else DeploymentStatus.FAILED,
+                )
                 for row in conn.execute(statement)
                 # A rollback to ``before`` is not where ``before`` came from: cutting there would
                 # make a second rollback go forward again, to the version just rolled back from.
@@ -656,6 +676,17 @@ class Store:
                 )
             ]
         return pick_last_good_version(rows, before)
+
+    def versions_ever_run(self, app: str, environment: str) -> list[str]:
+        """Every version some host of the app+environment ran at some time, sorted."""
+        statement = (
+            select(VI.c.version)
+            .select_from(VI.join(H, H.c.id == VI.c.host_id))
+            .where(H.c.app == app, H.c.environment == environment)
+            .distinct()
+        )
+        with self._read() as conn:
+            return sorted(conn.scalars(statement))
 
     def host_history(self, app: str, environment: str, host: str) -> list[VersionInterval]:
         """Every version ``host`` ran for the app+environment, newest first."""
@@ -719,7 +750,7 @@ class Store:
             with self._serialize_writes, self._writer.begin() as conn:
                 yield conn
         except OperationalError as error:
-            raise StoreError(f"the state store at {self._url} failed: {one_line(error.orig)}") from None
+            raise StoreLost(f"the state store at {self._url} failed: {one_line(error.orig)}") from None
 
     @contextmanager
     def _read(self) -> Iterator[Connection]:
@@ -729,7 +760,7 @@ class Store:
             with self._engine.connect() as conn:
                 yield conn
         except OperationalError as error:
-            raise StoreError(f"the state store at {self._url} failed: {one_line(error.orig)}") from None
+            raise StoreLost(f"the state store at {self._url} failed: {one_line(error.orig)}") from None
 
     def _liveness(self, started_from: str, pid: int, heartbeat_at: datetime, now: datetime) -> Liveness:
         silence = now - heartbeat_at

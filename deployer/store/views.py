@@ -84,6 +84,7 @@ class DeploymentView:
     counts: Mapping[HostStatus, int]
     hosts: tuple[HostDeploymentView, ...] = ()
     failure_budget: int | None = None  # failed hosts tolerated, one more halts (None: not recorded)
+    rollback_of: str | None = None  # the deployment this one rolls back automatically (on_halt)
 
     @property
     def host_count(self) -> int:

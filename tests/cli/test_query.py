@@ -446,7 +446,7 @@ def test_status_of_one_deployment_has_its_hosts_and_counts(history: History) -> 
     assert moment(document["finished_at"]) == T3 + timedelta(minutes=3)
     assert document["controller"] is None  # finished: no controller to ask about
     counts = {status: n for status, n in document["counts"].items() if n}
-    assert counts == {"succeeded": 2, "failed": 1, "unreachable": 1, "aborted": 2}
+    assert counts == {"succeeded": 2, "failed": 1, "unreachable": 1, "not_started": 2}
     hosts = {h["name"]: h for h in document["hosts"]}
     assert set(hosts) == {"a1", "b1", "a2", "b2", "a3", "b3"}
     assert {key: hosts["a2"][key] for key in ("datacenter", "wave", "status", "step", "error")} == {
@@ -458,7 +458,11 @@ def test_status_of_one_deployment_has_its_hosts_and_counts(history: History) -> 
     }
     assert moment(hosts["a2"]["started_at"]) == T3 + timedelta(minutes=1)
     assert moment(hosts["a2"]["finished_at"]) == T3 + timedelta(minutes=2)
-    assert (hosts["a3"]["status"], hosts["a3"]["started_at"], hosts["a3"]["step"]) == ("aborted", None, None)
+    assert (hosts["a3"]["status"], hosts["a3"]["started_at"], hosts["a3"]["step"]) == (
+        "not_started",
+        None,
+        None,
+    )
 
 
 def test_status_without_an_id_gives_the_latest_per_app_and_environment(history: History) -> None:
@@ -475,7 +479,7 @@ def test_status_as_text(sqlite_history: History) -> None:
     lines = run.stdout.splitlines()
     assert lines[0] == f"{sqlite_history.d3}  push of webapp 1.2 to production (was 1.1): halted"
     assert "  reason     2 of 6 hosts failed; 1 allowed" in lines
-    assert "  hosts      2 succeeded, 1 failed, 1 unreachable, 2 aborted (6 in all)" in lines
+    assert "  hosts      2 succeeded, 1 failed, 1 unreachable, 2 not started (6 in all)" in lines
     a2 = next(line for line in lines if line.split()[1:2] == ["a2"])
     assert a2.split()[:7] == ["2", "a2", "dc-a", "failed", "before_install", "10:01:00", "10:02:00"]
     assert a2.endswith("before_install exited 3")
@@ -715,6 +719,7 @@ def test_deployment_json_has_the_documented_fields() -> None:
         "unreachable": 0,
         "skipped": 0,
         "aborted": 0,
+        "not_started": 0,
     }
     assert document["hosts"][1] == {
         "name": "b1",
@@ -734,7 +739,9 @@ def test_deployment_json_has_the_documented_fields() -> None:
     listed = render.deployments_json([_view()])
     assert list(listed) == ["deployments"]
     assert "hosts" not in listed["deployments"][0]
-    assert listed["deployments"][0] == {key: value for key, value in document.items() if key != "hosts"}
+    with_hosts_only = {"hosts", "rollback"}  # a deployment's own view: its hosts and its automatic rollback
+    assert listed["deployments"][0] == {k: v for k, v in document.items() if k not in with_hosts_only}
+    assert document["rollback"] is None and document["rollback_of"] is None
 
 
 def test_deployment_json_tells_whether_a_running_controller_is_alive() -> None:

@@ -75,7 +75,7 @@ def test_halts_in_the_wave_where_the_third_failure_lands(store: Store) -> None:
     assert outcome.status is DeploymentStatus.HALTED
     view = store.deployment(outcome.deployment_id)
     statuses = {h.name: h.status for h in view.hosts}
-    assert [statuses[h.name] for h in waves[3]] == [HostStatus.ABORTED] * 3
+    assert [statuses[h.name] for h in waves[3]] == [HostStatus.NOT_STARTED] * 3
     assert sum(s is HostStatus.FAILED for s in statuses.values()) == 3
     assert sum(s is HostStatus.SUCCEEDED for s in statuses.values()) == 6
     started = {name for name, _ in runner.started}
@@ -120,7 +120,7 @@ def test_the_budget_is_fleet_wide_and_a_fully_failed_wave_does_not_end_the_run(s
     outcome = run(store, runner, begin(store, waves, budget=2))
     assert outcome.status is DeploymentStatus.HALTED
     assert outcome.statuses["h03"] is HostStatus.SUCCEEDED
-    assert outcome.statuses["h07"] is HostStatus.ABORTED
+    assert outcome.statuses["h07"] is HostStatus.NOT_STARTED
 
 
 def test_succeeds_within_the_budget_and_records_versions(store: Store) -> None:
@@ -201,6 +201,6 @@ def test_abort_stops_hosts_before_their_switch(store: Store, tmp_path) -> None: 
     other.close()
     assert outcome.status is DeploymentStatus.ABORTED
     assert outcome.statuses["h01"] is HostStatus.ABORTED
-    assert outcome.statuses["h03"] is HostStatus.ABORTED
+    assert outcome.statuses["h03"] is HostStatus.NOT_STARTED
     assert "h03" not in {name for name, _ in runner.started}
     assert store.current_versions("web", "prod") == {}

@@ -62,10 +62,10 @@ def test_watch_syncs_hosts_as_they_appear_survives_a_broken_inventory_and_stops_
     by_status: dict[HostStatus, list[str]] = {}
     for host in stopped.hosts:
         by_status.setdefault(host.status, []).append(host.name)
-    assert len(by_status[HostStatus.SUCCEEDED]) == 3 and len(by_status[HostStatus.ABORTED]) == 1
+    assert len(by_status[HostStatus.SUCCEEDED]) == 3 and len(by_status[HostStatus.NOT_STARTED]) == 1
     for name in by_status[HostStatus.SUCCEEDED]:  # in flight at the signal: finished
         assert app.current(name) == "1.0" and steps_of(app, name) == INSTALL
-    for name in by_status[HostStatus.ABORTED]:  # never started
+    for name in by_status[HostStatus.NOT_STARTED]:
         assert app.current(name) is None and steps_of(app, name) == []
     last = rounds()[-1]
     assert last["id"] == sync_id and last["status"] == "aborted"

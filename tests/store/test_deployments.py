@@ -131,14 +131,14 @@ def test_hosts_that_join_mid_push_are_added_once(store: Store) -> None:
     assert "web-new" in [h.name for h in store.hosts("web", "prod")]
 
 
-def test_finishing_releases_the_lock_and_aborts_hosts_that_never_started(store: Store) -> None:
+def test_finishing_releases_the_lock_and_marks_hosts_that_never_started(store: Store) -> None:
     deployment_id = begin(store, "1.0", FLEET, at(0))
     store.record_host_result(deployment_id, result("web-a", "1.0", at(1)))
     store.finish_deployment(deployment_id, DeploymentStatus.HALTED, at(2), reason="1 of 4 hosts failed")
     view = store.deployment(deployment_id)
     assert (view.status, view.finished_at) == (DeploymentStatus.HALTED, at(2))
     assert view.reason == "1 of 4 hosts failed"
-    assert view.counts[HostStatus.SUCCEEDED] == 1 and view.counts[HostStatus.ABORTED] == 3
+    assert view.counts[HostStatus.SUCCEEDED] == 1 and view.counts[HostStatus.NOT_STARTED] == 3
     assert store.running_deployment("web", "prod") is None
     with pytest.raises(ControlError, match=r"has already finished \(halted\)"):
         store.finish_deployment(deployment_id, DeploymentStatus.SUCCEEDED, at(3))
@@ -197,6 +197,27 @@ def test_last_good_version_for_a_rollback(store: Store) -> None:
     assert store.last_good_version("web", "prod", before="1.1") == "1.0"
     assert store.last_good_version("web", "prod", before="1.0") is None
     assert store.last_good_version("web", "staging") is None
+
+
+def test_a_success_on_no_host_is_no_good_version_even_in_an_older_store(store: Store) -> None:
+    deploy(store, "1.0", FLEET, at(0))
+    # As deployers before 0004 recorded it: every host failed within the budget, status SUCCEEDED.
+    deployment_id = begin(store, "1.1", FLEET, at(10))
+    for host in FLEET:
+        failed = result(host.name, None, at(11), status=HostStatus.FAILED, error="after_install timed out")
+        store.record_host_result(deployment_id, failed)
+    store.finish_deployment(deployment_id, DeploymentStatus.SUCCEEDED, at(12))
+    assert store.last_good_version("web", "prod") == "1.0"
+    assert store.last_good_version("web", "prod", before="1.1") == "1.0"
+
+
+def test_versions_ever_run(store: Store) -> None:
+    assert store.versions_ever_run("web", "prod") == []
+    deploy(store, "1.0", FLEET, at(0))
+    deploy(store, "1.1", FLEET, at(10), failed=["web-a", "web-b", "web-c", "web-d"])  # ran nowhere
+    deploy(store, "1.2", FLEET[:1], at(20))
+    assert store.versions_ever_run("web", "prod") == ["1.0", "1.2"]
+    assert store.versions_ever_run("web", "staging") == []
 
 
 S, F, H = DeploymentStatus.SUCCEEDED, DeploymentStatus.FAILED, DeploymentStatus.HALTED

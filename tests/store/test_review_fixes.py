@@ -39,4 +39,4 @@ def test_finishing_leaves_no_host_running(store: Store) -> None:
     store.record_step(deployment_id, "a1", Step.CONNECT, at(1))  # its driver never started
     store.finish_deployment(deployment_id, DeploymentStatus.HALTED, at(2), reason="test")
     statuses = {h.name: h.status for h in store.deployment(deployment_id).hosts}
-    assert statuses == {"a1": HostStatus.ABORTED, "a2": HostStatus.ABORTED}
+    assert statuses == {"a1": HostStatus.ABORTED, "a2": HostStatus.NOT_STARTED}

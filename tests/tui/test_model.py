@@ -203,6 +203,18 @@ def test_budget_meter_stays_short(failed: int, budget: int) -> None:
         ([(1, HostStatus.SUCCEEDED), (2, HostStatus.RUNNING), (3, HostStatus.PENDING)], (2, 3)),
         ([(1, HostStatus.FAILED), (2, HostStatus.SUCCEEDED)], (2, 2)),  # all done: the last wave
         ([(1, HostStatus.SUCCEEDED), (None, HostStatus.SKIPPED)], (1, 1)),  # skipped hosts have no wave
+        # halted in wave 3 of 5: it stays there, not "wave 5 of 5"
+        (
+            [
+                (1, HostStatus.SUCCEEDED),
+                (2, HostStatus.FAILED),
+                (3, HostStatus.FAILED),
+                (4, HostStatus.NOT_STARTED),
+                (5, HostStatus.NOT_STARTED),
+            ],
+            (3, 5),
+        ),
+        ([(1, HostStatus.SUCCEEDED), (2, HostStatus.ABORTED)], (1, 2)),  # an older store's untouched host
     ],
 )
 def test_wave_position(
@@ -237,7 +249,7 @@ def test_a_running_host_shows_its_step_number() -> None:
 
 
 @given(st.lists(st.sampled_from(list(HostStatus)), min_size=1, max_size=300), st.integers(30, 80))
-def test_a_datacenter_bar_fills_its_width_and_a_finished_one_is_full(
+def test_a_datacenter_bar_fills_its_width_and_is_full_once_every_host_was_reached(
     statuses: list[HostStatus], width: int
 ) -> None:
     counts = dict.fromkeys(HostStatus, 0)
@@ -247,8 +259,10 @@ def test_a_datacenter_bar_fills_its_width_and_a_finished_one_is_full(
     line = progress_line(progress, width).plain
     bar = line.split(" ")[0]
     assert len(line) >= len(bar) and len(bar) >= 4
-    if all(status.is_final for status in statuses):
-        assert "░" not in bar
+    if all(status.is_final and status is not HostStatus.NOT_STARTED for status in statuses):
+        assert "░" not in bar  # every host reached and done: full
+    reached = sum(1 for s in statuses if s.is_final and s is not HostStatus.NOT_STARTED)
+    assert f" {reached}/{len(statuses)}" in line
 
 
 # ---- durations, versions, picking a deployment ----------------------------------------------

@@ -87,7 +87,7 @@ def test_a_host_that_joins_is_read_with_its_name_and_in_plan_order(store: Store)
     assert later.hosts[0].name == "web-0" and later.hosts[0].datacenter == "ams"
 
 
-def test_the_last_read_sees_the_hosts_a_finish_aborted(store: Store) -> None:
+def test_the_last_read_sees_the_hosts_a_finish_left_not_started(store: Store) -> None:
     deployment_id = begin(store, "1.0", FLEET, at(0))
     first = store.deployment_progress(deployment_id)
     store.finish_deployment(deployment_id, DeploymentStatus.ABORTED, at(1), reason="asked to")
@@ -95,8 +95,8 @@ def test_the_last_read_sees_the_hosts_a_finish_aborted(store: Store) -> None:
     last = store.deployment_progress(deployment_id, since=first)
 
     assert last.view.is_finished
-    assert {h.status for h in last.hosts} == {HostStatus.ABORTED}
-    assert last.view.counts[HostStatus.ABORTED] == len(FLEET)
+    assert {h.status for h in last.hosts} == {HostStatus.NOT_STARTED}
+    assert last.view.counts[HostStatus.NOT_STARTED] == len(FLEET)
 
 
 def test_progress_of_an_unknown_deployment_is_not_found(store: Store) -> None:

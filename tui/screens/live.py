@@ -29,6 +29,7 @@ from textual.worker import Worker, get_current_worker
 from deployer.errors import DeployerError, NotFound
 from deployer.results import ControlAction, DeploymentStatus, HostStatus
 from deployer.store.views import DeploymentProgress
+from deployer.wording import count_of
 from tui.context import Context
 from tui.model import (
     FilterError,
@@ -293,7 +294,7 @@ class LiveScreen(Screen[None]):
         if shown is None:
             shown = filter_hosts(hosts, self.host_filter)
         self.query_one(HostList).rows = shown
-        status = Text(f"{len(shown)} of {len(hosts)} hosts")
+        status = Text(f"{len(shown)} of {count_of(len(hosts), 'host')}")
         if not self.host_filter.is_empty:
             status.append(f": {self.host_filter.describe()}")
         if self.filter_error is not None:

@@ -28,7 +28,14 @@ def progress_line(progress: DatacenterProgress, width: int) -> Text:
     """``████▒▒░░░░ 41/100 ✓38 ✗2 ▶1``: a stacked bar, then the counts with their symbols."""
     counts = progress.counts
     tail = Text(f" {progress.done_count}/{progress.host_count}")
-    for status in (HostStatus.SUCCEEDED, HostStatus.FAILED, HostStatus.UNREACHABLE, HostStatus.RUNNING):
+    shown = (
+        HostStatus.SUCCEEDED,
+        HostStatus.FAILED,
+        HostStatus.UNREACHABLE,
+        HostStatus.RUNNING,
+        HostStatus.NOT_STARTED,
+    )
+    for status in shown:
         if counts.get(status, 0):
             glyph = HOST_GLYPHS[status]
             style = RUNNING_STYLE if status is HostStatus.RUNNING else glyph.style

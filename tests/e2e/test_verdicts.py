@@ -1,0 +1,96 @@
+"""What a deployment concludes is what the hosts back up: statuses, exit codes, rollbacks.
+
+Each test runs the real CLI against the 12-host lab (SQLite) and the 12-host OpenSSH
+fleet (PostgreSQL), and checks the verdict against each host's ``current``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tests.e2e.support import App
+
+
+def wave_hosts(plan: dict[str, Any], wave: int, datacenter: str) -> list[str]:
+    return [h["name"] for h in plan["waves"][wave - 1]["hosts"] if h["datacenter"] == datacenter]
+
+
+def test_a_push_where_no_host_succeeded_fails_and_makes_no_version_good(app: App) -> None:
+    two = [app.fleet.hosts[0].name, app.fleet.hosts[5].name]
+    for name in two:
+        app.fault(name, "validate")
+    limit = ",".join(two)
+    # A budget of 5 allows both failures; it is no permission to call nothing a success.
+    app.spec.write_text(app.spec.read_text().replace("max_failures: 2", "max_failures: 5"))
+    done = app.deploy("push", str(app.spec), "--limit", limit, "--yes", check=1)
+    final = done.stdout.splitlines()[-1]
+    assert final.endswith(": failed: no host updated: 2 hosts failed"), done.stdout
+    result = app.deploy_json("status", final.split(":")[0])
+    assert (result["status"], result["counts"]["failed"], result["counts"]["succeeded"]) == ("failed", 2, 0)
+    # Nothing good to sync healthy hosts to, nor to roll back to.
+    synced = app.deploy_json("sync", str(app.spec), "--yes")
+    assert synced["status"] == "unchanged" and "has succeeded yet" in synced["reason"]
+    rollback = app.deploy("rollback", str(app.spec), "--yes", check=2)
+    assert "no earlier good version" in rollback.stderr
+    assert all(app.current(host.name) is None for host in app.fleet.hosts if host.name not in two)
+
+
+def test_on_halt_rollback_sends_each_switched_host_back_to_what_it_ran(app: App) -> None:
+    app.spec.write_text(
+        app.spec.read_text()
+        .replace("max_failures: 2", "max_failures: 1")
+        .replace("bake: 0s}", "bake: 0s, on_halt: rollback}")
+    )
+    app.deploy("push", str(app.spec), "--yes", check=0)  # every host on 1.0
+    plan = app.deploy_json("plan", str(app.spec), "--version", "2.0")
+    bad = [wave_hosts(plan, 1, "dc1")[0], wave_hosts(plan, 2, "dc1")[0]]  # fail after their switch
+    odd = wave_hosts(plan, 1, "dc3")[0]
+    app.deploy("push", str(app.spec), "--version", "1.3", "--limit", odd, "--yes", check=0)
+    assert app.deploy_json("plan", str(app.spec), "--version", "2.0")["waves"] == plan["waves"]
+    for name in bad:
+        app.fault(name, "validate")
+
+    pushed = app.deploy("push", str(app.spec), "--version", "2.0", "--yes", check=1)
+
+    # Waves 1 and 2 switched (one failure each: the second is over the budget of 1), 3 and 4 never started.
+    switched = [h["name"] for wave in plan["waves"][:2] for h in wave["hosts"]]
+    untouched = [h["name"] for wave in plan["waves"][2:] for h in wave["hosts"]]
+    final = pushed.stdout.splitlines()[-1]
+    push_id = final.split(":")[0]
+    assert (
+        f": halted: 2 hosts failed, more than the 1 allowed; {len(untouched)} hosts were not touched" in final
+    )
+    assert f"; rollback restored 4 of 6 switched hosts; {bad[0]}, {bad[1]} failed both" in final, final
+    status = app.deploy_json("status", push_id)
+    assert status["status"] == "halted" and status["counts"]["not_started"] == len(untouched)
+    rollback = status["rollback"]
+    assert rollback["status"] == "incomplete" and len(rollback["ids"]) == 2
+    assert [d["version"] for d in rollback["deployments"]] == ["1.0", "1.3"]  # the larger group first
+    assert all(d["status"] == "succeeded" for d in rollback["deployments"])  # known-bad hosts not counted
+    assert sorted(rollback["restored"]) == sorted(set(switched) - set(bad))
+    assert rollback["failed_again"] == bad and rollback["not_restored"] == []
+    assert rollback["switched_count"] == 6 and rollback["nothing_to_restore"] == []
+
+    # On the hosts: each went back to what it ran, not to what most ran; the rest never moved.
+    assert app.current(odd) == "1.3"
+    for name in set(switched) - {odd, *bad}:
+        assert app.current(name) == "1.0"
+    for name in untouched:
+        assert app.current(name) == "1.0"
+        assert all(line[1] != "2.0" for line in app.hook_lines(name))
+    history = app.deploy_json("history", "--app", app.name, "--env", "e2e")["deployments"]
+    rollbacks = [d for d in history if d["rollback_of"] == push_id]
+    assert sorted(d["id"] for d in rollbacks) == sorted(rollback["ids"])
+    assert all(d["kind"] == "rollback" for d in rollbacks)
+    # The failed hosts went first in their rollback.
+    first = app.deploy_json("status", rollback["ids"][0])
+    assert {h["name"] for h in first["hosts"] if h["wave"] == 1} >= set(bad)
+
+
+def test_a_rollback_to_a_version_the_fleet_never_ran_is_refused_before_any_host(app: App) -> None:
+    app.deploy("push", str(app.spec), "--yes", check=0)
+    before = app.deploy_json("history", "--app", app.name, "--env", "e2e")["deployments"]
+    refused = app.deploy("rollback", str(app.spec), "--to", "0.1", "--yes", check=2)
+    assert "--to 0.1: no host of" in refused.stderr and "versions that ran: 1.0" in refused.stderr
+    assert app.deploy_json("history", "--app", app.name, "--env", "e2e")["deployments"] == before
+    assert all(app.current(host.name) == "1.0" for host in app.fleet.hosts)
