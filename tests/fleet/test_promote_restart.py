@@ -142,7 +142,8 @@ def test_bad_requests_are_one_line_errors(lab_app: ChangingFleet) -> None:
     cases = [
         (["sync", spec, "--watch", "--interval", "soon"], 2, "'soon' is not a duration"),
         (["promote", spec, "--from", "e2e", "--to", "e2e", "--yes"], 2, "--from and --to are both e2e"),
-        (["promote", spec, "--from", "qa", "--to", "e2e", "--yes"], 1, "nothing of"),
+        # an environment neither the spec nor the history knows is a typo, not a refusal
+        (["promote", spec, "--from", "qa", "--to", "e2e", "--yes"], 2, "--from qa: the spec defines no such"),
         (["restart", spec, "--yes"], 0, "nothing to do: no host of"),
         (["sync", spec, "--yes"], 0, "has succeeded yet: no version to sync to"),
         (["sync", spec, "--limit", "nomatch*", "--yes"], 2, "--limit nomatch* matches no host"),
