@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 
 from deployer.decide import Control, RolloutState, counted_failures, decide
@@ -29,6 +29,7 @@ from deployer.events import (
 )
 from deployer.fleet import SshTarget
 from deployer.policy import should_halt
+from deployer.probing import probe_deadline, record_verdicts, settle_hosts
 from deployer.results import DeploymentStatus, HostResult, HostStatus, Step
 from deployer.runner import HostRunner, JobKind, ReleaseJob
 from deployer.store import Store
@@ -150,6 +151,7 @@ class _Run:
         self.next_poll = datetime.min.replace(tzinfo=UTC)
         self.next_heartbeat = datetime.min.replace(tzinfo=UTC)
         self.discovered_after = 0  # finished waves when the inventory was last asked for joiners
+        self.probed: set[str] = set()  # UNKNOWN hosts already probed before the end
 
     @property
     def deployment_id(self) -> str:
@@ -180,6 +182,8 @@ class _Run:
                 now = self.c._clock()
             decision = decide(self._state(), now)
             if decision.outcome is not None:
+                if await self._settle_unknown():
+                    continue  # what the hosts said may change the outcome: decide again
                 return self._finish(decision.outcome, now)
             if decision.halting and not self.halting_told:
                 self.halting_told = True
@@ -211,6 +215,48 @@ class _Run:
                 task = asyncio.create_task(self._run_host(name), name=f"host {name}")
                 self.tasks[task] = name
             await self._wait(now, decision.wait_until)
+
+    async def _settle_unknown(self) -> bool:
+        """Before the deployment ends, ask its UNKNOWN hosts (each once) how they ended.
+
+        A host is UNKNOWN when the connection dropped mid-step: its driver carries on by
+        itself and records its outcome on the host. They are probed concurrently, each
+        for up to its connect timeout plus 30 s while its driver still runs; what they
+        say is recorded (with a note), and counted by the next decision. True when any
+        host was probed.
+        """
+        unknown = {
+            name: status
+            for name, status in self.statuses.items()
+            if status is HostStatus.UNKNOWN and name not in self.probed
+        }
+        if not unknown:
+            return False
+        self.probed.update(unknown)
+        targets = {name: self.targets[name] for name in unknown}
+        verdicts = await settle_hosts(
+            self.c._runner,
+            targets,
+            unknown,
+            app_target=self.rollout.job.target,
+            deployment_id=self.deployment_id,
+            deadline=probe_deadline(targets),
+        )
+        now = self.c._clock()
+        record_verdicts(self.c._store, self.deployment_id, verdicts, now)
+        for name, verdict in verdicts.items():
+            self.statuses[name] = verdict.status
+            earlier = self.results.get(name) or HostResult(name, verdict.status, now, now)
+            result = replace(
+                earlier,
+                status=verdict.status,
+                finished_at=now,
+                error=verdict.note,
+                version=verdict.version or earlier.version,
+            )
+            self.results[name] = result
+            self.c._sink(HostFinished(self.deployment_id, result, self._failed_count(), self.failure_budget))
+        return True
 
     def _prepare_after(self, wave: int) -> None:
         """Let the runner connect to the pending hosts of the wave after ``wave`` (1-based).
@@ -394,7 +440,7 @@ class _Run:
 
     def _finish(self, status: DeploymentStatus, now: datetime) -> RolloutOutcome:
         counts = _counts(self.statuses)
-        failed = counts[HostStatus.FAILED] + counts[HostStatus.UNREACHABLE]
+        failed = sum(n for status, n in counts.items() if status.is_failure)
         done = "restarted" if self.rollout.job.kind == JobKind.RESTART else "updated"
         if status is DeploymentStatus.SUCCEEDED:
             reason = f"{count_of(counts[HostStatus.SUCCEEDED], 'host')} {done}"

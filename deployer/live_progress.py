@@ -34,6 +34,7 @@ STATUS_STYLE = {
     HostStatus.SKIPPED: "dim",
     HostStatus.ABORTED: "yellow",
     HostStatus.NOT_STARTED: "dim",
+    HostStatus.UNKNOWN: "bold magenta",
 }
 
 
@@ -104,10 +105,10 @@ class LiveProgress:
                 ProgressBar(total=total, completed=done, width=30),
                 Text(f"{done}/{total}"),
                 Text(f"running {counts[HostStatus.RUNNING]}", style="cyan"),
-                Text(f"failed {counts[HostStatus.FAILED] + counts[HostStatus.UNREACHABLE]}", style="red"),
+                Text(f"failed {sum(n for s, n in counts.items() if s.is_failure)}", style="red"),
             )
         totals = Counter(self._status.values())
-        failed = totals[HostStatus.FAILED] + totals[HostStatus.UNREACHABLE]
+        failed = sum(n for s, n in totals.items() if s.is_failure)
         summary = Text("  ").join(
             Text(f"{status.value} {totals[status]}", style=STATUS_STYLE[status])
             for status in HostStatus

@@ -29,12 +29,13 @@ from deployer.inventory import is_inventory_script, load_fleet
 from deployer.kept_artifacts import keep_artifact, kept_artifact
 from deployer.planner import Plan, plan_waves
 from deployer.policy import failure_budget, rollback_groups
-from deployer.release import Outcome, parse_outcome
-from deployer.results import DeploymentKind, DeploymentStatus, HostResult, HostStatus
+from deployer.probing import probe_deadline, record_verdicts, settle_hosts
+from deployer.results import DeploymentKind, DeploymentStatus, HostStatus
 from deployer.runner import Artifact, HostRunner, ReleaseJob
+from deployer.settle import Verdict
 from deployer.spec import OnHalt, Spec, Stripe, load_spec
 from deployer.ssh import SshRunner
-from deployer.store import DeploymentView, Store
+from deployer.store import DeploymentView, HostDeploymentView, Store
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +75,7 @@ class Prepared:
     previous_version: str | None
     current_versions: Mapping[str, str]
     failed_before: frozenset[str]
+    unknown: tuple[str, ...] = ()  # hosts of the app+environment whose last outcome is UNKNOWN
 
     @property
     def kind(self) -> DeploymentKind:
@@ -85,10 +87,71 @@ class Prepared:
         return failure_budget(self.spec.strategy.max_failures, len(counted))
 
 
-def prepare(options: PushOptions, store: Store) -> Prepared:
-    """Load the spec and the fleet, read what the hosts run, and plan the waves."""
+def prepare(options: PushOptions, store: Store, *, settle_unknown: bool = False) -> Prepared:
+    """Load the spec and the fleet, read what the hosts run, and plan the waves.
+
+    With ``settle_unknown`` (push, rollback: not plan, which touches no host), the app's
+    hosts whose outcome is UNKNOWN are probed first, so the plan starts from the truth.
+    """
     spec = load_spec(options.spec_path, version=options.version, environment=options.environment)
+    if settle_unknown:
+        settle_unknown_hosts(store, spec.app, spec.environment)
     return plan_deployment(options, spec, load_fleet(spec), store)
+
+
+@dataclass(frozen=True, slots=True)
+class Reconciled:
+    """What ``deploy reconcile`` learnt of one host."""
+
+    deployment_id: str
+    host: str
+    verdict: Verdict
+
+
+async def reconcile(
+    store: Store,
+    *,
+    deployment_id: str | None = None,
+    app: str | None = None,
+    environment: str | None = None,
+    runner: HostRunner | None = None,
+) -> list[Reconciled]:
+    """Probe every UNKNOWN host (of one deployment, or of an app and environment) and record it.
+
+    Each deployment's hosts are reached as its recorded spec and inventory say. A probe
+    corrects the host's row and version intervals, with a note; it never rewrites the
+    deployment's status. Hosts that still do not answer stay UNKNOWN.
+    """
+    by_deployment: dict[str, list[str]] = {}
+    for found_id, name in store.unknown_hosts(app, environment, deployment_id=deployment_id):
+        by_deployment.setdefault(found_id, []).append(name)
+    learnt: list[Reconciled] = []
+    async with _runner_scope(runner) as runner:
+        for found_id, names in by_deployment.items():
+            view = store.deployment(found_id)
+            options = _options_from_json(store.run_options(found_id))
+            spec = load_spec(options.spec_path, version=view.version, environment=view.environment)
+            fleet = load_fleet(spec)
+            inventory = {h.name: h for h in fleet.hosts}
+            targets = {n: resolve_ssh(inventory[n], fleet.ssh, spec.ssh) for n in names if n in inventory}
+            verdicts = await settle_hosts(
+                runner,
+                targets,
+                dict.fromkeys(names, HostStatus.UNKNOWN),
+                app_target=spec.target,
+                deployment_id=found_id,
+                deadline=probe_deadline(targets),
+            )
+            record_verdicts(store, found_id, verdicts, utcnow())
+            learnt += [Reconciled(found_id, name, verdict) for name, verdict in verdicts.items()]
+    return learnt
+
+
+def settle_unknown_hosts(store: Store, app: str, environment: str) -> list[Reconciled]:
+    """:func:`reconcile` the app+environment's UNKNOWN hosts, if it has any; outside any event loop."""
+    if not store.unknown_hosts(app, environment):
+        return []
+    return asyncio.run(reconcile(store, app=app, environment=environment))
 
 
 def plan_deployment(options: PushOptions, spec: Spec, fleet: Fleet, store: Store) -> Prepared:
@@ -109,7 +172,9 @@ def plan_deployment(options: PushOptions, spec: Spec, fleet: Fleet, store: Store
     # What this deployment replaces: the version most of the hosts it changes run now (for a
     # rollback, the version being rolled back), or of the whole selection when it changes none.
     changed = plan.hosts or hosts
-    return Prepared(options, spec, fleet, hosts, plan, _most_common(current, changed), current, failed)
+    unknown = tuple(sorted({name for _, name in store.unknown_hosts(spec.app, spec.environment)}))
+    previous = _most_common(current, changed)
+    return Prepared(options, spec, fleet, hosts, plan, previous, current, failed, unknown)
 
 
 def plan_for(
@@ -133,7 +198,9 @@ def plan_for(
     )
 
 
-def prepare_rollback(options: PushOptions, store: Store, to_version: str | None) -> Prepared:
+def prepare_rollback(
+    options: PushOptions, store: Store, to_version: str | None, *, settle_unknown: bool = False
+) -> Prepared:
     """A rollback: a push of the previous good version (or ``to_version``) as kind ``rollback``."""
     spec = load_spec(options.spec_path, version=options.version, environment=options.environment)
     if to_version is not None:
@@ -152,7 +219,8 @@ def prepare_rollback(options: PushOptions, store: Store, to_version: str | None)
                 f"no earlier good version of {spec.app} in {spec.environment} to roll back to; "
                 "name one with --to"
             )
-    return prepare(replace(options, version=to_version, kind=DeploymentKind.ROLLBACK), store)
+    rollback = replace(options, version=to_version, kind=DeploymentKind.ROLLBACK)
+    return prepare(rollback, store, settle_unknown=settle_unknown)
 
 
 def latest_release(store: Store, app: str, environment: str) -> DeploymentView | None:
@@ -482,7 +550,33 @@ async def _roll_back_switched(
             await _run_new(rollback, store, sink, identity, runner)
 
 
-PROBE_INTERVAL = 0.5  # seconds between looks at a host whose driver still runs on its own
+async def settle_in_flight(
+    store: Store,
+    runner: HostRunner,
+    deployment_id: str,
+    app_target: str,
+    planned: Sequence[HostDeploymentView],
+    settled: Mapping[str, HostStatus],
+    targets: Mapping[str, SshTarget],
+) -> dict[str, HostStatus]:
+    """The hosts of ``planned`` not in ``settled``, asked (all at once) how they ended; recorded.
+
+    PENDING for a host whose driver never started: nothing ran there, it may start over.
+    """
+    lost_sight = {h.name: h.status for h in planned if h.name not in settled}
+    if not lost_sight:
+        return {}
+    asked = {name: targets[name] for name in lost_sight if name in targets}
+    verdicts = await settle_hosts(
+        runner,
+        asked,
+        lost_sight,
+        app_target=app_target,
+        deployment_id=deployment_id,
+        deadline=probe_deadline(asked),
+    )
+    record_verdicts(store, deployment_id, verdicts, utcnow())
+    return {name: verdict.status for name, verdict in verdicts.items()}
 
 
 async def resume_deployment(
@@ -523,22 +617,15 @@ async def resume_deployment(
             for h in planned
             if h.name in inventory
         }
-        statuses: dict[str, HostStatus] = {}
-        for host in planned:
-            if host.status.is_final or (host.status is HostStatus.PENDING and host.name in targets):
-                statuses[host.name] = host.status
-            elif host.name not in targets:
-                # Left the inventory while no controller ran: one that never started is not
-                # deployed (and is no failure); one in flight can no longer be asked.
-                result = _lost(host.name, "the host left the inventory while its controller was down")
-                if host.status is HostStatus.PENDING:
-                    result = replace(
-                        result, status=HostStatus.NOT_STARTED, error="left the inventory; not deployed"
-                    )
-                store.record_host_result(deployment_id, result)
-                statuses[host.name] = result.status
-            else:  # RUNNING when its controller died
-                statuses[host.name] = await _settle(store, runner, targets[host.name], spec, deployment_id)
+        statuses = {
+            h.name: h.status
+            for h in planned
+            if h.status.is_final or (h.status is HostStatus.PENDING and h.name in targets)
+        }
+        # In flight when its controller died, or gone from the inventory meanwhile: ask.
+        statuses |= await settle_in_flight(
+            store, runner, deployment_id, spec.target, planned, statuses, targets
+        )
         artifact = None
         if HostStatus.PENDING in statuses.values():
             # What the hosts before the crash got, not whatever the build folder holds now.
@@ -560,59 +647,3 @@ async def resume_deployment(
         sink(_started(rollout, view.previous_version, datacenters, utcnow()))
         controller = Controller(store, runner, sink, pid=identity.pid, machine=identity.machine)
         return await controller.run(rollout, statuses)
-
-
-async def _settle(
-    store: Store, runner: HostRunner, target: SshTarget, spec: Spec, deployment_id: str
-) -> HostStatus:
-    """What became of a host that was in flight when its controller died; recorded when final.
-
-    PENDING when its driver never started (nothing ran there, so it may start over).
-    """
-    name = target.host.name
-    while True:
-        probe = await runner.probe(target, spec.target, deployment_id)
-        if not probe.reachable:
-            result = _lost(name, f"unreachable while resuming, its outcome is unknown: {probe.error}")
-            result = replace(result, status=HostStatus.UNREACHABLE)
-        elif probe.outcome is None:
-            return HostStatus.PENDING
-        elif probe.outcome == "running":
-            await asyncio.sleep(PROBE_INTERVAL)
-            continue
-        else:
-            result = _from_outcome(name, parse_outcome(probe.outcome), probe.current_version)
-        store.record_host_result(deployment_id, result)
-        return result.status
-
-
-_OUTCOME_STATUS = {
-    "succeeded": HostStatus.SUCCEEDED,
-    "aborted": HostStatus.ABORTED,  # stopped before its switch: it runs what it ran before
-}
-
-
-def _from_outcome(name: str, outcome: Outcome, version: str | None) -> HostResult:
-    """A host's result from the outcome its driver recorded while no controller listened."""
-    now = utcnow()
-    status = _OUTCOME_STATUS.get(outcome.status, HostStatus.FAILED)
-    error = None
-    if status is HostStatus.FAILED:
-        step = outcome.step.value if outcome.step else "a step"
-        how = "was interrupted" if outcome.status == "interrupted" else f"exited {outcome.exit_status}"
-        error = f"{step} {how} while the controller was down"
-    return HostResult(
-        name,
-        status,
-        now,
-        now,
-        step=outcome.step,
-        exit_status=outcome.exit_status,
-        error=error,
-        version=version,
-    )
-
-
-def _lost(name: str, error: str) -> HostResult:
-    now = utcnow()
-    return HostResult(name, HostStatus.FAILED, now, now, error=error)

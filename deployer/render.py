@@ -88,6 +88,7 @@ def host_json(host: HostDeploymentView) -> dict[str, Any]:
         "version": host.version,
         "previous_version": host.previous_version,
         "output_tail": host.output_tail,
+        "note": host.note,
     }
 
 

@@ -37,6 +37,9 @@ class HostStatus(StrEnum):
     SKIPPED = "skipped"
     ABORTED = "aborted"  # stopped by an operator's abort before its switch; nothing changed
     NOT_STARTED = "not_started"  # the deployment ended (halted, aborted) before reaching it
+    # The controller lost sight of it mid-step (the connection dropped): its driver carries
+    # on by itself, and a probe (deploy reconcile) tells how it ended. Counts as failed.
+    UNKNOWN = "unknown"
 
     @property
     def is_final(self) -> bool:
@@ -45,7 +48,7 @@ class HostStatus(StrEnum):
     @property
     def is_failure(self) -> bool:
         """Counts against the deployment's failure budget."""
-        return self in (HostStatus.FAILED, HostStatus.UNREACHABLE)
+        return self in (HostStatus.FAILED, HostStatus.UNREACHABLE, HostStatus.UNKNOWN)
 
 
 @dataclass(frozen=True, slots=True)

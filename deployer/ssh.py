@@ -526,7 +526,7 @@ class SshRunner:
                 f"lost the connection to {_where(target)} during {step}: {reason}; "
                 "the host carries on by itself (a probe tells how it ended)"
             )
-            return run.result(HostStatus.UNREACHABLE, step)
+            return run.result(HostStatus.UNKNOWN, step)
         except _ProtocolError as error:
             process.close()
             run.error = str(error)
@@ -534,8 +534,11 @@ class SshRunner:
         except TimeoutError:
             process.close()
             step = run.step or Step.CONNECT
-            run.error = f"no word from {_where(target)} during {step} for longer than it may take; gave up"
-            return run.result(HostStatus.FAILED, step)
+            run.error = (
+                f"no word from {_where(target)} during {step} for longer than it may take; gave up "
+                "waiting (its driver may still finish: a probe tells how it ended)"
+            )
+            return run.result(HostStatus.UNKNOWN, step)
         except BaseException:
             # The controller is going away (cancelled) or a reporter failed. If the driver
             # waits to start a step that changes nothing yet, tell it to stop there, and

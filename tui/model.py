@@ -10,6 +10,7 @@ a colour-blind operator read the same thing::
     ✓  succeeded      ✗    failed            ?  unreachable
     -  skipped        ■    aborted (stopped before its switch; nothing changed)
     ○  not started (the deployment ended before reaching it)
+    ¿  unknown (the connection dropped mid-step; ``deploy reconcile`` asks the host)
 """
 
 from __future__ import annotations
@@ -74,6 +75,7 @@ HOST_GLYPHS: Mapping[HostStatus, Glyph] = {
     HostStatus.SKIPPED: Glyph("-", "dim", "skipped"),
     HostStatus.ABORTED: Glyph("■", "yellow", "aborted"),
     HostStatus.NOT_STARTED: Glyph("○", "dim", "not started"),
+    HostStatus.UNKNOWN: Glyph("¿", "bold magenta", "unknown"),
 }
 
 # A running host shows the number of its step: the steps run in this order, so a
@@ -106,6 +108,7 @@ def legend() -> list[tuple[str, str, str]]:
         HostStatus.SUCCEEDED,
         HostStatus.FAILED,
         HostStatus.UNREACHABLE,
+        HostStatus.UNKNOWN,
         HostStatus.SKIPPED,
         HostStatus.ABORTED,
         HostStatus.NOT_STARTED,

@@ -27,6 +27,7 @@ COMMANDS: dict[str, str] = {
     "plan": "deploy",
     "push": "deploy",
     "rollback": "deploy",
+    "reconcile": "deploy",
     "sync": "fleet",
     "promote": "fleet",
     "restart": "fleet",

@@ -13,9 +13,18 @@ from deployer.cli.options import db_option, echo_json, json_option
 from deployer.cli.query import automatic_rollback
 from deployer.controller import RolloutOutcome
 from deployer.events import EventSink
-from deployer.exitcodes import exit_code_for
-from deployer.operations import Prepared, PushOptions, execute, prepare, prepare_rollback
+from deployer.exitcodes import ExitCode, exit_code_for
+from deployer.operations import (
+    Prepared,
+    PushOptions,
+    Reconciled,
+    execute,
+    prepare,
+    prepare_rollback,
+    reconcile,
+)
 from deployer.render import deployment_json, rollback_sentence
+from deployer.results import HostStatus
 from deployer.store import Store, open_store
 from deployer.wording import count_of
 
@@ -52,6 +61,7 @@ def plan_json(prepared: Prepared) -> dict[str, Any]:
             for wave in plan.waves
         ],
         "skipped": [{"name": skip.host.name, "reason": skip.reason} for skip in plan.skipped],
+        "unknown": list(prepared.unknown),
     }
 
 
@@ -84,6 +94,11 @@ def plan_text(prepared: Prepared) -> str:
             lines.append("  ".join([*cells, row[-1]]).rstrip())
     for skip in plan.skipped:
         lines.append(f"skipped {skip.host.name}: {skip.reason}")
+    if prepared.unknown:
+        lines.append(
+            f"unknown outcome (the connection dropped; a push probes them first, or `deploy reconcile`): "
+            f"{', '.join(prepared.unknown)}"
+        )
     return "\n".join(lines)
 
 
@@ -225,7 +240,7 @@ def push(
         spec, version, environment, limit, force=force, ignore_stop_failures=ignore_stop_failures
     )
     with open_store(db_url) as store:
-        _run(prepare(options, store), store, as_json, yes, tui)
+        _run(prepare(options, store, settle_unknown=True), store, as_json, yes, tui)
 
 
 @click.command()
@@ -252,7 +267,54 @@ def rollback(
     """Deploy the previous good version again, previously failed hosts first."""
     options = PushOptions(spec, None, environment, limit, ignore_stop_failures=ignore_stop_failures)
     with open_store(db_url) as store:
-        _run(prepare_rollback(options, store, to_version), store, as_json, yes)
+        _run(prepare_rollback(options, store, to_version, settle_unknown=True), store, as_json, yes)
 
 
-commands = [plan, push, rollback]
+@click.command("reconcile")
+@click.argument("deployment_id", required=False)
+@click.option(
+    "--app", help="Every host of this app whose outcome is unknown (with --env: of that environment)."
+)
+@click.option("--env", "environment", help="The environment, with --app.")
+@json_option
+@db_option
+def reconcile_command(
+    deployment_id: str | None, app: str | None, environment: str | None, as_json: bool, db_url: str | None
+) -> None:
+    """Ask the hosts whose outcome is unknown how they ended, and record it.
+
+    A host's outcome is unknown when the connection dropped mid-step: its driver went
+    on by itself and recorded how it ended on the host. Exits 1 while some host still
+    does not answer.
+    """
+    if deployment_id is None and app is None:
+        raise click.UsageError("name a deployment ID, or --app (and --env)")
+    with open_store(db_url) as store:
+        if deployment_id is not None:
+            store.deployment(deployment_id)  # NotFound: exit 2
+        learnt = asyncio.run(reconcile(store, deployment_id=deployment_id, app=app, environment=environment))
+    if as_json:
+        echo_json({"hosts": [reconciled_json(entry) for entry in learnt]})
+    elif not learnt:
+        click.echo("no host's outcome is unknown")
+    for entry in [] if as_json else learnt:
+        runs = f", runs {entry.verdict.version}" if entry.verdict.version else ""
+        click.echo(
+            f"{entry.deployment_id}: {entry.host}: {entry.verdict.status}{runs} ({entry.verdict.note})"
+        )
+    still = any(entry.verdict.status is HostStatus.UNKNOWN for entry in learnt)
+    sys.exit(ExitCode.FAILED if still else ExitCode.SUCCEEDED)
+
+
+def reconciled_json(entry: Reconciled) -> dict[str, Any]:
+    verdict = entry.verdict
+    return {
+        "deployment": entry.deployment_id,
+        "host": entry.host,
+        "status": str(verdict.status),
+        "version": verdict.version,
+        "note": verdict.note,
+    }
+
+
+commands = [plan, push, rollback, reconcile_command]

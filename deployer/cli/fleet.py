@@ -29,7 +29,7 @@ from deployer.fleet_sync import (
     round_line,
     watch_sync,
 )
-from deployer.operations import Prepared, PushOptions, retire_departed
+from deployer.operations import Prepared, PushOptions, retire_departed, settle_unknown_hosts
 from deployer.progress import PlainProgress
 from deployer.quantities import parse_duration
 from deployer.results import DeploymentKind
@@ -118,6 +118,7 @@ def sync(
         return
     with open_store(db_url) as store:
         loaded = load(options)
+        settle_unknown_hosts(store, loaded.spec.app, loaded.spec.environment)
         prepared = prepare_sync(options, store, loaded)
         if isinstance(prepared, Unchanged):
             spec_ = loaded.spec

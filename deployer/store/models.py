@@ -155,6 +155,8 @@ host_deployments = Table(
     Column("output_tail", Text, nullable=False, default=""),
     Column("version", String),
     Column("previous_version", String),
+    # how the outcome was learnt when the controller did not see it ("probe at ...: it succeeded")
+    Column("note", Text),
     # Raised on every change of the row, past every other row of the deployment (see
     # queries.next_revision): a screen polling the deployment reads only what changed.
     Column("revision", Integer, nullable=False, server_default=text("0")),

@@ -504,6 +504,7 @@ def host_views(
             version=host.version,
             previous_version=host.previous_version,
             steps=tuple(steps_by_host.get(host.id, ())),
+            note=host.note,
         )
         for host in host_rows
     )

@@ -52,6 +52,7 @@ class HostDeploymentView:
     version: str | None  # what `current` pointed to when the host was left
     previous_version: str | None
     steps: tuple[StepResult, ...] = ()
+    note: str | None = None  # how its outcome was learnt by a probe, when the controller lost sight of it
 
 
 @dataclass(frozen=True, slots=True)

@@ -720,6 +720,7 @@ def test_deployment_json_has_the_documented_fields() -> None:
         "skipped": 0,
         "aborted": 0,
         "not_started": 0,
+        "unknown": 0,
     }
     assert document["hosts"][1] == {
         "name": "b1",
@@ -734,6 +735,7 @@ def test_deployment_json_has_the_documented_fields() -> None:
         "version": "1.2",
         "previous_version": "1.1",
         "output_tail": "HTTP 503",
+        "note": None,
     }
     json.dumps(document)  # every value is JSON as it is
     listed = render.deployments_json([_view()])

@@ -319,6 +319,28 @@ class SshdFleet:
             self._signal_namespace(state, signal.SIGCONT)
         state.is_frozen = False
 
+    def cut_sessions(self, name: str) -> list[int]:
+        """SIGKILL the host's per-connection sshd processes: every open connection drops at once.
+
+        The listening sshd stays (new connections are taken), and so do the commands the
+        sessions ran: like a network cut, not a reboot. The pids killed.
+        """
+        state = self._running_state(name)
+        assert state.namespace is not None and state.process is not None
+        killed = []
+        for pid in _pids_by_namespace().get(state.namespace, []):
+            if pid == state.process.pid:
+                continue
+            try:
+                command = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[0]
+            except OSError:
+                continue
+            if command.startswith(b"sshd:"):
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+                    killed.append(pid)
+        return killed
+
     def fail_hook(self, name: str, step: str) -> None:
         """Make the hook of ``step`` fail on this host (it must check :func:`hook_fault_check`)."""
         faults = self._state(name).root / _FAULTS_DIR_NAME

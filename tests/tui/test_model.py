@@ -88,7 +88,10 @@ def deployment(deployment_id: str, started: datetime, status: DeploymentStatus) 
     [
         ("", HostFilter()),
         ("failed", HostFilter(states=frozenset({HostStatus.FAILED}))),
-        ("FAILURES", HostFilter(states=frozenset({HostStatus.FAILED, HostStatus.UNREACHABLE}))),
+        (
+            "FAILURES",
+            HostFilter(states=frozenset({HostStatus.FAILED, HostStatus.UNREACHABLE, HostStatus.UNKNOWN})),
+        ),
         ("ok", HostFilter(states=frozenset({HostStatus.SUCCEEDED}))),
         ("state:unr", HostFilter(states=frozenset({HostStatus.UNREACHABLE}))),
         ("state:", HostFilter()),  # still being typed
@@ -144,7 +147,7 @@ def test_filter_matches(text: str, names: list[str]) -> None:
 
 def test_filter_describes_itself() -> None:
     assert parse_filter("").describe() == "all hosts"
-    assert parse_filter("failures dc:sfo web").describe() == "failed or unreachable, in sfo, named web"
+    assert parse_filter("failures dc:sfo web").describe() == "failed or unknown or unreachable, in sfo, named web"
 
 
 # ---- the failure budget ----------------------------------------------------------------------

@@ -18,7 +18,7 @@ from tui.widgets.host_grid import HostGrid
 # Left to right in the bar: what is done well, done badly, in flight, not started.
 _BAR_ORDER: Sequence[tuple[tuple[HostStatus, ...], str, str]] = (
     ((HostStatus.SUCCEEDED,), "█", "green"),
-    ((HostStatus.FAILED, HostStatus.UNREACHABLE), "█", "red"),
+    ((HostStatus.FAILED, HostStatus.UNREACHABLE, HostStatus.UNKNOWN), "█", "red"),
     ((HostStatus.ABORTED, HostStatus.SKIPPED), "▒", "yellow"),
     ((HostStatus.RUNNING,), "▒", "cyan"),
 )

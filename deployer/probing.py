@@ -1,0 +1,86 @@
+"""Ask hosts what became of them, all at once and within a deadline, and record the answers.
+
+The rules are :func:`deployer.settle.settle_host`; this is the shell around them. Used
+when the controller lost sight of hosts: before a deployment ends (its UNKNOWN hosts),
+by ``deploy resume`` (the hosts in flight when its controller died), and by
+``deploy reconcile`` and the commands that plan (every UNKNOWN host of an app).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+from datetime import datetime
+
+from deployer.fleet import SshTarget
+from deployer.results import HostStatus, Step
+from deployer.runner import HostRunner
+from deployer.settle import Verdict, settle_host
+from deployer.store import Store
+
+PROBE_INTERVAL = 0.5  # seconds between looks at a host whose driver still runs on its own
+PROBE_GRACE = 30.0  # seconds past the connect timeout that a host's driver gets to finish
+
+
+def probe_deadline(targets: Mapping[str, SshTarget]) -> float:
+    """How long to wait for hosts to answer: the longest connect timeout, plus the grace."""
+    return max((target.connect_timeout for target in targets.values()), default=0.0) + PROBE_GRACE
+
+
+async def settle_hosts(
+    runner: HostRunner,
+    targets: Mapping[str, SshTarget],
+    recorded: Mapping[str, HostStatus],
+    *,
+    app_target: str,
+    deployment_id: str,
+    deadline: float,
+    interval: float = PROBE_INTERVAL,
+) -> dict[str, Verdict]:
+    """A verdict for every host of ``recorded`` (name -> its status in the store).
+
+    The hosts are probed concurrently; one whose driver still runs is looked at again
+    every ``interval`` seconds. One with no final answer after ``deadline`` seconds
+    stays UNKNOWN. A host missing from ``targets`` left the inventory.
+    """
+
+    async def one(name: str) -> Verdict:
+        target = targets.get(name)
+        if target is None:
+            return settle_host(recorded[name], False, None)
+        latest = Verdict(HostStatus.UNKNOWN, note=f"no answer within {deadline:g}s")
+        try:
+            async with asyncio.timeout(deadline):
+                while True:
+                    probe = await runner.probe(target, app_target, deployment_id)
+                    latest = settle_host(recorded[name], True, probe)
+                    if not latest.waiting:
+                        return latest
+                    await asyncio.sleep(interval)
+        except TimeoutError:
+            note = "its driver was still running" if latest.waiting else latest.note
+            return Verdict(HostStatus.UNKNOWN, latest.version, f"{note} after {deadline:g}s")
+
+    names = list(recorded)
+    verdicts = await asyncio.gather(*(one(name) for name in names))
+    return dict(zip(names, verdicts, strict=True))
+
+
+def record_verdicts(store: Store, deployment_id: str, verdicts: Mapping[str, Verdict], now: datetime) -> None:
+    """Write each final verdict to the host's row, with a note saying when and what was learnt.
+
+    PENDING verdicts (a resumed host whose driver never started) are left to the loop.
+    """
+    for name, verdict in verdicts.items():
+        if verdict.status is HostStatus.PENDING:
+            continue
+        store.reconcile_host(
+            deployment_id,
+            name,
+            status=verdict.status,
+            version=verdict.version,
+            note=f"{now:%Y-%m-%d %H:%M:%S}Z {verdict.note}",
+            now=now,
+            step=Step(verdict.step) if verdict.step else None,
+            exit_status=verdict.exit_status,
+        )

@@ -1,0 +1,82 @@
+"""What became of a host whose outcome the controller did not see: pure rules, no I/O.
+
+A host's driver runs its steps and records its outcome on the host itself, so when
+the controller loses sight of it (the connection dropped, the controller died) the
+host still knows. :func:`settle_host` turns what a probe read from the host into a
+verdict; the shell (:mod:`deployer.probing`) does the probing, concurrently and with
+a deadline, and records the verdicts.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from deployer.release import parse_outcome
+from deployer.results import HostStatus
+from deployer.runner import HostProbe
+
+_OUTCOME_STATUS = {
+    "succeeded": HostStatus.SUCCEEDED,
+    "aborted": HostStatus.ABORTED,  # stopped before its switch: it runs what it ran before
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """What to record for a host: its status, the version it runs, and why (``note``)."""
+
+    status: HostStatus
+    version: str | None = None  # what its ``current`` points at, when the probe read it
+    note: str = ""
+    step: str | None = None  # the step that failed, for a failure
+    exit_status: int | None = None
+    waiting: bool = False  # its driver still runs on its own: look again later
+
+
+def settle_host(recorded: HostStatus, in_inventory: bool, probe: HostProbe | None) -> Verdict:
+    """The verdict on one host the controller lost sight of.
+
+    ``recorded`` is its status in the store: RUNNING (its controller died: ``deploy
+    resume``) or UNKNOWN (the connection dropped mid-step). ``probe`` is what the host
+    says of this deployment (None when it was not asked: it left the inventory).
+
+        recorded  in inventory  the host says               verdict
+        PENDING   no            -                           NOT_STARTED, never started
+        RUNNING   no            -                           FAILED: can no longer be asked
+        UNKNOWN   no            -                           UNKNOWN: can no longer be asked
+        any       yes           unreachable                 UNKNOWN: ask again later
+        RUNNING   yes           never heard of it           PENDING: nothing ran, start over
+        UNKNOWN   yes           never heard of it           FAILED: its driver never started
+        any       yes           running                     (waiting): look again
+        any       yes           succeeded                   SUCCEEDED, on its current version
+        any       yes           aborted:<step>              ABORTED, before its switch
+        any       yes           failed:<step>:<exit>        FAILED at that step
+        any       yes           interrupted:<step>          FAILED: the host stopped mid-step
+    """
+    if not in_inventory or probe is None:
+        if recorded is HostStatus.PENDING:
+            return Verdict(HostStatus.NOT_STARTED, note="left the inventory; not deployed")
+        if recorded is HostStatus.RUNNING:
+            return Verdict(HostStatus.FAILED, note="left the inventory while its controller was down")
+        return Verdict(HostStatus.UNKNOWN, note="left the inventory; its outcome cannot be asked")
+    if not probe.reachable:
+        return Verdict(HostStatus.UNKNOWN, note=f"probe: unreachable: {probe.error}")
+    if probe.outcome is None:
+        if recorded is HostStatus.RUNNING:
+            return Verdict(HostStatus.PENDING, note="its driver never started; it starts over")
+        return Verdict(
+            HostStatus.FAILED,
+            version=probe.current_version,
+            note="probe: its driver never started; it runs what it ran before",
+        )
+    outcome = parse_outcome(probe.outcome)
+    if outcome.status == "running":
+        return Verdict(HostStatus.UNKNOWN, version=probe.current_version, waiting=True)
+    status = _OUTCOME_STATUS.get(outcome.status, HostStatus.FAILED)
+    step = outcome.step.value if outcome.step else None
+    if status is HostStatus.FAILED:
+        how = "was interrupted" if outcome.status == "interrupted" else f"exited {outcome.exit_status}"
+        note = f"probe: {step or 'a step'} {how}"
+    else:
+        note = f"probe: it {outcome.status}"
+    return Verdict(status, probe.current_version, note, step, outcome.exit_status)
