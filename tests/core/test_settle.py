@@ -1,0 +1,53 @@
+"""settle_host's docstring table, row by row."""
+
+from __future__ import annotations
+
+import pytest
+
+from deployer.results import HostStatus
+from deployer.runner import HostProbe
+from deployer.settle import settle_host
+
+P, R, U = HostStatus.PENDING, HostStatus.RUNNING, HostStatus.UNKNOWN
+DOWN = HostProbe("web1", reachable=False, error="connection refused")
+
+
+def said(outcome: str | None, current: str | None = "2.0") -> HostProbe:
+    return HostProbe("web1", reachable=True, current_version=current, outcome=outcome)
+
+
+@pytest.mark.parametrize(
+    ("recorded", "in_inventory", "probe", "status", "version", "waiting"),
+    [
+        (P, False, None, HostStatus.NOT_STARTED, None, False),
+        (R, False, None, HostStatus.FAILED, None, False),
+        (U, False, None, HostStatus.UNKNOWN, None, False),
+        (R, True, DOWN, HostStatus.UNKNOWN, None, False),
+        (U, True, DOWN, HostStatus.UNKNOWN, None, False),
+        (R, True, said(None, "1.0"), HostStatus.PENDING, None, False),
+        (U, True, said(None, "1.0"), HostStatus.FAILED, "1.0", False),
+        (U, True, said("running"), HostStatus.UNKNOWN, "2.0", True),
+        (R, True, said("succeeded"), HostStatus.SUCCEEDED, "2.0", False),
+        (U, True, said("succeeded"), HostStatus.SUCCEEDED, "2.0", False),
+        (U, True, said("aborted:switch", "1.0"), HostStatus.ABORTED, "1.0", False),
+        (U, True, said("failed:validate:7"), HostStatus.FAILED, "2.0", False),
+        (U, True, said("interrupted:start"), HostStatus.FAILED, "2.0", False),
+    ],
+)
+def test_settle_host(
+    recorded: HostStatus,
+    in_inventory: bool,
+    probe: HostProbe | None,
+    status: HostStatus,
+    version: str | None,
+    waiting: bool,
+) -> None:
+    verdict = settle_host(recorded, in_inventory, probe)
+    assert (verdict.status, verdict.version, verdict.waiting) == (status, version, waiting)
+    assert verdict.note or waiting
+
+
+def test_a_failure_says_which_step_and_how() -> None:
+    verdict = settle_host(U, True, said("failed:validate:7"))
+    assert (verdict.step, verdict.exit_status, verdict.note) == ("validate", 7, "probe: validate exited 7")
+    assert settle_host(U, True, said("interrupted:start")).note == "probe: start was interrupted"
