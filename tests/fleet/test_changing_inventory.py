@@ -99,7 +99,7 @@ def test_a_host_added_while_a_push_runs_joins_it_as_a_later_wave(lab_app: Changi
     assert min(h.wave or 0 for h in view.hosts if h.name != newcomer) == 1
     assert app.current(newcomer) == "1.0" and steps_of(app, newcomer, push_id) == INSTALL
     assert (
-        f"1 hosts joined the inventory, as wave 5: {newcomer}"
+        f"1 host joined the inventory, as wave 5: {newcomer}"
         in (app.spec.parent / "background.log").read_text()
     )
 
