@@ -1,5 +1,5 @@
 """``python -m deployer`` is the ``deploy`` command."""
 
-from deployer.cli import main
+from deployer.entry import main
 
 main()

@@ -15,6 +15,7 @@ import logging
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
+from enum import StrEnum
 
 from deployer.decide import Control, RolloutState, counted_failures, decide
 from deployer.events import (
@@ -83,6 +84,44 @@ class RolloutOutcome:
     results: Mapping[str, HostResult] = field(default_factory=dict)
 
 
+class StopCause(StrEnum):
+    """Why a deployment was asked to stop gently (see :class:`GracefulStop`)."""
+
+    REQUESTED = "requested"  # by the program itself (sync --watch's last round, a test)
+    SIGINT = "SIGINT"
+    SIGTERM = "SIGTERM"
+    DEADLINE = "deadline"
+
+    @property
+    def description(self) -> str:
+        return _STOP_DESCRIPTIONS[self]
+
+
+_STOP_DESCRIPTIONS = {
+    StopCause.REQUESTED: "the controller was asked to stop",
+    StopCause.SIGINT: "interrupted by Ctrl-C (SIGINT)",
+    StopCause.SIGTERM: "stopped by SIGTERM",
+    StopCause.DEADLINE: "the deadline passed",
+}
+
+
+class GracefulStop(asyncio.Event):
+    """Set once a deployment should stop gently: no new host starts, hosts in flight finish.
+
+    ``cause`` says why (the first request wins); the deployment then ends ``aborted``
+    with that reason, and the command exits with the cause's own code.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.cause: StopCause | None = None
+
+    def request(self, cause: StopCause = StopCause.REQUESTED) -> None:
+        if self.cause is None:
+            self.cause = cause
+        self.set()
+
+
 class Controller:
     """Runs one deployment's waves on a :class:`HostRunner`, recording into a :class:`Store`."""
 
@@ -97,7 +136,7 @@ class Controller:
         clock: Callable[[], datetime] = utcnow,
         poll_interval: float = 0.25,
         heartbeat_interval: float = 5.0,
-        stop: asyncio.Event | None = None,
+        stop: GracefulStop | None = None,
     ) -> None:
         """``stop``, once set, stops the deployment as an abort does but gentler: no new
         host starts and the hosts in flight run to their end (an abort stops them before
@@ -431,8 +470,9 @@ class _Run:
         failed = self._failed_count()
         if self.control is Control.ABORT:
             return "aborted by the operator; hosts in flight finish, no new host starts"
-        if self._stopping() and not should_halt(failed, self.failure_budget):
-            return "the controller was asked to stop; hosts in flight finish, no new host starts"
+        if self.c._stop is not None and self._stopping() and not should_halt(failed, self.failure_budget):
+            cause = self.c._stop.cause or StopCause.REQUESTED
+            return f"{cause.description}; hosts in flight finish, no new host starts"
         return (
             f"{count_of(failed, 'host')} failed, more than the {self.failure_budget} allowed; "
             "hosts in flight finish, no new host starts"

@@ -14,7 +14,8 @@ keeps its traceback.
      │    ├── StoreLost           the store failed or went away while in use (exit 3)
      │    └── NotFound            no such deployment, app or host
      ├── LabError                 the lab fleet cannot be started, found or told what to do
-     └── ControlError             pause/resume/abort asked of a deployment that cannot take it
+     ├── ControlError             pause/resume/abort asked of a deployment that cannot take it
+     └── LeftRunning              a second Ctrl-C left a deployment running (exit 130, or 143)
 """
 
 from __future__ import annotations
@@ -91,3 +92,20 @@ class LabError(DeployerError):
 
 class ControlError(DeployerError):
     """A pause, resume or abort that the deployment cannot take."""
+
+
+class LeftRunning(DeployerError):
+    """A second signal made the controller leave at once; the deployment still runs on its hosts."""
+
+    def __init__(self, signal_name: str, deployment_id: str | None) -> None:
+        self.exit_code = 143 if signal_name == "SIGTERM" else 130
+        if deployment_id is None:
+            message = f"{signal_name}: left before any deployment was recorded; nothing runs"
+        else:
+            message = (
+                f"{signal_name}: left at once; deployment {deployment_id} is still running (each host's "
+                f"driver finishes its steps by itself).\n"
+                f"carry it on: deploy resume {deployment_id}\n"
+                f"or stop it: deploy abort {deployment_id}"
+            )
+        super().__init__(message)

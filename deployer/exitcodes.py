@@ -30,6 +30,21 @@ class ExitCode(IntEnum):
     TERMINATED = 143
 
 
-def exit_code_for(status: DeploymentStatus) -> ExitCode:
-    """How ``deploy push`` (rollback, sync, promote, restart, resume) exits after a deployment."""
-    return ExitCode.SUCCEEDED if status is DeploymentStatus.SUCCEEDED else ExitCode.FAILED
+_STOPPED = {
+    "SIGINT": ExitCode.INTERRUPTED,
+    "SIGTERM": ExitCode.TERMINATED,
+    "deadline": ExitCode.DEADLINE,
+}
+
+
+def exit_code_for(status: DeploymentStatus, stopped_by: str | None = None) -> ExitCode:
+    """How ``deploy push`` (rollback, sync, promote, restart, resume) exits after a deployment.
+
+    ``stopped_by`` is the cause of a graceful stop (a StopCause value), if one was asked:
+    a deployment it ended ``aborted`` exits with that cause's code.
+    """
+    if status is DeploymentStatus.SUCCEEDED:
+        return ExitCode.SUCCEEDED
+    if status is DeploymentStatus.ABORTED and stopped_by in _STOPPED:
+        return _STOPPED[stopped_by]
+    return ExitCode.FAILED

@@ -27,7 +27,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
-from deployer.controller import utcnow
+from deployer.controller import GracefulStop, utcnow
 from deployer.errors import ArtifactError, DeployerError, DeploymentLocked, SpecError
 from deployer.events import EventSink
 from deployer.fleet import Fleet, Host, limit_hosts
@@ -317,7 +317,7 @@ async def watch_sync(
     store: Store,
     *,
     interval: float,
-    stop: asyncio.Event,
+    stop: GracefulStop,
     report: Callable[[Round], None],
     sink: EventSink,
     max_rounds: int | None = None,
@@ -363,7 +363,7 @@ async def _sync_round(
     loaded: Loaded,
     number: int,
     at: datetime,
-    stop: asyncio.Event,
+    stop: GracefulStop,
     sink: EventSink,
     runner: HostRunner | None,
     identity: Identity | None,

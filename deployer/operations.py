@@ -21,7 +21,15 @@ from pathlib import Path
 from typing import Any
 
 from deployer.artifact import prepare_artifact
-from deployer.controller import Controller, Discover, Joining, Rollout, RolloutOutcome, utcnow
+from deployer.controller import (
+    Controller,
+    Discover,
+    GracefulStop,
+    Joining,
+    Rollout,
+    RolloutOutcome,
+    utcnow,
+)
 from deployer.errors import ControlError, DeployerError
 from deployer.events import DeploymentStarted, EventSink
 from deployer.fleet import Fleet, Host, SshTarget, limit_hosts, resolve_ssh
@@ -282,7 +290,7 @@ async def execute(
     *,
     identity: Identity | None = None,
     runner: HostRunner | None = None,
-    stop: asyncio.Event | None = None,
+    stop: GracefulStop | None = None,
 ) -> RolloutOutcome:
     """Record the deployment, run its waves, and (with ``on_halt: rollback``) undo a halted one.
 
@@ -320,7 +328,7 @@ async def _run_new(
     sink: EventSink,
     identity: Identity,
     runner: HostRunner,
-    stop: asyncio.Event | None = None,
+    stop: GracefulStop | None = None,
 ) -> RolloutOutcome:
     spec, plan = prepared.spec, prepared.plan
     artifact = artifact_for(prepared.kind, spec, kept=prepared.options.promoted_from is not None)
@@ -579,6 +587,53 @@ async def settle_in_flight(
     return {name: verdict.status for name, verdict in verdicts.items()}
 
 
+@dataclass(frozen=True, slots=True)
+class TakenOver:
+    """A dead controller's deployment, taken over, with its in-flight hosts settled."""
+
+    view: DeploymentView
+    options: PushOptions
+    spec: Spec
+    planned: tuple[HostDeploymentView, ...]
+    targets: Mapping[str, SshTarget]
+    statuses: Mapping[str, HostStatus]  # every planned host's status now (PENDING: may start)
+
+
+async def take_over(
+    deployment_id: str, store: Store, runner: HostRunner, identity: Identity, *, doing: str
+) -> TakenOver:
+    """Make this controller the owner of a deployment whose controller died, and settle its hosts.
+
+    Refused while its controller looks alive. Each host that was in flight is asked what
+    really happened there (its driver finished on its own and left its outcome on the
+    host), concurrently and within a deadline, and that is recorded. ``doing`` names the
+    command in errors ("resume", "abort").
+    """
+    view = store.deployment(deployment_id)
+    if view.is_finished:
+        raise ControlError(f"deployment {deployment_id} has finished ({view.status}); nothing to {doing}")
+    saved = store.run_options(deployment_id)
+    if not saved:
+        raise ControlError(f"deployment {deployment_id} kept no options to {doing} it with")
+    options = _options_from_json(saved)
+    spec = load_spec(options.spec_path, version=view.version, environment=view.environment)
+    fleet = load_fleet(spec)
+    view = store.takeover(deployment_id, pid=identity.pid, started_from=identity.machine, now=utcnow())
+    inventory = {h.name: h for h in fleet.hosts}
+    planned = tuple(h for h in view.hosts if h.wave is not None)
+    targets = {
+        h.name: resolve_ssh(inventory[h.name], fleet.ssh, spec.ssh) for h in planned if h.name in inventory
+    }
+    statuses = {
+        h.name: h.status
+        for h in planned
+        if h.status.is_final or (h.status is HostStatus.PENDING and h.name in targets)
+    }
+    # In flight when its controller died, or gone from the inventory meanwhile: ask.
+    statuses |= await settle_in_flight(store, runner, deployment_id, spec.target, planned, statuses, targets)
+    return TakenOver(view, options, spec, planned, targets, statuses)
+
+
 async def resume_deployment(
     deployment_id: str,
     store: Store,
@@ -586,46 +641,21 @@ async def resume_deployment(
     *,
     identity: Identity | None = None,
     runner: HostRunner | None = None,
+    stop: GracefulStop | None = None,
 ) -> RolloutOutcome:
     """Carry on a deployment whose controller died (``deploy resume`` on a dead controller).
 
-    Takes the deployment over (refused while its controller looks alive), learns from
-    each host that was in flight what really happened there (its driver finished on its
-    own and left its outcome in a state file), records that, and runs the rest. A host
-    that finished is never deployed again and no hook runs twice: a host whose driver
-    never started is the only one that starts over.
+    Takes the deployment over (:func:`take_over`) and runs the rest. A host that
+    finished is never deployed again and no hook runs twice: a host whose driver never
+    started is the only one that starts over.
     """
     identity = identity or Identity.here()
-    view = store.deployment(deployment_id)
-    if view.is_finished:
-        raise ControlError(f"deployment {deployment_id} has finished ({view.status}); nothing to resume")
-    saved = store.run_options(deployment_id)
-    if not saved:
-        raise ControlError(f"deployment {deployment_id} kept no options to resume it with")
-    options = _options_from_json(saved)
-    spec = load_spec(options.spec_path, version=view.version, environment=view.environment)
-    fleet = load_fleet(spec)
-    view = store.takeover(deployment_id, pid=identity.pid, started_from=identity.machine, now=utcnow())
     async with _runner_scope(runner) as runner:
-        inventory = {h.name: h for h in fleet.hosts}
-        planned = [h for h in view.hosts if h.wave is not None]
+        taken = await take_over(deployment_id, store, runner, identity, doing="resume")
+        spec, options, planned, statuses = taken.spec, taken.options, taken.planned, taken.statuses
         waves: dict[int, list[str]] = {}
         for host in planned:
             waves.setdefault(host.wave or 0, []).append(host.name)
-        targets = {
-            h.name: resolve_ssh(inventory[h.name], fleet.ssh, spec.ssh)
-            for h in planned
-            if h.name in inventory
-        }
-        statuses = {
-            h.name: h.status
-            for h in planned
-            if h.status.is_final or (h.status is HostStatus.PENDING and h.name in targets)
-        }
-        # In flight when its controller died, or gone from the inventory meanwhile: ask.
-        statuses |= await settle_in_flight(
-            store, runner, deployment_id, spec.target, planned, statuses, targets
-        )
         artifact = None
         if HostStatus.PENDING in statuses.values():
             # What the hosts before the crash got, not whatever the build folder holds now.
@@ -634,7 +664,7 @@ async def resume_deployment(
         rollout = Rollout(
             deployment_id=deployment_id,
             job=_job(spec, deployment_id, options.kind, artifact, identity, options),
-            targets=targets,
+            targets=taken.targets,
             waves=tuple(tuple(waves[index]) for index in sorted(waves)),
             failure_budget=failure_budget(
                 spec.strategy.max_failures, sum(1 for h in planned if h.name not in options.known_bad)
@@ -644,6 +674,28 @@ async def resume_deployment(
             budget_exempt=options.known_bad,
         )
         datacenters = {h.name: h.datacenter for h in planned}
-        sink(_started(rollout, view.previous_version, datacenters, utcnow()))
-        controller = Controller(store, runner, sink, pid=identity.pid, machine=identity.machine)
+        sink(_started(rollout, taken.view.previous_version, datacenters, utcnow()))
+        controller = Controller(store, runner, sink, pid=identity.pid, machine=identity.machine, stop=stop)
         return await controller.run(rollout, statuses)
+
+
+async def abort_orphan(
+    deployment_id: str,
+    store: Store,
+    *,
+    requested_by: str,
+    why_dead: str,
+    identity: Identity | None = None,
+    runner: HostRunner | None = None,
+) -> DeploymentView:
+    """``deploy abort`` of a deployment whose controller died: nobody else would ever end it.
+
+    Takes it over as ``resume`` does (its in-flight hosts settled from what they say),
+    starts nothing, and ends it ``aborted``; hosts it never reached are ``not_started``.
+    """
+    identity = identity or Identity.here()
+    async with _runner_scope(runner) as runner:
+        await take_over(deployment_id, store, runner, identity, doing="abort")
+    reason = f"aborted by {requested_by} after its controller died ({why_dead}); no new host started"
+    store.finish_deployment(deployment_id, DeploymentStatus.ABORTED, utcnow(), reason=reason)
+    return store.deployment(deployment_id)

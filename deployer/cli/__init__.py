@@ -17,6 +17,7 @@ import sys
 import warnings
 from collections.abc import Mapping, Sequence
 from types import ModuleType
+from typing import NoReturn
 
 import click
 
@@ -74,6 +75,18 @@ class DeployGroup(click.Group):
             for line in str(error).splitlines() or [type(error).__name__]:
                 click.echo(f"error: {line}", err=True)
             sys.exit(error.exit_code)
+        except KeyboardInterrupt:
+            _interrupted()
+        except click.Abort as abort:  # click's prompts turn Ctrl-C into Abort
+            if isinstance(abort.__context__, KeyboardInterrupt):
+                _interrupted()
+            raise
+
+
+def _interrupted() -> NoReturn:
+    """Ctrl-C before any deployment began (a running one handles it itself): nothing was done."""
+    click.echo("\ninterrupted (Ctrl-C); nothing was started", err=True)
+    sys.exit(130)
 
 
 @click.group(cls=DeployGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -116,10 +129,20 @@ def quiet_library_warnings(environ: Mapping[str, str], warnoptions: Sequence[str
     warnings.filterwarnings("default", module=r"(deployer|tui)(\.|$)")
 
 
-def main() -> None:
+def prepare_command() -> None:
+    """Quiet library warnings and import the modules of the command named on the command line."""
     quiet_library_warnings(os.environ, sys.warnoptions)
     load_command(next((arg for arg in sys.argv[1:] if not arg.startswith("-")), None))
+
+
+def run_command() -> None:
+    """Run the command line, once :func:`prepare_command` has loaded it."""
     try:
         cli(prog_name="deploy")
     finally:
         gc.freeze()
+
+
+def main() -> None:
+    prepare_command()
+    run_command()

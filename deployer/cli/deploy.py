@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import signal
 import sys
 from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any
@@ -11,8 +12,9 @@ import click
 
 from deployer.cli.options import db_option, echo_json, json_option
 from deployer.cli.query import automatic_rollback
-from deployer.controller import RolloutOutcome
-from deployer.events import EventSink
+from deployer.controller import GracefulStop, RolloutOutcome, StopCause
+from deployer.errors import LeftRunning
+from deployer.events import DeploymentStarted, Event, EventSink
 from deployer.exitcodes import ExitCode, exit_code_for
 from deployer.operations import (
     Prepared,
@@ -163,7 +165,9 @@ def confirm_and_run(
         click.confirm(question, abort=True, err=True)
     elif not as_json:
         click.echo(plan_text(prepared))
-    run_and_report(store, lambda sink: execute(prepared, store, sink), as_json=as_json, tui=tui)
+    run_and_report(
+        store, lambda sink, stop: execute(prepared, store, sink, stop=stop), as_json=as_json, tui=tui
+    )
 
 
 def _run(prepared: Prepared, store: Store, as_json: bool, yes: bool, tui: bool = False) -> None:
@@ -173,21 +177,20 @@ def _run(prepared: Prepared, store: Store, as_json: bool, yes: bool, tui: bool =
     confirm_and_run(prepared, store, as_json=as_json, yes=yes, tui=tui)
 
 
-def run_and_report(
-    store: Store,
-    start: Callable[[EventSink], Coroutine[Any, Any, RolloutOutcome]],
-    *,
-    as_json: bool,
-    tui: bool = False,
-) -> None:
+Start = Callable[[EventSink, GracefulStop], Coroutine[Any, Any, RolloutOutcome]]
+
+
+def run_and_report(store: Store, start: Start, *, as_json: bool, tui: bool = False) -> None:
     """Run a deployment with a progress view (or the terminal UI), then print its result.
 
-    Exits 0 only if the deployment succeeded.
+    Exits as docs/cli.md's table says: 0 only if the deployment succeeded; 130 or 143
+    when Ctrl-C or SIGTERM stopped it (:func:`run_stoppable`).
     """
+    stop = GracefulStop()
     if tui:
         from tui import run_push_ui  # only here: Textual is slow to import
 
-        outcome = run_push_ui(start, store=store)
+        outcome = run_push_ui(lambda sink: start(sink, stop), store=store)
     else:
         from deployer.progress import PlainProgress
 
@@ -199,7 +202,7 @@ def run_and_report(
         else:
             progress = PlainProgress()
         try:
-            outcome = asyncio.run(start(progress))
+            outcome = asyncio.run(run_stoppable(start, progress, stop))
         finally:
             progress.close()
     view = store.deployment(outcome.deployment_id)
@@ -209,7 +212,53 @@ def run_and_report(
     else:
         line = f"{view.id}: {view.status.value}: {view.reason or ''}"
         click.echo(line if rollback is None else f"{line}; {rollback_sentence(rollback)}")
-    sys.exit(exit_code_for(outcome.status))
+    sys.exit(exit_code_for(outcome.status, stop.cause))
+
+
+_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+async def run_stoppable(start: Start, sink: EventSink, stop: GracefulStop) -> RolloutOutcome:
+    """Run ``start`` with Ctrl-C and SIGTERM stopping it gracefully, and a second Ctrl-C at once.
+
+    The first signal asks for a graceful stop: no new host starts, the hosts in flight
+    finish, and the deployment ends ``aborted`` saying which signal. A second signal
+    leaves at once (:class:`LeftRunning`): the hosts' drivers finish on their own, and
+    the deployment stays ``running`` in the store for ``deploy resume`` or ``abort``.
+    """
+    loop = asyncio.get_running_loop()
+    task = asyncio.current_task()
+    assert task is not None
+    seen: dict[str, str] = {}  # the deployment's id, once it is recorded; the signal that left
+
+    def watch(event: Event) -> None:
+        if isinstance(event, DeploymentStarted):
+            seen.setdefault("id", event.deployment_id)
+        sink(event)
+
+    def on_signal(number: signal.Signals) -> None:
+        if stop.cause is None:
+            stop.request(StopCause(number.name))
+            click.echo(
+                f"{number.name}: stopping: no new host starts, hosts in flight finish "
+                "(press Ctrl-C again to leave at once)",
+                err=True,
+            )
+        else:
+            seen["left"] = number.name
+            task.cancel()
+
+    for number in _SIGNALS:
+        loop.add_signal_handler(number, on_signal, number)
+    try:
+        return await start(watch, stop)
+    except asyncio.CancelledError:
+        if "left" not in seen:
+            raise
+        raise LeftRunning(seen["left"], seen.get("id")) from None
+    finally:
+        for number in _SIGNALS:
+            loop.remove_signal_handler(number)
 
 
 @click.command()

@@ -16,7 +16,7 @@ from deployer.cli.deploy import (
     nothing_to_do,
 )
 from deployer.cli.options import db_option, echo_json, json_option
-from deployer.controller import utcnow
+from deployer.controller import GracefulStop, StopCause, utcnow
 from deployer.fleet_sync import (
     Round,
     Unchanged,
@@ -140,7 +140,7 @@ def _watch(
 
     async def main() -> None:
         loop = asyncio.get_running_loop()
-        stop = asyncio.Event()
+        stop = GracefulStop()
         signals = (signal.SIGINT, signal.SIGTERM)
 
         def on_signal(name: str) -> None:
@@ -148,7 +148,7 @@ def _watch(
             for number in signals:
                 loop.remove_signal_handler(number)
             click.echo(f"{name}: stopping; hosts in flight finish, no new host starts", err=True)
-            stop.set()
+            stop.request(StopCause(name))
 
         for number in signals:
             loop.add_signal_handler(number, on_signal, number.name)

@@ -202,7 +202,11 @@ def resume(deployment_id: str, db_url: str | None, as_json: bool) -> None:
 @db_option
 @json_option
 def abort(deployment_id: str, yes: bool, db_url: str | None, as_json: bool) -> None:
-    """Ask a running deployment to stop for good (asks first on a terminal, unless --yes)."""
+    """Ask a running deployment to stop for good (asks first on a terminal, unless --yes).
+
+    When its controller is dead, abort takes the deployment over, asks the hosts that
+    were in flight how they ended (as resume does), and ends it aborted itself.
+    """
     with open_store(db_url) as store:
         view = _unfinished(store, deployment_id)
         if not yes and sys.stdin.isatty():
@@ -213,7 +217,25 @@ def abort(deployment_id: str, yes: bool, db_url: str | None, as_json: bool) -> N
                 abort=True,
                 err=True,
             )
+        liveness = store.liveness(view, _now())
+        if not liveness.alive:
+            _abort_orphan(store, view, liveness, as_json=as_json)
+            return
         _request(store, deployment_id, ControlAction.ABORT, as_json=as_json, view=view)
+
+
+def _abort_orphan(store: Store, view: DeploymentView, liveness: Liveness, *, as_json: bool) -> None:
+    import asyncio
+
+    from deployer.operations import abort_orphan  # only here: it imports asyncssh
+
+    if not as_json:
+        click.echo(f"the controller of {view.id} is gone ({liveness.reason}); aborting from here", err=True)
+    ended = asyncio.run(abort_orphan(view.id, store, requested_by=_operator(), why_dead=liveness.reason))
+    if as_json:
+        echo_json(deployment_json(ended, with_hosts=True, rollback=automatic_rollback(store, ended)))
+    else:
+        click.echo(f"{ended.id}: {ended.status}: {ended.reason or ''}")
 
 
 def take_over(store: Store, view: DeploymentView, liveness: Liveness, *, as_json: bool) -> None:
@@ -227,7 +249,9 @@ def take_over(store: Store, view: DeploymentView, liveness: Liveness, *, as_json
 
     if not as_json:
         click.echo(f"the controller of {view.id} is gone ({liveness.reason}); taking it over", err=True)
-    run_and_report(store, lambda sink: resume_deployment(view.id, store, sink), as_json=as_json)
+    run_and_report(
+        store, lambda sink, stop: resume_deployment(view.id, store, sink, stop=stop), as_json=as_json
+    )
 
 
 def _request(

@@ -147,7 +147,10 @@ def test_filter_matches(text: str, names: list[str]) -> None:
 
 def test_filter_describes_itself() -> None:
     assert parse_filter("").describe() == "all hosts"
-    assert parse_filter("failures dc:sfo web").describe() == "failed or unknown or unreachable, in sfo, named web"
+    assert (
+        parse_filter("failures dc:sfo web").describe()
+        == "failed or unknown or unreachable, in sfo, named web"
+    )
 
 
 # ---- the failure budget ----------------------------------------------------------------------
