@@ -18,6 +18,7 @@ from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 
 from deployer.decide import Control, RolloutState, counted_failures, decide
+from deployer.errors import StoreError
 from deployer.events import (
     Baking,
     ControlChanged,
@@ -428,6 +429,8 @@ class _Run:
 
         try:
             result = await self.c._runner.deploy(target, self.rollout.job, report)
+        except StoreError:
+            raise  # the store failed (lost): the whole loop stops, not just this host
         except Exception as error:  # a bug in the runner: fail this host loudly, keep the wave
             log.exception("internal error while deploying %s", name)
             result = HostResult(

@@ -18,6 +18,7 @@ import threading
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import (
@@ -152,6 +153,9 @@ class Store:
         self._closed = False
         self.stale_after = stale_after
         self.hostname = hostname
+        # The SQLite file this store opened, and its identity then (see _ensure_not_lost).
+        self._file = _sqlite_file(engine)
+        self._file_identity = _identity(self._file)
 
     @property
     def url(self) -> str:
@@ -804,6 +808,7 @@ class Store:
         """One write transaction, committed on leaving the block (rolled back on an error)."""
         if self._closed:
             raise RuntimeError("the store is closed")
+        self._ensure_not_lost()
         try:
             with self._serialize_writes, self._writer.begin() as conn:
                 yield conn
@@ -819,6 +824,21 @@ class Store:
                 yield conn
         except OperationalError as error:
             raise StoreLost(f"the state store at {self._url} failed: {one_line(error.orig)}") from None
+
+    def _ensure_not_lost(self) -> None:
+        """Raise StoreLost if the SQLite file was removed or replaced since this store opened it.
+
+        SQLite goes on writing to a file that was unlinked (or renamed over): without this
+        check a push whose store was deleted reported success and its records went nowhere.
+        A stat per write transaction costs about a microsecond.
+        """
+        if self._file is None or _identity(self._file) == self._file_identity:
+            return
+        raise StoreLost(
+            f"the state store {self._file} was removed or replaced while this command ran, so what it "
+            "does next could not be recorded; no new host starts. Each host's own records "
+            "(<target>/revisions.log and <target>/.deploy/) still hold what happened there."
+        )
 
     def _liveness(self, started_from: str, pid: int, heartbeat_at: datetime, now: datetime) -> Liveness:
         silence = now - heartbeat_at
@@ -864,6 +884,25 @@ def pick_last_good_version(
         if status is DeploymentStatus.SUCCEEDED and version != before:
             return version
     return None
+
+
+def _sqlite_file(engine: Engine) -> Path | None:
+    """The file of an SQLite store (None for another database, or SQLite in memory)."""
+    database = engine.url.database
+    if engine.dialect.name != "sqlite" or database in (None, "", ":memory:"):
+        return None
+    return Path(database).resolve()
+
+
+def _identity(path: Path | None) -> tuple[int, int] | None:
+    """(device, inode) of ``path``; None when there is no such file."""
+    if path is None:
+        return None
+    try:
+        info = os.stat(path)
+    except FileNotFoundError:
+        return None
+    return info.st_dev, info.st_ino
 
 
 def _pid_exists(pid: int) -> bool:
