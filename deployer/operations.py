@@ -22,7 +22,7 @@ from typing import Any
 
 from deployer.artifact import prepare_artifact
 from deployer.controller import Controller, Discover, Joining, Rollout, RolloutOutcome, utcnow
-from deployer.errors import ControlError, DeployerError
+from deployer.errors import ControlError, DeployerError, FleetError
 from deployer.events import DeploymentStarted, EventSink
 from deployer.fleet import Fleet, Host, SshTarget, limit_hosts, resolve_ssh
 from deployer.inventory import is_inventory_script, load_fleet
@@ -95,6 +95,12 @@ def plan_deployment(options: PushOptions, spec: Spec, fleet: Fleet, store: Store
         raise DeployerError(
             f"--limit {options.limit} matches no host of the fleet ({len(fleet.hosts)} hosts)"
         )
+    refusals = [host.refusal for host in hosts if host.refusal is not None]
+    if refusals:
+        more = f"; and {len(refusals) - 3} more hosts" if len(refusals) > 3 else ""
+        raise FleetError("; ".join(refusals[:3]) + more)
+    for warning in fleet.warnings:
+        log.warning("warning: %s", warning)
     current = store.current_versions(spec.app, spec.environment)
     failed = frozenset(store.failed_hosts_of_last_deployment(spec.app, spec.environment))
     plan = plan_for(spec, hosts, version=spec.version, current=current, failed=failed, force=options.force)
