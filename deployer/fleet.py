@@ -83,8 +83,6 @@ class SshTarget:
     use_ssh_config: bool
     config_file: str | None = None
     proxy_jump: str | None = None
-    # The inventory's and spec's settings without the host's own: what a jump host is reached with.
-    shared: SshOptions = field(default_factory=SshOptions)
 
 
 DEFAULT_SSH = SshOptions(connect_timeout=10.0, keepalive=15.0, host_key_policy="strict", use_ssh_config=True)
@@ -98,8 +96,7 @@ def resolve_ssh(host: Host, inventory: SshOptions, spec: SshOptions) -> SshTarge
     ``remote_user``. Built-in defaults and ``~/.ssh/config`` sit below all three; they
     are applied when connecting (:mod:`deployer.ssh_config`), as they need the file.
     """
-    shared = spec.over(inventory)
-    merged = host.ssh.over(shared)
+    merged = host.ssh.over(spec.over(inventory))
     return SshTarget(
         host=host,
         user=host.user or merged.user,
@@ -111,7 +108,6 @@ def resolve_ssh(host: Host, inventory: SshOptions, spec: SshOptions) -> SshTarge
         use_ssh_config=merged.use_ssh_config is not False,
         config_file=merged.config_file,
         proxy_jump=merged.proxy_jump,
-        shared=shared,
     )
 
 

@@ -17,9 +17,11 @@ and ``ServerAliveInterval``; other options are not applied.
 The result, an :class:`Endpoint`, is passed to asyncssh (and to Fabric) in full, with
 no config file of its own: both libraries then connect to the same place the same way.
 
-A jump host (``ProxyJump``, ``proxy_jump``) is an endpoint too: its own config block
-applies, under the inventory's and spec's ``ssh:`` settings (not the host's own), and
-``user@`` and ``:port`` written in the jump win. ``a,b`` reaches ``b`` through ``a``.
+A jump host (``ProxyJump``, ``proxy_jump``) is an endpoint too, reached with the key,
+``known_hosts``, host-key policy and timeouts of the host behind it, over its own config
+block; its user and port are the ``user@`` and ``:port`` written in the jump, else its
+config's, else the defaults (never the host's: a bastion has users of its own).
+``a,b`` reaches ``b`` through ``a``.
 """
 
 from __future__ import annotations
@@ -231,8 +233,8 @@ def _resolve(target: SshTarget, alias: str, explicit: SshOptions, port: int | No
     if jumps and jumps.lower() != "none":
         for index, hop in enumerate(part.strip() for part in jumps.split(",")):
             user, hop_host, hop_port = split_jump(hop)
-            # The hosts' proxy_jump is not the jump host's own: its config may give it one.
-            hop_options = SshOptions(user=user).over(replace(target.shared, proxy_jump=None))
+            # The host's key, known_hosts, policy and timeouts, not its user nor its proxy_jump.
+            hop_options = replace(explicit, user=user, proxy_jump=None)
             # The first hop follows its own config's ProxyJump; each later one goes through the one before.
             if index > 0:
                 hop_options = SshOptions(proxy_jump="none").over(hop_options)

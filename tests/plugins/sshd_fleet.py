@@ -252,9 +252,9 @@ class SshdFleet:
 
     @property
     def proxy_jump(self) -> str | None:
-        """The bastion as ``proxy_jump`` says it (``127.0.10.4:2222``), or None without one."""
+        """The bastion as ``proxy_jump`` says it (``root@127.0.10.4:2222``), or None without one."""
         bastion = self.bastion
-        return None if bastion is None else f"{bastion.address}:{bastion.port}"
+        return None if bastion is None else f"{USER}@{bastion.address}:{bastion.port}"
 
     @property
     def ssh_options(self) -> SshOptions:
