@@ -38,10 +38,15 @@ and opened once (reopened when dropped). The default is wide enough that a wave 
 few hundred hosts is not queued behind it: a tighter bound only delays the last hosts
 of a wave, since the handshakes' CPU is the same either way.
 
-Host keys are always checked, against the target's ``known_hosts`` file (default
-``~/.ssh/known_hosts``). Policy ``strict`` refuses an unknown key; ``accept-new`` records
-an unknown key (appended under a file lock) and accepts it. A changed key is refused
-under both.
+Where a connection goes (address, port, user, keys, known_hosts, jump host) is decided
+by :mod:`deployer.ssh_config`: ``~/.ssh/config`` under the spec's settings. A jump host's
+connection is opened once and shared by every host behind it (their connections are
+tunnelled through it); it is opened again when it dropped.
+
+Host keys are always checked, for a jump host and for each host, against the endpoint's
+``known_hosts`` file (default ``~/.ssh/known_hosts``). Policy ``strict`` refuses an unknown
+key; ``accept-new`` records an unknown key (appended under a file lock) and accepts it. A
+changed key is refused under both.
 """
 
 from __future__ import annotations
