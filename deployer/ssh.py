@@ -313,7 +313,7 @@ class SshRunner:
         self._known_hosts = _KnownHostsBook()
         self._identities: dict[str, Sequence[asyncssh.SSHKeyPair]] = {}
         self._jumps: dict[Endpoint, asyncssh.SSHClientConnection] = {}
-        self._jump_locks: dict[Endpoint, asyncio.Lock] = {}
+        self._jump_attempts: dict[Endpoint, asyncio.Task[asyncssh.SSHClientConnection]] = {}
         self._fabric_hooks: FabricHooks | None = None
         self._closed = False
 
@@ -378,21 +378,27 @@ class SshRunner:
 
     async def _jump_connection(self, jump: Endpoint) -> asyncssh.SSHClientConnection:
         """The one connection to a jump host, shared by every host behind it (opened once,
-        reopened when it dropped). Failing to reach it fails each host that needs it."""
+        reopened when it dropped). Hosts that ask while it is being opened wait for that
+        attempt: a bastion that does not answer fails them together, after one timeout,
+        not one after another."""
         connection = self._jumps.get(jump)
         if connection is not None and not connection.is_closed():
             return connection
-        async with self._jump_locks.setdefault(jump, asyncio.Lock()):
-            connection = self._jumps.get(jump)
-            if connection is not None and not connection.is_closed():
-                return connection
-            try:
-                tunnel = await self._jump_connection(jump.jump) if jump.jump is not None else None
-                connection = await self._open(jump, tunnel)
-            except _ConnectFailed as failure:
-                raise _ConnectFailed(failure.status, f"jump host {jump.alias}: {failure.message}") from None
-            self._jumps[jump] = connection
-            return connection
+        attempt = self._jump_attempts.get(jump)
+        if attempt is None:
+            attempt = asyncio.create_task(self._open_jump(jump), name=f"connect {jump.alias}")
+            self._jump_attempts[jump] = attempt
+            attempt.add_done_callback(lambda _: self._jump_attempts.pop(jump, None))
+        return await asyncio.shield(attempt)  # one host's cancellation is not the others'
+
+    async def _open_jump(self, jump: Endpoint) -> asyncssh.SSHClientConnection:
+        try:
+            tunnel = await self._jump_connection(jump.jump) if jump.jump is not None else None
+            connection = await self._open(jump, tunnel)
+        except _ConnectFailed as failure:
+            raise _ConnectFailed(failure.status, f"jump host {jump.alias}: {failure.message}") from None
+        self._jumps[jump] = connection
+        return connection
 
     async def _open(
         self, endpoint: Endpoint, tunnel: asyncssh.SSHClientConnection | None
@@ -504,6 +510,10 @@ class SshRunner:
             warming.cancel()
         await asyncio.gather(*self._warming.values(), return_exceptions=True)
         self._warming.clear()
+        attempts = list(self._jump_attempts.values())
+        for attempt in attempts:
+            attempt.cancel()
+        await asyncio.gather(*attempts, return_exceptions=True)
         # The hosts' connections first: those through a jump host ride on its connection.
         pools = (list(self._connections.values()), list(self._jumps.values()))
         self._connections.clear()

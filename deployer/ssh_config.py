@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import getpass
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 
@@ -69,9 +70,26 @@ class Endpoint:
 # --- the config file ----------------------------------------------------------------------
 
 
+_OPTIONS = (
+    "Hostname",
+    "Port",
+    "User",
+    "IdentityFile",
+    "IdentitiesOnly",
+    "ProxyJump",
+    "ProxyCommand",
+    "UserKnownHostsFile",
+    "StrictHostKeyChecking",
+    "ConnectTimeout",
+    "ServerAliveInterval",
+)
+
+
 class _ClientConfig(SSHClientConfig):
     """asyncssh's client config parser, also keeping StrictHostKeyChecking (it has no use for it)."""
 
+    # A ProxyCommand's %h and %p are expanded once the spec's settings are laid over the file.
+    _percent_expand = SSHClientConfig._percent_expand - {"ProxyCommand"}
     _handlers = {  # noqa: RUF012 (asyncssh looks its handlers up in this class attribute)
         **SSHClientConfig._handlers,
         "stricthostkeychecking": ("StrictHostKeyChecking", SSHConfig._set_string),
@@ -86,7 +104,7 @@ def read_config(path: str, alias: str) -> Mapping[str, object]:
         raise SshConfigProblem(f"cannot read the SSH config {path}: {error.strerror or error}") from None
     except Exception as error:  # asyncssh's ConfigParseError and its kin: the file says something wrong
         raise SshConfigProblem(f"cannot read the SSH config {path}: {error}") from None
-    return dict(config._options)
+    return {name: value for name in _OPTIONS if (value := config.get(name)) is not None}
 
 
 def _config_for(target: SshTarget, alias: str) -> Mapping[str, object]:
@@ -159,11 +177,16 @@ def endpoint_from(
         isinstance(proxy_command, str) and proxy_command.lower() == "none"
     ):
         proxy_command = None
+    address = str(config.get("Hostname") or alias)
+    port = port or _int(config.get("Port")) or DEFAULT_PORT
+    user = explicit.user or _str(config.get("User"))
+    if isinstance(proxy_command, str):
+        proxy_command = _expand(proxy_command, {"h": address, "p": str(port), "n": alias, "r": user or ""})
     return Endpoint(
         alias=alias,
-        address=str(config.get("Hostname") or alias),
-        port=port or _int(config.get("Port")) or DEFAULT_PORT,
-        user=explicit.user or _str(config.get("User")),
+        address=address,
+        port=port,
+        user=user,
         identity_files=identity_files,
         identities_only=config.get("IdentitiesOnly") is True,
         known_hosts=os.path.expanduser(known_hosts),
@@ -172,6 +195,17 @@ def endpoint_from(
         keepalive=float(keepalive),
         jump=jump,
         proxy_command=proxy_command if isinstance(proxy_command, str) else None,
+    )
+
+
+def _expand(command: str, tokens: Mapping[str, str]) -> str:
+    """OpenSSH's ``%h``-style tokens in a ProxyCommand; ``%%`` is ``%``, unknown ones stay.
+
+    >>> _expand("nc %h %p # 100%%", {"h": "10.0.0.5", "p": "2222"})
+    'nc 10.0.0.5 2222 # 100%'
+    """
+    return re.sub(
+        r"%(.)", lambda m: "%" if m.group(1) == "%" else tokens.get(m.group(1), m.group(0)), command
     )
 
 

@@ -10,8 +10,10 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import shlex
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -106,6 +108,19 @@ def accepted(fleet: SshdFleet, name: str) -> int:
 def write(path: Path, text: str) -> Path:
     path.write_text(text)
     return path
+
+
+def without_jump(fleet: SshdFleet, path: Path) -> Path:
+    """The fleet's hosts in our format, with no proxy_jump: the test says how to get there."""
+    hosts = [
+        f"  - {{name: {h.name}, address: {h.address}, port: {h.port}, datacenter: {h.datacenter}}}"
+        for h in fleet.hosts
+    ]
+    return write(
+        path,
+        f"ssh: {{user: root, identity_file: {fleet.client_key}, known_hosts: {fleet.known_hosts}}}\n"
+        "hosts:\n" + "\n".join(hosts) + "\n",
+    )
 
 
 # --- ~/.ssh/config ---------------------------------------------------------------------------
@@ -215,6 +230,23 @@ def test_the_bastion_s_host_key_and_each_host_s_are_checked(behind: SshdFleet, t
     assert push.deployed(behind, "h01") and push.deployed(behind, "h03")
 
 
+def test_a_bastion_that_does_not_answer_fails_each_host_behind_it_once(
+    behind: SshdFleet, tmp_path: Path
+) -> None:
+    bastion = behind.bastion
+    assert bastion is not None
+    behind.freeze("bastion")
+    push = Push(tmp_path, behind.inventory_path, ssh="{connect_timeout: 2s}")
+    started = time.monotonic()
+    result = push.push(check=1)
+    assert time.monotonic() - started < 30  # bounded: the connect timeout applies to the bastion too
+    jump = f"{bastion.address}:{bastion.port}"
+    assert push.hosts(result) == {
+        host.name: ("unreachable", f"jump host {bastion.address}: no SSH answer from {jump} within 2s")
+        for host in behind.hosts
+    }
+
+
 def test_a_bastion_from_the_ssh_config_and_per_host(behind: SshdFleet, tmp_path: Path) -> None:
     bastion = behind.bastion
     assert bastion is not None
@@ -235,6 +267,25 @@ hosts:
     # h03-alias is named by the host's own proxy_jump: the config's ProxyJump does not match it.
     config.write_text(config.read_text() + f"Host h03-alias\n  HostName {h03.address}\n")
     push = Push(tmp_path, inventory, ssh=f"{{config_file: {config}}}")
+    result = push.push()
+    assert result["status"] == "succeeded", push.hosts(result)
+    assert all(push.deployed(behind, host.name) for host in behind.hosts)
+
+
+def test_a_proxy_command_from_the_ssh_config(behind: SshdFleet, tmp_path: Path) -> None:
+    """The real OpenSSH client as the ProxyCommand, for the driver and the Fabric hook alike."""
+    bastion = behind.bastion
+    assert bastion is not None
+    proxy = shlex.join(
+        [
+            *behind.ssh_argv("bastion", "")[:-2],  # ssh and its options, less user@host and command
+            "-W",
+            "%h:%p",
+            f"root@{bastion.address}",
+        ]
+    )
+    config = write(tmp_path / "ssh_config", f"Host *.internal\n  ProxyCommand {proxy}\n")
+    push = Push(tmp_path, without_jump(behind, tmp_path / "inventory.yml"), ssh=f"{{config_file: {config}}}")
     result = push.push()
     assert result["status"] == "succeeded", push.hosts(result)
     assert all(push.deployed(behind, host.name) for host in behind.hosts)
@@ -398,7 +449,7 @@ def test_settings_are_laid_over_the_config_over_the_defaults(
 
 
 def test_a_proxy_jump_in_the_settings_replaces_the_config_s_proxy_command() -> None:
-    assert endpoint_from("web1", SshOptions(), None, CONFIG, None).proxy_command == "nc %h %p"
+    assert endpoint_from("web1", SshOptions(), None, CONFIG, None).proxy_command == "nc 10.0.0.5 2200"
     assert endpoint_from("web1", SshOptions(proxy_jump="none"), None, CONFIG, None).proxy_command is None
 
 
