@@ -95,12 +95,7 @@ def plan_deployment(options: PushOptions, spec: Spec, fleet: Fleet, store: Store
         raise DeployerError(
             f"--limit {options.limit} matches no host of the fleet ({len(fleet.hosts)} hosts)"
         )
-    refusals = [host.refusal for host in hosts if host.refusal is not None]
-    if refusals:
-        more = f"; and {len(refusals) - 3} more hosts" if len(refusals) > 3 else ""
-        raise FleetError("; ".join(refusals[:3]) + more)
-    for warning in fleet.warnings:
-        log.warning("warning: %s", warning)
+    check_selected(fleet, hosts)
     current = store.current_versions(spec.app, spec.environment)
     failed = frozenset(store.failed_hosts_of_last_deployment(spec.app, spec.environment))
     plan = plan_for(spec, hosts, version=spec.version, current=current, failed=failed, force=options.force)
@@ -108,6 +103,22 @@ def plan_deployment(options: PushOptions, spec: Spec, fleet: Fleet, store: Store
     # rollback, the version being rolled back), or of the whole selection when it changes none.
     changed = plan.hosts or hosts
     return Prepared(options, spec, fleet, hosts, plan, _most_common(current, changed), current, failed)
+
+
+_told: set[str] = set()  # fleet warnings already given by this process
+
+
+def check_selected(fleet: Fleet, hosts: Sequence[Host]) -> None:
+    """Refuse hosts deployer cannot reach (an ``ansible_connection`` it does not speak) among
+    those a deployment selects, and tell the fleet's warnings, each once per process."""
+    refusals = [host.refusal for host in hosts if host.refusal is not None]
+    if refusals:
+        more = f"; and {len(refusals) - 3} more hosts" if len(refusals) > 3 else ""
+        raise FleetError("; ".join(refusals[:3]) + more)
+    for warning in fleet.warnings:
+        if warning not in _told:
+            _told.add(warning)
+            log.warning("warning: %s", warning)
 
 
 def plan_for(
@@ -323,6 +334,10 @@ def _joiners(prepared: Prepared) -> Discover | None:
             return None
         new = [host for host in limit_hosts(fleet.hosts, options.limit) if host.name not in known]
         known.update(host.name for host in new)
+        for host in new:
+            if host.refusal is not None:
+                log.warning("a host that joined the inventory is left out: %s", host.refusal)
+        new = [host for host in new if host.refusal is None]
         if not options.force:
             new = [host for host in new if prepared.current_versions.get(host.name) != spec.version]
         if not new:

@@ -359,6 +359,8 @@ ansible_ssh_private_key_file={plain.client_key}
     assert f"host box: {inventory}:3: box.ansible_connection: ansible_connection=docker" in refused.stderr
     assert f"host local1: {inventory}:4: local1.ansible_connection" in refused.stderr
     assert "Traceback" not in refused.stderr
+    restart = push.run("restart", str(push.spec), "--yes", check=2)  # a path of its own to the hosts
+    assert "host box: " in restart.stderr and "Traceback" not in restart.stderr
     done = push.run("push", str(push.spec), "--yes", "--json", "--limit", "web1", check=0)
     warned = [line for line in done.stderr.splitlines() if "ansible_become" in line]
     assert warned == [
