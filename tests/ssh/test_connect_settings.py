@@ -165,6 +165,30 @@ Host *
     assert push.deployed(plain, "h01") and push.deployed(plain, "h02")
 
 
+def test_the_config_s_known_hosts_file_and_its_strict_host_key_checking(
+    plain: SshdFleet, tmp_path: Path
+) -> None:
+    h01 = plain.hosts[0]
+    learned = tmp_path / "learned_hosts"
+    config = write(
+        tmp_path / "ssh_config",
+        f"""Host new1
+  HostName {h01.address}
+  Port {h01.port}
+  User root
+  IdentityFile {plain.client_key}
+  UserKnownHostsFile {learned}
+  StrictHostKeyChecking accept-new
+""",
+    )
+    inventory = write(tmp_path / "inventory.yml", "hosts:\n  - {name: new1, datacenter: dc1}\n")
+    push = Push(tmp_path, inventory, ssh=f"{{config_file: {config}}}")
+    result = push.push()
+    assert result["status"] == "succeeded", push.hosts(result)
+    (line,) = learned.read_text().splitlines()
+    assert line.startswith(f"[{h01.address}]:{h01.port} ssh-ed25519 ")
+
+
 def test_without_the_config_the_port_is_22(plain: SshdFleet, tmp_path: Path) -> None:
     inventory = write(
         tmp_path / "inventory.yml",
