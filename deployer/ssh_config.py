@@ -117,9 +117,8 @@ def _config_for(target: SshTarget, alias: str) -> Mapping[str, object]:
         return {}
     options = dict(read_config(path, alias))
     listed = options.get("IdentityFile")
-    if isinstance(
-        listed, list
-    ):  # as ssh does, a key file the config names but that is not there is passed over
+    # As ssh does, a key file the config names but that is not there is passed over.
+    if isinstance(listed, list):
         options["IdentityFile"] = [p for p in listed if os.path.isfile(os.path.expanduser(str(p)))]
     return options
 
@@ -190,7 +189,9 @@ def endpoint_from(
         identity_files=identity_files,
         identities_only=config.get("IdentitiesOnly") is True,
         known_hosts=os.path.expanduser(known_hosts),
-        host_key_policy=explicit.host_key_policy or _policy(config.get("StrictHostKeyChecking")) or "strict",
+        host_key_policy=explicit.host_key_policy
+        or _policy(config.get("StrictHostKeyChecking"))
+        or str(DEFAULT_SSH.host_key_policy),
         connect_timeout=float(timeout),
         keepalive=float(keepalive),
         jump=jump,
