@@ -254,9 +254,7 @@ def test_the_bastion_s_host_key_and_each_host_s_are_checked(behind: SshdFleet, t
     assert push.deployed(behind, "h01") and push.deployed(behind, "h03")
 
 
-def test_a_bastion_that_does_not_answer_fails_each_host_behind_it_once(
-    behind: SshdFleet, tmp_path: Path
-) -> None:
+def test_a_bastion_that_does_not_answer_fails_each_host_behind_it(behind: SshdFleet, tmp_path: Path) -> None:
     bastion = behind.bastion
     assert bastion is not None
     behind.freeze("bastion")
