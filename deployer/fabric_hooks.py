@@ -8,9 +8,10 @@ at the step (``deployer/remote/driver.sh``); :mod:`deployer.ssh` runs the task t
 What a task gets, called as ``task(c, **args)`` (a ``@task``'s body, or a plain function):
 
 * ``c``: a :class:`fabric.Connection` to the host, built from the same
-  :class:`~deployer.fleet.SshTarget` as the runner's own connection (address, port, user,
-  identity file, ``~/.ssh/config`` when ``use_ssh_config``) and checked against the same
-  ``known_hosts`` file: ``strict`` refuses an unknown key, ``accept-new`` records it (under
+  :class:`~deployer.ssh_config.Endpoint` as the runner's own connection (address, port,
+  user, identity files, jump host as Fabric's ``gateway``, ProxyCommand, all as
+  ``~/.ssh/config`` and the spec say) and checked against the same ``known_hosts`` file
+  (a jump host's against its own): ``strict`` refuses an unknown key, ``accept-new`` records it (under
   the same file lock as :func:`deployer.ssh.record_host_key`), a changed key is refused
   under both (paramiko's ``BadHostKeyException``).
 * ``c.config.deploy``: ``app``, ``version``, ``previous_version``, ``environment``,
@@ -73,6 +74,7 @@ from deployer.fleet import Host, SshTarget
 from deployer.release import shell_number
 from deployer.results import OUTPUT_CAP
 from deployer.runner import HookCommand, ReleaseJob
+from deployer.ssh_config import Endpoint, SshConfigProblem, resolve_endpoint
 
 REMOTE_SLACK = 2.0  # seconds a remote command may outlive its attempt's time (the controller acts first)
 KILL_AFTER = 5  # seconds between GNU timeout's TERM and its KILL
@@ -415,20 +417,24 @@ class HookConnection(Connection):  # type: ignore[misc]
     deploy_env: Mapping[str, str] = {}
     deadline = 0.0  # time.monotonic() at which the attempt's time is up
     known_hosts = ""
+    endpoint: Endpoint | None = None
     retired = False
 
     def __init__(
-        self, *, deploy_env: Mapping[str, str], deadline: float, known_hosts: str, policy: str, **kwargs: Any
+        self, *, deploy_env: Mapping[str, str], deadline: float, endpoint: Endpoint, **kwargs: Any
     ) -> None:
         super().__init__(**kwargs)
         self.deploy_env = dict(deploy_env)
         self.deadline = deadline
-        self.known_hosts = known_hosts
+        self.endpoint = endpoint
+        known_hosts = self.known_hosts = endpoint.known_hosts
         client = paramiko.SSHClient()
         if os.path.isfile(known_hosts):
             client.load_host_keys(known_hosts)
         client.set_missing_host_key_policy(
-            _RecordNewKey(known_hosts) if policy == "accept-new" else _RefuseUnknownKey(known_hosts)
+            _RecordNewKey(known_hosts)
+            if endpoint.host_key_policy == "accept-new"
+            else _RefuseUnknownKey(known_hosts)
         )
         self.client = client
 
@@ -448,6 +454,8 @@ class HookConnection(Connection):  # type: ignore[misc]
         for close in (self.close, self.client.close):
             with contextlib.suppress(Exception):  # best effort, whatever state it is in
                 close()
+        if isinstance(self.gateway, HookConnection):
+            self.gateway.retire()
 
     def seconds_left(self) -> float:
         return self.deadline - time.monotonic()
@@ -467,23 +475,20 @@ class HookRemote(Remote):  # type: ignore[misc]
         self.streams["out"].write(f"$ {command}\n")
 
 
-def _ssh_config(target: SshTarget) -> paramiko.SSHConfig:
-    """``~/.ssh/config`` when the target uses it (as the asyncssh runner reads it), else none."""
-    path = os.path.expanduser("~/.ssh/config")
-    if target.use_ssh_config and os.path.isfile(path):
-        return paramiko.SSHConfig.from_path(path)
-    return paramiko.SSHConfig()
-
-
 def connection_for(
     target: SshTarget, variables: HookVariables, output: CapturedOutput, deadline: float
 ) -> HookConnection:
-    """A (not yet open) Connection to ``target`` for one attempt ending at ``deadline``."""
-    known_hosts = os.path.expanduser(target.known_hosts or "~/.ssh/known_hosts")
+    """A (not yet open) Connection to ``target`` for one attempt ending at ``deadline``.
+
+    Built from the same :class:`~deployer.ssh_config.Endpoint` as the runner's own
+    connection (``~/.ssh/config`` read the same way, under the spec's settings), so it
+    reaches the same place: a jump host becomes Fabric's ``gateway``, a ProxyCommand too.
+    Raises :class:`~deployer.ssh_config.SshConfigProblem`.
+    """
     env = variables.as_env()
     config = Config(
         lazy=True,  # no /etc/fabric.yaml, ~/.fabric.yaml or shell env: the spec decides
-        ssh_config=_ssh_config(target),
+        ssh_config=paramiko.SSHConfig(),  # the endpoint holds what ~/.ssh/config says
         overrides={
             "run": {
                 "env": env,
@@ -496,21 +501,34 @@ def connection_for(
             "runners": {"remote": HookRemote},
         },
     )
+    return _hook_connection(resolve_endpoint(target), config, env, deadline)
+
+
+def _hook_connection(
+    endpoint: Endpoint, config: Config, env: Mapping[str, str], deadline: float
+) -> HookConnection:
+    gateway: HookConnection | str | None = None
+    if endpoint.jump is not None:
+        gateway = _hook_connection(endpoint.jump, config, env, deadline)
+    elif endpoint.proxy_command:
+        gateway = endpoint.proxy_command
     connect_kwargs: dict[str, Any] = {}
-    if target.identity_file:
-        connect_kwargs["key_filename"] = [os.path.expanduser(target.identity_file)]
+    if endpoint.identity_files:
+        connect_kwargs["key_filename"] = list(endpoint.identity_files)
         connect_kwargs["look_for_keys"] = False
+    if endpoint.identities_only:
+        connect_kwargs["allow_agent"] = False
     return HookConnection(
         deploy_env=env,
         deadline=deadline,
-        known_hosts=known_hosts,
-        policy=target.host_key_policy,
-        host=target.host.address,
-        user=target.user,
-        port=target.host.port,
+        endpoint=endpoint,
+        host=endpoint.address,
+        user=endpoint.user,
+        port=endpoint.port,
         config=config,
-        connect_timeout=max(1, math.ceil(target.connect_timeout)),  # Fabric takes whole seconds
+        connect_timeout=max(1, math.ceil(endpoint.connect_timeout)),  # Fabric takes whole seconds
         connect_kwargs=connect_kwargs,
+        gateway=gateway,
         inline_ssh_env=True,
     )
 
@@ -540,10 +558,12 @@ class _Ending:
 
 def _open(connection: HookConnection, target: SshTarget) -> _Ending:
     """Opens ``connection`` (in a worker thread); the ending of an attempt that cannot connect."""
-    where = f"{target.host.address}:{target.host.port}"
+    endpoint = connection.endpoint
+    assert endpoint is not None
+    where = endpoint.where
     try:
         connection.open()
-        connection.transport.set_keepalive(max(1, round(target.keepalive)))
+        connection.transport.set_keepalive(max(1, round(endpoint.keepalive)))
     except ConnectionRetired:
         return _Ending(TIMED_OUT, "timed out while connecting", timed_out=True)
     except paramiko.BadHostKeyException as error:
@@ -554,10 +574,10 @@ def _open(connection: HookConnection, target: SshTarget) -> _Ending:
     except HostKeyRefused as error:
         detail = str(error)
     except paramiko.AuthenticationException as error:
-        user = f"{target.user}@" if target.user else ""
+        user = f"{endpoint.user}@" if endpoint.user else ""
         detail = f"authentication as {user}{where} failed: {one_line(str(error))}"
     except TimeoutError:
-        detail = f"no SSH answer from {where} within {target.connect_timeout:g}s"
+        detail = f"no SSH answer from {where} within {endpoint.connect_timeout:g}s"
     except paramiko.SSHException as error:
         detail = f"SSH to {where} failed: {one_line(str(error))}"
     except OSError as error:
@@ -664,6 +684,8 @@ class FabricHooks:
             return _Ending(
                 CONNECT_FAILED, f"could not connect: known_hosts has a line that is no host key: {line}"
             )
+        except SshConfigProblem as error:
+            return _Ending(CONNECT_FAILED, f"could not connect: {error}")
         except (OSError, paramiko.SSHException) as error:
             return _Ending(CONNECT_FAILED, f"could not connect: cannot read the SSH settings: {error}")
         name = f"fabric {target.host.name} {hook.step}"

@@ -22,6 +22,8 @@ class SshOptions:
     keepalive: float | None = None
     host_key_policy: str | None = None  # "strict" or "accept-new"
     use_ssh_config: bool | None = None
+    config_file: str | None = None  # the OpenSSH client config read (default ~/.ssh/config)
+    proxy_jump: str | None = None  # OpenSSH ProxyJump: [user@]host[:port], comma-separated hops, or "none"
 
     def over(self, base: SshOptions) -> SshOptions:
         """These settings laid over ``base``: a field set here wins, an unset one falls through."""
@@ -31,12 +33,22 @@ class SshOptions:
 
 @dataclass(frozen=True, slots=True)
 class Host:
+    """One host of a fleet; ``port`` None means "not set": ``~/.ssh/config``'s Port, else 22.
+
+    ``ssh`` holds the host's own settings (our format's per-host ``ssh:``, Ansible's
+    ``ansible_ssh_private_key_file`` and ``ansible_ssh_common_args``), which win over
+    every ``ssh:`` block. ``refusal`` says why deployer cannot reach the host at all
+    (``ansible_connection=docker``): told when a deployment selects it.
+    """
+
     name: str
     address: str
     datacenter: str
-    port: int = 22
+    port: int | None = None
     user: str | None = None
     tags: frozenset[str] = frozenset()
+    ssh: SshOptions = field(default_factory=SshOptions)
+    refusal: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +58,7 @@ class Fleet:
     hosts: tuple[Host, ...]
     ssh: SshOptions = field(default_factory=SshOptions)
     source: str = ""
+    warnings: tuple[str, ...] = ()  # told once when a deployment is planned (ignored Ansible variables)
 
     def datacenters(self) -> list[str]:
         """Datacenter names in the order they first appear."""
@@ -54,28 +67,36 @@ class Fleet:
 
 @dataclass(frozen=True, slots=True)
 class SshTarget:
-    """Everything needed to open one host's connection, fully resolved."""
+    """How to reach one host as the inventory, the spec and the host itself say.
+
+    A ``None`` is "not set": the OpenSSH client config, then :data:`DEFAULT_SSH`, decide
+    (:func:`deployer.ssh_config.resolve_endpoint` does that when connecting).
+    """
 
     host: Host
     user: str | None
     identity_file: str | None
     known_hosts: str | None
-    connect_timeout: float
-    keepalive: float
-    host_key_policy: str
+    connect_timeout: float | None
+    keepalive: float | None
+    host_key_policy: str | None
     use_ssh_config: bool
+    config_file: str | None = None
+    proxy_jump: str | None = None
 
 
 DEFAULT_SSH = SshOptions(connect_timeout=10.0, keepalive=15.0, host_key_policy="strict", use_ssh_config=True)
+DEFAULT_PORT = 22
 
 
 def resolve_ssh(host: Host, inventory: SshOptions, spec: SshOptions) -> SshTarget:
-    """How to reach ``host``: built-in defaults < inventory ``ssh:`` < spec ``ssh:`` < the host's own user.
+    """How to reach ``host``: inventory ``ssh:`` < spec ``ssh:`` < the host's own settings.
 
-    A host's own ``user`` wins as an Ansible ``ansible_user`` does over a play's ``remote_user``.
+    A host's own ``user`` wins as an Ansible ``ansible_user`` does over a play's
+    ``remote_user``. Built-in defaults and ``~/.ssh/config`` sit below all three; they
+    are applied when connecting (:mod:`deployer.ssh_config`), as they need the file.
     """
-    merged = spec.over(inventory.over(DEFAULT_SSH))
-    assert merged.connect_timeout is not None and merged.keepalive is not None
+    merged = host.ssh.over(spec.over(inventory))
     return SshTarget(
         host=host,
         user=host.user or merged.user,
@@ -83,8 +104,10 @@ def resolve_ssh(host: Host, inventory: SshOptions, spec: SshOptions) -> SshTarge
         known_hosts=merged.known_hosts,
         connect_timeout=merged.connect_timeout,
         keepalive=merged.keepalive,
-        host_key_policy=merged.host_key_policy or "strict",
-        use_ssh_config=bool(merged.use_ssh_config),
+        host_key_policy=merged.host_key_policy,
+        use_ssh_config=merged.use_ssh_config is not False,
+        config_file=merged.config_file,
+        proxy_jump=merged.proxy_jump,
     )
 
 

@@ -37,6 +37,7 @@ from deployer.operations import (
     Identity,
     Prepared,
     PushOptions,
+    check_selected,
     execute,
     latest_release,
     plan_deployment,
@@ -403,6 +404,7 @@ def _selected(fleet: Fleet, options: PushOptions) -> tuple[Host, ...]:
         raise DeployerError(
             f"--limit {options.limit} matches no host of the fleet ({len(fleet.hosts)} hosts)"
         )
+    check_selected(fleet, hosts)
     return hosts
 
 

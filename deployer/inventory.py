@@ -35,7 +35,7 @@ import signal
 import subprocess
 import time
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -46,15 +46,16 @@ from deployer.errors import FleetError, SpecError, SpecIssue
 from deployer.fleet import Fleet, SshOptions
 from deployer.results import tail
 from deployer.spec import (
-    DEFAULT_PORT,
     HostEntry,
     InventoryModel,
     assemble_fleet,
     check_address,
     check_host_name,
     check_label,
+    check_proxy_jump,
     check_user,
     fleet_from_model,
+    local_path,
     sorted_issues,
 )
 from deployer.yamlload import (
@@ -188,6 +189,7 @@ class _AnsibleInventory:
     groups: dict[str, _Group] = field(default_factory=dict)
     hosts: dict[str, _HostRecord] = field(default_factory=dict)  # in order of first appearance
     issues: list[SpecIssue] = field(default_factory=list)
+    warnings: dict[str, str] = field(default_factory=dict)  # one per kind of ignored variable
 
     def group(self, name: str) -> _Group:
         if name not in self.groups:
@@ -267,7 +269,7 @@ def _ansible_fleet(inventory: _AnsibleInventory, folder: Path | None, source: st
     if issues:
         raise SpecError(sorted_issues(issues))
     assert fleet is not None
-    return fleet
+    return replace(fleet, warnings=tuple(inventory.warnings.values()))
 
 
 def _group_depths(inventory: _AnsibleInventory) -> dict[str, int]:
@@ -375,7 +377,7 @@ def _host_entry(
     address = text(("ansible_host", "ansible_ssh_host"), check_address) or record.name
     user = text(("ansible_user", "ansible_ssh_user"), check_user)
     datacenter = text(("datacenter",), check_label)
-    port = DEFAULT_PORT
+    port: int | None = None
     port_var = next(
         (variables[name] for name in ("ansible_port", "ansible_ssh_port") if name in variables), None
     )
@@ -394,6 +396,10 @@ def _host_entry(
             )
         else:
             port = port_value
+    ssh, refusal = _connection_vars(inventory, record, variables, folder=Path(inventory.file).parent)
+    if port is None:
+        port = ssh.port
+    user = user or ssh.user
     extra_tags = variables.get("tags")
     if extra_tags is not None:
         values = extra_tags.value
@@ -408,10 +414,129 @@ def _host_entry(
         port=port,
         user=user,
         tags=tags,
+        ssh=SshOptions(identity_file=ssh.identity_file, proxy_jump=ssh.proxy_jump),
+        refusal=refusal,
         field=record.where,
         line=record.line,
         groups=tuple(record.groups),
     )
+
+
+@dataclass(frozen=True, slots=True)
+class _AnsibleSsh:
+    """What a host's Ansible variables say about its SSH connection beyond host, port and user."""
+
+    identity_file: str | None = None
+    proxy_jump: str | None = None
+    port: int | None = None  # from ansible_ssh_common_args' -o Port (ansible_port wins)
+    user: str | None = None  # from its -o User (ansible_user wins)
+
+
+_CONNECTIONS = ("ssh", "smart")  # the ansible_connection values deployer reaches a host by
+_COMMON_ARGS = ("ansible_ssh_common_args",)
+_KEY_FILE = ("ansible_ssh_private_key_file", "ansible_private_key_file")
+_HONOURED_OPTIONS = {"proxyjump": "ProxyJump", "port": "Port", "user": "User", "identityfile": "IdentityFile"}
+
+
+def _connection_vars(
+    inventory: _AnsibleInventory, record: _HostRecord, variables: Mapping[str, _Var], folder: Path
+) -> tuple[_AnsibleSsh, str | None]:
+    """The host's key file, ``ansible_ssh_common_args`` and ``ansible_connection``; issues are
+    recorded. The second value: why deployer cannot reach the host (told if a deployment selects it)."""
+    refusal = None
+    connection = variables.get("ansible_connection")
+    if connection is not None and str(connection.value) not in _CONNECTIONS:
+        at = (
+            f"{connection.file}:{connection.line}: "
+            if connection.line is not None
+            else f"{connection.file}: "
+        )
+        refusal = (
+            f"host {record.name}: {at}{connection.field}: ansible_connection={connection.value} is not "
+            f"something deployer speaks; it connects over SSH only ({' or '.join(_CONNECTIONS)})"
+        )
+    for name, var in variables.items():
+        if name.startswith("ansible_become") and "become" not in inventory.warnings:
+            inventory.warnings["become"] = (
+                f"{var.file}: {var.field}: ansible_become* variables are ignored: "
+                "hooks run as the SSH user and use sudo themselves when they need it"
+            )
+    options: dict[str, tuple[str, _Var]] = {}
+    common = next((variables[name] for name in _COMMON_ARGS if name in variables), None)
+    if common is not None and common.value is not None:
+        try:
+            options = {key: (value, common) for key, value in ssh_common_args(str(common.value)).items()}
+        except ValueError as error:
+            inventory.issue(common.line, common.field, str(error), common.file)
+    key_var = next((variables[name] for name in _KEY_FILE if name in variables), None)
+    if key_var is not None and key_var.value:
+        options["IdentityFile"] = (str(key_var.value), key_var)
+    found: dict[str, Any] = {}
+    for option, (value, var) in options.items():
+        if _TEMPLATE.search(value):
+            inventory.issue(var.line, var.field, _TEMPLATE_MESSAGE.format(value), var.file)
+            continue
+        try:
+            if option == "IdentityFile":
+                found[option] = str(local_path(value, folder))
+            elif option == "ProxyJump":
+                found[option] = check_proxy_jump(value)
+            elif option == "User":
+                found[option] = check_user(value)
+            elif (port := _port(value)) is not None:
+                found[option] = port
+            else:
+                raise ValueError(f"-o Port={value}: expected a port number from 1 to 65535")
+        except PydanticCustomError as error:
+            inventory.issue(var.line, var.field, f"{option}: {error.message()}", var.file)
+        except ValueError as error:
+            inventory.issue(var.line, var.field, str(error), var.file)
+    return (
+        _AnsibleSsh(found.get("IdentityFile"), found.get("ProxyJump"), found.get("Port"), found.get("User")),
+        refusal,
+    )
+
+
+def ssh_common_args(text: str) -> dict[str, str]:
+    """The options deployer honours in Ansible's ``ansible_ssh_common_args``, by OpenSSH name.
+
+    ``-o ProxyJump=…`` (also ``-J …``), ``-o Port=…``, ``-o User=…``, ``-o IdentityFile=…``;
+    ``-o Key=Value``, ``-o "Key Value"`` and ``-oKey=Value`` spellings. Anything else raises
+    ValueError naming it: silently dropping an option could reach the wrong host.
+
+    >>> ssh_common_args("-o ProxyJump=ops@bastion -o 'Port 2222'")
+    {'ProxyJump': 'ops@bastion', 'Port': '2222'}
+    """
+    try:
+        words = shlex.split(text)
+    except ValueError as error:
+        raise ValueError(f"cannot read {text!r}: {error}") from None
+    found: dict[str, str] = {}
+    honoured = ", ".join(f"-o {name}" for name in _HONOURED_OPTIONS.values())
+    index = 0
+    while index < len(words):
+        word = words[index]
+        if word in ("-o", "-J"):
+            if index + 1 == len(words):
+                raise ValueError(f"{word} needs a value")
+            flag, value = word, words[index + 1]
+            index += 2
+        elif word.startswith(("-o", "-J")):
+            flag, value = word[:2], word[2:]
+            index += 1
+        else:
+            raise ValueError(f"{word} is not supported here; deployer honours {honoured} and -J")
+        if flag == "-J":
+            key, setting = "proxyjump", value
+        else:
+            key, _, setting = value.replace("=", " ", 1).partition(" ")
+            key = key.strip().lower()
+        name = _HONOURED_OPTIONS.get(key)
+        if name is None:
+            option = value.partition("=")[0].split()[0] if value.strip() else value
+            raise ValueError(f"-o {option} is not supported; deployer honours {honoured} and -J")
+        found.setdefault(name, setting.strip())  # as ssh has it, the first value wins
+    return found
 
 
 def _port(value: Any) -> int | None:

@@ -30,7 +30,7 @@ from deployer.controller import (
     RolloutOutcome,
     utcnow,
 )
-from deployer.errors import ControlError, DeployerError
+from deployer.errors import ControlError, DeployerError, FleetError
 from deployer.events import DeploymentStarted, EventSink
 from deployer.fleet import Fleet, Host, SshTarget, limit_hosts, resolve_ssh
 from deployer.inventory import is_inventory_script, load_fleet
@@ -171,6 +171,7 @@ def plan_deployment(options: PushOptions, spec: Spec, fleet: Fleet, store: Store
         raise DeployerError(
             f"--limit {options.limit} matches no host of the fleet ({len(fleet.hosts)} hosts)"
         )
+    check_selected(fleet, hosts)
     current = store.current_versions(spec.app, spec.environment)
     if options.rollback_of is not None:  # the failures that count are the rolled-back deployment's
         failed = options.known_bad
@@ -183,6 +184,22 @@ def plan_deployment(options: PushOptions, spec: Spec, fleet: Fleet, store: Store
     unknown = tuple(sorted({name for _, name in store.unknown_hosts(spec.app, spec.environment)}))
     previous = _most_common(current, changed)
     return Prepared(options, spec, fleet, hosts, plan, previous, current, failed, unknown)
+
+
+_told: set[str] = set()  # fleet warnings already given by this process
+
+
+def check_selected(fleet: Fleet, hosts: Sequence[Host]) -> None:
+    """Refuse hosts deployer cannot reach (an ``ansible_connection`` it does not speak) among
+    those a deployment selects, and tell the fleet's warnings, each once per process."""
+    refusals = [host.refusal for host in hosts if host.refusal is not None]
+    if refusals:
+        more = f"; and {len(refusals) - 3} more hosts" if len(refusals) > 3 else ""
+        raise FleetError("; ".join(refusals[:3]) + more)
+    for warning in fleet.warnings:
+        if warning not in _told:
+            _told.add(warning)
+            log.warning("warning: %s", warning)
 
 
 def plan_for(
@@ -411,6 +428,10 @@ def _joiners(prepared: Prepared) -> Discover | None:
             return None
         new = [host for host in limit_hosts(fleet.hosts, options.limit) if host.name not in known]
         known.update(host.name for host in new)
+        for host in new:
+            if host.refusal is not None:
+                log.warning("a host that joined the inventory is left out: %s", host.refusal)
+        new = [host for host in new if host.refusal is None]
         if not options.force:
             new = [host for host in new if prepared.current_versions.get(host.name) != spec.version]
         if not new:

@@ -12,7 +12,7 @@ import asyncio
 from collections.abc import Mapping
 from datetime import datetime
 
-from deployer.fleet import SshTarget
+from deployer.fleet import DEFAULT_SSH, SshTarget
 from deployer.results import HostStatus, Step
 from deployer.runner import HostRunner
 from deployer.settle import Verdict, settle_host
@@ -23,8 +23,13 @@ PROBE_GRACE = 30.0  # seconds past the connect timeout that a host's driver gets
 
 
 def probe_deadline(targets: Mapping[str, SshTarget]) -> float:
-    """How long to wait for hosts to answer: the longest connect timeout, plus the grace."""
-    return max((target.connect_timeout for target in targets.values()), default=0.0) + PROBE_GRACE
+    """How long to wait for hosts to answer: the longest connect timeout, plus the grace.
+
+    A host with no timeout of its own (``~/.ssh/config`` may set one) counts the default.
+    """
+    default = DEFAULT_SSH.connect_timeout or 0.0
+    timeouts = (target.connect_timeout or default for target in targets.values())
+    return max(timeouts, default=0.0) + PROBE_GRACE
 
 
 async def settle_hosts(

@@ -74,7 +74,6 @@ DEFAULT_BATCH = (Count(1), Count(25, percent=True))
 DEFAULT_MAX_FAILURES = Count(0)
 DEFAULT_HOOK_TIMEOUT = 300.0
 DEFAULT_HOOK_INTERVAL = 2.0
-DEFAULT_PORT = 22
 
 # --- names people write ---------------------------------------------------------------
 
@@ -86,6 +85,8 @@ _USER = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}")
 _LABEL = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}")
 _TASK = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]*")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_JUMP_HOP = r"(?:[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}@)?[A-Za-z0-9_.%][A-Za-z0-9_.%-]{0,252}(?::[0-9]{1,5})?"
+_PROXY_JUMP = re.compile(f"none|{_JUMP_HOP}(?:,{_JUMP_HOP})*")
 
 
 def _matcher(pattern: re.Pattern[str], expected: str) -> Callable[[Any], str]:
@@ -120,6 +121,9 @@ check_user = _matcher(_USER, "a user name of letters, digits, '.', '_' and '-'")
 check_label = _matcher(
     _LABEL, "a label of letters, digits, '.', '_' and '-' that starts with a letter or digit"
 )
+check_proxy_jump = _matcher(
+    _PROXY_JUMP, "a jump host as OpenSSH's ProxyJump: [user@]host[:port], hops separated by commas, or none"
+)
 
 
 def _string_schema(pattern: re.Pattern[str]) -> WithJsonSchema:
@@ -132,6 +136,7 @@ HostName = Annotated[str, PlainValidator(check_host_name), _string_schema(_HOST_
 Address = Annotated[str, PlainValidator(check_address), _string_schema(_ADDRESS)]
 UserName = Annotated[str, PlainValidator(check_user), _string_schema(_USER)]
 Label = Annotated[str, PlainValidator(check_label), _string_schema(_LABEL)]
+ProxyJump = Annotated[str, PlainValidator(check_proxy_jump), _string_schema(_PROXY_JUMP)]
 
 
 def _non_blank(value: str) -> str:
@@ -304,7 +309,17 @@ class SshModel(_Model):
         default=None,
         description="strict: the host key must be known; accept-new: learn unknown keys (default strict)",
     )
-    use_ssh_config: StrictBool | None = Field(default=None, description="read ~/.ssh/config (default true)")
+    use_ssh_config: StrictBool | None = Field(
+        default=None, description="read the OpenSSH client config, config_file (default true)"
+    )
+    config_file: LocalPath | None = Field(
+        default=None,
+        description="OpenSSH client config (default ~/.ssh/config); paths as for identity_file",
+    )
+    proxy_jump: ProxyJump | None = Field(
+        default=None,
+        description="jump hosts as OpenSSH's ProxyJump: [user@]host[:port], comma-separated; none: direct",
+    )
 
 
 class HostModel(_Model):
@@ -314,10 +329,15 @@ class HostModel(_Model):
     address: Address | None = Field(
         default=None, description="host name or IP to connect to (default: the name)"
     )
-    port: int = Field(default=DEFAULT_PORT, ge=1, le=65535, strict=True, description="SSH port")
+    port: int | None = Field(
+        default=None, ge=1, le=65535, strict=True, description="SSH port (default: ~/.ssh/config's, else 22)"
+    )
     user: UserName | None = Field(default=None, description="remote user for this host")
     datacenter: Label = Field(description="the datacenter the host is in; waves are striped across these")
     tags: Labels = Field(default=(), description="labels for --limit tag:NAME")
+    ssh: SshModel = Field(
+        default=SshModel(), description="this host's own SSH settings, over every ssh: block"
+    )
 
 
 class InventoryModel(_Model):
@@ -865,6 +885,8 @@ def ssh_options(model: SshModel, base: Path) -> SshOptions:
         keepalive=model.keepalive,
         host_key_policy=model.host_key_policy,
         use_ssh_config=model.use_ssh_config,
+        config_file=str(local_path(model.config_file, base)) if model.config_file else None,
+        proxy_jump=model.proxy_jump,
     )
 
 
@@ -878,9 +900,11 @@ class HostEntry:
     name: str
     address: str
     datacenter: str | None
-    port: int = DEFAULT_PORT
+    port: int | None = None  # not set: ~/.ssh/config's, else 22
     user: str | None = None
     tags: frozenset[str] = frozenset()
+    ssh: SshOptions = SshOptions()  # noqa: RUF009 (frozen: sharing one is safe); the host's own settings
+    refusal: str | None = None  # why deployer cannot reach it (an ansible_connection it does not speak)
     field: str = ""  # where it was written, as shown in errors
     line: int | None = None
     groups: tuple[str, ...] = ()  # Ansible groups, named in the datacenter hint
@@ -930,6 +954,8 @@ def assemble_fleet(
                 port=entry.port,
                 user=entry.user,
                 tags=entry.tags,
+                ssh=entry.ssh,
+                refusal=entry.refusal,
             )
         )
     if not entries:
@@ -964,6 +990,7 @@ def fleet_from_model(
                 port=host.port,
                 user=host.user,
                 tags=frozenset(host.tags),
+                ssh=ssh_options(host.ssh, base_dir),
                 field=shown,
                 line=line,
             )

@@ -38,10 +38,15 @@ and opened once (reopened when dropped). The default is wide enough that a wave 
 few hundred hosts is not queued behind it: a tighter bound only delays the last hosts
 of a wave, since the handshakes' CPU is the same either way.
 
-Host keys are always checked, against the target's ``known_hosts`` file (default
-``~/.ssh/known_hosts``). Policy ``strict`` refuses an unknown key; ``accept-new`` records
-an unknown key (appended under a file lock) and accepts it. A changed key is refused
-under both.
+Where a connection goes (address, port, user, keys, known_hosts, jump host) is decided
+by :mod:`deployer.ssh_config`: ``~/.ssh/config`` under the spec's settings. A jump host's
+connection is opened once and shared by every host behind it (their connections are
+tunnelled through it); it is opened again when it dropped.
+
+Host keys are always checked, for a jump host and for each host, against the endpoint's
+``known_hosts`` file (default ``~/.ssh/known_hosts``). Policy ``strict`` refuses an unknown
+key; ``accept-new`` records an unknown key (appended under a file lock) and accepts it. A
+changed key is refused under both.
 """
 
 from __future__ import annotations
@@ -81,6 +86,7 @@ from deployer.release import (
 )
 from deployer.results import HostResult, HostStatus, Step, StepResult, cap_output, tail
 from deployer.runner import HookCommand, HostProbe, ReleaseJob, StepReporter
+from deployer.ssh_config import Endpoint, SshConfigProblem, resolve_endpoint
 
 if TYPE_CHECKING:
     from deployer.fabric_hooks import FabricHooks
@@ -116,11 +122,18 @@ class _ConnectFailed(Exception):
         self.message = message
 
 
-_Key = tuple[str, int, str | None]
+_Key = tuple[str, int | None, str | None, str | None, str | None]
+
+
+def _key(target: SshTarget) -> _Key:
+    """Which targets share one connection: the same host reached the same way."""
+    host = target.host
+    return (host.address, host.port, target.user, target.proxy_jump, target.config_file)
 
 
 def _where(target: SshTarget) -> str:
-    return f"{target.host.address}:{target.host.port}"
+    host = target.host
+    return host.address if host.port is None else f"{host.address}:{host.port}"
 
 
 def _now() -> datetime:
@@ -299,6 +312,8 @@ class SshRunner:
         self._connect_slots = asyncio.Semaphore(connect_concurrency)
         self._known_hosts = _KnownHostsBook()
         self._identities: dict[str, Sequence[asyncssh.SSHKeyPair]] = {}
+        self._jumps: dict[Endpoint, asyncssh.SSHClientConnection] = {}
+        self._jump_attempts: dict[Endpoint, asyncio.Task[asyncssh.SSHClientConnection]] = {}
         self._fabric_hooks: FabricHooks | None = None
         self._closed = False
 
@@ -316,7 +331,7 @@ class SshRunner:
         if self._closed:
             return
         for target in targets:
-            key: _Key = (target.host.address, target.host.port, target.user)
+            key = _key(target)
             cached = self._connections.get(key)
             if key in self._warming or (cached is not None and not cached.is_closed()):
                 continue
@@ -327,7 +342,7 @@ class SshRunner:
         ahead (see prepare), else a new one."""
         if self._closed:
             raise RuntimeError("SshRunner.aclose() was called; this runner opens no more connections")
-        key: _Key = (target.host.address, target.host.port, target.user)
+        key = _key(target)
         warming = self._warming.get(key)
         if warming is not None and asyncio.current_task() is not warming:
             del self._warming[key]
@@ -348,53 +363,94 @@ class SshRunner:
             return connection
 
     def _forget(self, target: SshTarget, connection: asyncssh.SSHClientConnection) -> None:
-        key: _Key = (target.host.address, target.host.port, target.user)
+        key = _key(target)
         if self._connections.get(key) is connection:
             del self._connections[key]
         connection.close()
 
     async def _connect(self, target: SshTarget) -> asyncssh.SSHClientConnection:
-        host = target.host
-        where = _where(target)
-        known_hosts = os.path.expanduser(target.known_hosts or "~/.ssh/known_hosts")
+        try:
+            endpoint = resolve_endpoint(target)
+        except SshConfigProblem as error:
+            raise _ConnectFailed(HostStatus.FAILED, str(error)) from None
+        tunnel = await self._jump_connection(endpoint.jump) if endpoint.jump is not None else None
+        return await self._open(endpoint, tunnel)
+
+    async def _jump_connection(self, jump: Endpoint) -> asyncssh.SSHClientConnection:
+        """The one connection to a jump host, shared by every host behind it (opened once,
+        reopened when it dropped). Hosts that ask while it is being opened wait for that
+        attempt: a bastion that does not answer fails them together, after one timeout,
+        not one after another."""
+        connection = self._jumps.get(jump)
+        if connection is not None and not connection.is_closed():
+            return connection
+        attempt = self._jump_attempts.get(jump)
+        if attempt is None:
+            attempt = asyncio.create_task(self._open_jump(jump), name=f"connect {jump.alias}")
+            self._jump_attempts[jump] = attempt
+            attempt.add_done_callback(lambda _: self._jump_attempts.pop(jump, None))
+        return await asyncio.shield(attempt)  # one host's cancellation is not the others'
+
+    async def _open_jump(self, jump: Endpoint) -> asyncssh.SSHClientConnection:
+        try:
+            tunnel = await self._jump_connection(jump.jump) if jump.jump is not None else None
+            connection = await self._open(jump, tunnel)
+        except _ConnectFailed as failure:
+            raise _ConnectFailed(failure.status, f"jump host {jump.alias}: {failure.message}") from None
+        self._jumps[jump] = connection
+        return connection
+
+    async def _open(
+        self, endpoint: Endpoint, tunnel: asyncssh.SSHClientConnection | None
+    ) -> asyncssh.SSHClientConnection:
+        """One SSH connection to ``endpoint`` (through ``tunnel``), its host key checked."""
+        where = endpoint.where
+        known_hosts = endpoint.known_hosts
         try:
             book = self._known_hosts.load(known_hosts)
         except (OSError, ValueError) as error:
             raise _ConnectFailed(
                 HostStatus.FAILED, f"cannot read known_hosts {known_hosts}: {error}"
             ) from None
-        check = _HostKeyCheck(known_hosts, book, target.host_key_policy)
+        check = _HostKeyCheck(known_hosts, book, endpoint.host_key_policy)
         options: dict[str, object] = {
-            "port": host.port,
+            "port": endpoint.port,
             "known_hosts": book if book is not None else b"",
             "client_factory": lambda: check,
-            "connect_timeout": target.connect_timeout,
-            "keepalive_interval": target.keepalive,
+            "connect_timeout": endpoint.connect_timeout,
+            "keepalive_interval": endpoint.keepalive,
             "keepalive_count_max": KEEPALIVE_COUNT_MAX,
             "encryption_algs": PREFERRED_CIPHERS,
+            "config": [],  # the endpoint holds what ~/.ssh/config says, under the spec's settings
         }
-        config = os.path.expanduser("~/.ssh/config")
-        options["config"] = [config] if target.use_ssh_config and os.path.isfile(config) else []
-        if target.user:
-            options["username"] = target.user
-        if target.identity_file:
-            identity = os.path.expanduser(target.identity_file)
-            if not os.path.isfile(identity):
-                raise _ConnectFailed(HostStatus.FAILED, f"identity file {identity} does not exist")
-            try:
-                options["client_keys"] = self._identity(identity)
-            except (asyncssh.KeyImportError, OSError) as error:
-                raise _ConnectFailed(
-                    HostStatus.FAILED, f"cannot load the identity {identity} for {where}: {error}"
-                ) from None
+        if endpoint.user:
+            options["username"] = endpoint.user
+        if endpoint.identity_files:
+            keys: list[asyncssh.SSHKeyPair] = []
+            for identity in endpoint.identity_files:
+                if not os.path.isfile(identity):
+                    raise _ConnectFailed(HostStatus.FAILED, f"identity file {identity} does not exist")
+                try:
+                    keys.extend(self._identity(identity))
+                except (asyncssh.KeyImportError, OSError) as error:
+                    raise _ConnectFailed(
+                        HostStatus.FAILED, f"cannot load the identity {identity} for {where}: {error}"
+                    ) from None
+            options["client_keys"] = keys
+        if endpoint.identities_only:
+            options["agent_path"] = None
+        if tunnel is not None:
+            options["tunnel"] = tunnel
+        elif endpoint.proxy_command:
+            options["proxy_command"] = endpoint.proxy_command
         try:
-            connection = await asyncssh.connect(host.address, **options)
+            connection = await asyncssh.connect(endpoint.address, **options)
         except asyncssh.HostKeyNotVerifiable as error:
             raise _ConnectFailed(
                 HostStatus.FAILED, check.problem or f"host key for {where} refused: {error.reason}"
             ) from None
         except asyncssh.PermissionDenied as error:
-            user = f"{target.user}@" if target.user else ""
+            user = f"{endpoint.user}@" if endpoint.user else ""
             raise _ConnectFailed(
                 HostStatus.FAILED, f"authentication as {user}{where} failed: {error.reason}"
             ) from None
@@ -404,7 +460,7 @@ class SshRunner:
             ) from None
         except TimeoutError:
             raise _ConnectFailed(
-                HostStatus.UNREACHABLE, f"no SSH answer from {where} within {target.connect_timeout:g}s"
+                HostStatus.UNREACHABLE, f"no SSH answer from {where} within {endpoint.connect_timeout:g}s"
             ) from None
         except asyncssh.Error as error:
             raise _ConnectFailed(HostStatus.UNREACHABLE, f"SSH to {where} failed: {error.reason}") from None
@@ -454,11 +510,18 @@ class SshRunner:
             warming.cancel()
         await asyncio.gather(*self._warming.values(), return_exceptions=True)
         self._warming.clear()
-        connections = list(self._connections.values())
+        attempts = list(self._jump_attempts.values())
+        for attempt in attempts:
+            attempt.cancel()
+        await asyncio.gather(*attempts, return_exceptions=True)
+        # The hosts' connections first: those through a jump host ride on its connection.
+        pools = (list(self._connections.values()), list(self._jumps.values()))
         self._connections.clear()
-        for connection in connections:
-            connection.close()
-        await asyncio.gather(*(c.wait_closed() for c in connections), return_exceptions=True)
+        self._jumps.clear()
+        for connections in pools:
+            for connection in connections:
+                connection.close()
+            await asyncio.gather(*(c.wait_closed() for c in connections), return_exceptions=True)
 
     # -- probe -------------------------------------------------------------------------
 

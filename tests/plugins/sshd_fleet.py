@@ -25,6 +25,14 @@ Faults a test can inject:
 * :meth:`SshdFleet.rotate_host_key`: restarts the host with a new host key that the
   fleet's ``known_hosts`` does not list, so strict checking must refuse it.
 
+A fleet behind a bastion (``bastion=True``): one more sshd, :attr:`SshdFleet.bastion`
+(named ``bastion``, on the block's next address), is the jump host, and the hosts are
+known by names only the bastion can resolve (``h01.internal``: its own ``/etc/hosts``,
+bind-mounted in its mount namespace), as on a private network; the controller cannot
+resolve them, so it reaches them only through the bastion. The bastion allows TCP
+forwarding and the hosts do not. The inventory and :attr:`SshdFleet.ssh_options` say
+``proxy_jump``; ``known_hosts`` lists the hosts under those names.
+
 Fleets made by the fixtures are healed after every test (:meth:`SshdFleet.reset`:
 thaw, start, restore host keys, clear fault files); files written to ``/srv`` stay.
 
@@ -54,7 +62,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from types import TracebackType
 from typing import Protocol
@@ -76,7 +84,13 @@ _FIRST_BLOCK = (0, 10)  # 127.0.10.0/24, then 127.0.11.0/24, ...
 _TOOLS = ("sshd", "ssh", "ssh-keygen", "unshare", "nsenter", "setpriv", "mount")
 _SBIN_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 # Inside the new namespace: bind the host's directories over /srv and /root, then become sshd.
-_LAUNCH_SCRIPT = 'mount --bind "$1" /srv && mount --bind "$2" /root && exec "$3" -D -e -f "$4"'
+# A bastion also gets its own /etc/hosts ($5): the names of the hosts behind it.
+_LAUNCH_SCRIPT = (
+    'mount --bind "$1" /srv && mount --bind "$2" /root && '
+    '{ [ -z "$5" ] || mount --bind "$5" /etc/hosts; } && exec "$3" -D -e -f "$4"'
+)
+BASTION_NAME = "bastion"
+PRIVATE_SUFFIX = ".internal"  # hosts behind a bastion are known by these names only there
 
 
 class SshdFleetError(RuntimeError):
@@ -150,6 +164,9 @@ class _HostState:
 
     host: Host
     directory: Path
+    listen_address: str = ""  # the host's IP (its address may be a name only a bastion resolves)
+    etc_hosts: Path | None = None  # bind-mounted over /etc/hosts (the bastion's)
+    forwarding: bool = True  # AllowTcpForwarding
     process: subprocess.Popen[bytes] | None = None
     namespace: str | None = None
     is_frozen: bool = False
@@ -197,15 +214,32 @@ class SshdFleet:
         hosts: Sequence[Host],
         reservation: socket.socket,
         owns_base_dir: bool,
+        bastion: Host | None = None,
     ) -> None:
         self.base_dir = base_dir
         self.client_key = base_dir / "client_key"
         self.known_hosts = base_dir / "known_hosts"
         self.inventory_path = base_dir / "inventory.yml"
+        self.bastion = bastion
         self.hosts: list[Host] = list(hosts)
+        if bastion is not None:
+            self.hosts = [replace(host, address=host.name + PRIVATE_SUFFIX) for host in hosts]
         self.heals_between_tests = True
         self._authorized_keys = base_dir / "authorized_keys"
-        self._states = {host.name: _HostState(host, base_dir / "hosts" / host.name) for host in hosts}
+        self._states = {
+            host.name: _HostState(
+                host,
+                base_dir / "hosts" / host.name,
+                listen_address=listen.address,
+                forwarding=bastion is None,
+            )
+            for host, listen in zip(self.hosts, hosts, strict=True)
+        }
+        if bastion is not None:
+            etc_hosts = base_dir / "bastion_etc_hosts"
+            self._states[bastion.name] = _HostState(
+                bastion, base_dir / "hosts" / bastion.name, bastion.address, etc_hosts=etc_hosts
+            )
         self._reservation: socket.socket | None = reservation
         self._owns_base_dir = owns_base_dir
         self._own_namespace = _namespace_of(os.getpid())
@@ -217,9 +251,20 @@ class SshdFleet:
         return self._reservation is None
 
     @property
+    def proxy_jump(self) -> str | None:
+        """The bastion as ``proxy_jump`` says it (``root@127.0.10.4:2222``), or None without one."""
+        bastion = self.bastion
+        return None if bastion is None else f"{USER}@{bastion.address}:{bastion.port}"
+
+    @property
     def ssh_options(self) -> SshOptions:
         """The inventory's ``ssh:`` section as the deployer sees it."""
-        return SshOptions(user=USER, identity_file=str(self.client_key), known_hosts=str(self.known_hosts))
+        return SshOptions(
+            user=USER,
+            identity_file=str(self.client_key),
+            known_hosts=str(self.known_hosts),
+            proxy_jump=self.proxy_jump,
+        )
 
     def as_fleet(self) -> Fleet:
         """The fleet as :mod:`deployer.fleet` values, as if read from :attr:`inventory_path`."""
@@ -256,8 +301,7 @@ class SshdFleet:
     def ssh_argv(self, name: str, command: str, *, connect_timeout: float = 5.0) -> list[str]:
         """The real OpenSSH client's argv for running ``command`` on the host, checked strictly."""
         host = self.host(name)
-        return [
-            "ssh",
+        options = [
             "-F",
             "/dev/null",
             "-i",
@@ -270,11 +314,13 @@ class SshdFleet:
             "BatchMode=yes",
             "-o",
             f"ConnectTimeout={connect_timeout:g}",
-            "-p",
-            str(host.port),
-            f"{USER}@{host.address}",
-            command,
         ]
+        through: list[str] = []
+        if self.bastion is not None and name != self.bastion.name:
+            bastion = self.bastion
+            jump = ["ssh", *options, "-p", str(bastion.port), "-W", "%h:%p", f"{USER}@{bastion.address}"]
+            through = ["-o", "ProxyCommand=" + shlex.join(jump)]
+        return ["ssh", *options, *through, "-p", str(host.port), f"{USER}@{host.address}", command]
 
     def run(
         self, name: str, command: str, *, timeout: float = 10.0, check: bool = False
@@ -444,13 +490,19 @@ class SshdFleet:
             state.config.write_text(_sshd_config(state, self._authorized_keys))
             key_type, key_data, *_ = _pub(state.host_key).read_text().split()
             known_hosts.append(f"[{state.host.address}]:{state.host.port} {key_type} {key_data}\n")
+            if state.etc_hosts is not None:
+                names = [f"{other.listen_address} {other.host.address}\n" for other in self._states.values()]
+                state.etc_hosts.write_text("127.0.0.1 localhost\n" + "".join(names))
         self.known_hosts.write_text("".join(known_hosts))
+        ssh: dict[str, str] = {
+            "user": USER,
+            "identity_file": str(self.client_key),
+            "known_hosts": str(self.known_hosts),
+        }
+        if self.proxy_jump is not None:
+            ssh["proxy_jump"] = self.proxy_jump
         inventory = {
-            "ssh": {
-                "user": USER,
-                "identity_file": str(self.client_key),
-                "known_hosts": str(self.known_hosts),
-            },
+            "ssh": ssh,
             "hosts": [
                 {
                     "name": host.name,
@@ -503,6 +555,7 @@ class SshdFleet:
                     str(state.home),
                     _which_or_fail("sshd"),
                     str(state.config),
+                    str(state.etc_hosts or ""),
                 ],
                 stdin=subprocess.DEVNULL,
                 stdout=log,
@@ -522,7 +575,7 @@ class SshdFleet:
                 raise SshdFleetError(
                     f"host {host.name}: sshd exited with status {process.returncode}: {_tail(state.log)}"
                 )
-            if _answers_ssh_banner(host.address, host.port):
+            if _answers_ssh_banner(state.listen_address, host.port):
                 return
             if time.monotonic() > deadline:
                 namespace = _namespace_of(process.pid)
@@ -530,7 +583,7 @@ class SshdFleet:
                     state.namespace = namespace
                 self._stop(state)
                 raise SshdFleetError(
-                    f"host {host.name}: no SSH banner on {host.address}:{host.port} "
+                    f"host {host.name}: no SSH banner on {state.listen_address}:{host.port} "
                     f"within {READY_TIMEOUT:g}s: {_tail(state.log)}"
                 )
             time.sleep(0.02)
@@ -591,7 +644,7 @@ class SshdFleet:
 
 @contextlib.contextmanager
 def start_sshd_fleet(
-    count: int = 12, datacenters: int = 3, base_dir: Path | None = None
+    count: int = 12, datacenters: int = 3, base_dir: Path | None = None, *, bastion: bool = False
 ) -> Iterator[SshdFleet]:
     """Start ``count`` sshd hosts over ``datacenters``; stop them all when the block ends.
 
@@ -599,15 +652,18 @@ def start_sshd_fleet(
     there and stay after it ends; without, a temporary directory is made and removed.
     Raises :class:`OpenSshUnavailable` where the machine cannot run it.
     """
-    fleet = launch_sshd_fleet(count, datacenters, base_dir)
+    fleet = launch_sshd_fleet(count, datacenters, base_dir, bastion=bastion)
     try:
         yield fleet
     finally:
         fleet.close()
 
 
-def launch_sshd_fleet(count: int, datacenters: int, base_dir: Path | None = None) -> SshdFleet:
-    """Start a fleet whose lifetime the caller owns (call :meth:`SshdFleet.close`)."""
+def launch_sshd_fleet(
+    count: int, datacenters: int, base_dir: Path | None = None, *, bastion: bool = False
+) -> SshdFleet:
+    """Start a fleet whose lifetime the caller owns (call :meth:`SshdFleet.close`);
+    with ``bastion``, behind a jump host (see the module's docstring)."""
     reason = openssh_unavailable_reason()
     if reason is not None:
         raise OpenSshUnavailable(reason)
@@ -618,9 +674,18 @@ def launch_sshd_fleet(count: int, datacenters: int, base_dir: Path | None = None
     directory = Path(tempfile.mkdtemp(prefix="sshd-fleet-")) if base_dir is None else base_dir
     directory = directory.resolve()
     directory.mkdir(parents=True, exist_ok=True)
-    prefix, reservation = _reserve_address_block(count)
+    if bastion and count + 1 > MAX_HOSTS:
+        raise SshdFleetError(f"a fleet behind a bastion has 1 to {MAX_HOSTS - 1} hosts, not {count}")
+    prefix, reservation = _reserve_address_block(count + 1 if bastion else count)
     hosts = plan_hosts(prefix, count, datacenters)
-    fleet = SshdFleet(base_dir=directory, hosts=hosts, reservation=reservation, owns_base_dir=owns_base_dir)
+    jump = Host(name=BASTION_NAME, address=f"{prefix}.{count + 1}", datacenter="dc0", port=PORT)
+    fleet = SshdFleet(
+        base_dir=directory,
+        hosts=hosts,
+        reservation=reservation,
+        owns_base_dir=owns_base_dir,
+        bastion=jump if bastion else None,
+    )
     try:
         fleet._write_files()
         fleet._launch_and_wait(list(fleet._states.values()))
@@ -638,7 +703,8 @@ def _sshd_config(state: _HostState, authorized_keys: Path) -> str:
     # StrictModes no: the fleet's files live in a temp dir whose modes sshd would reject.
     # MaxStartups/MaxSessions: a controller fanning out to 100 hosts opens a few channels each.
     return f"""\
-ListenAddress {host.address}:{host.port}
+ListenAddress {state.listen_address}:{host.port}
+AllowTcpForwarding {"yes" if state.forwarding else "no"}
 HostKey {state.host_key}
 PidFile {state.directory / "sshd.pid"}
 AuthorizedKeysFile {authorized_keys}
@@ -787,7 +853,7 @@ class FleetFactory(Protocol):
     """What the ``sshd_fleet_factory`` fixture gives: call it to start a fleet."""
 
     def __call__(
-        self, count: int = 12, datacenters: int = 3, *, heal_between_tests: bool = True
+        self, count: int = 12, datacenters: int = 3, *, heal_between_tests: bool = True, bastion: bool = False
     ) -> SshdFleet: ...
 
 
@@ -804,9 +870,11 @@ def sshd_fleet_factory() -> Iterator[FleetFactory]:
         pytest.skip(reason)
     made: list[SshdFleet] = []
 
-    def make(count: int = 12, datacenters: int = 3, *, heal_between_tests: bool = True) -> SshdFleet:
+    def make(
+        count: int = 12, datacenters: int = 3, *, heal_between_tests: bool = True, bastion: bool = False
+    ) -> SshdFleet:
         try:
-            fleet = launch_sshd_fleet(count, datacenters)
+            fleet = launch_sshd_fleet(count, datacenters, bastion=bastion)
         except OpenSshUnavailable as error:
             pytest.skip(str(error))
         fleet.heals_between_tests = heal_between_tests

@@ -26,10 +26,10 @@ def summary(hosts: tuple[Host, ...]) -> list[tuple[str, str, str, int, str | Non
 def test_our_yaml_keeps_file_order_and_resolves_ssh_paths_against_the_inventory() -> None:
     fleet = load_inventory(VALID / "fleets" / "two-dcs.yaml")
     assert summary(fleet.hosts) == [
-        ("app-1", "127.0.0.11", "east", 22, None),
+        ("app-1", "127.0.0.11", "east", None, None),
         ("app-2", "127.0.0.12", "west", 2202, None),
-        ("app-3", "127.0.0.13", "east", 22, "admin"),
-        ("app-4", "app-4", "west", 22, None),  # no address: the name is the address
+        ("app-3", "127.0.0.13", "east", None, "admin"),
+        ("app-4", "app-4", "west", None, None),  # no address: the name is the address
     ]
     assert fleet.hosts[2].tags == {"canary", "web"}
     assert fleet.hosts[3].tags == {"web"}  # a single tag may be written without a list
@@ -58,7 +58,7 @@ def test_ansible_ini_ranges_ports_children_and_variable_precedence() -> None:
 def test_an_ini_inventory_without_extension_is_recognised_with_old_ssh_variable_names() -> None:
     fleet = load_inventory(INVENTORIES / "hosts")
     assert summary(fleet.hosts) == [
-        ("db-1", "10.0.2.1", "east", 22, None),
+        ("db-1", "10.0.2.1", "east", None, None),
         ("db-2", "10.0.2.2", "west", 2022, "legacy"),
     ]
 
@@ -66,10 +66,10 @@ def test_an_ini_inventory_without_extension_is_recognised_with_old_ssh_variable_
 def test_ansible_yaml_nested_children_inherit_by_depth() -> None:
     fleet = load_inventory(INVENTORIES / "groups.yml")
     assert summary(fleet.hosts) == [
-        ("lone-1", "lone-1", "default-dc", 22, "deploy"),
+        ("lone-1", "lone-1", "default-dc", None, "deploy"),
         ("web-1", "web-1", "east", 2201, "deploy"),  # east (depth 1) beats all; east_web's port
         ("web-2", "web-2", "east", 2201, "deploy"),
-        ("web-3", "10.0.3.3", "west", 22, "admin"),
+        ("web-3", "10.0.3.3", "west", None, "admin"),
     ]
     assert fleet.hosts[1].tags == {"east", "east_web", "canary", "first"}  # groups and `tags`
 
@@ -147,9 +147,9 @@ def script(folder: Path, body: str, name: str = "inventory") -> Path:
 def test_the_example_dynamic_inventory_runs() -> None:
     fleet = load_inventory(EXAMPLES / "edge-inventory.py")
     assert summary(fleet.hosts) == [
-        ("edge-ams-1", "10.40.1.11", "ams", 22, "deploy"),
-        ("edge-ams-2", "10.40.1.12", "ams", 22, "deploy"),
-        ("edge-sin-1", "10.50.1.11", "sin", 22, "deploy"),
+        ("edge-ams-1", "10.40.1.11", "ams", None, "deploy"),
+        ("edge-ams-2", "10.40.1.12", "ams", None, "deploy"),
+        ("edge-sin-1", "10.50.1.11", "sin", None, "deploy"),
         ("edge-sin-2", "10.50.1.12", "sin", 2222, "deploy"),
     ]
 
@@ -171,8 +171,8 @@ def test_a_script_with_meta_hostvars_children_and_list_shorthand(tmp_path: Path)
     )
     fleet = load_inventory(path)
     assert summary(fleet.hosts) == [
-        ("e-1", "10.1.0.1", "east", 22, "deploy"),
-        ("e-2", "e-2", "east", 22, "deploy"),
+        ("e-1", "10.1.0.1", "east", None, "deploy"),
+        ("e-2", "e-2", "east", None, "deploy"),
         ("w-1", "w-1", "west", 2022, "deploy"),
     ]
     assert fleet.source == str(path)
