@@ -37,6 +37,7 @@ class Host:
     port: int = 22
     user: str | None = None
     tags: frozenset[str] = frozenset()
+    groups: frozenset[str] = frozenset()  # its Ansible groups, parents included (not `all`)
 
 
 @dataclass(frozen=True, slots=True)

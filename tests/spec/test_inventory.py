@@ -118,10 +118,10 @@ def test_bad_host_ranges_are_refused(pattern: str) -> None:
         expand_host_pattern(pattern)
 
 
-def test_missing_file_and_folder_are_fleet_errors(tmp_path: Path) -> None:
+def test_missing_file_and_empty_folder_are_fleet_errors(tmp_path: Path) -> None:
     with pytest.raises(FleetError, match="no inventory file at"):
         load_inventory(tmp_path / "nowhere.yaml")
-    with pytest.raises(FleetError, match="is a folder"):
+    with pytest.raises(FleetError, match="holds no inventory file"):
         load_inventory(tmp_path)
 
 
