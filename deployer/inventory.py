@@ -527,7 +527,7 @@ def _port(value: Any) -> int | None:
 
 
 _RANGE = re.compile(r"\[([0-9]*|[a-zA-Z]):([0-9]+|[a-zA-Z])(?::([0-9]+))?\]")
-_BRACKETED = re.compile(r"\[([^\[\]]+)\](?::([0-9]+))?")
+_BRACKETED = re.compile(r"\[([^\[\]]+)\]:([0-9]+)")
 _HOST_PORT = re.compile(r"([^:]+):([0-9]+)")
 
 
@@ -536,12 +536,12 @@ def split_host_port(pattern: str) -> tuple[str, int | None]:
 
     ``web:2222`` → (web, 2222); ``[2001:db8::11]:2222`` → (2001:db8::11, 2222);
     ``2001:db8::11`` (a bare IPv6 address) → (2001:db8::11, None). A range such as
-    ``web[1:3]`` is no port, and is left for :func:`expand_host_pattern`.
+    ``web[1:3]`` is no port, and is left for :func:`expand_host_pattern`; so is
+    ``[2001:db8::11]`` without a port, which Ansible too reads as a (broken) range.
     """
     bracketed = _BRACKETED.fullmatch(pattern)
     if bracketed is not None and _is_ip_address(bracketed.group(1)):
-        port = bracketed.group(2)
-        return bracketed.group(1), int(port) if port is not None else None
+        return bracketed.group(1), int(bracketed.group(2))
     if _is_ip_address(pattern):
         return pattern, None
     with_port = _HOST_PORT.fullmatch(pattern)

@@ -24,9 +24,10 @@ from deployer.artifact import prepare_artifact
 from deployer.controller import Controller, Discover, Joining, Rollout, RolloutOutcome, utcnow
 from deployer.errors import ControlError, DeployerError
 from deployer.events import DeploymentStarted, EventSink
-from deployer.fleet import Fleet, Host, SshTarget, limit_hosts, resolve_ssh
+from deployer.fleet import Fleet, Host, SshTarget, resolve_ssh
 from deployer.inventory import is_inventory_script, load_fleet
 from deployer.kept_artifacts import keep_artifact, kept_artifact
+from deployer.limit import limit_hosts
 from deployer.planner import Plan, plan_waves
 from deployer.policy import failure_budget
 from deployer.release import Outcome, parse_outcome
