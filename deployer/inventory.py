@@ -795,17 +795,17 @@ def _read_script(inventory: _AnsibleInventory, path: Path, deadline: float, time
         raise FleetError(
             f"inventory script {path} --list printed {describe(data)}, not a JSON object of groups"
         )
-    known = set(inventory.hosts)
+    listed: set[str] = set()  # this script's hosts: its variables reach no other file's
     meta = data.get("_meta")
     for name, body in data.items():
         if name == "_meta":
             continue
-        _json_group(inventory, str(name), body)
+        _json_group(inventory, str(name), body, listed)
     if isinstance(meta, dict) and isinstance(meta.get("hostvars"), dict):
         for host, variables in meta["hostvars"].items():
-            if host in inventory.hosts and isinstance(variables, dict):
+            if host in listed and isinstance(variables, dict):
                 inventory.hosts[host].vars.update(_json_vars(file, variables, f"_meta.hostvars.{host}"))
-            elif host in inventory.hosts:
+            elif host in listed:
                 inventory.issue(
                     None, f"_meta.hostvars.{host}", f"expected a JSON object (got {describe(variables)})"
                 )
@@ -813,7 +813,7 @@ def _read_script(inventory: _AnsibleInventory, path: Path, deadline: float, time
         inventory.issue(None, "_meta", 'expected {"hostvars": {...}}')
     else:
         for host, record in inventory.hosts.items():
-            if host in known:  # listed by an earlier file of the folder, not by this script
+            if host not in listed:
                 continue
             variables = _script_json(path, ["--host", host], deadline, timeout)
             if not isinstance(variables, dict):
@@ -823,7 +823,7 @@ def _read_script(inventory: _AnsibleInventory, path: Path, deadline: float, time
             record.vars.update(_json_vars(f"{path} --host {host}", variables, host))
 
 
-def _json_group(inventory: _AnsibleInventory, name: str, body: Any) -> None:
+def _json_group(inventory: _AnsibleInventory, name: str, body: Any, listed: set[str]) -> None:
     """A group of `--list` output: a list of hosts, or {hosts, vars, children}."""
     inventory.group(name)
     if isinstance(body, list):
@@ -840,6 +840,7 @@ def _json_group(inventory: _AnsibleInventory, name: str, body: Any) -> None:
             for host in value:
                 if isinstance(host, str):
                     inventory.add_host(name, host, {}, host, None)
+                    listed.add(host)
                 else:
                     inventory.issue(None, f"{name}.hosts", f"expected host names (got {describe(host)})")
         elif key == "vars" and isinstance(value, dict):
