@@ -883,7 +883,7 @@ def _run(path: Path, arguments: list[str], limit: float, command: str, timeout: 
     """Run the script in its own session so a timeout kills it and everything it started."""
     try:
         process = subprocess.Popen(
-            [str(path), *arguments],
+            [str(path.absolute()), *arguments],  # absolute: it runs from its own folder
             cwd=path.parent,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,

@@ -294,3 +294,8 @@ def test_a_script_that_cannot_run(tmp_path: Path) -> None:
     path.chmod(0o755)
     with pytest.raises(FleetError, match="cannot run inventory script"):
         load_inventory(path)
+
+
+def test_a_script_named_by_a_relative_path_runs(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(EXAMPLES.parent.parent)  # it runs from its own folder, named from here
+    assert len(load_inventory(Path("specs") / "fleets" / "edge-inventory.py").hosts) == 4
