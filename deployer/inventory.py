@@ -1,6 +1,6 @@
 """Inventories: the hosts a spec deploys to, read from the files people already keep.
 
-Four formats, recognised by :func:`load_inventory`:
+Four formats and a folder of them, recognised by :func:`load_inventory`:
 
 * **an executable file** — an Ansible dynamic inventory script, run with ``--list``
   (bounded by a timeout); its JSON groups, ``vars``, ``children`` and
@@ -9,7 +9,9 @@ Four formats, recognised by :func:`load_inventory`:
 * **our YAML** — ``hosts:`` as a list of ``{name, address, port, user, datacenter,
   tags}`` plus optional ``ssh:`` defaults (the same shape may stand inline in a spec);
 * **an Ansible YAML inventory** — groups with ``hosts``, ``vars`` and ``children``;
-* **an Ansible INI inventory** — ``[group]``, ``[group:vars]``, ``[group:children]``.
+* **an Ansible INI inventory** — ``[group]``, ``[group:vars]``, ``[group:children]``;
+* **a folder** of Ansible inventories and scripts, merged in name order as
+  ``ansible -i folder/`` merges them.
 
 Ansible inventories are read as they are: ``ansible_host``, ``ansible_port`` and
 ``ansible_user`` (and their old ``ansible_ssh_*`` spellings) say how to connect, and
