@@ -69,7 +69,7 @@ from invoke.exceptions import CommandTimedOut, Failure, UnexpectedExit
 from invoke.tasks import Task
 from paramiko.hostkeys import InvalidHostKey  # type: ignore[import-untyped]
 
-from deployer.fleet import Host, SshTarget
+from deployer.fleet import Host, SshTarget, endpoint
 from deployer.release import shell_number
 from deployer.results import OUTPUT_CAP
 from deployer.runner import HookCommand, ReleaseJob
@@ -540,7 +540,7 @@ class _Ending:
 
 def _open(connection: HookConnection, target: SshTarget) -> _Ending:
     """Opens ``connection`` (in a worker thread); the ending of an attempt that cannot connect."""
-    where = f"{target.host.address}:{target.host.port}"
+    where = endpoint(target.host.address, target.host.port)
     try:
         connection.open()
         connection.transport.set_keepalive(max(1, round(target.keepalive)))

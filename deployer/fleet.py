@@ -39,6 +39,11 @@ class Host:
     groups: frozenset[str] = frozenset()  # its Ansible groups, parents included (not `all`)
 
 
+def endpoint(address: str, port: int) -> str:
+    """``address:port`` for messages; an IPv6 address in brackets (``[2001:db8::11]:2222``)."""
+    return f"[{address}]:{port}" if ":" in address else f"{address}:{port}"
+
+
 @dataclass(frozen=True, slots=True)
 class Fleet:
     """The hosts of one inventory in inventory order, with its inventory-wide SSH defaults."""

@@ -60,7 +60,7 @@ from typing import TYPE_CHECKING
 
 import asyncssh
 
-from deployer.fleet import SshTarget
+from deployer.fleet import SshTarget, endpoint
 from deployer.release import (
     StepEnd,
     StepStart,
@@ -120,7 +120,7 @@ _Key = tuple[str, int, str | None]
 
 
 def _where(target: SshTarget) -> str:
-    return f"{target.host.address}:{target.host.port}"
+    return endpoint(target.host.address, target.host.port)
 
 
 def _now() -> datetime:

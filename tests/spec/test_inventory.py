@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from deployer.errors import FleetError, SpecError
-from deployer.fleet import Host
+from deployer.fleet import Host, endpoint
 from deployer.inventory import expand_host_pattern, is_inventory_script, load_inventory, split_host_port
 
 VALID = Path(__file__).parent / "valid"
@@ -135,6 +135,11 @@ def test_bad_host_ranges_are_refused(pattern: str) -> None:
 )
 def test_a_host_and_its_port(pattern: str, host: str, port: int | None) -> None:
     assert split_host_port(pattern) == (host, port)
+
+
+def test_an_ipv6_endpoint_is_written_in_brackets() -> None:
+    assert endpoint("2001:db8::11", 2222) == "[2001:db8::11]:2222"  # as in errors about the host
+    assert endpoint("10.0.0.5", 22) == "10.0.0.5:22"
 
 
 def test_an_error_in_a_folder_names_the_file_and_line(tmp_path: Path) -> None:
