@@ -10,7 +10,8 @@ A pattern is a list of elements separated by ``,`` or ``:``. Each element is
   hosts of the groups that match; the host names are tried too when no group matches or
   the element holds a glob character (``.``, ``?``, ``*``, ``[``). An element naming a
   host exactly is that host, even when a group has the same name;
-* an IPv6 address (``2001:db8::5``): its ``:`` are no separators.
+* an IPv6 address (``2001:db8::5``): its ``:`` are no separators (Ansible splits an
+  address that stands among other ``:``-separated elements; we keep it whole).
 
 An element may start with ``!`` (take these hosts out) or ``&`` (keep only hosts also
 in these). As in Ansible, the plain elements are added up first, then each ``&`` is
@@ -28,7 +29,8 @@ Worked example, on hosts web-1 (groups web, east), web-2 (web), db-1 (db, east):
 records the hosts it was given, not the name of a file that may change.
 
 Where this differs from Ansible 2.19, on purpose: ``:`` separates elements even when the
-pattern also holds a ``,`` (Ansible then reads ``a:b`` as one name); an empty ``@FILE`` is
+pattern also holds a ``,`` (Ansible then reads ``a:b`` as one name), but never inside an
+IPv6 address (``lone:2001:db8::5`` is two elements; Ansible splits the address); an empty ``@FILE`` is
 an error (Ansible would take every host); a regular expression that does not compile
 is an error (Ansible takes every host); Ansible's subscripts (``web[0]``, ``web[1:3]``)
 are refused rather than read as globs.
@@ -72,24 +74,34 @@ _GLOB_CHARACTERS = (".", "?", "*", "[")
 def split_pattern(pattern: str) -> list[str]:
     """The elements of ``pattern``, split at ``,`` and ``:`` (not inside ``[...]``).
 
-    ``tag:web:!dc:iad`` → tag:web, !dc:iad; ``web[1:3],2001:db8::5`` → web[1:3], 2001:db8::5.
+    ``tag:web:!dc:iad`` → tag:web, !dc:iad; ``web[1:3],2001:db8::5`` → web[1:3], 2001:db8::5;
+    ``web:!2001:db8::5:lone`` → web, !2001:db8::5, lone: the longest run of words that
+    makes an IPv6 address is one element (so ``2001:db8::5:db`` is one address: a
+    hexadecimal name after an address needs a ``,``).
     """
     elements: list[str] = []
     for piece in _split_outside_brackets(pattern, ","):
-        piece = piece.strip()
-        if not piece:
-            continue
-        if _is_ipv6(piece.lstrip("!&")):
-            elements.append(piece)
-            continue
-        words = _split_outside_brackets(piece, ":")
-        while words:
-            word = words.pop(0).strip()
-            if word.lstrip("!&") in ("tag", "dc") and words:
-                word = f"{word}:{words.pop(0).strip()}"
+        words = [word.strip() for word in _split_outside_brackets(piece, ":")]
+        start = 0
+        while start < len(words):
+            word = words[start]
+            taken = _ipv6_run(words, start)
+            if word.lstrip("!&") in ("tag", "dc") and start + 1 < len(words):
+                word, taken = f"{word}:{words[start + 1]}", 2
+            elif taken:
+                word = ":".join(words[start : start + taken])
+            start += taken or 1
             if word:
                 elements.append(word)
     return elements
+
+
+def _ipv6_run(words: list[str], start: int) -> int:
+    """How many words from ``start`` make the longest IPv6 address there (0: none do)."""
+    for end in range(min(len(words), start + 9), start + 2, -1):  # 3 to 9 words: "::1" to 8 groups
+        if _is_ipv6(":".join(words[start:end]).lstrip("!&")):
+            return end - start
+    return 0
 
 
 def _split_outside_brackets(text: str, separator: str) -> list[str]:
@@ -110,7 +122,7 @@ def _split_outside_brackets(text: str, separator: str) -> list[str]:
 
 def _is_ipv6(text: str) -> bool:
     try:
-        ipaddress.IPv6Address(text.removeprefix("[").removesuffix("]"))
+        ipaddress.IPv6Address(text)
     except ValueError:
         return False
     return True

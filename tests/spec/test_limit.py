@@ -29,8 +29,19 @@ def selected(pattern: str, hosts: tuple[Host, ...] = FLEET.hosts) -> list[str]:
     return sorted(host.name for host in limit_hosts(hosts, read_limit_files(pattern, read_beside_inventory)))
 
 
+# Where we part from Ansible's answer on purpose, and what we answer instead.
+OURS_ON_PURPOSE = {
+    # Ansible splits an IPv6 address among `:`-separated elements (its own code says it
+    # "mishandles IPv6 addresses"); issue 18 keeps the address whole.
+    "lone:2001:db8::5": ["2001:db8::5", "lone"],
+}
+
+
 @pytest.mark.parametrize(("pattern", "hosts"), ANSIBLE_SAYS.items(), ids=list(ANSIBLE_SAYS))
 def test_a_pattern_selects_what_ansible_selects(pattern: str, hosts: list[str]) -> None:
+    if pattern in OURS_ON_PURPOSE:
+        assert OURS_ON_PURPOSE[pattern] != hosts
+        hosts = OURS_ON_PURPOSE[pattern]
     assert selected(pattern) == hosts
 
 
@@ -45,7 +56,7 @@ def test_a_pattern_selects_what_ansible_selects(pattern: str, hosts: list[str]) 
         ("!tag:prod,lone", ["lone"]),
         ("web:&tag:east:!dc:solo", ["web-1"]),
         ("~^web-[12]$", ["web-1", "web-2"]),  # [...] keeps its `:`-free content whole
-        ("2001:db8::5:lone", ["lone"]),  # an IPv6 address stands alone, or between commas
+        ("2001:db8::5:lone", ["2001:db8::5", "lone"]),  # an IPv6 address keeps its `:`
     ],
 )
 def test_our_tag_and_dc_elements_mix_with_ansible_ones(pattern: str, hosts: list[str]) -> None:
@@ -58,8 +69,12 @@ def test_our_tag_and_dc_elements_mix_with_ansible_ones(pattern: str, hosts: list
         ("tag:web:!dc:iad", ["tag:web", "!dc:iad"]),
         ("web[1:3],2001:db8::5", ["web[1:3]", "2001:db8::5"]),
         ("a, b ,,c:d", ["a", "b", "c", "d"]),
-        ("&dc:x:!2001:db8::5", ["&dc:x", "!2001", "db8", "5"]),  # IPv6 after `:` is not one
+        ("&dc:x:!2001:db8::5", ["&dc:x", "!2001:db8::5"]),
         ("!2001:db8::5", ["!2001:db8::5"]),
+        ("web:!2001:db8::5:lone", ["web", "!2001:db8::5", "lone"]),  # the longest address
+        ("web:2001:db8::5:db", ["web", "2001:db8::5:db"]),  # db is hexadecimal: say 2001:db8::5,db
+        ("web:::1", ["web", "::1"]),
+        ("web,!", ["web", "!"]),
     ],
 )
 def test_split_pattern(pattern: str, elements: list[str]) -> None:
