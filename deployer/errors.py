@@ -8,6 +8,7 @@ keeps its traceback.
     DeployerError                 exit 2 unless said otherwise
      ├── SpecError                a spec or inventory file is malformed (file:line: field: message)
      ├── FleetError               the fleet cannot be built (empty, duplicate names, a failing script)
+     ├── PatternError             a --limit pattern cannot be read (a bad regex, a missing @FILE)
      ├── ArtifactError            the artifact is missing or unreadable
      ├── StoreError               the state store cannot be opened or migrated
      │    ├── DeploymentLocked    another deployment of this app and environment is running (exit 1)
@@ -60,6 +61,10 @@ class SpecError(DeployerError):
 
 class FleetError(DeployerError):
     """The fleet cannot be built from its inventory."""
+
+
+class PatternError(DeployerError):
+    """A ``--limit`` pattern that cannot be read."""
 
 
 class ArtifactError(DeployerError):

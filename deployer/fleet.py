@@ -1,13 +1,12 @@
 """Hosts, fleets and how to reach a host: plain values, no I/O.
 
-Inventory files are read by :mod:`deployer.inventory`; this module holds what
-they produce, the ``--limit`` pattern, and the rule that merges SSH settings.
+Inventory files are read by :mod:`deployer.inventory` and ``--limit`` patterns by
+:mod:`deployer.limit`; this module holds what they work on, and the rule that merges
+SSH settings.
 """
 
 from __future__ import annotations
 
-import fnmatch
-from collections.abc import Iterable
 from dataclasses import dataclass, field, fields, replace
 
 
@@ -49,6 +48,12 @@ class Host:
     tags: frozenset[str] = frozenset()
     ssh: SshOptions = field(default_factory=SshOptions)
     refusal: str | None = None
+    groups: frozenset[str] = frozenset()  # its Ansible groups, parents included (not `all`)
+
+
+def endpoint(address: str, port: int) -> str:
+    """``address:port`` for messages; an IPv6 address in brackets (``[2001:db8::11]:2222``)."""
+    return f"[{address}]:{port}" if ":" in address else f"{address}:{port}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,30 +114,3 @@ def resolve_ssh(host: Host, inventory: SshOptions, spec: SshOptions) -> SshTarge
         config_file=merged.config_file,
         proxy_jump=merged.proxy_jump,
     )
-
-
-def matches_limit(host: Host, pattern: str) -> bool:
-    """Whether ``host`` matches one ``--limit`` pattern.
-
-    ``tag:web`` matches a tag, ``dc:iad`` a datacenter (both may use globs), anything else
-    is a glob on the host name. Several patterns separated by commas match any of them.
-    """
-    for part in (p.strip() for p in pattern.split(",")):
-        if not part:
-            continue
-        if part.startswith("tag:"):
-            if any(fnmatch.fnmatchcase(tag, part[4:]) for tag in host.tags):
-                return True
-        elif part.startswith("dc:"):
-            if fnmatch.fnmatchcase(host.datacenter, part[3:]):
-                return True
-        elif fnmatch.fnmatchcase(host.name, part):
-            return True
-    return False
-
-
-def limit_hosts(hosts: Iterable[Host], pattern: str | None) -> tuple[Host, ...]:
-    """The hosts that match ``pattern``; all of them when there is no pattern."""
-    if not pattern:
-        return tuple(hosts)
-    return tuple(host for host in hosts if matches_limit(host, pattern))

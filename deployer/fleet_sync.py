@@ -30,9 +30,10 @@ from typing import Any
 from deployer.controller import GracefulStop, utcnow
 from deployer.errors import ArtifactError, DeployerError, DeploymentLocked, SpecError
 from deployer.events import EventSink
-from deployer.fleet import Fleet, Host, limit_hosts
+from deployer.fleet import Fleet, Host
 from deployer.inventory import load_fleet
 from deployer.kept_artifacts import kept_artifact, versions_dir
+from deployer.limit import limit_hosts
 from deployer.operations import (
     Identity,
     Prepared,

@@ -1,6 +1,6 @@
 """Inventories: the hosts a spec deploys to, read from the files people already keep.
 
-Four formats, recognised by :func:`load_inventory`:
+Four formats and a folder of them, recognised by :func:`load_inventory`:
 
 * **an executable file** — an Ansible dynamic inventory script, run with ``--list``
   (bounded by a timeout); its JSON groups, ``vars``, ``children`` and
@@ -9,7 +9,9 @@ Four formats, recognised by :func:`load_inventory`:
 * **our YAML** — ``hosts:`` as a list of ``{name, address, port, user, datacenter,
   tags}`` plus optional ``ssh:`` defaults (the same shape may stand inline in a spec);
 * **an Ansible YAML inventory** — groups with ``hosts``, ``vars`` and ``children``;
-* **an Ansible INI inventory** — ``[group]``, ``[group:vars]``, ``[group:children]``.
+* **an Ansible INI inventory** — ``[group]``, ``[group:vars]``, ``[group:children]``;
+* **a folder** of Ansible inventories and scripts, merged in name order as
+  ``ansible -i folder/`` merges them.
 
 Ansible inventories are read as they are: ``ansible_host``, ``ansible_port`` and
 ``ansible_user`` (and their old ``ansible_ssh_*`` spellings) say how to connect, and
@@ -27,11 +29,13 @@ other than JSON is a :class:`~deployer.errors.FleetError`.
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import json
 import os
 import re
 import shlex
 import signal
+import string
 import subprocess
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -56,6 +60,7 @@ from deployer.spec import (
     check_user,
     fleet_from_model,
     local_path,
+    missing_datacenter,
     sorted_issues,
 )
 from deployer.yamlload import (
@@ -87,14 +92,31 @@ def load_fleet(spec: Spec) -> Fleet:
 
 
 def load_inventory(path: Path, *, script_timeout: float = SCRIPT_TIMEOUT) -> Fleet:
-    """Read one inventory file in any supported format; hosts keep the file's order."""
+    """Read one inventory file, or a folder of them, in any supported format; hosts keep file order."""
     path = Path(path)
     if path.is_dir():
-        raise FleetError(f"inventory {path} is a folder: point at one inventory file")
+        return _from_folder(path, script_timeout)
     if not path.is_file():
         raise FleetError(f"no inventory file at {path}")
     if is_inventory_script(path):
-        return _from_script(path, script_timeout)
+        inventory = _AnsibleInventory(str(path))
+        _read_script(inventory, path, time.monotonic() + script_timeout, script_timeout)
+        return _ansible_fleet(inventory, None, str(path))
+    text, document = _read_data_file(path)
+    if document is None:
+        inventory = _AnsibleInventory(str(path))
+        _read_ini(inventory, path, text)
+        return _ansible_fleet(inventory, path.parent, str(path))
+    data = document.data
+    if _is_our_yaml(data):
+        return _from_our_yaml(path, document)
+    inventory = _AnsibleInventory(document.file)
+    _read_ansible_yaml(inventory, document)
+    return _ansible_fleet(inventory, path.parent, document.file)
+
+
+def _read_data_file(path: Path) -> tuple[str, YamlDocument | None]:
+    """An inventory file's text and, unless it is INI, its YAML document."""
     file = str(path)
     try:
         text = path.read_text(encoding="utf-8")
@@ -103,12 +125,73 @@ def load_inventory(path: Path, *, script_timeout: float = SCRIPT_TIMEOUT) -> Fle
     except OSError as error:
         raise FleetError(f"cannot read inventory {path}: {error.strerror or error}") from None
     if _looks_like_ini(path, text):
-        return _from_ini(path, text)
-    document = load_yaml_mapping(text, file, "an inventory (hosts: or Ansible groups)", tolerate_tags=True)
-    data = document.data
-    if isinstance(data.get("hosts"), list) or "ssh" in data:
-        return _from_our_yaml(path, document)
-    return _from_ansible_yaml(path, document)
+        return text, None
+    return text, load_yaml_mapping(text, file, "an inventory (hosts: or Ansible groups)", tolerate_tags=True)
+
+
+def _is_our_yaml(data: Mapping[str, Any]) -> bool:
+    return isinstance(data.get("hosts"), list) or "ssh" in data
+
+
+# What Ansible skips in an inventory folder: hidden names, the variable folders, and
+# its default INVENTORY_IGNORE_EXTS (files such as README.md or notes.txt).
+_FOLDER_SKIPPED_NAMES = frozenset({"host_vars", "group_vars", "vars_plugins"})
+_FOLDER_SKIPPED_SUFFIXES = (
+    ".pyc",
+    ".pyo",
+    ".swp",
+    ".bak",
+    "~",
+    ".rpm",
+    ".md",
+    ".txt",
+    ".rst",
+    ".orig",
+    ".cfg",
+    ".retry",
+)
+
+
+def _from_folder(folder: Path, script_timeout: float) -> Fleet:
+    """Every inventory in ``folder`` merged, as ``ansible -i folder/`` reads it.
+
+    Files are read in name order (sub-folders too), so a later file's variables win
+    over an earlier one's; ``group_vars/`` and ``host_vars/`` come from ``folder`` itself.
+    """
+    inventory = _AnsibleInventory(str(folder))
+    deadline = time.monotonic() + script_timeout
+    files = list(_folder_files(folder))
+    if not files:
+        raise FleetError(f"inventory folder {folder} holds no inventory file")
+    for path in files:
+        inventory.file = str(path)
+        if is_inventory_script(path):
+            _read_script(inventory, path, deadline, script_timeout)
+            continue
+        text, document = _read_data_file(path)
+        if document is None:
+            _read_ini(inventory, path, text)
+        elif _is_our_yaml(document.data):
+            inventory.issue(
+                document.line_of(()),
+                "",
+                "our hosts: format stands alone; an inventory folder holds Ansible inventories",
+            )
+        else:
+            _read_ansible_yaml(inventory, document)
+    inventory.file = str(folder)
+    return _ansible_fleet(inventory, folder, str(folder))
+
+
+def _folder_files(folder: Path) -> Iterator[Path]:
+    for path in sorted(folder.iterdir(), key=lambda entry: entry.name):
+        name = path.name
+        if name.startswith(".") or name in _FOLDER_SKIPPED_NAMES or name.endswith(_FOLDER_SKIPPED_SUFFIXES):
+            continue
+        if path.is_dir():
+            yield from _folder_files(path)
+        elif path.is_file():
+            yield path
 
 
 def is_inventory_script(path: Path) -> bool:
@@ -175,6 +258,7 @@ class _Group:
 @dataclass(slots=True)
 class _HostRecord:
     name: str
+    file: str  # the file that first listed it
     where: str
     line: int | None
     groups: list[str] = field(default_factory=list)
@@ -207,7 +291,7 @@ class _AnsibleInventory:
     ) -> None:
         record = self.hosts.get(name)
         if record is None:
-            record = self.hosts[name] = _HostRecord(name, where, line)
+            record = self.hosts[name] = _HostRecord(name, self.file, where, line)
         if group not in record.groups:
             record.groups.append(group)
         self.group(group)
@@ -220,6 +304,7 @@ class _AnsibleInventory:
 def _ansible_fleet(inventory: _AnsibleInventory, folder: Path | None, source: str) -> Fleet:
     """Merge each host's variables as Ansible does and build the fleet."""
     inventory.group("all")
+    inventory.group("ungrouped")
     parents: dict[str, list[str]] = {name: [] for name in inventory.groups}
     for group in list(inventory.groups.values()):
         for child in group.children:
@@ -245,7 +330,7 @@ def _ansible_fleet(inventory: _AnsibleInventory, folder: Path | None, source: st
 
     entries: list[HostEntry] = []
     for record in inventory.hosts.values():
-        member = {"all"}.union(*(ancestors(group) for group in record.groups))
+        member = {"all"}.union(*(ancestors(group) for group in _direct_groups(record)))
         ordered = sorted(member, key=lambda name: (depth.get(name, 0), name))
         variables: dict[str, _Var] = {}
         for name in ordered:
@@ -255,7 +340,7 @@ def _ansible_fleet(inventory: _AnsibleInventory, folder: Path | None, source: st
         variables.update(record.vars)
         variables.update(host_files.get(record.name, {}))
         tags = frozenset(name for name in member if name not in ("all", "ungrouped"))
-        entry = _host_entry(inventory, record, variables, tags)
+        entry = _host_entry(inventory, record, variables, tags, frozenset(member - {"all"}))
         if entry is not None:
             entries.append(entry)
 
@@ -270,6 +355,16 @@ def _ansible_fleet(inventory: _AnsibleInventory, folder: Path | None, source: st
         raise SpecError(sorted_issues(issues))
     assert fleet is not None
     return replace(fleet, warnings=tuple(inventory.warnings.values()))
+
+
+def _direct_groups(record: _HostRecord) -> list[str]:
+    """The groups a host is in by itself: ``ungrouped`` exactly when it is in no other group but ``all``.
+
+    Ansible reconciles an inventory this way, so ``[ungrouped:vars]`` do not reach a host
+    that some other section lists too.
+    """
+    named = [group for group in record.groups if group not in ("all", "ungrouped")]
+    return named or ["ungrouped"]
 
 
 def _group_depths(inventory: _AnsibleInventory) -> dict[str, int]:
@@ -350,7 +445,11 @@ _TEMPLATE_MESSAGE = "{!r} is a Jinja template; deployer reads literal values onl
 
 
 def _host_entry(
-    inventory: _AnsibleInventory, record: _HostRecord, variables: Mapping[str, _Var], tags: frozenset[str]
+    inventory: _AnsibleInventory,
+    record: _HostRecord,
+    variables: Mapping[str, _Var],
+    tags: frozenset[str],
+    groups: frozenset[str],
 ) -> HostEntry | None:
     """A host's connection settings and datacenter out of its merged variables; None after an issue."""
     count = len(inventory.issues)
@@ -405,6 +504,10 @@ def _host_entry(
         values = extra_tags.value
         words = values.split(",") if isinstance(values, str) else values if isinstance(values, list) else []
         tags = tags | {str(word).strip() for word in words if str(word).strip()}
+    if datacenter is None and len(inventory.issues) == count:
+        inventory.issue(
+            record.line, record.where, missing_datacenter(record.name, record.groups), record.file
+        )
     if len(inventory.issues) > count:
         return None
     return HostEntry(
@@ -419,6 +522,7 @@ def _host_entry(
         field=record.where,
         line=record.line,
         groups=tuple(record.groups),
+        member_of=groups,
     )
 
 
@@ -549,27 +653,61 @@ def _port(value: Any) -> int | None:
     return None
 
 
-_RANGE = re.compile(r"\[([0-9]+|[a-z]):([0-9]+|[a-z])(?::([0-9]+))?\]")
+_RANGE = re.compile(r"\[([0-9]*|[a-zA-Z]):([0-9]+|[a-zA-Z])(?::([0-9]+))?\]")
+_BRACKETED = re.compile(r"\[([^\[\]]+)\]:([0-9]+)")
+_HOST_PORT = re.compile(r"([^:]+):([0-9]+)")
+
+
+def split_host_port(pattern: str) -> tuple[str, int | None]:
+    """An inventory host's name and port, as Ansible reads them in INI and YAML.
+
+    ``web:2222`` → (web, 2222); ``[2001:db8::11]:2222`` → (2001:db8::11, 2222);
+    ``2001:db8::11`` (a bare IPv6 address) → (2001:db8::11, None). A range such as
+    ``web[1:3]`` is no port, and is left for :func:`expand_host_pattern`; so is
+    ``[2001:db8::11]`` without a port, which Ansible too reads as a (broken) range.
+    """
+    bracketed = _BRACKETED.fullmatch(pattern)
+    if bracketed is not None and _is_ip_address(bracketed.group(1)):
+        return bracketed.group(1), int(bracketed.group(2))
+    if _is_ip_address(pattern):
+        return pattern, None
+    with_port = _HOST_PORT.fullmatch(pattern)
+    if with_port is not None:
+        return with_port.group(1), int(with_port.group(2))
+    return pattern, None
+
+
+def _is_ip_address(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
 
 
 def expand_host_pattern(pattern: str) -> list[str]:
     """Ansible's host ranges: ``web[01:03].dc`` → web01.dc, web02.dc, web03.dc; ``db-[a:c]``.
 
-    Raises ValueError for a range that runs backwards, mixes letters and digits, or is huge.
+    A range without a start begins at 0 (``mail[:2]`` → mail0, mail1, mail2); letters run
+    a-z then A-Z, as in Ansible. Raises ValueError for a range that runs backwards, mixes
+    letters and digits, pads its ends to different widths, or is huge.
     """
     match = _RANGE.search(pattern)
     if match is None:
         return [pattern]
-    start, end, step_text = match.group(1), match.group(2), match.group(3)
+    start, end, step_text = match.group(1) or "0", match.group(2), match.group(3)
     step = int(step_text) if step_text else 1
     if step < 1:
         raise ValueError(f"{pattern!r}: the step of a range must be at least 1")
     if start.isdigit() and end.isdigit():
         first, last = int(start), int(end)
         width = len(start) if start.startswith("0") and len(start) > 1 else 0
+        if width and len(end) != width:
+            raise ValueError(f"{pattern!r}: a zero-padded range needs a start and an end of the same width")
         items = [str(number).zfill(width) for number in range(first, last + 1, step)] if first <= last else []
     elif start.isalpha() and end.isalpha():
-        items = [chr(code) for code in range(ord(start), ord(end) + 1, step)] if start <= end else []
+        first, last = string.ascii_letters.index(start), string.ascii_letters.index(end)
+        items = list(string.ascii_letters[first : last + 1 : step])
     else:
         raise ValueError(f"{pattern!r}: a range is either letters or digits, not both")
     if not items:
@@ -590,9 +728,26 @@ def expand_host_pattern(pattern: str) -> list[str]:
 _SECTION = re.compile(r"\[([^\]]+)\]\s*(?:[#;].*)?")
 
 
-def _from_ini(path: Path, text: str) -> Fleet:
+@dataclass(frozen=True, slots=True)
+class _Pending:
+    """A group named in ``[parent:children]`` or ``[name:vars]`` before any ``[name]`` declares it."""
+
+    line: int
+    kind: str  # "children" or "vars"
+    parent: str
+
+
+def _read_ini(inventory: _AnsibleInventory, path: Path, text: str) -> None:
+    """Add one INI inventory's groups and hosts to ``inventory``.
+
+    As in ansible-core 2.19, a group named under ``[parent:children]`` or given
+    ``[name:vars]`` must be declared by a ``[name]`` or ``[name:children]`` section
+    somewhere in the file (or by an earlier file of the same folder).
+    """
     file = str(path)
-    inventory = _AnsibleInventory(file)
+    inventory.file = file
+    declared = {"all", "ungrouped", *inventory.groups}  # Ansible's inventory starts with these two
+    pending: dict[str, _Pending] = {}
     section, kind = "ungrouped", "hosts"
     for number, raw_line in enumerate(text.splitlines(), start=1):
         line = raw_line.strip()
@@ -607,6 +762,12 @@ def _from_ini(path: Path, text: str) -> Fleet:
                 section, kind = "", "skip"
                 continue
             section = name
+            if name not in declared:
+                if kind == "vars":
+                    pending.setdefault(name, _Pending(number, kind, name))
+                declared.add(name)
+            if kind != "vars":
+                pending.pop(name, None)
             inventory.group(section)
             continue
         if kind == "hosts":
@@ -624,8 +785,18 @@ def _from_ini(path: Path, text: str) -> Fleet:
             if child == section:
                 inventory.issue(number, f"[{section}:children]", f"group {section!r} cannot be its own child")
                 continue
+            if child not in declared:
+                pending.setdefault(child, _Pending(number, kind, section))
             inventory.add_child(section, child)
-    return _ansible_fleet(inventory, path.parent, file)
+    for name, where in pending.items():
+        if where.kind == "vars":
+            inventory.issue(where.line, f"[{name}:vars]", f"no group {name!r}: declare it with [{name}]")
+        else:
+            inventory.issue(
+                where.line,
+                f"[{where.parent}:children]",
+                f"undefined group {name!r}: declare it with [{name}] or [{name}:children]",
+            )
 
 
 def _ini_host_line(inventory: _AnsibleInventory, group: str, line: str, number: int) -> None:
@@ -639,10 +810,9 @@ def _ini_host_line(inventory: _AnsibleInventory, group: str, line: str, number: 
         return
     pattern, settings = words[0], words[1:]
     variables: dict[str, _Var] = {}
-    port_match = re.fullmatch(r"([^:]+):(\d+)", pattern)
-    if port_match is not None:
-        variables["ansible_port"] = _Var(port_match.group(2), inventory.file, pattern, number)
-        pattern = port_match.group(1)
+    pattern, port = split_host_port(pattern)
+    if port is not None:
+        variables["ansible_port"] = _Var(str(port), inventory.file, words[0], number)
     try:
         names = expand_host_pattern(pattern)
     except ValueError as error:
@@ -667,11 +837,11 @@ def _unquote(value: str) -> str:
 # --- Ansible YAML -----------------------------------------------------------------------------
 
 
-def _from_ansible_yaml(path: Path, document: YamlDocument) -> Fleet:
-    inventory = _AnsibleInventory(document.file)
+def _read_ansible_yaml(inventory: _AnsibleInventory, document: YamlDocument) -> None:
+    """Add one YAML inventory's groups and hosts to ``inventory``."""
+    inventory.file = document.file
     for name, body in document.data.items():
         _yaml_group(inventory, document, str(name), body, (name,), parent=None)
-    return _ansible_fleet(inventory, path.parent, document.file)
 
 
 def _yaml_group(
@@ -728,12 +898,14 @@ def _yaml_host(
     if body is not None and not isinstance(body, dict):
         inventory.issue(line, where, f"expected the host's variables as a mapping (got {describe(body)})")
         return
+    pattern, port = split_host_port(pattern)
     try:
         names = expand_host_pattern(pattern)
     except ValueError as error:
         inventory.issue(line, where, str(error))
         return
-    variables = _vars_from_yaml(document, body or {}, at)
+    variables = {"ansible_port": _Var(str(port), document.file, where, line)} if port is not None else {}
+    variables.update(_vars_from_yaml(document, body or {}, at))
     for name in names:
         inventory.add_host(group, name, variables, where, line)
 
@@ -741,26 +913,26 @@ def _yaml_host(
 # --- Ansible dynamic inventory scripts ---------------------------------------------------------
 
 
-def _from_script(path: Path, timeout: float) -> Fleet:
-    """Run ``path --list`` and read its JSON; ``--host NAME`` for hosts when there is no ``_meta``."""
-    deadline = time.monotonic() + timeout
+def _read_script(inventory: _AnsibleInventory, path: Path, deadline: float, timeout: float) -> None:
+    """Run ``path --list`` and add its JSON to ``inventory``; ``--host NAME`` when there is no ``_meta``."""
     file = f"{path} --list"
+    inventory.file = file
     data = _script_json(path, ["--list"], deadline, timeout)
     if not isinstance(data, dict):
         raise FleetError(
             f"inventory script {path} --list printed {describe(data)}, not a JSON object of groups"
         )
-    inventory = _AnsibleInventory(file)
+    listed: set[str] = set()  # this script's hosts: its variables reach no other file's
     meta = data.get("_meta")
     for name, body in data.items():
         if name == "_meta":
             continue
-        _json_group(inventory, str(name), body)
+        _json_group(inventory, str(name), body, listed)
     if isinstance(meta, dict) and isinstance(meta.get("hostvars"), dict):
         for host, variables in meta["hostvars"].items():
-            if host in inventory.hosts and isinstance(variables, dict):
+            if host in listed and isinstance(variables, dict):
                 inventory.hosts[host].vars.update(_json_vars(file, variables, f"_meta.hostvars.{host}"))
-            elif host in inventory.hosts:
+            elif host in listed:
                 inventory.issue(
                     None, f"_meta.hostvars.{host}", f"expected a JSON object (got {describe(variables)})"
                 )
@@ -768,16 +940,17 @@ def _from_script(path: Path, timeout: float) -> Fleet:
         inventory.issue(None, "_meta", 'expected {"hostvars": {...}}')
     else:
         for host, record in inventory.hosts.items():
+            if host not in listed:
+                continue
             variables = _script_json(path, ["--host", host], deadline, timeout)
             if not isinstance(variables, dict):
                 raise FleetError(
                     f"inventory script {path} --host {host} printed {describe(variables)}, not a JSON object"
                 )
             record.vars.update(_json_vars(f"{path} --host {host}", variables, host))
-    return _ansible_fleet(inventory, None, str(path))
 
 
-def _json_group(inventory: _AnsibleInventory, name: str, body: Any) -> None:
+def _json_group(inventory: _AnsibleInventory, name: str, body: Any, listed: set[str]) -> None:
     """A group of `--list` output: a list of hosts, or {hosts, vars, children}."""
     inventory.group(name)
     if isinstance(body, list):
@@ -794,6 +967,7 @@ def _json_group(inventory: _AnsibleInventory, name: str, body: Any) -> None:
             for host in value:
                 if isinstance(host, str):
                     inventory.add_host(name, host, {}, host, None)
+                    listed.add(host)
                 else:
                     inventory.issue(None, f"{name}.hosts", f"expected host names (got {describe(host)})")
         elif key == "vars" and isinstance(value, dict):
@@ -836,7 +1010,7 @@ def _run(path: Path, arguments: list[str], limit: float, command: str, timeout: 
     """Run the script in its own session so a timeout kills it and everything it started."""
     try:
         process = subprocess.Popen(
-            [str(path), *arguments],
+            [str(path.absolute()), *arguments],  # absolute: it runs from its own folder
             cwd=path.parent,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,

@@ -32,9 +32,10 @@ from deployer.controller import (
 )
 from deployer.errors import ControlError, DeployerError, FleetError
 from deployer.events import DeploymentStarted, EventSink
-from deployer.fleet import Fleet, Host, SshTarget, limit_hosts, resolve_ssh
+from deployer.fleet import Fleet, Host, SshTarget, resolve_ssh
 from deployer.inventory import is_inventory_script, load_fleet
 from deployer.kept_artifacts import keep_artifact, kept_artifact
+from deployer.limit import limit_hosts
 from deployer.planner import Plan, plan_waves
 from deployer.policy import failure_budget, rollback_groups
 from deployer.probing import probe_deadline, record_verdicts, settle_hosts

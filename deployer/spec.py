@@ -794,7 +794,7 @@ def _resolve(
             issues.extend(error.issues)
     else:
         fleet_path = local_path(model.fleet, base)
-        if not fleet_path.is_file():
+        if not fleet_path.is_file() and not fleet_path.is_dir():
             issue(("fleet",), f"no inventory file at {fleet_path}")
         fleet = FleetRef(path=fleet_path)
 
@@ -908,6 +908,13 @@ class HostEntry:
     field: str = ""  # where it was written, as shown in errors
     line: int | None = None
     groups: tuple[str, ...] = ()  # Ansible groups, named in the datacenter hint
+    member_of: frozenset[str] = frozenset()  # every Ansible group it is in, parents too, not `all`
+
+
+def missing_datacenter(name: str, groups: Sequence[str]) -> str:
+    """What to say of a host without a datacenter; ``groups`` are where it could be set."""
+    where = f" or on one of its groups ({', '.join(groups)})" if groups else ""
+    return f"host {name!r} has no datacenter: set the variable datacenter on the host{where}"
 
 
 def assemble_fleet(
@@ -936,14 +943,8 @@ def assemble_fleet(
             continue
         first[entry.name] = entry
         if entry.datacenter is None:
-            where = f" or on one of its groups ({', '.join(entry.groups)})" if entry.groups else ""
             issues.append(
-                SpecIssue(
-                    file,
-                    entry.line,
-                    entry.field,
-                    f"host {entry.name!r} has no datacenter: set the variable datacenter on the host{where}",
-                )
+                SpecIssue(file, entry.line, entry.field, missing_datacenter(entry.name, entry.groups))
             )
             continue
         hosts.append(
@@ -956,6 +957,7 @@ def assemble_fleet(
                 tags=entry.tags,
                 ssh=entry.ssh,
                 refusal=entry.refusal,
+                groups=entry.member_of,
             )
         )
     if not entries:

@@ -65,7 +65,7 @@ from typing import TYPE_CHECKING
 
 import asyncssh
 
-from deployer.fleet import SshTarget
+from deployer.fleet import SshTarget, endpoint
 from deployer.release import (
     StepEnd,
     StepStart,
@@ -133,7 +133,7 @@ def _key(target: SshTarget) -> _Key:
 
 def _where(target: SshTarget) -> str:
     host = target.host
-    return host.address if host.port is None else f"{host.address}:{host.port}"
+    return host.address if host.port is None else endpoint(host.address, host.port)
 
 
 def _now() -> datetime:

@@ -34,7 +34,7 @@ from dataclasses import dataclass, replace
 
 from asyncssh.config import SSHClientConfig, SSHConfig
 
-from deployer.fleet import DEFAULT_PORT, DEFAULT_SSH, SshOptions, SshTarget
+from deployer.fleet import DEFAULT_PORT, DEFAULT_SSH, SshOptions, SshTarget, endpoint
 
 DEFAULT_CONFIG_FILE = "~/.ssh/config"
 DEFAULT_KNOWN_HOSTS = "~/.ssh/known_hosts"
@@ -64,7 +64,7 @@ class Endpoint:
 
     @property
     def where(self) -> str:
-        return f"{self.address}:{self.port}"
+        return endpoint(self.address, self.port)
 
 
 # --- the config file ----------------------------------------------------------------------

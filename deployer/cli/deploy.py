@@ -6,6 +6,7 @@ import asyncio
 import signal
 import sys
 from collections.abc import Callable, Coroutine
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -13,9 +14,10 @@ import click
 from deployer.cli.options import db_option, echo_json, json_option
 from deployer.cli.query import automatic_rollback
 from deployer.controller import GracefulStop, RolloutOutcome, StopCause
-from deployer.errors import LeftRunning
+from deployer.errors import LeftRunning, PatternError
 from deployer.events import DeploymentStarted, Event, EventSink
 from deployer.exitcodes import ExitCode, exit_code_for
+from deployer.limit import read_limit_files
 from deployer.operations import (
     Prepared,
     PushOptions,
@@ -37,10 +39,28 @@ version_option = click.option(
     "--version", "version", metavar="V", help="Deploy this version (overrides the spec)."
 )
 env_option = click.option("--env", "environment", metavar="E", help="Pick one of the spec's environments.")
+
+
+def _limit_with_files(_context: click.Context, _parameter: click.Parameter, value: str | None) -> str | None:
+    """``--limit`` with its ``@FILE`` elements read now, so a deployment records the hosts themselves."""
+    return None if value is None else read_limit_files(value, _read_limit_file)
+
+
+def _read_limit_file(name: str) -> str:
+    try:
+        return Path(name).expanduser().read_text(encoding="utf-8")
+    except OSError as error:
+        raise PatternError(f"--limit @{name}: cannot read the file: {error.strerror or error}") from None
+    except UnicodeDecodeError:
+        raise PatternError(f"--limit @{name}: not a UTF-8 text file") from None
+
+
 limit_option = click.option(
     "--limit",
     metavar="PATTERN",
-    help="Only hosts matching: a glob on names, tag:NAME or dc:NAME (comma-separated).",
+    callback=_limit_with_files,
+    help="Only these hosts: Ansible's host patterns (groups, globs, ~regex, !exclude, &intersect, "
+    "@FILE) and tag:NAME, dc:NAME, separated by , or : (see docs/cli.md).",
 )
 
 

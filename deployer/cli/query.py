@@ -48,12 +48,27 @@ def _echo_lines(lines: list[str]) -> None:
         click.echo(line)
 
 
+def needs_retry(status: HostStatus) -> bool:
+    """Whether a host of a deployment should be tried again: it failed, could not be reached,
+    or its outcome is unknown (all count as failures)."""
+    return status.is_failure
+
+
 @click.command("status", short_help="Show a deployment, or the latest of each app.")
 @click.argument("deployment_id", metavar="[ID]", required=False)
+@click.option(
+    "--failed",
+    "failed_only",
+    is_flag=True,
+    help="Only the names of the hosts to retry (failed, unreachable or unknown), one a line, "
+    "for --limit @FILE.",
+)
 @db_option
 @json_option
-def status(deployment_id: str | None, db_url: str | None, as_json: bool) -> None:
+def status(deployment_id: str | None, failed_only: bool, db_url: str | None, as_json: bool) -> None:
     """One deployment with its hosts, or the latest deployment of each app and environment."""
+    if failed_only and (deployment_id is None or as_json):
+        raise click.UsageError("--failed needs a deployment ID, and prints names, not --json")
     now = _now()
     with open_store(db_url) as store:
         if deployment_id is None:
@@ -67,7 +82,9 @@ def status(deployment_id: str | None, db_url: str | None, as_json: bool) -> None
         view = store.deployment(deployment_id)
         controller = None if view.is_finished else store.liveness(view, now)
         rollback = automatic_rollback(store, view)
-    if as_json:
+    if failed_only:
+        _echo_lines([host.name for host in view.hosts if needs_retry(host.status)])
+    elif as_json:
         echo_json(deployment_json(view, with_hosts=True, controller=controller, rollback=rollback))
     else:
         _echo_lines(deployment_lines(view, now=now, tz=LOCAL, controller=controller, rollback=rollback))

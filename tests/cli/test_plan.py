@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -70,3 +72,59 @@ def test_schema_is_json_schema_for_editors(tmp_path: Path) -> None:
     schema = json.loads(done.stdout)
     assert schema["type"] == "object"
     assert {"app", "fleet", "artifact", "target", "strategy", "hooks"} <= set(schema["properties"])
+
+
+def limit_spec(folder: Path, fleet: Path) -> Path:
+    spec = folder / "spec.yaml"
+    spec.write_text(
+        f"app: shop\nversion: '1.0.0'\nartifact: build/shop.tar.gz\ntarget: /srv/shop\nfleet: {fleet}\n"
+    )
+    return spec
+
+
+def planned_hosts(done: subprocess.CompletedProcess[str]) -> list[str]:
+    assert done.returncode == 0, done.stderr
+    return sorted(host["name"] for wave in json.loads(done.stdout)["waves"] for host in wave["hosts"])
+
+
+def test_limit_takes_ansible_patterns_and_a_file_of_hosts(tmp_path: Path) -> None:
+    inventories = ROOT / "tests" / "inventories"
+    spec = limit_spec(tmp_path, inventories / "limit" / "inventory.ini")
+    (tmp_path / "failed.txt").write_text("web-1\ndb-1\n")
+    done = deploy(
+        "plan", str(spec), "--json", "--limit", f"@{tmp_path / 'failed.txt'}:lone", db=tmp_path / "s.db"
+    )
+    assert planned_hosts(done) == ["db-1", "lone", "web-1"]
+    done = deploy("plan", str(spec), "--json", "--limit", "prod:!east:tag:web_canary", db=tmp_path / "s.db")
+    assert planned_hosts(done) == ["web-2", "web-3"]
+
+
+@pytest.mark.parametrize(
+    ("limit", "message"),
+    [
+        (
+            "@{tmp}/missing.txt",
+            "error: --limit @{tmp}/missing.txt: cannot read the file: No such file or directory",
+        ),
+        ("@{tmp}/empty.txt", "error: --limit @{tmp}/empty.txt: the file lists no hosts"),
+        (
+            "~(web",
+            "error: --limit ~(web: '~(web' is not a regular expression: missing ), unterminated subpattern",
+        ),
+        ("web[0]", "error: --limit web[0]: 'web[0]' is an Ansible subscript"),
+    ],
+)
+def test_a_bad_limit_is_one_line_and_exit_2(tmp_path: Path, limit: str, message: str) -> None:
+    spec = limit_spec(tmp_path, ROOT / "tests" / "inventories" / "limit" / "inventory.ini")
+    (tmp_path / "empty.txt").write_text("\n")
+    done = deploy("plan", str(spec), "--limit", limit.format(tmp=tmp_path), db=tmp_path / "s.db")
+    assert done.returncode == 2
+    assert done.stdout == "" and "Traceback" not in done.stderr
+    assert done.stderr.startswith(message.format(tmp=tmp_path))
+    assert len(done.stderr.splitlines()) == 1
+
+
+def test_a_spec_fleet_may_be_an_inventory_folder(tmp_path: Path) -> None:
+    spec = limit_spec(tmp_path, ROOT / "tests" / "inventories" / "folder" / "inventory")
+    done = deploy("plan", str(spec), "--json", "--limit", "web:&edge", db=tmp_path / "s.db")
+    assert planned_hosts(done) == ["2001:db8::7", "web-1", "web-2", "web-3"]

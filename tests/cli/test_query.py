@@ -30,6 +30,7 @@ import pytest
 from deployer import render
 from deployer.cli.options import LOCAL, TimeParam
 from deployer.fleet import Host
+from deployer.limit import limit_hosts, read_limit_files
 from deployer.results import (
     ControlAction,
     DeploymentKind,
@@ -483,6 +484,30 @@ def test_status_as_text(sqlite_history: History) -> None:
     a2 = next(line for line in lines if line.split()[1:2] == ["a2"])
     assert a2.split()[:7] == ["2", "a2", "dc-a", "failed", "before_install", "10:01:00", "10:02:00"]
     assert a2.endswith("before_install exited 3")
+
+
+def test_status_failed_lists_the_hosts_to_retry_one_a_line(history: History, tmp_path: Path) -> None:
+    run = deploy(history.url, f"status {history.d3} --failed")
+    assert (run.exit_code, run.stderr) == (0, "")
+    assert run.stdout == "a2\nb2\n"  # failed and unreachable; not the aborted a3, b3
+    # The list is a --limit @FILE: it reads back as exactly these hosts.
+    failed = tmp_path / "failed.txt"
+    failed.write_text(run.stdout)
+    hosts = (A1, B1, A2, B2, A3, B3)
+    chosen = limit_hosts(hosts, read_limit_files(f"@{failed}", lambda name: Path(name).read_text()))
+    assert [host.name for host in chosen] == ["a2", "b2"]
+
+
+def test_status_failed_of_a_clean_deployment_prints_nothing(sqlite_history: History) -> None:
+    run = deploy(sqlite_history.url, f"status {sqlite_history.d2} --failed")
+    assert (run.exit_code, run.stdout, run.stderr) == (0, "", "")
+
+
+def test_status_failed_needs_an_id_and_no_json(sqlite_history: History) -> None:
+    for command in ("status --failed", f"status {sqlite_history.d3} --failed --json"):
+        run = deploy(sqlite_history.url, command)
+        assert run.exit_code == 2 and run.stdout == ""
+        assert "--failed needs a deployment ID" in run.stderr
 
 
 def test_status_of_an_unknown_deployment_is_one_line_and_exit_2(sqlite_url: str) -> None:

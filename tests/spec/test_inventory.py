@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from deployer.errors import FleetError, SpecError
-from deployer.fleet import Host
-from deployer.inventory import expand_host_pattern, is_inventory_script, load_inventory
+from deployer.fleet import Host, endpoint
+from deployer.inventory import expand_host_pattern, is_inventory_script, load_inventory, split_host_port
 
 VALID = Path(__file__).parent / "valid"
 INVENTORIES = VALID / "inventories"
@@ -106,22 +106,63 @@ def test_an_error_in_a_group_vars_file_names_that_file(tmp_path: Path) -> None:
         ("web[08:10].dc", ["web08.dc", "web09.dc", "web10.dc"]),
         ("db-[a:e:2]", ["db-a", "db-c", "db-e"]),
         ("r[1:2]-n[1:2]", ["r1-n1", "r1-n2", "r2-n1", "r2-n2"]),
+        ("mail[:2].x", ["mail0.x", "mail1.x", "mail2.x"]),  # no start: from 0, as in Ansible
+        ("db-[y:B]", ["db-y", "db-z", "db-A", "db-B"]),  # letters run a-z then A-Z
     ],
 )
 def test_host_ranges_expand_as_in_ansible(pattern: str, names: list[str]) -> None:
     assert expand_host_pattern(pattern) == names
 
 
-@pytest.mark.parametrize("pattern", ["web[3:1]", "web[a:3]", "web[1:3:0]", "web[0:999999]"])
+@pytest.mark.parametrize(
+    "pattern", ["web[3:1]", "web[a:3]", "web[1:3:0]", "web[0:999999]", "web[01:100]", "web[Z:a]"]
+)
 def test_bad_host_ranges_are_refused(pattern: str) -> None:
     with pytest.raises(ValueError, match=re.escape(pattern)):
         expand_host_pattern(pattern)
 
 
-def test_missing_file_and_folder_are_fleet_errors(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("pattern", "host", "port"),
+    [
+        ("web:2222", "web", 2222),
+        ("[2001:db8::11]:2222", "2001:db8::11", 2222),
+        ("[10.0.0.5]:2205", "10.0.0.5", 2205),
+        ("2001:db8::12", "2001:db8::12", None),
+        ("web[1:3]", "web[1:3]", None),  # a range, not a port
+        ("[2001:db8::13]", "[2001:db8::13]", None),  # Ansible too wants the port in this form
+    ],
+)
+def test_a_host_and_its_port(pattern: str, host: str, port: int | None) -> None:
+    assert split_host_port(pattern) == (host, port)
+
+
+def test_an_ipv6_endpoint_is_written_in_brackets() -> None:
+    assert endpoint("2001:db8::11", 2222) == "[2001:db8::11]:2222"  # as in errors about the host
+    assert endpoint("10.0.0.5", 22) == "10.0.0.5:22"
+
+
+def test_an_error_in_a_folder_names_the_file_and_line(tmp_path: Path) -> None:
+    (tmp_path / "a.ini").write_text("[web]\nweb-1\n")
+    (tmp_path / "b.yml").write_text("hosts:\n  - {name: x, datacenter: east}\n")
+    with pytest.raises(SpecError) as caught:
+        load_inventory(tmp_path)
+    issues = [(Path(issue.file).name, issue.line, issue.message) for issue in caught.value.issues]
+    assert issues == [
+        (
+            "a.ini",
+            2,
+            "host 'web-1' has no datacenter: set the variable datacenter on the host"
+            " or on one of its groups (web)",
+        ),
+        ("b.yml", 1, "our hosts: format stands alone; an inventory folder holds Ansible inventories"),
+    ]
+
+
+def test_missing_file_and_empty_folder_are_fleet_errors(tmp_path: Path) -> None:
     with pytest.raises(FleetError, match="no inventory file at"):
         load_inventory(tmp_path / "nowhere.yaml")
-    with pytest.raises(FleetError, match="is a folder"):
+    with pytest.raises(FleetError, match="holds no inventory file"):
         load_inventory(tmp_path)
 
 
@@ -258,3 +299,8 @@ def test_a_script_that_cannot_run(tmp_path: Path) -> None:
     path.chmod(0o755)
     with pytest.raises(FleetError, match="cannot run inventory script"):
         load_inventory(path)
+
+
+def test_a_script_named_by_a_relative_path_runs(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(EXAMPLES.parent.parent)  # it runs from its own folder, named from here
+    assert len(load_inventory(Path("specs") / "fleets" / "edge-inventory.py").hosts) == 4
