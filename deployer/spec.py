@@ -153,20 +153,60 @@ LocalPath = Annotated[
 ]
 
 
+# Top-level directories a target may not be itself (anything under them is fine):
+# deploying into one would scatter releases/, current and .deploy/ among system files.
+SYSTEM_DIRECTORIES = frozenset(
+    [
+        "/etc",
+        "/usr",
+        "/bin",
+        "/sbin",
+        "/lib",
+        "/lib64",
+        "/boot",
+        "/dev",
+        "/proc",
+        "/sys",
+        "/var",
+        "/root",
+        "/home",
+        "/tmp",
+    ]
+)
+# The same rule as :func:`_target`, for editors that read docs/spec.schema.json: one or
+# more segments after / or ~/, none of them . or .., no repeated slash, one trailing /
+# at most, and not a system directory itself.
+_SEGMENT = r"(?!\.\.?(?:/|$))[^/]+"
+TARGET_PATTERN = (
+    r"^(?!/(?:" + "|".join(sorted(name[1:] for name in SYSTEM_DIRECTORIES)) + r")/?$)"
+    rf"(?:/|~/){_SEGMENT}(?:/{_SEGMENT})*/?$"
+)
+
+
 def _target(value: Any) -> str:
-    """The remote directory: absolute or under ``~``, no ``..``, not ``/`` itself."""
+    """The remote directory: absolute or under ``~``, written plainly, and the app's own.
+
+    Refused rather than rewritten: a ``.`` or ``..`` segment and repeated slashes (``/./``
+    and ``~/.`` mean ``/`` and ``~``), ``/``, ``~`` and the system directories of
+    :data:`SYSTEM_DIRECTORIES` themselves. One trailing ``/`` is dropped.
+    """
     text = _local_path_text(value)
     if not (text.startswith("/") or text == "~" or text.startswith("~/")):
         raise ValueError(f"{text!r} must be an absolute path or start with ~/ (the remote user's home)")
-    if ".." in text.split("/"):
-        raise ValueError(f"{text!r} must not contain '..'")
-    trimmed = text.rstrip("/") or "/"
-    if trimmed in ("/", "~"):
+    trimmed = text[:-1] if len(text) > 1 and text.endswith("/") else text
+    if "//" in trimmed or (trimmed.endswith("/") and trimmed != "/"):
+        raise ValueError(f"{text!r} must not contain repeated slashes")
+    segments = trimmed.split("/")[1:]
+    if any(segment in (".", "..") for segment in segments):
+        raise ValueError(f"{text!r} must not contain a '.' or '..' segment")
+    if trimmed in ("/", "~") or trimmed in SYSTEM_DIRECTORIES:
         raise ValueError(f"{text!r} is too broad: give the app its own directory, e.g. /srv/webapp")
     return trimmed
 
 
-Target = Annotated[str, PlainValidator(_target), WithJsonSchema({"type": "string", "pattern": r"^(/|~/)"})]
+Target = Annotated[
+    str, PlainValidator(_target), WithJsonSchema({"type": "string", "pattern": TARGET_PATTERN})
+]
 
 # --- quantities -----------------------------------------------------------------------
 

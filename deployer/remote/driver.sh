@@ -494,6 +494,17 @@ case $target in
 /*) ;;
 *) target=$HOME/$target ;;
 esac
+# Behind the spec's checks, a second line of defence: never work in / or the remote
+# user's home itself, whatever path (`/./`, a symbolic link) leads there. cd -P, no process.
+if cd -P "$target" 2>/dev/null; then
+    real=$PWD home_real=
+    [ -n "$HOME" ] && cd -P "$HOME" 2>/dev/null && home_real=$PWD
+    cd /
+    if [ "$real" = / ] || [ "$real" = "$home_real" ]; then
+        step=$first_step
+        fail 2 "target $target is $real on this host, which is / or the home directory: give the app its own directory"
+    fi
+fi
 records=$target/.deploy
 if [ ! -d "$records" ]; then
     # A host's first deployment: one mkdir for the records, the releases and the
