@@ -27,6 +27,7 @@ other than JSON is a :class:`~deployer.errors.FleetError`.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 import os
 import re
@@ -58,6 +59,7 @@ from deployer.spec import (
     sorted_issues,
 )
 from deployer.yamlload import (
+    MAX_INT_DIGITS,
     YamlDocument,
     YamlPath,
     describe,
@@ -65,6 +67,7 @@ from deployer.yamlload import (
     issues_from_validation,
     load_yaml,
     load_yaml_mapping,
+    read_bounded,
 )
 
 if TYPE_CHECKING:
@@ -72,6 +75,7 @@ if TYPE_CHECKING:
 
 SCRIPT_TIMEOUT = 30.0  # seconds a dynamic inventory script may take, all its calls together
 MAX_RANGE_HOSTS = 100_000  # hosts one `web[1:N]` pattern may expand to
+MAX_INVENTORY_HOSTS = 100_000  # hosts one Ansible inventory may hold, all its lines together
 _DATA_SUFFIXES = frozenset({".yml", ".yaml", ".json", ".ini", ".cfg", ".txt"})
 _VARS_FILE_SUFFIXES = ("", ".yml", ".yaml", ".json")
 
@@ -96,7 +100,7 @@ def load_inventory(path: Path, *, script_timeout: float = SCRIPT_TIMEOUT) -> Fle
         return _from_script(path, script_timeout)
     file = str(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        text = read_bounded(path).decode("utf-8")
     except UnicodeDecodeError:
         raise SpecError.single(file, None, "", "not a UTF-8 text file") from None
     except OSError as error:
@@ -205,6 +209,12 @@ class _AnsibleInventory:
     ) -> None:
         record = self.hosts.get(name)
         if record is None:
+            if len(self.hosts) >= MAX_INVENTORY_HOSTS:
+                # Raised at once, not collected: each range may be under its own limit
+                # while thousands of lines of them are not.
+                raise SpecError.single(
+                    self.file, line, where, f"an inventory may hold at most {MAX_INVENTORY_HOSTS} hosts"
+                )
             record = self.hosts[name] = _HostRecord(name, where, line)
         if group not in record.groups:
             record.groups.append(group)
@@ -306,7 +316,7 @@ def _vars_files(
     for name in names:
         for path in _vars_paths(folder / kind, name):
             try:
-                document = load_yaml(path.read_text(encoding="utf-8"), str(path), tolerate_tags=True)
+                document = load_yaml(read_bounded(path).decode("utf-8"), str(path), tolerate_tags=True)
             except (OSError, UnicodeDecodeError) as error:
                 inventory.issue(None, "", f"cannot read: {error}", file=str(path))
                 continue
@@ -427,37 +437,64 @@ def _port(value: Any) -> int | None:
 _RANGE = re.compile(r"\[([0-9]+|[a-z]):([0-9]+|[a-z])(?::([0-9]+))?\]")
 
 
+_MAX_RANGE_DIGITS = 18  # a range's bounds: beyond this no range could stay under the limit
+
+
+def range_host_count(pattern: str) -> int:
+    """How many host names ``pattern`` expands to, counted without expanding it.
+
+    ``web[01:10:2].dc[a:c]`` → 5 * 3 = 15. Raises ValueError for a range that runs
+    backwards, mixes letters and digits, has a step below 1, or bounds too long to be
+    a host number.
+    """
+    count = 1
+    for match in _RANGE.finditer(pattern):
+        start, end, step_text = match.group(1), match.group(2), match.group(3)
+        if max(len(start), len(end), len(step_text or "")) > _MAX_RANGE_DIGITS:
+            raise ValueError(f"{pattern!r}: a range's bounds may have at most {_MAX_RANGE_DIGITS} digits")
+        step = int(step_text) if step_text else 1
+        if step < 1:
+            raise ValueError(f"{pattern!r}: the step of a range must be at least 1")
+        if start.isdigit() and end.isdigit():
+            first, last = int(start), int(end)
+        elif start.isalpha() and end.isalpha():
+            first, last = ord(start), ord(end)
+        else:
+            raise ValueError(f"{pattern!r}: a range is either letters or digits, not both")
+        if first > last:
+            raise ValueError(f"{pattern!r}: the range runs backwards")
+        count *= (last - first) // step + 1
+    return count
+
+
 def expand_host_pattern(pattern: str) -> list[str]:
     """Ansible's host ranges: ``web[01:03].dc`` → web01.dc, web02.dc, web03.dc; ``db-[a:c]``.
 
-    Raises ValueError for a range that runs backwards, mixes letters and digits, or is huge.
+    Raises ValueError for a range that runs backwards, mixes letters and digits, or is
+    huge: the hosts are counted (:func:`range_host_count`) before any list is built.
     """
-    match = _RANGE.search(pattern)
-    if match is None:
-        return [pattern]
-    start, end, step_text = match.group(1), match.group(2), match.group(3)
-    step = int(step_text) if step_text else 1
-    if step < 1:
-        raise ValueError(f"{pattern!r}: the step of a range must be at least 1")
-    if start.isdigit() and end.isdigit():
-        first, last = int(start), int(end)
-        width = len(start) if start.startswith("0") and len(start) > 1 else 0
-        items = [str(number).zfill(width) for number in range(first, last + 1, step)] if first <= last else []
-    elif start.isalpha() and end.isalpha():
-        items = [chr(code) for code in range(ord(start), ord(end) + 1, step)] if start <= end else []
-    else:
-        raise ValueError(f"{pattern!r}: a range is either letters or digits, not both")
-    if not items:
-        raise ValueError(f"{pattern!r}: the range runs backwards")
-    if len(items) > MAX_RANGE_HOSTS:
+    if range_host_count(pattern) > MAX_RANGE_HOSTS:
         raise ValueError(f"{pattern!r}: a range may hold at most {MAX_RANGE_HOSTS} hosts")
-    head, rest = pattern[: match.start()], pattern[match.end() :]
-    expanded: list[str] = []
-    for item in items:
-        expanded.extend(expand_host_pattern(f"{head}{item}{rest}"))
-        if len(expanded) > MAX_RANGE_HOSTS:
-            raise ValueError(f"{pattern!r}: a range may hold at most {MAX_RANGE_HOSTS} hosts")
-    return expanded
+    return _expand(pattern)
+
+
+def _expand(pattern: str) -> list[str]:
+    """Every name of ``pattern``: the ranges found in it as written (a name made by one
+    range is not searched again, so the count above is exact)."""
+    pieces: list[list[str]] = []
+    at = 0
+    for match in _RANGE.finditer(pattern):
+        start, end, step_text = match.group(1), match.group(2), match.group(3)
+        step = int(step_text) if step_text else 1
+        if start.isdigit():
+            width = len(start) if start.startswith("0") and len(start) > 1 else 0
+            items = [str(number).zfill(width) for number in range(int(start), int(end) + 1, step)]
+        else:
+            items = [chr(code) for code in range(ord(start), ord(end) + 1, step)]
+        pieces += [[pattern[at : match.start()]], items]
+        at = match.end()
+    pieces.append([pattern[at:]])
+    return ["".join(parts) for parts in itertools.product(*pieces)]
 
 
 # --- Ansible INI ------------------------------------------------------------------------------
@@ -698,13 +735,22 @@ def _script_json(path: Path, arguments: list[str], deadline: float, timeout: flo
     if remaining <= 0:
         raise FleetError(f"inventory script {path} did not finish within {timeout:g}s")
     output = _run(path, arguments, remaining, command, timeout)
+    shown = output.strip()[:200] or "nothing"
     try:
-        return json.loads(output)
+        return json.loads(output, parse_int=_bounded_int)
     except json.JSONDecodeError as error:
-        shown = output.strip()[:200] or "nothing"
         raise FleetError(
             f"{command} printed something that is not JSON (line {error.lineno}: {error.msg}): {shown!r}"
         ) from None
+    except ValueError as error:  # a number too long, from _bounded_int
+        raise FleetError(f"{command} printed JSON deployer will not read ({error}): {shown!r}") from None
+
+
+def _bounded_int(text: str) -> int:
+    """A JSON integer, refused past MAX_INT_DIGITS (Python itself stops at 4,300, with a traceback)."""
+    if len(text) > MAX_INT_DIGITS:
+        raise ValueError(f"a number of {len(text)} digits; at most {MAX_INT_DIGITS}")
+    return int(text)
 
 
 def _run(path: Path, arguments: list[str], limit: float, command: str, timeout: float) -> str:

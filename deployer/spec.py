@@ -63,6 +63,7 @@ from deployer.yamlload import (
     format_path,
     issues_from_validation,
     load_yaml_mapping,
+    read_bounded,
 )
 
 # --- defaults (docs/spec.md lists each one) --------------------------------------------
@@ -114,8 +115,27 @@ check_version = _matcher(
     "a version of letters, digits and '.', '_', '+', '~', '-' that starts with a letter or digit"
     " (at most 128 characters)",
 )
-check_host_name = _matcher(_HOST_NAME, "a host name of letters, digits, '.', '_', ':' and '-'")
-check_address = _matcher(_ADDRESS, "a host name or IP address")
+MAX_LABEL_LENGTH = 63  # of each dot-separated label of a DNS name (RFC 1035)
+
+
+def _labelled(check: Callable[[Any], str]) -> Callable[[Any], str]:
+    """``check``, then no dot-separated label longer than :data:`MAX_LABEL_LENGTH`."""
+
+    def check_labels(value: Any) -> str:
+        text = check(value)
+        if any(len(label) > MAX_LABEL_LENGTH for label in text.split(".")):
+            raise PydanticCustomError(
+                "name_value",
+                "{got} is not valid: each part between dots may have at most {limit} characters",
+                {"got": describe(value), "limit": MAX_LABEL_LENGTH},
+            )
+        return text
+
+    return check_labels
+
+
+check_host_name = _labelled(_matcher(_HOST_NAME, "a host name of letters, digits, '.', '_', ':' and '-'"))
+check_address = _labelled(_matcher(_ADDRESS, "a host name or IP address"))
 check_user = _matcher(_USER, "a user name of letters, digits, '.', '_' and '-'")
 check_label = _matcher(
     _LABEL, "a label of letters, digits, '.', '_' and '-' that starts with a letter or digit"
@@ -140,11 +160,21 @@ def _non_blank(value: str) -> str:
     return value
 
 
+MAX_PATH_BYTES = 1024  # a path written in a spec; the system's own limit is 4096 in all
+MAX_PATH_NAME_BYTES = 255  # each name between slashes, as most file systems allow
+
+
 def _local_path_text(value: Any) -> str:
     if not isinstance(value, str) or not value.strip():
         raise PydanticCustomError("path_type", "expected a file path (got {got})", {"got": describe(value)})
     if _CONTROL.search(value):
         raise ValueError("a path cannot contain control characters or line breaks")
+    # Checked here so that no file system call later fails with "File name too long".
+    size = len(value.encode("utf-8", "surrogatepass"))
+    if size > MAX_PATH_BYTES:
+        raise ValueError(f"a path may have at most {MAX_PATH_BYTES} bytes (got {size})")
+    if any(len(part.encode("utf-8", "surrogatepass")) > MAX_PATH_NAME_BYTES for part in value.split("/")):
+        raise ValueError(f"each name in a path may have at most {MAX_PATH_NAME_BYTES} bytes")
     return value
 
 
@@ -678,7 +708,7 @@ def load_spec(path: str | Path, *, version: str | None = None, environment: str 
     file = str(path)
     spec_path = Path(path).expanduser().absolute()
     try:
-        raw = spec_path.read_bytes()
+        raw = read_bounded(spec_path)
     except OSError as error:
         raise SpecError.single(file, None, "", f"cannot read the spec: {error.strerror or error}") from None
     try:
