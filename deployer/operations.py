@@ -466,8 +466,13 @@ async def resume_deployment(
     *,
     identity: Identity | None = None,
     runner: HostRunner | None = None,
+    spec_changed_ok: bool = False,
 ) -> RolloutOutcome:
     """Carry on a deployment whose controller died (``deploy resume`` on a dead controller).
+
+    The spec is read again from the path the store recorded; unless ``spec_changed_ok``,
+    it must be the very file the deployment started with (its sha256, recorded then), so
+    neither an edited spec nor a path rewritten in the store brings other hooks in.
 
     Takes the deployment over (refused while its controller looks alive), learns from
     each host that was in flight what really happened there (its driver finished on its
@@ -484,6 +489,12 @@ async def resume_deployment(
         raise ControlError(f"deployment {deployment_id} kept no options to resume it with")
     options = _options_from_json(saved)
     spec = load_spec(options.spec_path, version=view.version, environment=view.environment)
+    if spec.sha256 != view.spec_sha256 and not spec_changed_ok:
+        raise ControlError(
+            f"the spec {options.spec_path} is not the one deployment {deployment_id} started with "
+            f"(sha256 {view.spec_sha256[:12]}... then, {spec.sha256[:12]}... now): it was changed, or the "
+            "store points elsewhere; check it, then resume with --spec-changed-ok to run it as it is now"
+        )
     fleet = load_fleet(spec)
     view = store.takeover(deployment_id, pid=identity.pid, started_from=identity.machine, now=utcnow())
     async with _runner_scope(runner) as runner:

@@ -173,16 +173,25 @@ def pause(deployment_id: str, db_url: str | None, as_json: bool) -> None:
 
 @click.command("resume", short_help="Let a paused deployment go on.")
 @click.argument("deployment_id", metavar="ID")
+@click.option(
+    "--spec-changed-ok",
+    is_flag=True,
+    help="Take over even if the spec file is not the one the deployment started with.",
+)
 @db_option
 @json_option
-def resume(deployment_id: str, db_url: str | None, as_json: bool) -> None:
-    """Let a paused deployment go on; take over one whose controller died."""
+def resume(deployment_id: str, spec_changed_ok: bool, db_url: str | None, as_json: bool) -> None:
+    """Let a paused deployment go on; take over one whose controller died.
+
+    Taking over reads the spec again and refuses one that is not the file the deployment
+    started with (by its sha256), unless --spec-changed-ok.
+    """
     now = _now()
     with open_store(db_url) as store:
         view = _unfinished(store, deployment_id)
         liveness = store.liveness(view, now)
         if not liveness.alive:
-            take_over(store, view, liveness, as_json=as_json)
+            take_over(store, view, liveness, as_json=as_json, spec_changed_ok=spec_changed_ok)
             return
         _request(store, deployment_id, ControlAction.RESUME, as_json=as_json, view=view)
 
@@ -207,7 +216,9 @@ def abort(deployment_id: str, yes: bool, db_url: str | None, as_json: bool) -> N
         _request(store, deployment_id, ControlAction.ABORT, as_json=as_json, view=view)
 
 
-def take_over(store: Store, view: DeploymentView, liveness: Liveness, *, as_json: bool) -> None:
+def take_over(
+    store: Store, view: DeploymentView, liveness: Liveness, *, as_json: bool, spec_changed_ok: bool = False
+) -> None:
     """``deploy resume`` of a deployment whose controller is dead: run it on from here.
 
     :func:`deployer.operations.resume_deployment` takes the deployment over, learns
@@ -218,7 +229,11 @@ def take_over(store: Store, view: DeploymentView, liveness: Liveness, *, as_json
 
     if not as_json:
         click.echo(f"the controller of {view.id} is gone ({liveness.reason}); taking it over", err=True)
-    run_and_report(store, lambda sink: resume_deployment(view.id, store, sink), as_json=as_json)
+    run_and_report(
+        store,
+        lambda sink: resume_deployment(view.id, store, sink, spec_changed_ok=spec_changed_ok),
+        as_json=as_json,
+    )
 
 
 def _request(
