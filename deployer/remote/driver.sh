@@ -364,6 +364,24 @@ has_sha() {
     [ -f "$1" ] && IFS= read -r recorded <"$1" && [ "$recorded" = "$sha" ]
 }
 
+# Sets $receive_error to why the artifact's $1 bytes on stdin could not be written to
+# $file, or empties it. Whatever happens, exactly $1 bytes are read (head -c), so the
+# controller's next line is read as a line: should the disk fill, cat stops writing and
+# a second cat reads the rest into /dev/null. The file is emptied then, to give the
+# space back. (One process more than a bare head: the price of never desyncing.)
+receive() {
+    receive_error=
+    err=$(head -c "$1" | { cat >"$file" || { cat >/dev/null; exit 1; }; } 2>&1) && return 0
+    : >"$file" 2>/dev/null
+    case $err in
+    *"No space left"* | *"Disk quota exceeded"*)
+        tenths=$((($1 * 10 + 524288) / 1048576))
+        receive_error="no space left on $DEPLOY_HOST under $target while receiving the artifact ($((tenths / 10)).$((tenths % 10)) MB)"
+        ;;
+    *) receive_error="cannot write the artifact to $file: ${err##*: }" ;;
+    esac
+}
+
 # Puts the release in releases/$dir: already there, copied from a release with the same
 # sha256, or sent by the controller. Sets $upload_error and returns non-zero on failure.
 upload() {
@@ -409,10 +427,14 @@ upload() {
                 return 1
                 ;;
             esac
-            head -c "$bytes" >"$file"
+            receive "$bytes"
             # `sent` follows the bytes; EOF instead means the controller went away mid-way.
             ack
             [ "$autonomous" = 1 ] && vanish
+            if [ -n "$receive_error" ]; then
+                upload_error=$receive_error
+                return 1
+            fi
             ;;
         esac
         if [ "$reply" != sent ]; then
@@ -421,10 +443,17 @@ upload() {
         fi
         # No checksum here: SSH authenticates every byte on the way, and gzip checks its
         # CRC-32 and length as tar unpacks (a short or damaged file fails there).
-        { [ "$tmp_made" = 1 ] || mkdir "$tmp"; } && tar -x -o -z -f "$file" -C "$tmp" >>"$log" 2>&1 || {
-            upload_error="cannot unpack the artifact into $tmp"
+        { [ "$tmp_made" = 1 ] || mkdir "$tmp"; } && err=$(tar -x -o -z -f "$file" -C "$tmp" 2>&1) || {
+            case $err in
+            *"No space left"* | *"Disk quota exceeded"*)
+                upload_error="no space left on $DEPLOY_HOST under $target while unpacking the artifact"
+                ;;
+            *) upload_error="cannot unpack the artifact into $tmp" ;;
+            esac
+            printf '%s\n' "$err" >>"$log"
             return 1
         }
+        [ -n "$err" ] && printf '%s\n' "$err" >>"$log"
         : >"$file"
     fi
     printf '%s\n' "$sha" >"$tmp/.deploy-sha256"
