@@ -21,6 +21,7 @@ from types import ModuleType
 import click
 
 from deployer.errors import DeployerError
+from deployer.terminal_text import escape_controls
 
 # Command name -> the module of deployer.cli that defines it.
 COMMANDS: dict[str, str] = {
@@ -71,7 +72,7 @@ class DeployGroup(click.Group):
             return super().invoke(ctx)
         except DeployerError as error:
             for line in str(error).splitlines() or [type(error).__name__]:
-                click.echo(f"error: {line}", err=True)
+                click.echo(f"error: {escape_controls(line)}", err=True)
             sys.exit(error.exit_code)
 
 

@@ -16,6 +16,7 @@ from deployer.operations import Prepared, PushOptions, execute, prepare, prepare
 from deployer.render import deployment_json
 from deployer.results import DeploymentStatus
 from deployer.store import Store, open_store
+from deployer.terminal_text import escape_controls
 
 if TYPE_CHECKING:
     from deployer.live_progress import LiveProgress
@@ -187,7 +188,7 @@ def run_and_report(
     if as_json:
         echo_json(deployment_json(view, with_hosts=True))
     else:
-        click.echo(f"{view.id}: {view.status.value}: {view.reason or ''}")
+        click.echo(escape_controls(f"{view.id}: {view.status.value}: {view.reason or ''}"))
     sys.exit(0 if outcome.status is DeploymentStatus.SUCCEEDED else 1)
 
 

@@ -33,6 +33,7 @@ from deployer.render import (
 )
 from deployer.results import ControlAction, HostStatus
 from deployer.store import DeploymentView, Liveness, Store, open_store
+from deployer.terminal_text import escape_controls
 
 AT_HELP = "The moment to ask about: ISO 8601 (local time unless zoned), `3h ago`, `2d`, `yesterday 18:30`."
 
@@ -42,8 +43,9 @@ def _now() -> datetime:
 
 
 def _echo_lines(lines: list[str]) -> None:
+    # Lines may hold what hosts sent (errors, reasons): shown with controls escaped.
     for line in lines:
-        click.echo(line)
+        click.echo(escape_controls(line))
 
 
 @click.command("status", short_help="Show a deployment, or the latest of each app.")
