@@ -468,6 +468,11 @@ class HooksModel(_Model):
     timeout: PositiveDuration = Field(
         default=DEFAULT_HOOK_TIMEOUT, description="default timeout of each hook (5m)"
     )
+    contain: StrictBool = Field(
+        default=False,
+        description="run each hook in a cgroup of its own, all of it killed at its timeout"
+        " (needs cgroup v2 writable by the remote user)",
+    )
 
 
 class StrategyModel(_Model):
@@ -575,6 +580,7 @@ class Hook:
     timeout: float
     retries: int
     interval: float
+    contain: bool = False  # hooks.contain: in a cgroup of its own on the host
 
 
 @dataclass(frozen=True, slots=True)
@@ -651,6 +657,7 @@ class Spec:
                 retries=hook.retries,
                 interval=hook.interval,
                 script=script,
+                contain=hook.contain,
             )
         return commands
 
@@ -859,7 +866,9 @@ def _resolve(
             continue
         name = step.value
         if isinstance(value, str):
-            hooks[step] = Hook(value, None, {}, model.hooks.timeout, 0, DEFAULT_HOOK_INTERVAL)
+            hooks[step] = Hook(
+                value, None, {}, model.hooks.timeout, 0, DEFAULT_HOOK_INTERVAL, model.hooks.contain
+            )
             continue
         fabric = None
         if value.fabric is not None:
@@ -883,6 +892,7 @@ def _resolve(
             timeout=value.timeout if value.timeout is not None else model.hooks.timeout,
             retries=value.retries or 0,
             interval=value.interval if value.interval is not None else DEFAULT_HOOK_INTERVAL,
+            contain=model.hooks.contain,
         )
 
     if issues:

@@ -64,6 +64,7 @@ def test_deploy_schema_prints_the_spec_schema() -> None:
         "start",
         "validate",
         "timeout",
+        "contain",
     }
     assert schema["$defs"]["StrategyModel"]["properties"]["batch"]["default"] == [1, "25%"]
 
