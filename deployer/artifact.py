@@ -1,5 +1,11 @@
 """The artifact a deployment sends: a directory packed once into a .tar.gz, or a given one.
 
+A given .tar.gz is checked member by member before any host is touched
+(:func:`member_problem`): only regular files, directories and symbolic links that stay
+inside the app's target directory. Setuid and setgid bits never reach a host: a
+directory is packed without them, and a given .tar.gz that has any is repacked
+without them (cached, like a packed directory).
+
 A directory is packed reproducibly (sorted entries, owner 0, gzip header time 0), so the
 same files always give the same sha256 and a host that already holds the release is not
 sent it again. The packed file is cached under ``~/.cache/deployer/artifacts`` keyed by a
@@ -13,9 +19,11 @@ import contextlib
 import gzip
 import hashlib
 import os
+import posixpath
 import stat
 import tarfile
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO
 
@@ -55,12 +63,89 @@ def prepare_artifact(
             with path.open("rb") as file:
                 if file.read(2) != _GZIP_MAGIC:
                     raise ArtifactError(f"artifact {path} is not a gzip file")
-            return Artifact(path=str(path), sha256=sha256_of(path), size=path.stat().st_size)
+            cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+            return _checked_tarball(path, cache)
     except OSError as error:
         raise ArtifactError(f"cannot read artifact {path}: {error.strerror or error}") from None
     if not path.exists():
         raise ArtifactError(f"artifact {path} does not exist")
     raise ArtifactError(f"artifact {path} is neither a directory nor a .tar.gz file")
+
+
+# Where a release's files sit under the app's target directory: releases/<version>/.
+_RELEASE_DEPTH = 2
+_SET_ID_BITS = stat.S_ISUID | stat.S_ISGID
+
+
+def member_problem(member: tarfile.TarInfo, links: frozenset[str]) -> str | None:
+    """Why ``member`` of a given .tar.gz may not be unpacked on a host, or None.
+
+    Allowed: a regular file, a directory, and a symbolic link that resolves inside the
+    app's target directory. The release is unpacked in ``<target>/releases/<version>/``,
+    so a link may climb two levels above its own directory and no more: Capistrano's
+    ``log -> ../../shared/log`` stays inside, ``etc -> ../../../etc`` does not. Its
+    ``..`` must all come first, and no member may sit under a link (``links``: the
+    archive's links' names), so every climb starts from a real directory of the release.
+    """
+    name = posixpath.normpath(member.name)
+    parts = name.split("/")
+    if name.startswith("/") or ".." in parts:
+        return "its name leads out of the release"
+    if any("/".join(parts[:end]) in links for end in range(1, len(parts))):
+        return "it sits under a symbolic link of the archive"
+    if member.isfile() or member.isdir():
+        return None
+    if not member.issym():
+        kind = "a hard link" if member.islnk() else "a device, FIFO or other special file"
+        return f"it is {kind}: only files, directories and symbolic links are deployed"
+    return _link_problem(parts[:-1], member.linkname)
+
+
+def _link_problem(directory: list[str], linkname: str) -> str | None:
+    """Why a link in ``directory`` (of the release) pointing to ``linkname`` leads out of
+    the target directory, or None."""
+    outside = f"it is a symbolic link to {linkname!r}, outside the app's target directory"
+    if not linkname or linkname.startswith("/"):
+        return outside
+    words = [word for word in linkname.split("/") if word not in ("", ".")]
+    climbs = 0
+    while climbs < len(words) and words[climbs] == "..":
+        climbs += 1
+    if ".." in words[climbs:] or climbs > _RELEASE_DEPTH + len(directory):
+        return outside
+    return None
+
+
+def _checked_tarball(path: Path, cache_dir: Path) -> Artifact:
+    """A given .tar.gz, every member checked; repacked without setuid/setgid bits if it has any."""
+    links: set[str] = set()
+    set_id = False
+    try:
+        with tarfile.open(path, "r:gz") as archive:
+            for member in archive:
+                problem = member_problem(member, frozenset(links))
+                if problem is not None:
+                    raise ArtifactError(f"artifact {path}: member {member.name!r} is refused: {problem}")
+                if member.issym():
+                    links.add(posixpath.normpath(member.name))
+                set_id = set_id or bool(member.mode & _SET_ID_BITS)
+    except (tarfile.TarError, EOFError, gzip.BadGzipFile) as error:
+        raise ArtifactError(f"artifact {path} is not a readable .tar.gz: {error}") from None
+    sha256 = sha256_of(path)
+    if not set_id:
+        return Artifact(path=str(path), sha256=sha256, size=path.stat().st_size)
+    return _cached(cache_dir, f"{sha256}-no-set-id", lambda raw: _repack_without_set_id(path, raw))
+
+
+def _repack_without_set_id(path: Path, raw: BinaryIO) -> None:
+    with (
+        tarfile.open(path, "r:gz") as source,
+        gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0, compresslevel=6) as zipped,
+        tarfile.open(fileobj=zipped, mode="w", format=tarfile.GNU_FORMAT) as archive,
+    ):
+        for member in source:
+            member.mode &= ~_SET_ID_BITS
+            archive.addfile(member, source.extractfile(member) if member.isfile() else None)
 
 
 def _entries(root: Path) -> list[tuple[str, os.stat_result]]:
@@ -85,7 +170,7 @@ def _raise(error: OSError) -> None:
 
 
 def _fingerprint(root: Path, entries: list[tuple[str, os.stat_result]]) -> str:
-    digest = hashlib.sha256()
+    digest = hashlib.sha256(b"no-set-id\n")  # packs made before set-id bits were dropped differ
     for relative, info in entries:
         link = os.readlink(root / relative) if stat.S_ISLNK(info.st_mode) else ""
         digest.update(f"{relative}\0{info.st_mode}\0{info.st_size}\0{info.st_mtime_ns}\0{link}\n".encode())
@@ -94,7 +179,11 @@ def _fingerprint(root: Path, entries: list[tuple[str, os.stat_result]]) -> str:
 
 def _packed(root: Path, cache_dir: Path) -> Artifact:
     entries = _entries(root)
-    key = _fingerprint(root, entries)
+    return _cached(cache_dir, _fingerprint(root, entries), lambda raw: _write_tar_gz(root, entries, raw))
+
+
+def _cached(cache_dir: Path, key: str, write: Callable[[BinaryIO], None]) -> Artifact:
+    """The artifact cached under ``key``, made with ``write`` when not there yet."""
     packed = cache_dir / f"{key}.tar.gz"
     recorded = cache_dir / f"{key}.sha256"
     with contextlib.suppress(OSError, ValueError):
@@ -106,7 +195,7 @@ def _packed(root: Path, cache_dir: Path) -> Artifact:
     descriptor, temporary = tempfile.mkstemp(dir=cache_dir, prefix=".packing-", suffix=".tar.gz")
     try:
         with os.fdopen(descriptor, "wb") as raw:
-            _write_tar_gz(root, entries, raw)
+            write(raw)
         sha256 = sha256_of(Path(temporary))
         os.replace(temporary, packed)
     except BaseException:
@@ -127,6 +216,7 @@ def _write_tar_gz(root: Path, entries: list[tuple[str, os.stat_result]], raw: Bi
         for relative, _ in entries:
             info = archive.gettarinfo(str(root / relative), arcname=relative)
             info.uid = info.gid = 0
+            info.mode &= ~_SET_ID_BITS
             info.uname = info.gname = ""
             if info.isreg():
                 with (root / relative).open("rb") as file:

@@ -11,9 +11,11 @@ What a task gets, called as ``task(c, **args)`` (a ``@task``'s body, or a plain 
   :class:`~deployer.ssh_config.Endpoint` as the runner's own connection (address, port,
   user, identity files, jump host as Fabric's ``gateway``, ProxyCommand, all as
   ``~/.ssh/config`` and the spec say) and checked against the same ``known_hosts`` file
-  (a jump host's against its own): ``strict`` refuses an unknown key, ``accept-new`` records it (under
-  the same file lock as :func:`deployer.ssh.record_host_key`), a changed key is refused
-  under both (paramiko's ``BadHostKeyException``).
+  (a jump host's against its own), with the same verdict
+  (:func:`deployer.host_keys.judge_host_key`): ``strict`` refuses an unknown key,
+  ``accept-new`` records it (under the same file lock), a changed or ``@revoked`` key is
+  refused under both. paramiko cannot check a host certificate: a host the file knows
+  only through ``@cert-authority`` is refused, saying so.
 * ``c.config.deploy``: ``app``, ``version``, ``previous_version``, ``environment``,
   ``host``, ``datacenter``, ``id`` and ``release_dir``, the values a shell hook sees as
   ``DEPLOY_APP`` ... ``DEPLOY_RELEASE_DIR``; every ``c.run``/``c.sudo`` gets those variables
@@ -44,13 +46,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
-import fcntl
 import hashlib
 import importlib.util
 import inspect
 import logging
 import math
-import os
 import re
 import shlex
 import sys
@@ -63,14 +63,15 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any, TypeVar
 
+import asyncssh
 import paramiko  # type: ignore[import-untyped]
 from fabric import Config, Connection  # type: ignore[import-untyped]
 from fabric.runners import Remote  # type: ignore[import-untyped]
 from invoke.exceptions import CommandTimedOut, Failure, UnexpectedExit
 from invoke.tasks import Task
-from paramiko.hostkeys import InvalidHostKey  # type: ignore[import-untyped]
 
 from deployer.fleet import Host, SshTarget
+from deployer.host_keys import judge_host_key, load_known_hosts
 from deployer.release import shell_number
 from deployer.results import OUTPUT_CAP
 from deployer.runner import HookCommand, ReleaseJob
@@ -351,52 +352,25 @@ class HostKeyRefused(paramiko.SSHException):  # type: ignore[misc]
     """A host key our policy does not accept; the message says why, for people."""
 
 
-def record_known_host(path: str, label: str, key: paramiko.PKey) -> bool:
-    """Append ``key`` for ``label`` (``[addr]:port``) to ``path`` under an exclusive lock;
-    False when another key for it got there first. The lock is the one
-    :func:`deployer.ssh.record_host_key` takes, so the two never append at once."""
-    os.makedirs(os.path.dirname(path) or ".", mode=0o700, exist_ok=True)
-    with open(path, "a+", encoding="utf-8") as file:
-        fcntl.flock(file, fcntl.LOCK_EX)
-        known = paramiko.HostKeys(path)
-        recorded = known.lookup(label)
-        if recorded:
-            return any(key == other for other in recorded.values())
-        file.seek(0, os.SEEK_END)
-        file.write(f"{label} {key.get_name()} {key.get_base64()}\n")
-        file.flush()
-    return True
+class _JudgeHostKey(paramiko.MissingHostKeyPolicy):  # type: ignore[misc]
+    """Every host key goes through :func:`deployer.host_keys.judge_host_key`, as the
+    runner's do: paramiko is given no known keys, since it reads neither ``@revoked`` nor
+    ``@cert-authority`` lines (nor can it check a host certificate)."""
 
-
-class _RefuseUnknownKey(paramiko.MissingHostKeyPolicy):  # type: ignore[misc]
-    def __init__(self, path: str) -> None:
-        self._path = path
-
-    def missing_host_key(self, client: paramiko.SSHClient, hostname: str, key: paramiko.PKey) -> None:
-        missing = "" if os.path.isfile(self._path) else " (the file does not exist)"
-        raise HostKeyRefused(f"host key for {hostname} is not in {self._path}{missing}")
-
-
-class _RecordNewKey(paramiko.MissingHostKeyPolicy):  # type: ignore[misc]
-    """accept-new: an unknown key is recorded and accepted; a changed one never reaches here."""
-
-    def __init__(self, path: str) -> None:
-        self._path = path
+    def __init__(self, path: str, policy: str, host: str, port: int) -> None:
+        self._path, self._policy, self._host, self._port = path, policy, host, port
 
     def missing_host_key(self, client: paramiko.SSHClient, hostname: str, key: paramiko.PKey) -> None:
         try:
-            recorded = record_known_host(self._path, hostname, key)
-        except OSError as error:
-            raise HostKeyRefused(
-                f"cannot record the host key of {hostname} in {self._path}: {error.strerror or error}"
-            ) from None
-        except InvalidHostKey as error:
-            raise HostKeyRefused(
-                f"cannot record the host key of {hostname}: {self._path} has a line that is no host key: "
-                f"{one_line(error.line, 60)}"
-            ) from None
-        if not recorded:
-            raise HostKeyRefused(f"host key CHANGED for {hostname}: another key was recorded in {self._path}")
+            book = load_known_hosts(self._path)
+            offered = asyncssh.import_public_key(f"{key.get_name()} {key.get_base64()}")
+        except (OSError, ValueError, asyncssh.KeyImportError) as error:
+            raise HostKeyRefused(f"cannot read known_hosts {self._path}: {error}") from None
+        problem = judge_host_key(
+            self._path, book, self._host, "", self._port, offered, self._policy, checks_certificates=False
+        )
+        if problem is not None:
+            raise HostKeyRefused(problem)
         client.get_host_keys().add(hostname, key.get_name(), key)
 
 
@@ -429,12 +403,8 @@ class HookConnection(Connection):  # type: ignore[misc]
         self.endpoint = endpoint
         known_hosts = self.known_hosts = endpoint.known_hosts
         client = paramiko.SSHClient()
-        if os.path.isfile(known_hosts):
-            client.load_host_keys(known_hosts)
         client.set_missing_host_key_policy(
-            _RecordNewKey(known_hosts)
-            if endpoint.host_key_policy == "accept-new"
-            else _RefuseUnknownKey(known_hosts)
+            _JudgeHostKey(known_hosts, endpoint.host_key_policy, endpoint.address, endpoint.port)
         )
         self.client = client
 
@@ -679,11 +649,6 @@ class FabricHooks:
         reference = hook.fabric
         try:
             connection = connection_for(target, variables, output, time.monotonic() + hook.timeout)
-        except InvalidHostKey as error:
-            line = one_line(error.line, 60)
-            return _Ending(
-                CONNECT_FAILED, f"could not connect: known_hosts has a line that is no host key: {line}"
-            )
         except SshConfigProblem as error:
             return _Ending(CONNECT_FAILED, f"could not connect: {error}")
         except (OSError, paramiko.SSHException) as error:

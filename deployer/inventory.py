@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import contextlib
 import ipaddress
+import itertools
 import json
 import os
 import re
@@ -64,6 +65,7 @@ from deployer.spec import (
     sorted_issues,
 )
 from deployer.yamlload import (
+    MAX_INT_DIGITS,
     YamlDocument,
     YamlPath,
     describe,
@@ -71,6 +73,7 @@ from deployer.yamlload import (
     issues_from_validation,
     load_yaml,
     load_yaml_mapping,
+    read_bounded,
 )
 
 if TYPE_CHECKING:
@@ -78,6 +81,7 @@ if TYPE_CHECKING:
 
 SCRIPT_TIMEOUT = 30.0  # seconds a dynamic inventory script may take, all its calls together
 MAX_RANGE_HOSTS = 100_000  # hosts one `web[1:N]` pattern may expand to
+MAX_INVENTORY_HOSTS = 100_000  # hosts one Ansible inventory may hold, all its lines together
 _DATA_SUFFIXES = frozenset({".yml", ".yaml", ".json", ".ini", ".cfg", ".txt"})
 _VARS_FILE_SUFFIXES = ("", ".yml", ".yaml", ".json")
 
@@ -119,7 +123,7 @@ def _read_data_file(path: Path) -> tuple[str, YamlDocument | None]:
     """An inventory file's text and, unless it is INI, its YAML document."""
     file = str(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        text = read_bounded(path).decode("utf-8")
     except UnicodeDecodeError:
         raise SpecError.single(file, None, "", "not a UTF-8 text file") from None
     except OSError as error:
@@ -291,6 +295,12 @@ class _AnsibleInventory:
     ) -> None:
         record = self.hosts.get(name)
         if record is None:
+            if len(self.hosts) >= MAX_INVENTORY_HOSTS:
+                # Raised at once, not collected: each range may be under its own limit
+                # while thousands of lines of them are not.
+                raise SpecError.single(
+                    self.file, line, where, f"an inventory may hold at most {MAX_INVENTORY_HOSTS} hosts"
+                )
             record = self.hosts[name] = _HostRecord(name, self.file, where, line)
         if group not in record.groups:
             record.groups.append(group)
@@ -403,7 +413,7 @@ def _vars_files(
     for name in names:
         for path in _vars_paths(folder / kind, name):
             try:
-                document = load_yaml(path.read_text(encoding="utf-8"), str(path), tolerate_tags=True)
+                document = load_yaml(read_bounded(path).decode("utf-8"), str(path), tolerate_tags=True)
             except (OSError, UnicodeDecodeError) as error:
                 inventory.issue(None, "", f"cannot read: {error}", file=str(path))
                 continue
@@ -685,42 +695,68 @@ def _is_ip_address(text: str) -> bool:
     return True
 
 
-def expand_host_pattern(pattern: str) -> list[str]:
-    """Ansible's host ranges: ``web[01:03].dc`` → web01.dc, web02.dc, web03.dc; ``db-[a:c]``.
+_MAX_RANGE_DIGITS = 18  # a range's bounds: beyond this no range could stay under the limit
 
-    A range without a start begins at 0 (``mail[:2]`` → mail0, mail1, mail2); letters run
-    a-z then A-Z, as in Ansible. Raises ValueError for a range that runs backwards, mixes
-    letters and digits, pads its ends to different widths, or is huge.
+
+def range_host_count(pattern: str) -> int:
+    """How many host names ``pattern`` expands to, counted without expanding it.
+
+    ``web[01:10:2].dc[a:c]`` → 5 * 3 = 15. Raises ValueError for a range that runs
+    backwards, mixes letters and digits, pads its ends to different widths, has a step
+    below 1, or bounds too long to be a host number.
     """
-    match = _RANGE.search(pattern)
-    if match is None:
-        return [pattern]
+    count = 1
+    for match in _RANGE.finditer(pattern):
+        first, last, step, _width = _range_bounds(pattern, match)
+        count *= (last - first) // step + 1
+    return count
+
+
+def _range_bounds(pattern: str, match: re.Match[str]) -> tuple[int, int, int, int]:
+    """(first, last, step, zero-padded width) of one range; letters count a-z then A-Z."""
     start, end, step_text = match.group(1) or "0", match.group(2), match.group(3)
+    if max(len(start), len(end), len(step_text or "")) > _MAX_RANGE_DIGITS:
+        raise ValueError(f"{pattern!r}: a range's bounds may have at most {_MAX_RANGE_DIGITS} digits")
     step = int(step_text) if step_text else 1
     if step < 1:
         raise ValueError(f"{pattern!r}: the step of a range must be at least 1")
+    width = 0
     if start.isdigit() and end.isdigit():
         first, last = int(start), int(end)
         width = len(start) if start.startswith("0") and len(start) > 1 else 0
         if width and len(end) != width:
             raise ValueError(f"{pattern!r}: a zero-padded range needs a start and an end of the same width")
-        items = [str(number).zfill(width) for number in range(first, last + 1, step)] if first <= last else []
     elif start.isalpha() and end.isalpha():
         first, last = string.ascii_letters.index(start), string.ascii_letters.index(end)
-        items = list(string.ascii_letters[first : last + 1 : step])
     else:
         raise ValueError(f"{pattern!r}: a range is either letters or digits, not both")
-    if not items:
+    if first > last:
         raise ValueError(f"{pattern!r}: the range runs backwards")
-    if len(items) > MAX_RANGE_HOSTS:
+    return first, last, step, width
+
+
+def expand_host_pattern(pattern: str) -> list[str]:
+    """Ansible's host ranges: ``web[01:03].dc`` → web01.dc, web02.dc, web03.dc; ``db-[a:c]``.
+
+    A range without a start begins at 0 (``mail[:2]`` → mail0, mail1, mail2); letters run
+    a-z then A-Z, as in Ansible. Raises ValueError for a range that runs backwards, mixes
+    letters and digits, pads its ends to different widths, or is huge: the hosts are
+    counted (:func:`range_host_count`) before any list is built.
+    """
+    if range_host_count(pattern) > MAX_RANGE_HOSTS:
         raise ValueError(f"{pattern!r}: a range may hold at most {MAX_RANGE_HOSTS} hosts")
-    head, rest = pattern[: match.start()], pattern[match.end() :]
-    expanded: list[str] = []
-    for item in items:
-        expanded.extend(expand_host_pattern(f"{head}{item}{rest}"))
-        if len(expanded) > MAX_RANGE_HOSTS:
-            raise ValueError(f"{pattern!r}: a range may hold at most {MAX_RANGE_HOSTS} hosts")
-    return expanded
+    pieces: list[list[str]] = []
+    at = 0
+    for match in _RANGE.finditer(pattern):
+        first, last, step, width = _range_bounds(pattern, match)
+        if match.group(2).isdigit():
+            items = [str(number).zfill(width) for number in range(first, last + 1, step)]
+        else:
+            items = list(string.ascii_letters[first : last + 1 : step])
+        pieces += [[pattern[at : match.start()]], items]
+        at = match.end()
+    pieces.append([pattern[at:]])
+    return ["".join(parts) for parts in itertools.product(*pieces)]
 
 
 # --- Ansible INI ------------------------------------------------------------------------------
@@ -997,13 +1033,22 @@ def _script_json(path: Path, arguments: list[str], deadline: float, timeout: flo
     if remaining <= 0:
         raise FleetError(f"inventory script {path} did not finish within {timeout:g}s")
     output = _run(path, arguments, remaining, command, timeout)
+    shown = output.strip()[:200] or "nothing"
     try:
-        return json.loads(output)
+        return json.loads(output, parse_int=_bounded_int)
     except json.JSONDecodeError as error:
-        shown = output.strip()[:200] or "nothing"
         raise FleetError(
             f"{command} printed something that is not JSON (line {error.lineno}: {error.msg}): {shown!r}"
         ) from None
+    except ValueError as error:  # a number too long, from _bounded_int
+        raise FleetError(f"{command} printed JSON deployer will not read ({error}): {shown!r}") from None
+
+
+def _bounded_int(text: str) -> int:
+    """A JSON integer, refused past MAX_INT_DIGITS (Python itself stops at 4,300, with a traceback)."""
+    if len(text) > MAX_INT_DIGITS:
+        raise ValueError(f"a number of {len(text)} digits; at most {MAX_INT_DIGITS}")
+    return int(text)
 
 
 def _run(path: Path, arguments: list[str], limit: float, command: str, timeout: float) -> str:

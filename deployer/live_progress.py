@@ -24,6 +24,7 @@ from deployer.events import (
 )
 from deployer.progress import describe
 from deployer.results import HostStatus
+from deployer.terminal_text import escape_controls
 
 STATUS_STYLE = {
     HostStatus.PENDING: "dim",
@@ -77,9 +78,10 @@ class LiveProgress:
             case HostFinished():
                 self._status[event.result.host] = event.result.status
                 if event.result.status.is_failure:
-                    self._last_failure = f"{event.result.host}: {event.result.error or event.result.status}"
+                    failure = f"{event.result.host}: {event.result.error or event.result.status}"
+                    self._last_failure = escape_controls(failure, one_line=True)
             case Baking() | ControlChanged():
-                self._note = describe(event) or ""
+                self._note = escape_controls(describe(event) or "", one_line=True)
             case DeploymentFinished():
                 self._note = describe(event) or ""
         if self._started:

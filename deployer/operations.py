@@ -622,7 +622,13 @@ class TakenOver:
 
 
 async def take_over(
-    deployment_id: str, store: Store, runner: HostRunner, identity: Identity, *, doing: str
+    deployment_id: str,
+    store: Store,
+    runner: HostRunner,
+    identity: Identity,
+    *,
+    doing: str,
+    spec_changed_ok: bool = False,
 ) -> TakenOver:
     """Make this controller the owner of a deployment whose controller died, and settle its hosts.
 
@@ -630,6 +636,10 @@ async def take_over(
     really happened there (its driver finished on its own and left its outcome on the
     host), concurrently and within a deadline, and that is recorded. ``doing`` names the
     command in errors ("resume", "abort").
+
+    The spec is read again from the path the store recorded; unless ``spec_changed_ok``,
+    it must be the very file the deployment started with (its sha256, recorded then), so
+    neither an edited spec nor a path rewritten in the store brings other hooks in.
     """
     view = store.deployment(deployment_id)
     if view.is_finished:
@@ -639,6 +649,12 @@ async def take_over(
         raise ControlError(f"deployment {deployment_id} kept no options to {doing} it with")
     options = _options_from_json(saved)
     spec = load_spec(options.spec_path, version=view.version, environment=view.environment)
+    if spec.sha256 != view.spec_sha256 and not spec_changed_ok:
+        raise ControlError(
+            f"the spec {options.spec_path} is not the one deployment {deployment_id} started with "
+            f"(sha256 {view.spec_sha256[:12]}... then, {spec.sha256[:12]}... now): it was changed, or the "
+            f"store points elsewhere; check it, then {doing} with --spec-changed-ok to run it as it is now"
+        )
     fleet = load_fleet(spec)
     view = store.takeover(deployment_id, pid=identity.pid, started_from=identity.machine, now=utcnow())
     inventory = {h.name: h for h in fleet.hosts}
@@ -664,16 +680,20 @@ async def resume_deployment(
     identity: Identity | None = None,
     runner: HostRunner | None = None,
     stop: GracefulStop | None = None,
+    spec_changed_ok: bool = False,
 ) -> RolloutOutcome:
     """Carry on a deployment whose controller died (``deploy resume`` on a dead controller).
 
-    Takes the deployment over (:func:`take_over`) and runs the rest. A host that
-    finished is never deployed again and no hook runs twice: a host whose driver never
-    started is the only one that starts over.
+    Takes the deployment over (:func:`take_over`, which refuses a spec that is not the
+    one the deployment started with unless ``spec_changed_ok``) and runs the rest. A
+    host that finished is never deployed again and no hook runs twice: a host whose
+    driver never started is the only one that starts over.
     """
     identity = identity or Identity.here()
     async with _runner_scope(runner) as runner:
-        taken = await take_over(deployment_id, store, runner, identity, doing="resume")
+        taken = await take_over(
+            deployment_id, store, runner, identity, doing="resume", spec_changed_ok=spec_changed_ok
+        )
         spec, options, planned, statuses = taken.spec, taken.options, taken.planned, taken.statuses
         waves: dict[int, list[str]] = {}
         for host in planned:
@@ -717,7 +737,8 @@ async def abort_orphan(
     """
     identity = identity or Identity.here()
     async with _runner_scope(runner) as runner:
-        await take_over(deployment_id, store, runner, identity, doing="abort")
+        # An abort runs no hook, so an edited spec is no risk: it only names the hosts to ask.
+        await take_over(deployment_id, store, runner, identity, doing="abort", spec_changed_ok=True)
     reason = f"aborted by {requested_by} after its controller died ({why_dead}); no new host started"
     store.finish_deployment(deployment_id, DeploymentStatus.ABORTED, utcnow(), reason=reason)
     return store.deployment(deployment_id)

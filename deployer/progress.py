@@ -21,6 +21,7 @@ from deployer.events import (
     HostStepStarted,
     WaveStarted,
 )
+from deployer.terminal_text import escape_controls
 from deployer.wording import count_of
 
 
@@ -72,8 +73,8 @@ class PlainProgress:
 
     def __call__(self, event: Event) -> None:
         line = describe(event)
-        if line is not None:
-            print(line, file=self._stream, flush=True)
+        if line is not None:  # it may quote a host (an error): controls escaped
+            print(escape_controls(line), file=self._stream, flush=True)
 
     def close(self) -> None:
         """Nothing to release; here so both views are used alike."""

@@ -139,20 +139,22 @@ def shell_number(seconds: float) -> str:
 
 
 def _hook_args(hook: HookCommand | None) -> list[str]:
-    """The driver's five words for a hook: command, timeout, retries, interval and kind:
-    ``0`` a command, ``1`` a script in the release, ``c`` run by the controller (its
-    "command" is only a label then; its limits are the controller's to keep)."""
+    """The driver's six words for a hook: command, timeout, retries, interval, kind
+    (``0`` a command, ``1`` a script in the release, ``c`` run by the controller: its
+    "command" is only a label then, its limits are the controller's to keep) and
+    ``1`` when it runs contained (hooks.contain), else ``0``."""
     if hook is None:
-        return ["", "0", "0", "0", "0"]
+        return ["", "0", "0", "0", "0", "0"]
     if runs_on_controller(hook):
         assert hook.fabric is not None
-        return [_one_line(hook.fabric), "0", "0", "0", "c"]
+        return [_one_line(hook.fabric), "0", "0", "0", "c", "0"]
     return [
         hook.command,
         shell_number(max(hook.timeout, 0.001)),
         str(max(hook.retries, 0)),
         shell_number(max(hook.interval, 0.0)),
         "1" if hook.script else "0",
+        "1" if hook.contain else "0",
     ]
 
 

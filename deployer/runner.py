@@ -33,6 +33,7 @@ class HookCommand:
     script: bool = False
     fabric: str | None = None
     fabric_args: Mapping[str, Any] = field(default_factory=dict)
+    contain: bool = False  # in a cgroup of its own on the host, all of it killed at the timeout
 
 
 @dataclass(frozen=True, slots=True)

@@ -63,6 +63,7 @@ from deployer.yamlload import (
     format_path,
     issues_from_validation,
     load_yaml_mapping,
+    read_bounded,
 )
 
 # --- defaults (docs/spec.md lists each one) --------------------------------------------
@@ -115,8 +116,27 @@ check_version = _matcher(
     "a version of letters, digits and '.', '_', '+', '~', '-' that starts with a letter or digit"
     " (at most 128 characters)",
 )
-check_host_name = _matcher(_HOST_NAME, "a host name of letters, digits, '.', '_', ':' and '-'")
-check_address = _matcher(_ADDRESS, "a host name or IP address")
+MAX_LABEL_LENGTH = 63  # of each dot-separated label of a DNS name (RFC 1035)
+
+
+def _labelled(check: Callable[[Any], str]) -> Callable[[Any], str]:
+    """``check``, then no dot-separated label longer than :data:`MAX_LABEL_LENGTH`."""
+
+    def check_labels(value: Any) -> str:
+        text = check(value)
+        if any(len(label) > MAX_LABEL_LENGTH for label in text.split(".")):
+            raise PydanticCustomError(
+                "name_value",
+                "{got} is not valid: each part between dots may have at most {limit} characters",
+                {"got": describe(value), "limit": MAX_LABEL_LENGTH},
+            )
+        return text
+
+    return check_labels
+
+
+check_host_name = _labelled(_matcher(_HOST_NAME, "a host name of letters, digits, '.', '_', ':' and '-'"))
+check_address = _labelled(_matcher(_ADDRESS, "a host name or IP address"))
 check_user = _matcher(_USER, "a user name of letters, digits, '.', '_' and '-'")
 check_label = _matcher(
     _LABEL, "a label of letters, digits, '.', '_' and '-' that starts with a letter or digit"
@@ -145,11 +165,21 @@ def _non_blank(value: str) -> str:
     return value
 
 
+MAX_PATH_BYTES = 1024  # a path written in a spec; the system's own limit is 4096 in all
+MAX_PATH_NAME_BYTES = 255  # each name between slashes, as most file systems allow
+
+
 def _local_path_text(value: Any) -> str:
     if not isinstance(value, str) or not value.strip():
         raise PydanticCustomError("path_type", "expected a file path (got {got})", {"got": describe(value)})
     if _CONTROL.search(value):
         raise ValueError("a path cannot contain control characters or line breaks")
+    # Checked here so that no file system call later fails with "File name too long".
+    size = len(value.encode("utf-8", "surrogatepass"))
+    if size > MAX_PATH_BYTES:
+        raise ValueError(f"a path may have at most {MAX_PATH_BYTES} bytes (got {size})")
+    if any(len(part.encode("utf-8", "surrogatepass")) > MAX_PATH_NAME_BYTES for part in value.split("/")):
+        raise ValueError(f"each name in a path may have at most {MAX_PATH_NAME_BYTES} bytes")
     return value
 
 
@@ -158,20 +188,60 @@ LocalPath = Annotated[
 ]
 
 
+# Top-level directories a target may not be itself (anything under them is fine):
+# deploying into one would scatter releases/, current and .deploy/ among system files.
+SYSTEM_DIRECTORIES = frozenset(
+    [
+        "/etc",
+        "/usr",
+        "/bin",
+        "/sbin",
+        "/lib",
+        "/lib64",
+        "/boot",
+        "/dev",
+        "/proc",
+        "/sys",
+        "/var",
+        "/root",
+        "/home",
+        "/tmp",
+    ]
+)
+# The same rule as :func:`_target`, for editors that read docs/spec.schema.json: one or
+# more segments after / or ~/, none of them . or .., no repeated slash, one trailing /
+# at most, and not a system directory itself.
+_SEGMENT = r"(?!\.\.?(?:/|$))[^/]+"
+TARGET_PATTERN = (
+    r"^(?!/(?:" + "|".join(sorted(name[1:] for name in SYSTEM_DIRECTORIES)) + r")/?$)"
+    rf"(?:/|~/){_SEGMENT}(?:/{_SEGMENT})*/?$"
+)
+
+
 def _target(value: Any) -> str:
-    """The remote directory: absolute or under ``~``, no ``..``, not ``/`` itself."""
+    """The remote directory: absolute or under ``~``, written plainly, and the app's own.
+
+    Refused rather than rewritten: a ``.`` or ``..`` segment and repeated slashes (``/./``
+    and ``~/.`` mean ``/`` and ``~``), ``/``, ``~`` and the system directories of
+    :data:`SYSTEM_DIRECTORIES` themselves. One trailing ``/`` is dropped.
+    """
     text = _local_path_text(value)
     if not (text.startswith("/") or text == "~" or text.startswith("~/")):
         raise ValueError(f"{text!r} must be an absolute path or start with ~/ (the remote user's home)")
-    if ".." in text.split("/"):
-        raise ValueError(f"{text!r} must not contain '..'")
-    trimmed = text.rstrip("/") or "/"
-    if trimmed in ("/", "~"):
+    trimmed = text[:-1] if len(text) > 1 and text.endswith("/") else text
+    if "//" in trimmed or (trimmed.endswith("/") and trimmed != "/"):
+        raise ValueError(f"{text!r} must not contain repeated slashes")
+    segments = trimmed.split("/")[1:]
+    if any(segment in (".", "..") for segment in segments):
+        raise ValueError(f"{text!r} must not contain a '.' or '..' segment")
+    if trimmed in ("/", "~") or trimmed in SYSTEM_DIRECTORIES:
         raise ValueError(f"{text!r} is too broad: give the app its own directory, e.g. /srv/webapp")
     return trimmed
 
 
-Target = Annotated[str, PlainValidator(_target), WithJsonSchema({"type": "string", "pattern": r"^(/|~/)"})]
+Target = Annotated[
+    str, PlainValidator(_target), WithJsonSchema({"type": "string", "pattern": TARGET_PATTERN})
+]
 
 # --- quantities -----------------------------------------------------------------------
 
@@ -418,6 +488,11 @@ class HooksModel(_Model):
     timeout: PositiveDuration = Field(
         default=DEFAULT_HOOK_TIMEOUT, description="default timeout of each hook (5m)"
     )
+    contain: StrictBool = Field(
+        default=False,
+        description="run each hook in a cgroup of its own, all of it killed at its timeout"
+        " (needs cgroup v2 writable by the remote user)",
+    )
 
 
 class StrategyModel(_Model):
@@ -525,6 +600,7 @@ class Hook:
     timeout: float
     retries: int
     interval: float
+    contain: bool = False  # hooks.contain: in a cgroup of its own on the host
 
 
 @dataclass(frozen=True, slots=True)
@@ -601,6 +677,7 @@ class Spec:
                 retries=hook.retries,
                 interval=hook.interval,
                 script=script,
+                contain=hook.contain,
             )
         return commands
 
@@ -658,7 +735,7 @@ def load_spec(path: str | Path, *, version: str | None = None, environment: str 
     file = str(path)
     spec_path = Path(path).expanduser().absolute()
     try:
-        raw = spec_path.read_bytes()
+        raw = read_bounded(spec_path)
     except OSError as error:
         raise SpecError.single(file, None, "", f"cannot read the spec: {error.strerror or error}") from None
     try:
@@ -809,7 +886,9 @@ def _resolve(
             continue
         name = step.value
         if isinstance(value, str):
-            hooks[step] = Hook(value, None, {}, model.hooks.timeout, 0, DEFAULT_HOOK_INTERVAL)
+            hooks[step] = Hook(
+                value, None, {}, model.hooks.timeout, 0, DEFAULT_HOOK_INTERVAL, model.hooks.contain
+            )
             continue
         fabric = None
         if value.fabric is not None:
@@ -833,6 +912,7 @@ def _resolve(
             timeout=value.timeout if value.timeout is not None else model.hooks.timeout,
             retries=value.retries or 0,
             interval=value.interval if value.interval is not None else DEFAULT_HOOK_INTERVAL,
+            contain=model.hooks.contain,
         )
 
     if issues:

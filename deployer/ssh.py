@@ -53,7 +53,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import fcntl
 import os
 import shlex
 import time
@@ -66,6 +65,13 @@ from typing import TYPE_CHECKING
 import asyncssh
 
 from deployer.fleet import SshTarget, endpoint
+from deployer.host_keys import (
+    judge_host_key,
+    known_keys,
+    offered_key_type,
+    other_type_problem,
+    refusal_problem,
+)
 from deployer.release import (
     StepEnd,
     StepStart,
@@ -162,40 +168,9 @@ class _KnownHostsBook:
         return parsed
 
 
-def _has_entry(book: asyncssh.SSHKnownHosts | None, host: str, addr: str, port: int) -> bool:
-    if book is None:
-        return False
-    host_keys, ca_keys, *_ = book.match(host, addr, port if port != 22 else None)
-    return bool(host_keys or ca_keys)
-
-
-def _known_hosts_label(host: str, port: int) -> str:
-    return host if port == 22 else f"[{host}]:{port}"
-
-
-def record_host_key(path: str, host: str, addr: str, port: int, key: asyncssh.SSHKey) -> bool:
-    """Append ``key`` for a host to ``path`` under an exclusive lock; False if another key got there first.
-
-    The lock is held only inside this synchronous function, so coroutines of one process
-    never wait on each other's lock; other processes appending at once are serialised.
-    """
-    os.makedirs(os.path.dirname(path) or ".", mode=0o700, exist_ok=True)
-    algorithm, blob = key.export_public_key("openssh").decode().split()[:2]
-    with open(path, "a+", encoding="utf-8") as file:
-        fcntl.flock(file, fcntl.LOCK_EX)
-        file.seek(0)
-        entries = asyncssh.import_known_hosts(file.read())
-        host_keys, *_ = entries.match(host, addr, port if port != 22 else None)
-        if host_keys:
-            return key in host_keys
-        file.seek(0, os.SEEK_END)
-        file.write(f"{_known_hosts_label(host, port)} {algorithm} {blob}\n")
-        file.flush()
-    return True
-
-
 class _HostKeyCheck(asyncssh.SSHClient):
-    """Decides about a host key that is not in known_hosts, and remembers why it refused."""
+    """Decides about a host key asyncssh did not trust by itself (see deployer.host_keys),
+    and remembers why it refused."""
 
     def __init__(self, path: str, book: asyncssh.SSHKnownHosts | None, policy: str) -> None:
         self._path = path
@@ -204,29 +179,14 @@ class _HostKeyCheck(asyncssh.SSHClient):
         self.problem: str | None = None
 
     def validate_host_public_key(self, host: str, addr: str, port: int, key: asyncssh.SSHKey) -> bool:
-        where = f"{host}:{port}"
-        label = _known_hosts_label(host, port)
-        if _has_entry(self._book, host, addr, port):
-            self.problem = (
-                f"host key CHANGED for {where}: it offers {key.get_algorithm()} {key.get_fingerprint()}, "
-                f"which is not the key recorded in {self._path}; if the change is expected, remove the "
-                f"old entry (ssh-keygen -R {shlex.quote(label)} -f {shlex.quote(self._path)})"
-            )
-            return False
-        if self._policy == "accept-new":
-            try:
-                recorded = record_host_key(self._path, host, addr, port, key)
-            except OSError as error:
-                self.problem = (
-                    f"cannot record the host key of {where} in {self._path}: {error.strerror or error}"
-                )
-                return False
-            if recorded:
-                return True
-            self.problem = f"host key CHANGED for {where}: another key was recorded in {self._path} meanwhile"
-            return False
-        missing = "" if self._book is not None else " (the file does not exist)"
-        self.problem = f"host key for {where} is not in {self._path}{missing}"
+        self.problem = judge_host_key(self._path, self._book, host, addr, port, key, self._policy)
+        return self.problem is None
+
+    def validate_host_ca_key(self, host: str, addr: str, port: int, key: asyncssh.SSHKey) -> bool:
+        self.problem = (
+            f"host certificate of {host}:{port} is not signed by a certificate authority trusted in "
+            f"{self._path}"
+        )
         return False
 
 
@@ -294,6 +254,24 @@ class _Run:
             previous_version=version_of_dir(self.previous_dir) if self.previous_dir else None,
             uploaded=self.uploaded,
         )
+
+
+async def _other_key_type(
+    book: asyncssh.SSHKnownHosts | None, endpoint: Endpoint, known_hosts: str, *, direct: bool
+) -> str | None:
+    """Why a host hung up, when it offers a key type the file knows none of for it; else None.
+
+    Found by a second, short handshake, straight to the host: so not for one behind a jump
+    host or a ProxyCommand.
+    """
+    known = known_keys(book, endpoint.address, "", endpoint.port).trusted
+    if not known or not direct or endpoint.proxy_command:
+        return None
+    offered = await offered_key_type(endpoint.address, endpoint.port, endpoint.connect_timeout)
+    types = sorted({key.get_algorithm() for key in known})
+    if offered is None or offered in types:
+        return None
+    return other_type_problem(known_hosts, endpoint.where, offered, types)
 
 
 class _ProtocolError(Exception):
@@ -415,7 +393,8 @@ class SshRunner:
         check = _HostKeyCheck(known_hosts, book, endpoint.host_key_policy)
         options: dict[str, object] = {
             "port": endpoint.port,
-            "known_hosts": book if book is not None else b"",
+            # Matched by us: asyncssh's own match can forget a revoked key (deployer.host_keys).
+            "known_hosts": lambda name, addr, port: known_keys(book, name, addr, port).as_asyncssh(),
             "client_factory": lambda: check,
             "connect_timeout": endpoint.connect_timeout,
             "keepalive_interval": endpoint.keepalive,
@@ -446,8 +425,9 @@ class SshRunner:
         try:
             connection = await asyncssh.connect(endpoint.address, **options)
         except asyncssh.HostKeyNotVerifiable as error:
+            problem = check.problem or refusal_problem(error.reason, where, known_hosts)
             raise _ConnectFailed(
-                HostStatus.FAILED, check.problem or f"host key for {where} refused: {error.reason}"
+                HostStatus.FAILED, problem or f"host key for {where} refused: {error.reason}"
             ) from None
         except asyncssh.PermissionDenied as error:
             user = f"{endpoint.user}@" if endpoint.user else ""
@@ -462,9 +442,16 @@ class SshRunner:
             raise _ConnectFailed(
                 HostStatus.UNREACHABLE, f"no SSH answer from {where} within {endpoint.connect_timeout:g}s"
             ) from None
-        except asyncssh.Error as error:
-            raise _ConnectFailed(HostStatus.UNREACHABLE, f"SSH to {where} failed: {error.reason}") from None
-        except OSError as error:
+        except (asyncssh.Error, OSError) as error:
+            # A host that has none of the key types the file knows for it hangs up (a lost
+            # connection, or a reset one): say so.
+            other = await _other_key_type(book, endpoint, known_hosts, direct=tunnel is None)
+            if other is not None:
+                raise _ConnectFailed(HostStatus.FAILED, other) from None
+            if isinstance(error, asyncssh.Error):
+                raise _ConnectFailed(
+                    HostStatus.UNREACHABLE, f"SSH to {where} failed: {error.reason}"
+                ) from None
             raise _ConnectFailed(
                 HostStatus.UNREACHABLE, f"cannot connect to {where}: {error.strerror or error}"
             ) from None

@@ -14,6 +14,7 @@ small :func:`read_yaml` convenience.
 from __future__ import annotations
 
 import difflib
+import os
 import types
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -34,6 +35,12 @@ YamlPath = tuple[Any, ...]
 # A document with more nodes than this is refused rather than walked: aliases can make
 # a small file expand enormously ("billion laughs"); no spec or inventory comes close.
 MAX_NODES = 200_000
+# A spec or inventory file larger than this is refused before it is read whole.
+MAX_FILE_BYTES = 16 << 20
+# Digits an integer may have: Python refuses to read past 4,300 (a traceback), and no
+# port, count or duration needs more than a handful.
+MAX_INT_DIGITS = 30
+_INT_TAG = "tag:yaml.org,2002:int"
 
 _MERGE_TAG = "tag:yaml.org,2002:merge"
 _STR_TAG = "tag:yaml.org,2002:str"
@@ -106,7 +113,8 @@ def load_yaml(text: str, file: str, *, tolerate_tags: bool = False) -> YamlDocum
         data = constructor.construct_document(root)
     except yaml.MarkedYAMLError as error:
         raise SpecError([_syntax_issue(file, error)]) from None
-    except (yaml.YAMLError, TypeError) as error:  # TypeError: an unhashable key such as [a, b]
+    # TypeError: an unhashable key such as [a, b]; ValueError: a number Python will not read
+    except (yaml.YAMLError, TypeError, ValueError) as error:
         raise SpecError.single(file, root.start_mark.line + 1, "", f"cannot read YAML: {error}") from None
     return YamlDocument(data=data, file=file, lines=recorder.lines, plain_scalars=recorder.plain)
 
@@ -128,12 +136,29 @@ def load_yaml_mapping(text: str, file: str, expected: str, *, tolerate_tags: boo
 def read_yaml(path: Path, *, tolerate_tags: bool = False) -> YamlDocument:
     """:func:`load_yaml` on a file; an unreadable file is a :class:`SpecError` too."""
     try:
-        text = path.read_text(encoding="utf-8")
+        text = read_bounded(path).decode("utf-8")
     except UnicodeDecodeError:
         raise SpecError.single(str(path), None, "", "not a UTF-8 text file") from None
     except OSError as error:
         raise SpecError.single(str(path), None, "", f"cannot read: {error.strerror or error}") from None
     return load_yaml(text, str(path), tolerate_tags=tolerate_tags)
+
+
+def read_bounded(path: Path, limit: int = MAX_FILE_BYTES) -> bytes:
+    """The bytes of ``path``; a :class:`SpecError` if it holds more than ``limit``, decided
+    before they are read (a special file that never ends is cut off at ``limit``)."""
+    with path.open("rb") as file:
+        size = os.fstat(file.fileno()).st_size
+        # A regular file's size is known: one read. A special file says 0: read it in
+        # pieces, so that no buffer of `limit` bytes is made for a small one.
+        data = bytearray(file.read(size + 1) if 0 < size <= limit else b"")
+        while size == 0 and len(data) <= limit and (piece := file.read(1 << 16)):
+            data += piece
+    if size > limit or len(data) > limit:
+        raise SpecError.single(
+            str(path), None, "", f"file too large: a spec or inventory holds at most {limit >> 20} MiB"
+        )
+    return bytes(data)
 
 
 def _syntax_issue(file: str, error: yaml.MarkedYAMLError) -> SpecIssue:
@@ -166,6 +191,7 @@ class _LineRecorder:
         if isinstance(node, ScalarNode):
             if not node.style:  # plain: None from PyYAML's parser, "" from libyaml's
                 self.plain.setdefault(path, node.value)
+            self._check_number(node, path)
             return
         self._open.add(id(node))
         try:
@@ -211,11 +237,21 @@ class _LineRecorder:
                         first_line[key] = key_node.start_mark.line + 1
                         self.record(value_node, (*path, key), line=first_line[key])
 
+    def _check_number(self, node: ScalarNode, path: YamlPath) -> None:
+        if node.tag == _INT_TAG and len(node.value) > MAX_INT_DIGITS:
+            raise SpecError.single(
+                self.file,
+                node.start_mark.line + 1,
+                format_path(path),
+                f"a number of at most {MAX_INT_DIGITS} digits (got {len(node.value)} characters)",
+            )
+
     def _key(self, node: Node, path: YamlPath) -> Any:
         if not isinstance(node, ScalarNode):
             raise SpecError.single(
                 self.file, node.start_mark.line + 1, format_path(path), "mapping keys must be plain strings"
             )
+        self._check_number(node, path)
         if node.tag == _STR_TAG:
             return node.value  # the common case, without a constructor's bookkeeping
         try:

@@ -22,6 +22,7 @@ from typing import NoReturn
 import click
 
 from deployer.errors import DeployerError
+from deployer.terminal_text import escape_controls
 
 # Command name -> the module of deployer.cli that defines it.
 COMMANDS: dict[str, str] = {
@@ -73,7 +74,7 @@ class DeployGroup(click.Group):
             return super().invoke(ctx)
         except DeployerError as error:
             for line in str(error).splitlines() or [type(error).__name__]:
-                click.echo(f"error: {line}", err=True)
+                click.echo(f"error: {escape_controls(line)}", err=True)
             sys.exit(error.exit_code)
         except KeyboardInterrupt:
             _interrupted()

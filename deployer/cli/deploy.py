@@ -30,6 +30,7 @@ from deployer.operations import (
 from deployer.render import deployment_json, rollback_sentence
 from deployer.results import HostStatus
 from deployer.store import Store, open_store
+from deployer.terminal_text import escape_controls
 from deployer.wording import count_of
 
 if TYPE_CHECKING:
@@ -230,8 +231,9 @@ def run_and_report(store: Store, start: Start, *, as_json: bool, tui: bool = Fal
     if as_json:
         echo_json(deployment_json(view, with_hosts=True, rollback=rollback))
     else:
-        line = f"{view.id}: {view.status.value}: {view.reason or ''}"
-        click.echo(line if rollback is None else f"{line}; {rollback_sentence(rollback)}")
+        line = escape_controls(f"{view.id}: {view.status.value}: {view.reason or ''}")
+        # host names in the rollback sentence are host text too: escaped like the rest
+        click.echo(line if rollback is None else escape_controls(f"{line}; {rollback_sentence(rollback)}"))
     sys.exit(exit_code_for(outcome.status, stop.cause))
 
 

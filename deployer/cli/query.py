@@ -35,6 +35,7 @@ from deployer.render import (
 )
 from deployer.results import ControlAction, DeploymentStatus, HostStatus
 from deployer.store import DeploymentView, Liveness, Store, open_store
+from deployer.terminal_text import escape_controls
 
 AT_HELP = "The moment to ask about: ISO 8601 (local time unless zoned), `3h ago`, `2d`, `yesterday 18:30`."
 
@@ -44,8 +45,9 @@ def _now() -> datetime:
 
 
 def _echo_lines(lines: list[str]) -> None:
+    # Lines may hold what hosts sent (errors, reasons): shown with controls escaped.
     for line in lines:
-        click.echo(line)
+        click.echo(escape_controls(line))
 
 
 def needs_retry(status: HostStatus) -> bool:
@@ -199,16 +201,25 @@ def pause(deployment_id: str, db_url: str | None, as_json: bool) -> None:
 
 @click.command("resume", short_help="Let a paused deployment go on.")
 @click.argument("deployment_id", metavar="ID")
+@click.option(
+    "--spec-changed-ok",
+    is_flag=True,
+    help="Take over even if the spec file is not the one the deployment started with.",
+)
 @db_option
 @json_option
-def resume(deployment_id: str, db_url: str | None, as_json: bool) -> None:
-    """Let a paused deployment go on; take over one whose controller died."""
+def resume(deployment_id: str, spec_changed_ok: bool, db_url: str | None, as_json: bool) -> None:
+    """Let a paused deployment go on; take over one whose controller died.
+
+    Taking over reads the spec again and refuses one that is not the file the deployment
+    started with (by its sha256), unless --spec-changed-ok.
+    """
     now = _now()
     with open_store(db_url) as store:
         view = _unfinished(store, deployment_id)
         liveness = store.liveness(view, now)
         if not liveness.alive:
-            take_over(store, view, liveness, as_json=as_json)
+            take_over(store, view, liveness, as_json=as_json, spec_changed_ok=spec_changed_ok)
             return
         _request(store, deployment_id, ControlAction.RESUME, as_json=as_json, view=view)
 
@@ -252,10 +263,12 @@ def _abort_orphan(store: Store, view: DeploymentView, liveness: Liveness, *, as_
     if as_json:
         echo_json(deployment_json(ended, with_hosts=True, rollback=automatic_rollback(store, ended)))
     else:
-        click.echo(f"{ended.id}: {ended.status}: {ended.reason or ''}")
+        click.echo(escape_controls(f"{ended.id}: {ended.status}: {ended.reason or ''}"))
 
 
-def take_over(store: Store, view: DeploymentView, liveness: Liveness, *, as_json: bool) -> None:
+def take_over(
+    store: Store, view: DeploymentView, liveness: Liveness, *, as_json: bool, spec_changed_ok: bool = False
+) -> None:
     """``deploy resume`` of a deployment whose controller is dead: run it on from here.
 
     :func:`deployer.operations.resume_deployment` takes the deployment over, learns
@@ -267,7 +280,11 @@ def take_over(store: Store, view: DeploymentView, liveness: Liveness, *, as_json
     if not as_json:
         click.echo(f"the controller of {view.id} is gone ({liveness.reason}); taking it over", err=True)
     run_and_report(
-        store, lambda sink, stop: resume_deployment(view.id, store, sink, stop=stop), as_json=as_json
+        store,
+        lambda sink, stop: resume_deployment(
+            view.id, store, sink, stop=stop, spec_changed_ok=spec_changed_ok
+        ),
+        as_json=as_json,
     )
 
 

@@ -48,15 +48,16 @@ target=$1 id=$2 kind=$3 version=$4 dir=$5 sha=$6 who=$7 DEPLOY_APP=$8 DEPLOY_ENV
 shift 9
 DEPLOY_HOST=$1 DEPLOY_DATACENTER=$2 ignore_stop=$3 keep=$4
 shift 4
-stop_cmd=$1 stop_timeout=$2 stop_retries=$3 stop_interval=$4 stop_script=$5
-shift 5
-bi_cmd=$1 bi_timeout=$2 bi_retries=$3 bi_interval=$4 bi_script=$5
-shift 5
-ai_cmd=$1 ai_timeout=$2 ai_retries=$3 ai_interval=$4 ai_script=$5
-shift 5
-start_cmd=$1 start_timeout=$2 start_retries=$3 start_interval=$4 start_script=$5
-shift 5
-val_cmd=$1 val_timeout=$2 val_retries=$3 val_interval=$4 val_script=$5
+# Each hook: command, timeout, retries, interval, kind, contained (see release._hook_args).
+stop_cmd=$1 stop_timeout=$2 stop_retries=$3 stop_interval=$4 stop_script=$5 stop_contain=$6
+shift 6
+bi_cmd=$1 bi_timeout=$2 bi_retries=$3 bi_interval=$4 bi_script=$5 bi_contain=$6
+shift 6
+ai_cmd=$1 ai_timeout=$2 ai_retries=$3 ai_interval=$4 ai_script=$5 ai_contain=$6
+shift 6
+start_cmd=$1 start_timeout=$2 start_retries=$3 start_interval=$4 start_script=$5 start_contain=$6
+shift 6
+val_cmd=$1 val_timeout=$2 val_retries=$3 val_interval=$4 val_script=$5 val_contain=$6
 DEPLOY_VERSION=$version DEPLOY_ID=$id DEPLOY_PREVIOUS_VERSION= DEPLOY_RELEASE_DIR=
 export DEPLOY_APP DEPLOY_ENVIRONMENT DEPLOY_HOST DEPLOY_DATACENTER DEPLOY_VERSION DEPLOY_ID
 export DEPLOY_PREVIOUS_VERSION DEPLOY_RELEASE_DIR
@@ -121,6 +122,7 @@ leave() {
     say "@@current $cur"
     flush
     cleanup
+    [ -n "$cg_run" ] && rmdir "$cg_run" 2>/dev/null
     exit 0
 }
 
@@ -227,6 +229,48 @@ kill_group() {
     kill -KILL "$1" 2>/dev/null
 }
 
+# hooks.contain: each attempt of a hook runs in a cgroup (v2) of its own, under this
+# run's cgroup $cg_run, so that its timeout kills all of it, a child that left the
+# process group with setsid included. Sets $cg_run, or $cg_problem and returns 1 when
+# the host does not allow it: no cgroup v2, or none the remote user may write.
+find_cgroup() {
+    cg_mnt= cg_path=
+    while read -r _dev mnt kind _rest; do
+        [ "$kind" = cgroup2 ] && cg_mnt=$mnt && break
+    done </proc/self/mounts
+    while IFS= read -r line; do
+        case $line in 0::*) cg_path=${line#0::} ;; esac
+    done </proc/self/cgroup
+    if [ -z "$cg_mnt" ] || [ -z "$cg_path" ]; then
+        cg_problem="this host has no cgroup v2 (unified) hierarchy"
+        return 1
+    fi
+    cg_here=${cg_mnt%/}${cg_path%/}
+    # Moving a process needs the cgroup it leaves writable, as well as the new one.
+    if [ ! -w "$cg_here/cgroup.procs" ] || ! mkdir "$cg_here/deployer-$id.$$" 2>/dev/null; then
+        cg_problem="the cgroup $cg_here is not writable by ${USER:-the remote user}: delegate one (systemd's Delegate=) or run without hooks.contain"
+        return 1
+    fi
+    cg_run=$cg_here/deployer-$id.$$
+}
+
+# KILLs every process in cgroup $1 (cgroup.kill where the kernel has it, 5.14 on), and
+# waits (bounded) until it is empty, so its directory can go.
+kill_cgroup() {
+    [ -e "$1/cgroup.kill" ] && printf '1\n' >"$1/cgroup.kill" 2>/dev/null
+    n=0
+    while [ $n -lt 50 ]; do
+        left=
+        while IFS= read -r member; do
+            left=1
+            kill -KILL "$member" 2>/dev/null
+        done <"$1/cgroup.procs"
+        [ -z "$left" ] && return 0
+        sleep 0.1 2>/dev/null || sleep 1
+        n=$((n + 1))
+    done
+}
+
 # Runs one attempt of the hook in a process group of its own, output to $log, stdin from
 # /dev/null, and waits for the hook's own process (not for its output to close: a daemon
 # started in the background keeps the log open, never our channel). Past $h_timeout its
@@ -235,6 +279,14 @@ run_once() {
     # A script hook is "./path [args]" (run_hook checked the path): the shell runs it with
     # its arguments as written in the spec, like any command.
     set -- sh -c "$h_cmd"
+    h_cg=
+    if [ "$h_contain" = 1 ]; then
+        # The hook's first process moves itself into its cgroup, then becomes the hook:
+        # one exec more, no fork; whatever the hook starts is born inside.
+        h_cg=$cg_run/$step.$attempts
+        mkdir "$h_cg" 2>/dev/null
+        set -- sh -c 'printf "%s\n" "$$" >"$0/cgroup.procs" && exec "$@"' "$h_cg" "$@"
+    fi
     if [ -n "$timeout_bin" ]; then
         (cd "$h_dir" && exec "$timeout_bin" -k 5 "$h_timeout" "$@") </dev/null >>"$log" 2>&1 &
         pid=$!
@@ -267,6 +319,12 @@ run_once() {
             kill -TERM "$watchdog" 2>/dev/null
             wait "$watchdog" 2>/dev/null
         fi
+    fi
+    if [ -n "$h_cg" ]; then
+        # Only at the timeout: a daemon a start hook leaves running is meant to stay (its
+        # cgroup then stays too, until it ends).
+        [ "$timed_out" = 1 ] && kill_cgroup "$h_cg"
+        rmdir "$h_cg" 2>/dev/null
     fi
     if [ "$timed_out" = 1 ]; then
         printf '[deployer] %s timed out after %ss: killed with its children\n' "$step" "$h_timeout" >>"$log"
@@ -333,9 +391,10 @@ take_result() {
     return "$2"
 }
 
-# hook_step <step> <dir> <cmd> <timeout> <retries> <interval> <kind>: a whole hook step.
+# hook_step <step> <dir> <cmd> <timeout> <retries> <interval> <kind> <contain>: a whole hook step.
 hook_step() {
     [ -n "$3" ] || return 0
+    h_contain=$8
     if [ "$7" = c ]; then
         say "@@env DEPLOY_VERSION $DEPLOY_VERSION"
         say "@@env DEPLOY_PREVIOUS_VERSION $DEPLOY_PREVIOUS_VERSION"
@@ -362,6 +421,24 @@ hook_step() {
 # Whether file $1 records the artifact's sha256.
 has_sha() {
     [ -f "$1" ] && IFS= read -r recorded <"$1" && [ "$recorded" = "$sha" ]
+}
+
+# Sets $receive_error to why the artifact's $1 bytes on stdin could not be written to
+# $file, or empties it. Whatever happens, exactly $1 bytes are read (head -c), so the
+# controller's next line is read as a line: should the disk fill, cat stops writing and
+# a second cat reads the rest into /dev/null. The file is emptied then, to give the
+# space back. (One process more than a bare head: the price of never desyncing.)
+receive() {
+    receive_error=
+    err=$(head -c "$1" | { cat >"$file" || { cat >/dev/null; exit 1; }; } 2>&1) && return 0
+    : >"$file" 2>/dev/null
+    case $err in
+    *"No space left"* | *"Disk quota exceeded"*)
+        tenths=$((($1 * 10 + 524288) / 1048576))
+        receive_error="no space left on $DEPLOY_HOST under $target while receiving the artifact ($((tenths / 10)).$((tenths % 10)) MB)"
+        ;;
+    *) receive_error="cannot write the artifact to $file: ${err##*: }" ;;
+    esac
 }
 
 # Puts the release in releases/$dir: already there, copied from a release with the same
@@ -409,10 +486,14 @@ upload() {
                 return 1
                 ;;
             esac
-            head -c "$bytes" >"$file"
+            receive "$bytes"
             # `sent` follows the bytes; EOF instead means the controller went away mid-way.
             ack
             [ "$autonomous" = 1 ] && vanish
+            if [ -n "$receive_error" ]; then
+                upload_error=$receive_error
+                return 1
+            fi
             ;;
         esac
         if [ "$reply" != sent ]; then
@@ -421,10 +502,17 @@ upload() {
         fi
         # No checksum here: SSH authenticates every byte on the way, and gzip checks its
         # CRC-32 and length as tar unpacks (a short or damaged file fails there).
-        { [ "$tmp_made" = 1 ] || mkdir "$tmp"; } && tar -x -o -z -f "$file" -C "$tmp" >>"$log" 2>&1 || {
-            upload_error="cannot unpack the artifact into $tmp"
+        { [ "$tmp_made" = 1 ] || mkdir "$tmp"; } && err=$(tar -x -o -z -f "$file" -C "$tmp" 2>&1) || {
+            case $err in
+            *"No space left"* | *"Disk quota exceeded"*)
+                upload_error="no space left on $DEPLOY_HOST under $target while unpacking the artifact"
+                ;;
+            *) upload_error="cannot unpack the artifact into $tmp" ;;
+            esac
+            printf '%s\n' "$err" >>"$log"
             return 1
         }
+        [ -n "$err" ] && printf '%s\n' "$err" >>"$log"
         : >"$file"
     fi
     printf '%s\n' "$sha" >"$tmp/.deploy-sha256"
@@ -494,6 +582,17 @@ case $target in
 /*) ;;
 *) target=$HOME/$target ;;
 esac
+# Behind the spec's checks, a second line of defence: never work in / or the remote
+# user's home itself, whatever path (`/./`, a symbolic link) leads there. cd -P, no process.
+if cd -P "$target" 2>/dev/null; then
+    real=$PWD home_real=
+    [ -n "$HOME" ] && cd -P "$HOME" 2>/dev/null && home_real=$PWD
+    cd /
+    if [ "$real" = / ] || [ "$real" = "$home_real" ]; then
+        step=$first_step
+        fail 2 "target $target is $real on this host, which is / or the home directory: give the app its own directory"
+    fi
+fi
 records=$target/.deploy
 if [ ! -d "$records" ]; then
     # A host's first deployment: one mkdir for the records, the releases and the
@@ -521,6 +620,11 @@ step=$first_step
 if [ -e "$target/current" ] && [ ! -L "$target/current" ]; then
     fail 1 "$target/current is not a symbolic link; move it away"
 fi
+cg_run=
+case $stop_contain$bi_contain$ai_contain$start_contain$val_contain in *1*)
+    find_cgroup || fail 125 "hooks.contain is not available on this host: $cg_problem"
+    ;;
+esac
 read_current
 prev=$cur
 version_of "$prev"
@@ -532,9 +636,9 @@ if [ "$kind" = restart ]; then
     here=$target/releases/$cur
     version_of "$cur"
     DEPLOY_VERSION=$v
-    hook_step stop "$here" "$stop_cmd" "$stop_timeout" "$stop_retries" "$stop_interval" "$stop_script"
-    hook_step start "$here" "$start_cmd" "$start_timeout" "$start_retries" "$start_interval" "$start_script"
-    hook_step validate "$here" "$val_cmd" "$val_timeout" "$val_retries" "$val_interval" "$val_script"
+    hook_step stop "$here" "$stop_cmd" "$stop_timeout" "$stop_retries" "$stop_interval" "$stop_script" "$stop_contain"
+    hook_step start "$here" "$start_cmd" "$start_timeout" "$start_retries" "$start_interval" "$start_script" "$start_contain"
+    hook_step validate "$here" "$val_cmd" "$val_timeout" "$val_retries" "$val_interval" "$val_script" "$val_contain"
 else
     [ -d "$target/releases" ] || mkdir -p "$target/releases"
     begin upload
@@ -543,11 +647,11 @@ else
     finish "$rc"
     [ "$rc" -eq 0 ] || fail "$rc" "$upload_error"
     if [ -n "$prev" ]; then
-        hook_step stop "$target/releases/$prev" "$stop_cmd" "$stop_timeout" "$stop_retries" "$stop_interval" "$stop_script"
+        hook_step stop "$target/releases/$prev" "$stop_cmd" "$stop_timeout" "$stop_retries" "$stop_interval" "$stop_script" "$stop_contain"
     fi
     new=$target/releases/$dir
-    hook_step before_install "$new" "$bi_cmd" "$bi_timeout" "$bi_retries" "$bi_interval" "$bi_script"
-    hook_step after_install "$new" "$ai_cmd" "$ai_timeout" "$ai_retries" "$ai_interval" "$ai_script"
+    hook_step before_install "$new" "$bi_cmd" "$bi_timeout" "$bi_retries" "$bi_interval" "$bi_script" "$bi_contain"
+    hook_step after_install "$new" "$ai_cmd" "$ai_timeout" "$ai_retries" "$ai_interval" "$ai_script" "$ai_contain"
     begin switch
     made_temporary=1
     switch >>"$log" 2>&1
@@ -556,8 +660,8 @@ else
     [ "$rc" -eq 0 ] || fail "$rc" "cannot switch $target/current to releases/$dir"
     committed=1
     cur=$dir
-    hook_step start "$new" "$start_cmd" "$start_timeout" "$start_retries" "$start_interval" "$start_script"
-    hook_step validate "$new" "$val_cmd" "$val_timeout" "$val_retries" "$val_interval" "$val_script"
+    hook_step start "$new" "$start_cmd" "$start_timeout" "$start_retries" "$start_interval" "$start_script" "$start_contain"
+    hook_step validate "$new" "$val_cmd" "$val_timeout" "$val_retries" "$val_interval" "$val_script" "$val_contain"
     # With no more releases than the spec keeps there is nothing to prune: no step, no
     # round trip. (The glob's trailing slash matches directories only.)
     set -- "$target"/releases/*/

@@ -152,8 +152,8 @@ def test_captured_output_keeps_the_tail_and_survives_copying() -> None:
 def test_the_driver_holds_a_controller_hook_and_takes_its_result() -> None:
     fabric = HookCommand(step=Step.AFTER_INSTALL, command="", timeout=5, fabric="/x/fabfile.py:migrate")
     words = shlex.split(driver_command(job("~/app", "1.0", None, fabric), Host("h", "a", "dc")))
-    after_install = 4 + 13 + 2 * 5
-    assert words[after_install : after_install + 5] == ["/x/fabfile.py:migrate", "0", "0", "0", "c"]
+    after_install = 4 + 13 + 2 * 6  # six words per hook (release._hook_args)
+    assert words[after_install : after_install + 6] == ["/x/fabfile.py:migrate", "0", "0", "0", "c", "0"]
     assert "take_result" in remote_script("driver.sh")
     assert controller_answer(3, 2, False) == b"done 3 2\n"
     assert controller_answer(124, 1, True) == b"done 124 1 timeout\n"

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from deployer.controller import Controller, Joining, Rollout, RolloutOutcome
+from deployer.controller import Controller, GracefulStop, Joining, Rollout, RolloutOutcome
 from deployer.events import Event, HostsJoined, WaveStarted
 from deployer.fleet import Host
 from deployer.results import ControlAction, DeploymentStatus, HostStatus, Step
@@ -89,7 +89,7 @@ def test_a_stop_lets_hosts_in_flight_finish_and_starts_no_other(store: Store) ->
     rollout = begin(store, [fleet[:3], fleet[3:]], budget=0)
 
     async def scenario() -> RolloutOutcome:
-        stop = asyncio.Event()
+        stop = GracefulStop()
         controller = Controller(
             store, runner, lambda e: None, pid=1, machine="here", poll_interval=0.02, stop=stop
         )
@@ -117,7 +117,7 @@ def test_a_stop_after_the_last_host_started_ends_as_the_hosts_do(store: Store) -
     rollout = begin(store, [fleet], budget=0)
 
     async def scenario() -> RolloutOutcome:
-        stop = asyncio.Event()
+        stop = GracefulStop()
         controller = Controller(
             store, runner, lambda e: None, pid=1, machine="here", poll_interval=0.02, stop=stop
         )
@@ -137,7 +137,7 @@ def test_an_operators_abort_still_stops_hosts_in_flight_during_a_stop(store: Sto
     rollout = begin(store, [fleet], budget=0)
 
     async def scenario() -> RolloutOutcome:
-        stop = asyncio.Event()
+        stop = GracefulStop()
         controller = Controller(
             store, runner, lambda e: None, pid=1, machine="here", poll_interval=0.02, stop=stop
         )

@@ -24,6 +24,8 @@ Faults a test can inject:
   (:func:`hook_fault_check` writes that line).
 * :meth:`SshdFleet.rotate_host_key`: restarts the host with a new host key that the
   fleet's ``known_hosts`` does not list, so strict checking must refuse it.
+* :meth:`SshdFleet.certify_host_key`: restarts the host offering its key with a host
+  certificate signed by a given CA (``HostCertificate``), for ``@cert-authority`` lines.
 
 A fleet behind a bastion (``bastion=True``): one more sshd, :attr:`SshdFleet.bastion`
 (named ``bastion``, on the block's next address), is the jump host, and the hosts are
@@ -34,7 +36,7 @@ forwarding and the hosts do not. The inventory and :attr:`SshdFleet.ssh_options`
 ``proxy_jump``; ``known_hosts`` lists the hosts under those names.
 
 Fleets made by the fixtures are healed after every test (:meth:`SshdFleet.reset`:
-thaw, start, restore host keys, clear fault files); files written to ``/srv`` stay.
+thaw, start, restore host keys, drop host certificates, clear fault files); files written to ``/srv`` stay.
 
 A host's processes are told apart from everything else on the machine by their mount
 namespace: stopping, freezing and teardown act on exactly the processes that live in
@@ -190,6 +192,10 @@ class _HostState:
     @property
     def original_host_key(self) -> Path:
         return self.directory / "host_key.original"
+
+    @property
+    def certificate(self) -> Path:
+        return self.directory / "host_key-cert.pub"
 
     @property
     def log(self) -> Path:
@@ -412,6 +418,24 @@ class SshdFleet:
         self._launch_and_wait([state])
         return _pub(state.host_key).read_text().strip()
 
+    def certify_host_key(self, name: str, ca_key: Path, principals: str | None = None) -> Path:
+        """Restart the host offering a host certificate for its key, signed by ``ca_key``
+        (a private key file) for ``principals`` (default: the host's address); its path."""
+        state = self._state(name)
+        principal = principals or state.host.address
+        public_key = str(_pub(state.host_key))
+        subprocess.run(
+            ["ssh-keygen", "-q", "-s", str(ca_key), "-I", f"{name}-test", "-h", "-n", principal, public_key],
+            check=True,
+            capture_output=True,
+            timeout=10,
+            stdin=subprocess.DEVNULL,
+        )
+        self._stop(state)
+        state.config.write_text(_sshd_config(state, self._authorized_keys))
+        self._launch_and_wait([state])
+        return state.certificate
+
     def reset(self) -> None:
         """Heal every fault: thaw, restore original host keys, start stopped hosts, clear faults.
 
@@ -421,6 +445,10 @@ class SshdFleet:
         to_launch: list[_HostState] = []
         for state in self._states.values():
             self.thaw(state.host.name)
+            if state.certificate.exists():
+                self._stop(state)
+                state.certificate.unlink()
+                state.config.write_text(_sshd_config(state, self._authorized_keys))
             if state.original_host_key.exists():
                 self._stop(state)
                 state.original_host_key.replace(state.host_key)
@@ -700,13 +728,15 @@ def launch_sshd_fleet(
 
 def _sshd_config(state: _HostState, authorized_keys: Path) -> str:
     host = state.host
+    # A host certificate, when certify_host_key made one.
+    certificate = f"HostCertificate {state.certificate}\n" if state.certificate.exists() else ""
     # StrictModes no: the fleet's files live in a temp dir whose modes sshd would reject.
     # MaxStartups/MaxSessions: a controller fanning out to 100 hosts opens a few channels each.
     return f"""\
 ListenAddress {state.listen_address}:{host.port}
 AllowTcpForwarding {"yes" if state.forwarding else "no"}
 HostKey {state.host_key}
-PidFile {state.directory / "sshd.pid"}
+{certificate}PidFile {state.directory / "sshd.pid"}
 AuthorizedKeysFile {authorized_keys}
 PermitRootLogin prohibit-password
 PubkeyAuthentication yes

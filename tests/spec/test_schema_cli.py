@@ -64,6 +64,7 @@ def test_deploy_schema_prints_the_spec_schema() -> None:
         "start",
         "validate",
         "timeout",
+        "contain",
     }
     assert schema["$defs"]["StrategyModel"]["properties"]["batch"]["default"] == [1, "25%"]
 
@@ -87,3 +88,38 @@ def test_the_schemas_in_docs_are_current() -> None:
     """docs/*.schema.json are what editors load; regenerate them with `deploy schema`."""
     assert json.loads((REPO / "docs" / "spec.schema.json").read_text()) == spec_json_schema()
     assert json.loads((REPO / "docs" / "inventory.schema.json").read_text()) == inventory_json_schema()
+
+
+TARGETS = {
+    # target: whether load_spec takes it
+    "/srv/shop": True,
+    "/srv/shop/": True,
+    "/var/www/app": True,
+    "~/apps/billing": True,
+    "/srv/.hidden": True,
+    "/srv/a..b": True,
+    "/etcetera": True,
+    "/": False,
+    "//": False,
+    "~": False,
+    "~/": False,
+    "/./": False,
+    "/.": False,
+    "~/.": False,
+    "~/./": False,
+    "/srv/../etc": False,
+    "/srv//shop": False,
+    "/srv/shop//": False,
+    "/etc": False,
+    "/var/": False,
+    "/tmp": False,
+    "/home": False,
+    "srv/shop": False,
+}
+
+
+def test_the_schema_states_the_target_rule() -> None:
+    """Editors read the pattern in docs/spec.schema.json: it takes what load_spec takes."""
+    pattern = spec_json_schema()["properties"]["target"]["pattern"]
+    taken = {target: re.search(pattern, target) is not None for target in TARGETS}
+    assert taken == TARGETS

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 import tarfile
 from pathlib import Path
@@ -85,3 +86,80 @@ def test_a_special_file_in_the_tree_is_refused(tmp_path: Path) -> None:
     os.mkfifo(tree / "pipe")
     with pytest.raises(ArtifactError, match="neither a file, a directory nor a link"):
         prepare_artifact(tree, tmp_path / "cache")
+
+
+def _member(
+    name: str, kind: bytes = tarfile.REGTYPE, *, linkname: str = "", mode: int = 0o644
+) -> tarfile.TarInfo:
+    info = tarfile.TarInfo(name)
+    info.type, info.linkname, info.mode = kind, linkname, mode
+    return info
+
+
+def write_tarball(path: Path, *members: tarfile.TarInfo) -> Path:
+    with tarfile.open(path, "w:gz") as archive:
+        for member in members:
+            archive.addfile(member, io.BytesIO(b"") if member.isfile() else None)
+    return path
+
+
+@pytest.mark.parametrize(
+    ("member", "reason"),
+    [
+        (_member("dev/null", tarfile.CHRTYPE), "special file"),
+        (_member("disk", tarfile.BLKTYPE), "special file"),
+        (_member("pipe", tarfile.FIFOTYPE), "special file"),
+        (_member("hard", tarfile.LNKTYPE, linkname="VERSION"), "hard link"),
+        (_member("etc", tarfile.SYMTYPE, linkname="../../../etc"), "outside the app's target"),
+        (_member("a/b/up", tarfile.SYMTYPE, linkname="../../../../../x"), "outside the app's target"),
+        (_member("root", tarfile.SYMTYPE, linkname="/etc/passwd"), "outside the app's target"),
+        (_member("zigzag", tarfile.SYMTYPE, linkname="shared/../../../.."), "outside the app's target"),
+        (_member("../escape"), "leads out of the release"),
+        (_member("/abs"), "leads out of the release"),
+    ],
+    ids=lambda value: value.name if isinstance(value, tarfile.TarInfo) else "",
+)
+def test_a_tarball_member_that_is_not_plain_is_refused_by_name(
+    tmp_path: Path, member: tarfile.TarInfo, reason: str
+) -> None:
+    given = write_tarball(tmp_path / "release.tar.gz", _member("VERSION"), member)
+    with pytest.raises(ArtifactError) as caught:
+        prepare_artifact(given, tmp_path / "cache")
+    assert f"member {member.name!r} is refused" in str(caught.value)
+    assert reason in str(caught.value)
+
+
+def test_a_member_under_a_link_of_the_archive_is_refused(tmp_path: Path) -> None:
+    given = write_tarball(
+        tmp_path / "release.tar.gz",
+        _member("shared", tarfile.SYMTYPE, linkname="../../shared"),
+        _member("shared/x", tarfile.SYMTYPE, linkname="../../../../../etc"),
+    )
+    with pytest.raises(ArtifactError, match="'shared/x' is refused: it sits under a symbolic link"):
+        prepare_artifact(given, tmp_path / "cache")
+
+
+def test_links_that_stay_inside_the_target_are_taken_as_they_are(tmp_path: Path) -> None:
+    given = write_tarball(
+        tmp_path / "release.tar.gz",
+        _member("./VERSION"),
+        _member("./log", tarfile.SYMTYPE, linkname="../../shared/log"),
+        _member("./a/b/cfg", tarfile.SYMTYPE, linkname="../../../../shared/cfg"),
+        _member("./latest", tarfile.SYMTYPE, linkname="./VERSION"),
+    )
+    artifact = prepare_artifact(given, tmp_path / "cache")
+    assert artifact.path == str(given)
+
+
+def test_setuid_and_setgid_bits_are_dropped_from_both_kinds(tmp_path: Path) -> None:
+    tree = make_tree(tmp_path / "app")
+    (tree / "bin" / "start.sh").chmod(0o6755)
+    packed = prepare_artifact(tree, tmp_path / "cache")
+    given = write_tarball(tmp_path / "release.tar.gz", _member("VERSION"), _member("su", mode=0o4755))
+    repacked = prepare_artifact(given, tmp_path / "cache")
+    assert repacked.path != str(given)  # a copy without the bits; the given file is left alone
+    for artifact, name in ((packed, "bin/start.sh"), (repacked, "su")):
+        with tarfile.open(artifact.path) as archive:
+            assert archive.getmember(name).mode == 0o755
+        assert artifact.sha256 == hashlib.sha256(Path(artifact.path).read_bytes()).hexdigest()
+    assert prepare_artifact(given, tmp_path / "cache") == repacked  # repacked once

@@ -75,3 +75,18 @@ def test_a_target_that_cannot_be_made_fails_with_one_line_naming_it(tmp_path: Pa
     assert str(tmp_path / "file") in errors[0]
     assert "Not a directory" in errors[0]
     assert "@@done failed:upload:1" in lines
+
+
+@pytest.mark.parametrize("target", ["~/.", "{home}/./", "{link}"])
+def test_the_driver_refuses_to_work_in_the_home_itself(tmp_path: Path, target: str) -> None:
+    """A second line of defence behind the spec: `~/.` or a link to the home is refused."""
+    home = tmp_path / "home"
+    home.mkdir()
+    (tmp_path / "link").symlink_to(home)
+    artifact = make_artifact(tmp_path, "1.0")
+    push = job(target.format(home=home, link=tmp_path / "link"), "1.0", artifact)
+    env = {"HOME": str(home), "PATH": os.environ["PATH"]}
+    lines = drive_locally(push, b"go\n" + inline_artifact(artifact) + b"go\n", env=env)
+    assert "@@done failed:upload:2" in lines
+    assert any(line.startswith("@@error") and "home directory" in line for line in lines)
+    assert list(home.iterdir()) == []  # no .deploy, releases or current

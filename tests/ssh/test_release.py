@@ -91,7 +91,7 @@ def test_the_driver_command_is_one_quoted_argument_list() -> None:
     assert words[2] == remote_script("driver.sh")
     assert words[3:8] == ["driver", "~/my app's", pushed.deployment_id, "push", "1.0;touch /tmp/x"]
     assert "web 1" in words and "dc;1" in words and "echo $HOME && true" in words
-    assert len(words) == 4 + 13 + 5 * 5
+    assert len(words) == 4 + 13 + 5 * 6  # six words per hook (release._hook_args)
 
 
 @pytest.mark.parametrize("script", ["driver.sh", "probe.sh"])

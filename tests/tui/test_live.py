@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import threading
+from dataclasses import replace
 from datetime import timedelta
 
 import pytest
+from textual.widgets import Log
 
 from deployer.results import ControlAction, DeploymentStatus, HostStatus, Step
 from deployer.store import Store, open_store
@@ -291,3 +293,24 @@ async def test_deploy_watch_lays_out_the_datacenters_and_keys_before_the_first_r
         assert [panel.datacenter for panel in screen.query(DatacenterPanel)] == ["fra", "iad", "sfo"]
         assert screen.check_action("pause", ()) is True
         assert screen.check_action("resume", ()) is None
+
+
+async def test_a_host_s_output_and_error_are_shown_with_controls_escaped(
+    ctx: Context, story: scenario.Scenario, tui_store: Store
+) -> None:
+    hostile = "\x1b]0;owned\x07\x1b[2Jboom\u202e"
+    failed = scenario.host_result(
+        "web-16", "1.2", "1.1", scenario.NOW - timedelta(minutes=1), fail_at=Step.START
+    )
+    steps = (*failed.steps[:-1], replace(failed.steps[-1], output=f"said {hostile}\nbye\n"))
+    tui_store.record_host_result(story.running_id, replace(failed, error=f"start: {hostile}", steps=steps))
+    app = DeployerApp(ctx, ShowDeployment(story.running_id))
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: live(app).polls_received > 0)
+        await pilot.press("slash", *"web-16", "enter", "enter")
+        await wait_for(pilot, lambda: isinstance(app.screen, HostScreen) and app.screen.host is not None)
+        await wait_for(pilot, lambda: "output of start (exit 7)" in screen_text(app))
+        lines = list(app.screen.query_one("#output", Log).lines)
+        assert lines == ["said \\x1b]0;owned\\x07\\x1b[2Jboom\\u202e", "bye"]
+        text = screen_text(app)
+        assert "start: \\x1b]0;owned\\x07" in text and "\x1b" not in text and "\x07" not in text

@@ -17,6 +17,7 @@ from textual.worker import get_current_worker
 
 from deployer.errors import DeployerError
 from deployer.store.views import DeploymentView
+from deployer.terminal_text import escape_controls
 from tui.context import Context
 from tui.model import elapsed, format_ago, format_moment, format_span, versions_label
 from tui.navigation import OpenDeployment, OpenHistory, OpenVersions
@@ -230,7 +231,7 @@ class HistoryScreen(_DeploymentList):
             counts_cell(view.counts),
             format_span(elapsed(view, now)),
             Text(view.id, style="dim"),
-            Text((view.reason or "").splitlines()[0] if view.reason else "", style="dim"),
+            Text(escape_controls(view.reason.splitlines()[0]) if view.reason else "", style="dim"),
         )
 
     def action_open(self) -> None:

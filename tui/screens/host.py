@@ -17,6 +17,7 @@ from textual.worker import get_current_worker
 from deployer.errors import DeployerError
 from deployer.results import StepResult
 from deployer.store.views import DeploymentView, HostDeploymentView
+from deployer.terminal_text import escape_controls
 from tui.context import Context
 from tui.model import STEP_NUMBERS, format_moment, format_span, host_duration, host_glyph
 from tui.widgets.cells import fill_table
@@ -57,7 +58,7 @@ def host_header(view: DeploymentView, host: HostDeploymentView, ctx: Context) ->
         f"version {host.previous_version or '-'} → {host.version or '-'}\n"
     )
     if host.error:
-        text.append(host.error.splitlines()[0], style="bold red")
+        text.append(escape_controls(host.error.splitlines()[0]), style="bold red")
     elif host.status.is_final:
         text.append("no error", style="dim")
     elif host.step is not None:
@@ -180,7 +181,8 @@ class HostScreen(Screen[None]):
     def _write_output(self, text: str) -> None:
         log = self.query_one("#output", Log)
         log.clear()
-        log.write_lines(text.splitlines())
+        # What the host printed, controls escaped: a Log shows them to the terminal as they are.
+        log.write_lines(escape_controls(line) for line in text.splitlines())
         log.scroll_end(animate=False)
 
     def action_back(self) -> None:

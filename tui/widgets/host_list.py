@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from rich.text import Text
 
 from deployer.results import HostStatus
+from deployer.terminal_text import escape_controls
 from tui.model import ShownHost, format_span, host_duration, host_glyph
 from tui.widgets.virtual_table import Column, VirtualTable
 
@@ -41,7 +42,10 @@ def host_cells(host: ShownHost, now: datetime) -> Sequence[Text]:
         Text(host.step.value if host.step else "-"),
         Text("-" if duration is None else format_span(duration)),
         Text("-" if host.exit_status is None else str(host.exit_status)),
-        Text(message.splitlines()[0] if message else "", style="red" if host.status.is_failure else "dim"),
+        Text(
+            escape_controls(message.splitlines()[0]) if message else "",
+            style="red" if host.status.is_failure else "dim",
+        ),
     )
 
 

@@ -9,6 +9,7 @@ from rich.text import Text
 from textual.widget import Widget
 
 from deployer.results import HostStatus
+from deployer.terminal_text import escape_controls
 from tui.model import (
     BUDGET_STYLES,
     DEPLOYMENT_GLYPHS,
@@ -81,7 +82,7 @@ def summary_lines(snapshot: LiveSnapshot, now: datetime, tz: tzinfo) -> list[Tex
     if pending is not None:
         note.append(pending, style="bold yellow")
     elif view.is_finished:
-        note.append(view.reason or view.status.value, style=glyph.style)
+        note.append(escape_controls(view.reason or view.status.value, one_line=True), style=glyph.style)
     else:
         note.append("a running host shows its step: " + step_legend(), style="dim")
     return [head, counts, who, note]
