@@ -25,6 +25,7 @@ def test_a_push_where_no_host_succeeded_fails_and_makes_no_version_good(app: App
     done = app.deploy("push", str(app.spec), "--limit", limit, "--yes", check=1)
     final = done.stdout.splitlines()[-1]
     assert final.endswith(": failed: no host updated: 2 hosts failed"), done.stdout
+    assert "2 hosts in 1 wave, 5 failures allowed" in done.stdout  # counts take their number
     result = app.deploy_json("status", final.split(":")[0])
     assert (result["status"], result["counts"]["failed"], result["counts"]["succeeded"]) == ("failed", 2, 0)
     # Nothing good to sync healthy hosts to, nor to roll back to.
