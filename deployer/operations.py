@@ -318,12 +318,7 @@ async def execute(
     identity = identity or Identity.here()
     async with _runner_scope(runner) as runner:
         outcome = await _run_new(prepared, store, sink, identity, runner, stop)
-        if (
-            outcome.status is DeploymentStatus.HALTED
-            and prepared.spec.strategy.on_halt is OnHalt.ROLLBACK
-            and prepared.kind is not DeploymentKind.RESTART  # a restart switched nothing
-        ):
-            await _roll_back_switched(prepared, outcome, store, sink, identity, runner)
+        await complete_automatic_rollback(outcome.deployment_id, store, sink, identity, runner, stop)
         return outcome
 
 
@@ -547,15 +542,28 @@ def _options_from_json(data: Mapping[str, Any]) -> PushOptions:
     )
 
 
-async def _roll_back_switched(
-    prepared: Prepared,
-    outcome: RolloutOutcome,
+def rollback_due(view: DeploymentView, run_options: Mapping[str, Any]) -> bool:
+    """Whether ``view`` is a deployment whose halt ``on_halt: rollback`` undoes.
+
+    Not a restart (it switched nothing) and not an automatic rollback itself.
+    """
+    return (
+        view.status is DeploymentStatus.HALTED
+        and run_options.get("on_halt") == OnHalt.ROLLBACK.value
+        and view.kind is not DeploymentKind.RESTART
+        and not run_options.get("rollback_of")
+    )
+
+
+async def complete_automatic_rollback(
+    deployment_id: str,
     store: Store,
     sink: EventSink,
     identity: Identity,
     runner: HostRunner,
+    stop: GracefulStop | None = None,
 ) -> None:
-    """``on_halt: rollback``: put every host the halted deployment switched back on what it ran.
+    """``on_halt: rollback``: put every host a halted deployment switched back on what it ran.
 
     One rollback deployment per version the hosts ran before (:func:`rollback_groups`),
     in sequence, each recorded with ``rollback_of`` naming the halted deployment. In each,
@@ -563,21 +571,41 @@ async def _roll_back_switched(
     already) and their failing again does not count against the rollback's budget, so a
     known-bad host cannot stop the healthy ones from being restored. A host whose first
     deployment this was has nothing to go back to and is left as it is.
+
+    Worked out from the store each time, so it completes what is left: after a push
+    halts, and again after ``deploy resume`` of the push or of one of its rollbacks (a
+    controller killed midway). Hosts a finished rollback of it already took are not
+    taken again; nothing is done while one of its rollbacks is unfinished. A graceful stop
+    (Ctrl-C, SIGTERM) stops the rollback in flight as any deployment and starts no other.
     """
-    groups = rollback_groups(outcome.results)
+    view = store.deployment(deployment_id)
+    saved = store.run_options(deployment_id)
+    if not rollback_due(view, saved):
+        return
+    rollbacks = store.rollbacks_of(deployment_id)
+    if any(not rollback.is_finished for rollback in rollbacks):
+        return  # its own resume completes it, then comes back here
+    taken = {host.name for rollback in rollbacks for host in rollback.hosts}
+    groups = rollback_groups(
+        {h.name: (h.version, h.previous_version) for h in view.hosts if h.name not in taken}
+    )
+    failed = {h.name for h in view.hosts if h.status.is_failure}
+    options = _options_from_json(saved)
     for version, names in groups.by_version.items():
-        options = replace(
-            prepared.options,
+        grouped = replace(
+            options,
             version=version,
             kind=DeploymentKind.ROLLBACK,
             only_hosts=frozenset(names),
             force=False,
-            rollback_of=outcome.deployment_id,
-            known_bad=frozenset(name for name in names if outcome.statuses[name].is_failure),
+            rollback_of=deployment_id,
+            known_bad=frozenset(name for name in names if name in failed),
         )
-        rollback = prepare(options, store)
+        if stop is not None and stop.is_set():
+            return
+        rollback = prepare(grouped, store)
         if rollback.plan.waves:
-            await _run_new(rollback, store, sink, identity, runner)
+            await _run_new(rollback, store, sink, identity, runner, stop)
 
 
 async def settle_in_flight(
@@ -718,7 +746,11 @@ async def resume_deployment(
         datacenters = {h.name: h.datacenter for h in planned}
         sink(_started(rollout, taken.view.previous_version, datacenters, utcnow()))
         controller = Controller(store, runner, sink, pid=identity.pid, machine=identity.machine, stop=stop)
-        return await controller.run(rollout, statuses)
+        outcome = await controller.run(rollout, statuses)
+        # A halted push's automatic rollback, or the rest of it when this was one of them.
+        undone = options.rollback_of or deployment_id
+        await complete_automatic_rollback(undone, store, sink, identity, runner, stop)
+        return outcome
 
 
 async def abort_orphan(

@@ -11,7 +11,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from deployer.quantities import Count
-from deployer.results import HostResult
 
 
 def failure_budget(max_failures: Count, host_count: int) -> int:
@@ -86,10 +85,12 @@ class RollbackGroups:
     first_deployment: tuple[str, ...]  # switched, but ran nothing before: nothing to go back to
 
 
-def rollback_groups(results: Mapping[str, HostResult]) -> RollbackGroups:
+def rollback_groups(switches: Mapping[str, tuple[str | None, str | None]]) -> RollbackGroups:
     """Group the hosts a halted deployment switched by the version each ran before it.
 
-    Only a host whose ``current`` now points somewhere else than before was switched;
+    ``switches`` maps each host to (the version it was left on, the one it ran before), as
+    its row of the deployment records them. Only a host whose ``current`` now points
+    somewhere else than before was switched;
     a host that failed before its switch still runs its old version and needs nothing.
     Each host goes back to what *it* ran, not to what most hosts ran: one rollback
     deployment per group, since a deployment keeps exactly one version. Groups come
@@ -101,12 +102,12 @@ def rollback_groups(results: Mapping[str, HostResult]) -> RollbackGroups:
     """
     by_version: dict[str, list[str]] = {}
     first: list[str] = []
-    for name, result in results.items():
-        if result.version is None or result.version == result.previous_version:
+    for name, (version, previous) in switches.items():
+        if version is None or version == previous:
             continue
-        if result.previous_version is None:
+        if previous is None:
             first.append(name)
         else:
-            by_version.setdefault(result.previous_version, []).append(name)
+            by_version.setdefault(previous, []).append(name)
     ordered = sorted(by_version.items(), key=lambda item: (-len(item[1]), item[0]))
     return RollbackGroups({version: tuple(names) for version, names in ordered}, tuple(first))

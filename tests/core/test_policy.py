@@ -92,26 +92,17 @@ def test_may_start_count_rejects_impossible_counts(kwargs: dict[str, Any], messa
         may_start_count(**kwargs)
 
 
-def _switched(name: str, previous: str | None, now: str | None, status: str = "succeeded") -> Any:
-    from datetime import UTC, datetime
-
-    from deployer.results import HostResult, HostStatus
-
-    moment = datetime(2026, 12, 6, tzinfo=UTC)
-    return HostResult(name, HostStatus(status), moment, moment, version=now, previous_version=previous)
-
-
 def test_rollback_groups_send_each_host_back_to_what_it_ran() -> None:
     # The docstring's example: a push of 1.6 that halted.
-    results = {
-        "web1": _switched("web1", "1.5", "1.6"),
-        "web2": _switched("web2", "1.5", "1.6", "failed"),  # failed after its switch: goes back too
-        "web3": _switched("web3", "1.3", "1.6"),  # not to 1.5, what most hosts ran
-        "web4": _switched("web4", None, "1.6"),  # its first deployment: nothing to go back to
-        "web5": _switched("web5", "1.5", "1.5", "failed"),  # failed before its switch: untouched
-        "web6": _switched("web6", None, None, "unreachable"),
+    switches = {  # host -> (the version it was left on, the one it ran before)
+        "web1": ("1.6", "1.5"),
+        "web2": ("1.6", "1.5"),  # failed after its switch: goes back too
+        "web3": ("1.6", "1.3"),  # not to 1.5, what most hosts ran
+        "web4": ("1.6", None),  # its first deployment: nothing to go back to
+        "web5": ("1.5", "1.5"),  # failed before its switch: untouched
+        "web6": (None, None),  # unreachable: not known to have switched
     }
-    groups = rollback_groups(results)
+    groups = rollback_groups(switches)
     assert dict(groups.by_version) == {"1.5": ("web1", "web2"), "1.3": ("web3",)}
     assert list(groups.by_version) == ["1.5", "1.3"]  # largest group first
     assert groups.first_deployment == ("web4",)

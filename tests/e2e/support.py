@@ -149,3 +149,14 @@ def wait_until(predicate: Callable[[], bool], timeout: float = 30.0, interval: f
             return True
         time.sleep(interval)
     return predicate()
+
+
+def at_step(app: App, host: str, step: str) -> bool:
+    """Whether ``host`` is at ``step`` in the app's running deployment, as its store says."""
+    from deployer.store import open_store
+
+    with open_store(app.db_url) as store:
+        running = store.running_deployment(app.name, "e2e")
+        if running is None:
+            return False
+        return any(h.name == host and h.step is not None and h.step.value == step for h in running.hosts)

@@ -13,16 +13,7 @@ import json
 
 import pytest
 
-from deployer.store import open_store
-from tests.e2e.support import App, wait_until
-
-
-def at_step(app: App, host: str, step: str) -> bool:
-    with open_store(app.db_url) as store:
-        running = store.running_deployment(app.name, "e2e")
-        if running is None:
-            return False
-        return any(h.name == host and h.step is not None and h.step.value == step for h in running.hosts)
+from tests.e2e.support import App, at_step, wait_until
 
 
 def hosts_on(app: App, version: str) -> set[str]:

@@ -6,9 +6,15 @@ fleet (PostgreSQL), and checks the verdict against each host's ``current``.
 
 from __future__ import annotations
 
+import signal
+from pathlib import Path
 from typing import Any
 
-from tests.e2e.support import App
+import pytest
+
+from deployer.store import open_store
+from tests.e2e.conftest import fleet_of
+from tests.e2e.support import App, at_step, make_app, wait_until
 
 
 def wave_hosts(plan: dict[str, Any], wave: int, datacenter: str) -> list[str]:
@@ -95,3 +101,40 @@ def test_a_rollback_to_a_version_the_fleet_never_ran_is_refused_before_any_host(
     assert "--to 0.1: no host of" in refused.stderr and "versions that ran: 1.0" in refused.stderr
     assert app.deploy_json("history", "--app", app.name, "--env", "e2e")["deployments"] == before
     assert all(app.current(host.name) == "1.0" for host in app.fleet.hosts)
+
+
+def test_a_controller_killed_before_the_halt_still_rolls_back_once_resumed(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    app = make_app(tmp_path, fleet_of(request, "lab"), f"sqlite:///{tmp_path / 's.db'}", "killedhalt")
+    app.spec.write_text(
+        app.spec.read_text()
+        .replace("max_failures: 2", "max_failures: 1")
+        .replace("bake: 0s}", "bake: 0s, on_halt: rollback}")
+    )
+    app.deploy("push", str(app.spec), "--yes", check=0)
+    plan = app.deploy_json("plan", str(app.spec), "--version", "2.0")
+    first, second = wave_hosts(plan, 1, "dc1")[0], wave_hosts(plan, 2, "dc1")[0]
+    app.fault(first, "validate")
+    app.fault(second, "validate")
+    app.fault(second, "slow", "5")  # wave 2 stays in flight: the controller dies there
+    pushing = app.popen("push", str(app.spec), "--version", "2.0", "--yes")
+    try:
+        assert wait_until(lambda: at_step(app, second, "start"), timeout=60)
+        pushing.send_signal(signal.SIGKILL)
+        pushing.wait(timeout=30)
+    finally:
+        if pushing.poll() is None:
+            pushing.kill()
+            pushing.wait()
+    with open_store(app.db_url) as store:
+        running = store.running_deployment(app.name, "e2e")
+    assert running is not None
+    app.deploy("resume", running.id, check=1)  # its controller is dead: resume takes it over
+    status = app.deploy_json("status", running.id)
+    assert status["status"] == "halted"
+    assert status["rollback"] is not None and status["rollback"]["restored_count"] == 4
+    switched = [h["name"] for wave in plan["waves"][:2] for h in wave["hosts"]]
+    for name in set(switched) - {first, second}:
+        assert app.current(name) == "1.0"
+    app.clear_faults()
