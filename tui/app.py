@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import signal
 import sys
 import time
 from collections.abc import Awaitable, Callable
@@ -28,6 +29,7 @@ from textual.binding import Binding, BindingType
 from textual.message import Message
 from textual.screen import Screen
 
+from deployer.controller import GracefulStop, StopCause
 from deployer.errors import DeployerError, NotFound
 from deployer.events import DeploymentStarted, Event, EventSink
 from deployer.progress import describe
@@ -85,6 +87,9 @@ class ShowPush:
     """A deployment run by this process; the live screen appears once it is recorded."""
 
     start: Callable[[EventSink], Awaitable[Any]]
+    # Set by SIGINT or SIGTERM (sent by another process: in the TUI, Ctrl-C is a key) to stop
+    # the deployment gracefully; the TUI closes once its hosts in flight are done.
+    stop: GracefulStop | None = None
 
 
 Opening = ShowOverview | ShowDeployment | ShowHistory | ShowVersions | ShowPush
@@ -110,6 +115,9 @@ class PushProgress(Message):
         return isinstance(message, PushProgress)
 
 
+_STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
 class PushEnded(Message):
     def __init__(self, error: BaseException | None) -> None:
         super().__init__()
@@ -124,6 +132,7 @@ class PushState(Generic[T]):
     error: BaseException | None = None
     deployment_id: str | None = None
     done: bool = False
+    loop: asyncio.AbstractEventLoop | None = None  # the deployment's own loop, in its thread
 
 
 class DeployerApp(App[None]):
@@ -182,6 +191,25 @@ class DeployerApp(App[None]):
             self.set_timer(0.5, self._take_over_gc)
         if isinstance(self.opening, ShowPush):
             self._run_push(self.opening.start)
+            loop = asyncio.get_running_loop()
+            for number in _STOP_SIGNALS:
+                loop.add_signal_handler(number, self.stop_gracefully, number.name)
+
+    def stop_gracefully(self, signal_name: str) -> None:
+        """A signal to this process: stop the deployment as the CLI would, then close.
+
+        No new host starts, the hosts in flight finish, the deployment ends ``aborted``
+        saying which signal, and the command exits with that signal's code.
+        """
+        opening, state = self.opening, self.push_state
+        if not isinstance(opening, ShowPush) or opening.stop is None or state is None or state.loop is None:
+            self.exit()
+            return
+        state.loop.call_soon_threadsafe(opening.stop.request, StopCause(signal_name))
+        self._quit_when_done = True
+        self.notify(
+            f"{signal_name}: stopping: hosts in flight finish, no new host starts; then the TUI closes"
+        )
 
     # ---- the garbage collector, paced by the screen --------------------------------------------
 
@@ -297,6 +325,10 @@ class DeployerApp(App[None]):
 
     def on_unmount(self) -> None:
         """Leaving while the deployment still runs (a crash, a signal): ask it to abort so it ends."""
+        if isinstance(self.opening, ShowPush):
+            loop = asyncio.get_running_loop()
+            for number in _STOP_SIGNALS:
+                loop.remove_signal_handler(number)
         if self.freeze_gc:
             gc.set_threshold(*self._gc_thresholds)  # the process goes on without the app's pacing
         state = self.push_state
@@ -338,6 +370,7 @@ class DeployerApp(App[None]):
                 self.post_message(PushProgress(event))
 
         async def run() -> Any:
+            state.loop = asyncio.get_running_loop()
             return await start(sink)
 
         error: BaseException | None = None
@@ -448,6 +481,7 @@ def run_push_ui(
     store: Store | str | None = None,
     clock: Callable[[], datetime] = utcnow,
     poll_interval: float = 0.5,
+    stop: GracefulStop | None = None,
 ) -> T:
     """Run a deployment in this process while the TUI shows it; its result once both are done.
 
@@ -456,6 +490,7 @@ def run_push_ui(
     worker thread, and ``sink`` is the EventSink it must report to (its
     DeploymentStarted brings up the live screen). ``store`` is the store to read (an
     open Store, a URL, or None for the default); one opened here is closed here.
+    ``stop`` is the deployment's graceful stop: SIGINT and SIGTERM set it.
 
     Quitting while the deployment runs asks first, then requests an abort and waits
     for the hosts in flight. An error raised by the deployment is re-raised here after
@@ -464,7 +499,8 @@ def run_push_ui(
     own = not isinstance(store, Store)
     opened = open_store(store) if not isinstance(store, Store) else store
     try:
-        app = DeployerApp(_context(opened, clock, None, poll_interval), ShowPush(start), freeze_gc=True)
+        context = _context(opened, clock, None, poll_interval)
+        app = DeployerApp(context, ShowPush(start, stop), freeze_gc=True)
         app.run()
         state = app.push_state
         assert state is not None

@@ -211,7 +211,7 @@ def run_and_report(store: Store, start: Start, *, as_json: bool, tui: bool = Fal
     if tui:
         from tui import run_push_ui  # only here: Textual is slow to import
 
-        outcome = run_push_ui(lambda sink: start(sink, stop), store=store)
+        outcome = run_push_ui(lambda sink: start(sink, stop), store=store, stop=stop)
     else:
         from deployer.progress import PlainProgress
 

@@ -8,7 +8,7 @@ import os
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 
-from deployer.controller import Controller, Rollout, RolloutOutcome
+from deployer.controller import Controller, GracefulStop, Rollout, RolloutOutcome, StopCause
 from deployer.errors import DeployerError
 from deployer.events import DeploymentStarted, EventSink
 from deployer.fleet import Host, SshTarget
@@ -31,7 +31,7 @@ def fleet() -> list[Host]:
 
 
 def push(
-    store: Store, runner: FakeRunner, loops: list[asyncio.AbstractEventLoop]
+    store: Store, runner: FakeRunner, loops: list[asyncio.AbstractEventLoop], stop: GracefulStop | None = None
 ) -> Callable[[EventSink], Awaitable[RolloutOutcome]]:
     """What ``deploy push`` hands to run_push_ui: record the deployment, announce it, run the controller."""
 
@@ -71,7 +71,9 @@ def push(
         job = ReleaseJob(deployment_id, "web", "prod", "2.0", "push", "/srv/web", 5, None, {}, "tester")
         targets = {h.name: SshTarget(h, None, None, None, 5.0, 5.0, "accept-new", False) for h in hosts}
         rollout = Rollout(deployment_id, job, targets, tuple(tuple(h.name for h in w) for w in waves), 1, 0.0)
-        controller = Controller(store, runner, sink, pid=os.getpid(), machine=MACHINE, poll_interval=0.05)
+        controller = Controller(
+            store, runner, sink, pid=os.getpid(), machine=MACHINE, poll_interval=0.05, stop=stop
+        )
         return await controller.run(rollout)
 
     return start
@@ -120,6 +122,28 @@ async def test_push_shows_the_live_screen_and_its_controls_reach_the_controller(
     assert list(state.result.statuses.values()).count(HostStatus.SUCCEEDED) == 4
     view = tui_store.deployment(state.result.deployment_id)
     assert view.status is DeploymentStatus.ABORTED and view.control_requested_by == "tester@console"
+
+
+async def test_a_signal_stops_the_push_gracefully_and_closes_the_tui(tui_store: Store) -> None:
+    ctx = Context(store=tui_store, clock=utcnow, tz=UTC, poll_interval=0.1, requested_by="tester@console")
+    runner = FakeRunner(step_seconds=0.01, gate=asyncio.Event())
+    loops: list[asyncio.AbstractEventLoop] = []
+    stop = GracefulStop()
+    app = DeployerApp(ctx, ShowPush(push(tui_store, runner, loops, stop), stop))
+
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: "▶4 running" in screen_text(app))  # wave 1, held at its switch
+        app.stop_gracefully("SIGTERM")  # what the process's SIGTERM handler calls
+        loops[0].call_soon_threadsafe(runner.gate.set)  # type: ignore[union-attr]
+        await wait_for(pilot, lambda: not app.is_running, timeout=10)
+
+    state = app.push_state
+    assert state is not None and isinstance(state.result, RolloutOutcome)
+    assert state.result.status is DeploymentStatus.ABORTED
+    assert state.result.reason.startswith("stopped by SIGTERM")
+    statuses = list(state.result.statuses.values())
+    assert statuses.count(HostStatus.SUCCEEDED) == 4 and statuses.count(HostStatus.NOT_STARTED) == 8
+    assert stop.cause is StopCause.SIGTERM
 
 
 async def test_a_push_that_fails_before_it_starts_closes_the_tui_and_hands_back_the_error(
