@@ -71,3 +71,43 @@ def test_a_dropped_connection_is_unknown_until_the_host_says_how_it_ended(
     # The store says what `current` says on every host.
     assert hosts_on(app, "2.0") == {h.name for h in app.fleet.hosts}
     assert all(app.current(h.name) == "2.0" for h in app.fleet.hosts)
+
+
+def test_a_host_that_hangs_mid_hook_is_unknown_then_reconciled(
+    app: App, request: pytest.FixtureRequest
+) -> None:
+    """The lab host hangs (its sessions freeze); the OpenSSH host's sshd and sessions get SIGSTOP.
+
+    Keepalives (every 1 s here) find the connection dead; the host is `unknown`, the
+    probe before the end cannot reach it either, and `deploy reconcile` learns the truth
+    once it is back.
+    """
+    app.spec.write_text(app.spec.read_text() + "ssh: {keepalive: 1s, connect_timeout: 2s}\n")
+    app.deploy("push", str(app.spec), "--yes", check=0)
+    victim = app.fleet.hosts[0].name
+    app.fault(victim, "slow", "2")
+    if app.fleet.kind == "openssh":
+        fleet = request.getfixturevalue("sshd_fleet")
+        hang, heal = (lambda: fleet.freeze(victim)), (lambda: fleet.thaw(victim))
+    else:
+        lab = request.getfixturevalue("lab12")
+        hang, heal = (lambda: lab.break_host(victim, "hang")), (lambda: lab.fix(victim))
+    pushing = app.popen("push", str(app.spec), "--version", "2.0", "--yes", "--json")
+    try:
+        assert wait_until(lambda: at_step(app, victim, "start"), timeout=60)
+        hang()
+        assert pushing.wait(timeout=120) == 0  # one unknown host is within the budget of 2
+    finally:
+        heal()
+        if pushing.poll() is None:
+            pushing.kill()
+            pushing.wait()
+    log = (app.spec.parent / "background.log").read_text()
+    pushed = json.loads(next(line for line in log.splitlines() if line.startswith("{")))
+    host = next(h for h in pushed["hosts"] if h["name"] == victim)
+    assert host["status"] == "unknown", host
+    # Back again: its driver went on by itself; reconcile reads how it ended.
+    assert wait_until(lambda: app.hook_lines(victim)[-1][:2] == ["validate", "2.0"], timeout=60)
+    learnt = app.deploy_json("reconcile", pushed["id"])
+    assert [(h["host"], h["status"], h["version"]) for h in learnt["hosts"]] == [(victim, "succeeded", "2.0")]
+    assert hosts_on(app, "2.0") == {h.name for h in app.fleet.hosts}
