@@ -73,14 +73,14 @@ def test_a_dropped_connection_is_unknown_until_the_host_says_how_it_ended(
     assert all(app.current(h.name) == "2.0" for h in app.fleet.hosts)
 
 
-def test_a_host_that_hangs_mid_hook_is_unknown_then_reconciled(
+def test_a_host_that_hangs_mid_hook_is_unknown_until_the_next_push_asks_it(
     app: App, request: pytest.FixtureRequest
 ) -> None:
     """The lab host hangs (its sessions freeze); the OpenSSH host's sshd and sessions get SIGSTOP.
 
     Keepalives (every 1 s here) find the connection dead; the host is `unknown`, the
-    probe before the end cannot reach it either, and `deploy reconcile` learns the truth
-    once it is back.
+    probe before the end cannot reach it either, and the next push, which probes the
+    app's unknown hosts before planning, learns the truth once it is back.
     """
     app.spec.write_text(app.spec.read_text() + "ssh: {keepalive: 1s, connect_timeout: 2s}\n")
     app.deploy("push", str(app.spec), "--yes", check=0)
@@ -106,8 +106,11 @@ def test_a_host_that_hangs_mid_hook_is_unknown_then_reconciled(
     pushed = json.loads(next(line for line in log.splitlines() if line.startswith("{")))
     host = next(h for h in pushed["hosts"] if h["name"] == victim)
     assert host["status"] == "unknown", host
-    # Back again: its driver went on by itself; reconcile reads how it ended.
+    # Back again: its driver went on by itself. The next push probes it before planning,
+    # finds it on 2.0, and so has nothing left to do.
     assert wait_until(lambda: app.hook_lines(victim)[-1][:2] == ["validate", "2.0"], timeout=60)
-    learnt = app.deploy_json("reconcile", pushed["id"])
-    assert [(h["host"], h["status"], h["version"]) for h in learnt["hosts"]] == [(victim, "succeeded", "2.0")]
+    again = app.deploy_json("push", str(app.spec), "--version", "2.0", "--yes")
+    assert again["status"] == "unchanged" and again["unknown"] == []
+    row = next(h for h in app.deploy_json("status", pushed["id"])["hosts"] if h["name"] == victim)
+    assert (row["status"], row["version"]) == ("succeeded", "2.0") and "probe: it succeeded" in row["note"]
     assert hosts_on(app, "2.0") == {h.name for h in app.fleet.hosts}
