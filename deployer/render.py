@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta, tzinfo
 from typing import Any
 
-from deployer.results import ControlAction, HostStatus
+from deployer.results import ControlAction, DeploymentStatus, HostStatus
 from deployer.store.views import (
     ControlState,
     DeploymentView,
@@ -457,7 +457,12 @@ def deployments_lines(
     def status(view: DeploymentView) -> str:
         controller = controllers.get(view.id)
         dead = view.finished_at is None and controller is not None and not controller.alive
-        return f"{view.status} (controller dead)" if dead else str(view.status)
+        if dead:
+            return f"{view.status} (controller dead)"
+        failed = [gate.name for gate in view.gates if not gate.passed]
+        if view.status is DeploymentStatus.HALTED and failed:  # why, when a gate stopped it
+            return f"{view.status} (gate {failed[0]})"
+        return str(view.status)
 
     rows = [
         [

@@ -116,6 +116,8 @@ def test_an_after_wave_gate_that_turns_failing_halts_before_the_next_wave_and_ro
     history = app.deploy_json("history", "--app", app.name, "--env", "e2e")
     halted = next(d for d in history["deployments"] if d["id"] == result["id"])
     assert halted["gates"][0]["name"] == "error-rate" and halted["reason"] == result["reason"]
+    listed = app.deploy("history", "--app", app.name, "--env", "e2e", check=0).stdout
+    assert "halted (gate error-rate)" in listed
 
 
 def test_a_bake_gate_that_turns_failing_mid_bake_halts_before_the_next_wave(
