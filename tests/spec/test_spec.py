@@ -315,7 +315,10 @@ def test_gates_and_notify_sinks_with_their_defaults() -> None:
         when=GateWhen.AFTER_WAVE,
         timeout=5.0,
         interval=30.0,
-        url='http://prometheus.internal:9090/api/v1/query?query=job:http_errors:ratio5m{job="shop"}',
+        url=(
+            "http://prometheus.internal:9090/api/v1/query?query=sum(rate(http_requests_total%7Bjob%3D%22webapp"
+            "%22%2Ccode%3D~%225..%22%7D%5B5m%5D))%2Fsum(rate(http_requests_total%7Bjob%3D%22webapp%22%7D%5B5m%5D))"
+        ),
         headers={"Authorization": "Bearer ${PROMETHEUS_TOKEN}"},  # expanded when checked, not here
         status=200,
         field="data.result.0.value.1",
