@@ -57,7 +57,9 @@ async def http_request(
     if parts.query:
         path += "?" + parts.query
     host = parts.hostname if ":" not in parts.hostname else f"[{parts.hostname}]"
-    lines = [f"{method} {path} HTTP/1.1", f"Host: {host}:{port}", "Connection: close"]
+    if parts.port is not None:  # the default port is left out, as browsers and curl do
+        host += f":{port}"
+    lines = [f"{method} {path} HTTP/1.1", f"Host: {host}", "Connection: close"]
     for name, value in (headers or {}).items():
         if any(c in name + value for c in "\r\n\0"):  # no header smuggling, via ${VAR} or otherwise
             raise HttpError(f"the header {name} holds a line break or NUL")

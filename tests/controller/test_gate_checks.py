@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -56,3 +57,42 @@ def test_a_header_naming_an_unset_variable_fails_the_gate_without_a_request() ->
     )
     [verdict] = asyncio.run(check_gates([gate], CONTEXT, clock))
     assert verdict.message == "the environment variable DEPLOYER_TEST_UNSET_TOKEN (in a header) is not set"
+
+
+def test_an_http_gate_reads_a_chunked_answer_as_prometheus_may_send_it() -> None:
+    """Go's HTTP server sends a large answer without Content-Length, in chunks."""
+    document = json.dumps({"data": {"result": [{"value": [1765000000, "0.25"]}]}, "pad": "x" * 5000})
+    body = document.encode()
+    chunks = (
+        b"".join(b"%x\r\n%s\r\n" % (len(part), part) for part in (body[:4000], body[4000:])) + b"0\r\n\r\n"
+    )
+    asked: list[bytes] = []
+
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        asked.append(await reader.readuntil(b"\r\n\r\n"))
+        writer.write(
+            b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
+        )
+        writer.write(chunks)
+        await writer.drain()
+        writer.close()
+
+    async def check() -> list[GateVerdict]:
+        server = await asyncio.start_server(answer, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        gate = Gate(
+            "error-rate",
+            "http",
+            GateWhen.AFTER_WAVE,
+            timeout=5,
+            interval=30,
+            url=f"http://127.0.0.1:{port}/api/v1/query?query=up",
+            field="data.result.0.value.1",
+            max=0.2,
+        )
+        async with server:
+            return await check_gates([gate], CONTEXT, clock)
+
+    [verdict] = asyncio.run(check())
+    assert (verdict.passed, verdict.message) == (False, "data.result.0.value.1 0.25 > max 0.2")
+    assert asked[0].startswith(b"GET /api/v1/query?query=up HTTP/1.1\r\n")

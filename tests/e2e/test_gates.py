@@ -19,6 +19,7 @@ from tests.e2e.http_server import HANG, LocalHttp, serve
 from tests.e2e.support import App, make_app
 
 QUERY = "/api/v1/query"
+ROLLBACK_EVENTS = ["rollback_started", "rollback_finished"]
 
 
 @pytest.fixture(scope="module")
@@ -89,7 +90,9 @@ def test_an_after_wave_gate_that_turns_failing_halts_before_the_next_wave_and_ro
                 },
             ],
         },
+        [{"type": "webhook", "url": http.url(f"/ends-{app.name}"), "events": ["halted", *ROLLBACK_EVENTS]}],
     )
+    http.answer(f"/ends-{app.name}", (200, b""))
     result = app.deploy_json("push", str(app.spec), "--version", "2.0", "--yes", check=1)
 
     assert result["status"] == "halted"
@@ -116,6 +119,13 @@ def test_an_after_wave_gate_that_turns_failing_halts_before_the_next_wave_and_ro
     history = app.deploy_json("history", "--app", app.name, "--env", "e2e")
     halted = next(d for d in history["deployments"] if d["id"] == result["id"])
     assert halted["gates"][0]["name"] == "error-rate" and halted["reason"] == result["reason"]
+    ends = [request.json() for request in http.to(f"/ends-{app.name}")]
+    assert [(d["event"], d["deployment"]["status"]) for d in ends] == [
+        ("halted", "halted"),
+        ("rollback_started", "running"),
+        ("rollback_finished", "succeeded"),
+    ]
+    assert ends[1]["deployment"]["rollback_of"] == result["id"]
     listed = app.deploy("history", "--app", app.name, "--env", "e2e", check=0).stdout
     assert "halted (gate error-rate)" in listed
 
