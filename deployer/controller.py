@@ -17,23 +17,28 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 
-from deployer.decide import Control, RolloutState, counted_failures, decide
+from deployer.decide import Control, Decision, GatePlan, RolloutState, counted_failures, decide
 from deployer.errors import StoreError
 from deployer.events import (
     Baking,
     ControlChanged,
     DeploymentFinished,
     EventSink,
+    GateChecked,
     HostFinished,
     HostsJoined,
     HostStepStarted,
+    WaveFinished,
     WaveStarted,
 )
 from deployer.fleet import SshTarget
+from deployer.gate_checks import GateContext, check_gates
+from deployer.gates import gates_when
 from deployer.policy import should_halt
 from deployer.probing import probe_deadline, record_verdicts, settle_hosts
 from deployer.results import DeploymentStatus, HostResult, HostStatus, Step
 from deployer.runner import HostRunner, JobKind, ReleaseJob
+from deployer.spec import Gate, GateWhen
 from deployer.store import Store
 from deployer.wording import count_of
 
@@ -74,6 +79,15 @@ class Rollout:
     max_parallel: int | None = None
     discover: Discover | None = None
     budget_exempt: frozenset[str] = frozenset()  # failures not counted (see RolloutState)
+    gates: tuple[Gate, ...] = ()  # checks between waves (none for an automatic rollback)
+
+    @property
+    def gate_plan(self) -> GatePlan:
+        return GatePlan(
+            before=bool(gates_when(self.gates, GateWhen.BEFORE)),
+            after_wave=bool(gates_when(self.gates, GateWhen.AFTER_WAVE)),
+            bake=bool(gates_when(self.gates, GateWhen.BAKE)),
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -192,6 +206,10 @@ class _Run:
         self.next_heartbeat = datetime.min.replace(tzinfo=UTC)
         self.discovered_after = 0  # finished waves when the inventory was last asked for joiners
         self.probed: set[str] = set()  # UNKNOWN hosts already probed before the end
+        self.gated: set[int] = set()  # gate checks passed: 0 before wave 1, N after wave N
+        self.gate_failure: str | None = None  # the first failing gate's verdict, as a halt reason
+        self.bake_checks: dict[str, datetime] = {}  # bake gate -> its next check, in this bake
+        self.bake_of: int | None = None  # the wave whose bake bake_checks belong to
 
     @property
     def deployment_id(self) -> str:
@@ -212,7 +230,7 @@ class _Run:
                 await asyncio.gather(*self.tasks, return_exceptions=True)
 
     async def _loop(self) -> RolloutOutcome:
-        self._note_finished_waves(self.c._clock())
+        self._note_finished_waves(self.c._clock(), tell=False)  # a resumed deployment's: told before
         self.discovered_after = len(self.wave_finished_at)
         while True:
             now = self.c._clock()
@@ -246,15 +264,77 @@ class _Run:
                         now,
                     )
                 )
+            if decision.check_gates is not None:
+                await self._check_gates(decision.check_gates)
+                continue
             if decision.wait_until is not None and decision.wave not in self.announced_bake:
                 assert decision.wave is not None
                 self.announced_bake.add(decision.wave)
-                self.c._sink(Baking(self.deployment_id, decision.wave, decision.wait_until))
+                final = decision.wave > len(self.waves)
+                self.c._sink(Baking(self.deployment_id, decision.wave, decision.wait_until, final=final))
+            if decision.wait_until is not None and await self._poll_bake_gates(decision, now):
+                continue
             for name in decision.start:
                 self.statuses[name] = HostStatus.RUNNING
                 task = asyncio.create_task(self._run_host(name), name=f"host {name}")
                 self.tasks[task] = name
-            await self._wait(now, decision.wait_until)
+            await self._wait(now, self._wake_at(decision))
+
+    def _gate_context(self, wave: int) -> GateContext:
+        job = self.rollout.job
+        touched = [name for name, status in self.statuses.items() if status is not HostStatus.PENDING]
+        return GateContext(job.app, job.version, job.environment, self.deployment_id, wave, touched)
+
+    async def _run_gates(self, gates: tuple[Gate, ...], wave: int) -> bool:
+        """Check ``gates`` (the first failure ends the round), record and tell each verdict.
+
+        A failing one becomes the halt reason. True when all passed.
+        """
+        verdicts = await check_gates(gates, self._gate_context(wave), self.c._clock)
+        for verdict in verdicts:
+            self.c._store.record_gate_check(
+                self.deployment_id,
+                verdict.name,
+                passed=verdict.passed,
+                message=verdict.message,
+                at=verdict.at,
+            )
+            self.c._sink(GateChecked(self.deployment_id, verdict, wave))
+            if not verdict.passed and self.gate_failure is None:
+                self.gate_failure = verdict.reason
+        return all(verdict.passed for verdict in verdicts)
+
+    async def _check_gates(self, point: int) -> None:
+        """The ``before`` gates (``point`` 0) or the ``after_wave`` gates of wave ``point``."""
+        when = GateWhen.BEFORE if point == 0 else GateWhen.AFTER_WAVE
+        if await self._run_gates(gates_when(self.rollout.gates, when), point):
+            self.gated.add(point)
+
+    async def _poll_bake_gates(self, decision: Decision, now: datetime) -> bool:
+        """During a bake, check each ``bake`` gate that is due (the first at once); True if any ran.
+
+        The bake before wave N watches wave N-1 (the final bake, the last wave).
+        """
+        gates = gates_when(self.rollout.gates, GateWhen.BAKE)
+        if not gates or self.control is not Control.RUN:
+            return False
+        if self.bake_of != decision.wave:
+            self.bake_of = decision.wave
+            self.bake_checks = {gate.name: now for gate in gates}
+        due = tuple(gate for gate in gates if self.bake_checks[gate.name] <= now)
+        if not due:
+            return False
+        for gate in due:
+            self.bake_checks[gate.name] = now + timedelta(seconds=gate.interval)
+        assert decision.wave is not None
+        await self._run_gates(due, decision.wave - 1)
+        return True
+
+    def _wake_at(self, decision: Decision) -> datetime | None:
+        """The end of a bake, or the next bake gate check before it."""
+        if decision.wait_until is None or not self.bake_checks or self.bake_of != decision.wave:
+            return decision.wait_until
+        return min(decision.wait_until, *self.bake_checks.values())
 
     async def _settle_unknown(self) -> bool:
         """Before the deployment ends, ask its UNKNOWN hosts (each once) how they ended.
@@ -389,6 +469,9 @@ class _Run:
             wave_finished_at=self.wave_finished_at,
             control=self._control(),
             budget_exempt=self.rollout.budget_exempt,
+            gates=self.rollout.gate_plan,
+            gated=frozenset(self.gated),
+            gate_failure=self.gate_failure,
         )
 
     async def _wait(self, now: datetime, wait_until: datetime | None) -> None:
@@ -409,10 +492,13 @@ class _Run:
         if done:
             self._note_finished_waves(self.c._clock())
 
-    def _note_finished_waves(self, now: datetime) -> None:
+    def _note_finished_waves(self, now: datetime, *, tell: bool = True) -> None:
         for index, hosts in enumerate(self.waves, start=1):
             if index not in self.wave_finished_at and all(self.statuses[n].is_final for n in hosts):
                 self.wave_finished_at[index] = now
+                if tell:
+                    counts = _counts({name: self.statuses[name] for name in hosts})
+                    self.c._sink(WaveFinished(self.deployment_id, index, len(self.waves), counts, now))
 
     async def _run_host(self, name: str) -> HostResult:
         """Deploy one host and record its result; a bug here fails the host, not its wave."""
@@ -470,16 +556,19 @@ class _Run:
         self.c._store.heartbeat(self.deployment_id, pid=self.c._pid, started_from=self.c._machine, now=now)
 
     def _halt_reason(self) -> str:
+        return f"{self._halt_cause()}; hosts in flight finish, no new host starts"
+
+    def _halt_cause(self) -> str:
+        """Why no new host starts, in a sentence: the first line of the final reason."""
         failed = self._failed_count()
         if self.control is Control.ABORT:
-            return "aborted by the operator; hosts in flight finish, no new host starts"
+            return "aborted by the operator"
         if self.c._stop is not None and self._stopping() and not should_halt(failed, self.failure_budget):
             cause = self.c._stop.cause or StopCause.REQUESTED
-            return f"{cause.description}; hosts in flight finish, no new host starts"
-        return (
-            f"{count_of(failed, 'host')} failed, more than the {self.failure_budget} allowed; "
-            "hosts in flight finish, no new host starts"
-        )
+            return cause.description
+        if self.gate_failure is not None and not should_halt(failed, self.failure_budget):
+            return self.gate_failure
+        return f"{count_of(failed, 'host')} failed, more than the {self.failure_budget} allowed"
 
     def _finish(self, status: DeploymentStatus, now: datetime) -> RolloutOutcome:
         counts = _counts(self.statuses)
@@ -492,7 +581,7 @@ class _Run:
         elif status is DeploymentStatus.FAILED:
             reason = f"no host {done}: {count_of(failed, 'host')} failed"
         else:
-            reason = self._halt_reason().split(";")[0]
+            reason = self._halt_cause()
             untouched = counts[HostStatus.PENDING]
             if untouched:
                 kept = (

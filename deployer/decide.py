@@ -26,6 +26,20 @@ class Control(StrEnum):
 
 
 @dataclass(frozen=True, slots=True)
+class GatePlan:
+    """Which kinds of gate a deployment has (see :mod:`deployer.gates`)."""
+
+    before: bool = False  # checked once before wave 1
+    after_wave: bool = False  # checked once after each wave's bake, the last wave's too
+    bake: bool = False  # polled during each bake (by the controller, while decide waits)
+
+    @property
+    def watches_last_wave(self) -> bool:
+        """The last wave bakes too, so the gates see it serve before the deployment ends."""
+        return self.after_wave or self.bake
+
+
+@dataclass(frozen=True, slots=True)
 class RolloutState:
     """Everything :func:`decide` needs, observed from the controller's record."""
 
@@ -39,6 +53,10 @@ class RolloutState:
     # Hosts whose failures the budget does not count: in an automatic rollback, the hosts
     # that failed the deployment being undone (known bad; they must not stop the others).
     budget_exempt: frozenset[str] = frozenset()
+    gates: GatePlan = GatePlan()
+    # Gate checks done and passed: 0 for the ``before`` gates, N for those after wave N.
+    gated: frozenset[int] = frozenset()
+    gate_failure: str | None = None  # a failing gate's verdict ("gate error-rate: ..."): halt
 
     @property
     def failed_count(self) -> int:
@@ -57,6 +75,8 @@ class Decision:
     wait_until: datetime | None = None  # nothing to start before this moment (bake)
     outcome: DeploymentStatus | None = None  # the deployment is over, with this status
     halting: bool = False  # over the failure budget: start nothing, let in-flight hosts finish
+    # Check the gates now: 0 the ``before`` gates, N the ``after_wave`` gates of wave N.
+    check_gates: int | None = None
 
     @property
     def is_final(self) -> bool:
@@ -93,12 +113,15 @@ def decide(state: RolloutState, now: datetime) -> Decision:
 
     In order of precedence:
     1. Abort: start nothing; once nothing is in flight, the deployment ends ``aborted``.
-    2. Halt: more failed hosts than the budget (counted across all waves, not per wave):
-       start nothing, let in-flight hosts finish, then end ``halted``.
-    3. All waves done: ``succeeded`` if a host succeeded (failures within the budget are
-       reported, not fatal); ``failed`` if none did (see :func:`ending_status`).
+    2. Halt: more failed hosts than the budget (counted across all waves, not per wave),
+       or a gate failed: start nothing, let in-flight hosts finish, then end ``halted``.
+    3. All waves done: with gates that watch the waves, the last wave bakes and its
+       ``after_wave`` gates are checked first; then ``succeeded`` if a host succeeded
+       (failures within the budget are reported, not fatal); ``failed`` if none did
+       (see :func:`ending_status`).
     4. Pause: start nothing, end nothing.
-    5. A new wave waits ``bake`` seconds after the previous wave's last host finished.
+    5. A new wave waits ``bake`` seconds after the previous wave's last host finished,
+       then for the gates after the previous wave (before wave 1: the ``before`` gates).
     6. Otherwise start as many pending hosts of the active wave as the concurrency bound allows.
 
     Worked example: 12 hosts in 3 waves of 4, budget 2. Wave 1 ends with 1 failure, wave 2
@@ -108,11 +131,11 @@ def decide(state: RolloutState, now: datetime) -> Decision:
     running = state.running_count
     if state.control is Control.ABORT:
         return Decision(outcome=DeploymentStatus.ABORTED if running == 0 else None, halting=True)
-    if should_halt(state.failed_count, state.failure_budget):
+    if state.gate_failure is not None or should_halt(state.failed_count, state.failure_budget):
         return Decision(outcome=DeploymentStatus.HALTED if running == 0 else None, halting=True)
     wave = active_wave(state)
     if wave is None:
-        return Decision(outcome=ending_status(state.statuses))
+        return _after_last_wave(state, now)
     if state.control is Control.PAUSE:
         return Decision(wave=wave)
     hosts = state.waves[wave - 1]
@@ -123,6 +146,8 @@ def decide(state: RolloutState, now: datetime) -> Decision:
         ready_at = previous_end + timedelta(seconds=state.bake)
         if now < ready_at:
             return Decision(wave=wave, wait_until=ready_at)
+    if wave_untouched and _gates_due(state, wave - 1):
+        return Decision(wave=wave, check_gates=wave - 1)
     count = may_start_count(
         pending_count=len(pending),
         in_flight_count=running,
@@ -130,3 +155,26 @@ def decide(state: RolloutState, now: datetime) -> Decision:
         max_parallel=state.max_parallel,
     )
     return Decision(start=tuple(pending[:count]), wave=wave)
+
+
+def _gates_due(state: RolloutState, point: int) -> bool:
+    """Whether the gates at ``point`` (0: before wave 1; N: after wave N) are still to check."""
+    has = state.gates.before if point == 0 else state.gates.after_wave
+    return has and point not in state.gated
+
+
+def _after_last_wave(state: RolloutState, now: datetime) -> Decision:
+    """Every wave is done: bake the last one and check its gates (when there are gates), then end.
+
+    Worked example: 3 waves, ``bake: 60s``, an ``after_wave`` gate. Wave 3 ends at 12:00:00;
+    until 12:01:00 the decision waits (``bake`` gates are polled meanwhile); then the gate is
+    checked once; if it passes the deployment ends ``succeeded``, else (the next decision) halted.
+    """
+    last = len(state.waves)
+    if last and state.gates.watches_last_wave:
+        end = state.wave_finished_at.get(last)
+        if end is not None and state.bake > 0 and now < end + timedelta(seconds=state.bake):
+            return Decision(wave=last + 1, wait_until=end + timedelta(seconds=state.bake))
+        if _gates_due(state, last):
+            return Decision(wave=last + 1, check_gates=last)
+    return Decision(outcome=ending_status(state.statuses))

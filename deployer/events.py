@@ -10,6 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
+from deployer.gates import GateVerdict
 from deployer.results import HostResult, HostStatus, Step
 
 
@@ -39,10 +40,31 @@ class WaveStarted:
 
 
 @dataclass(frozen=True, slots=True)
+class WaveFinished:
+    """Every host of a wave is done (whatever its outcome)."""
+
+    deployment_id: str
+    index: int  # 1-based
+    wave_count: int
+    counts: dict[HostStatus, int]  # the wave's hosts by status
+    at: datetime
+
+
+@dataclass(frozen=True, slots=True)
 class Baking:
     deployment_id: str
     next_wave: int
     until: datetime
+    final: bool = False  # the last wave's bake, before its gates are checked: no next wave
+
+
+@dataclass(frozen=True, slots=True)
+class GateChecked:
+    """A gate was checked; a failing verdict halts the deployment."""
+
+    deployment_id: str
+    verdict: GateVerdict
+    wave: int  # the wave it watched: 0 before wave 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,7 +115,9 @@ class DeploymentFinished:
 Event = (
     DeploymentStarted
     | WaveStarted
+    | WaveFinished
     | Baking
+    | GateChecked
     | HostsJoined
     | HostStepStarted
     | HostFinished

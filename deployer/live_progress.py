@@ -17,6 +17,7 @@ from deployer.events import (
     DeploymentFinished,
     DeploymentStarted,
     Event,
+    GateChecked,
     HostFinished,
     HostsJoined,
     HostStepStarted,
@@ -80,7 +81,7 @@ class LiveProgress:
                 if event.result.status.is_failure:
                     failure = f"{event.result.host}: {event.result.error or event.result.status}"
                     self._last_failure = escape_controls(failure, one_line=True)
-            case Baking() | ControlChanged():
+            case Baking() | ControlChanged() | GateChecked():
                 self._note = escape_controls(describe(event) or "", one_line=True)
             case DeploymentFinished():
                 self._note = describe(event) or ""

@@ -36,13 +36,14 @@ from deployer.fleet import Fleet, Host, SshTarget, resolve_ssh
 from deployer.inventory import is_inventory_script, load_fleet
 from deployer.kept_artifacts import keep_artifact, kept_artifact
 from deployer.limit import limit_hosts
+from deployer.notify import notifying
 from deployer.planner import Plan, plan_waves
 from deployer.policy import failure_budget, rollback_groups
 from deployer.probing import probe_deadline, record_verdicts, settle_hosts
 from deployer.results import DeploymentKind, DeploymentStatus, HostStatus
 from deployer.runner import Artifact, HostRunner, ReleaseJob
 from deployer.settle import Verdict
-from deployer.spec import OnHalt, Spec, Stripe, load_spec
+from deployer.spec import Gate, OnHalt, Spec, Stripe, load_spec
 from deployer.ssh import SshRunner
 from deployer.store import DeploymentView, HostDeploymentView, Store
 
@@ -316,7 +317,10 @@ async def execute(
     deployment ends ``aborted`` (``deploy sync --watch`` on SIGTERM).
     """
     identity = identity or Identity.here()
-    async with _runner_scope(runner) as runner:
+    async with (
+        _runner_scope(runner) as runner,
+        notifying(prepared.spec.notify, store, sink, utcnow) as sink,
+    ):
         outcome = await _run_new(prepared, store, sink, identity, runner, stop)
         await complete_automatic_rollback(outcome.deployment_id, store, sink, identity, runner, stop)
         return outcome
@@ -379,11 +383,18 @@ async def _run_new(
         max_parallel=spec.strategy.max_parallel,
         discover=_joiners(prepared),
         budget_exempt=prepared.options.known_bad,
+        gates=gates_for(spec, prepared.options),
     )
     hosts = {h.name: h.datacenter for wave in plan.waves for h in wave.hosts}
     sink(_started(rollout, prepared.previous_version, hosts, now))
     controller = Controller(store, runner, sink, pid=identity.pid, machine=identity.machine, stop=stop)
     return await controller.run(rollout)
+
+
+def gates_for(spec: Spec, options: PushOptions) -> tuple[Gate, ...]:
+    """The spec's gates, except for an automatic rollback (``on_halt``): it must run whatever
+    the signals say, since they turned bad under the version it takes away."""
+    return () if options.rollback_of is not None else spec.strategy.gates
 
 
 def _joiners(prepared: Prepared) -> Discover | None:
@@ -742,15 +753,19 @@ async def resume_deployment(
             bake=spec.strategy.bake,
             max_parallel=spec.strategy.max_parallel,
             budget_exempt=options.known_bad,
+            gates=gates_for(spec, options),
         )
         datacenters = {h.name: h.datacenter for h in planned}
-        sink(_started(rollout, taken.view.previous_version, datacenters, utcnow()))
-        controller = Controller(store, runner, sink, pid=identity.pid, machine=identity.machine, stop=stop)
-        outcome = await controller.run(rollout, statuses)
-        # A halted push's automatic rollback, or the rest of it when this was one of them.
-        undone = options.rollback_of or deployment_id
-        await complete_automatic_rollback(undone, store, sink, identity, runner, stop)
-        return outcome
+        async with notifying(spec.notify, store, sink, utcnow) as sink:
+            sink(_started(rollout, taken.view.previous_version, datacenters, utcnow()))
+            controller = Controller(
+                store, runner, sink, pid=identity.pid, machine=identity.machine, stop=stop
+            )
+            outcome = await controller.run(rollout, statuses)
+            # A halted push's automatic rollback, or the rest of it when this was one of them.
+            undone = options.rollback_of or deployment_id
+            await complete_automatic_rollback(undone, store, sink, identity, runner, stop)
+            return outcome
 
 
 async def abort_orphan(

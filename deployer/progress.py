@@ -16,9 +16,11 @@ from deployer.events import (
     DeploymentFinished,
     DeploymentStarted,
     Event,
+    GateChecked,
     HostFinished,
     HostsJoined,
     HostStepStarted,
+    WaveFinished,
     WaveStarted,
 )
 from deployer.terminal_text import escape_controls
@@ -41,7 +43,14 @@ def describe(event: Event) -> str | None:
                 f"{', '.join(event.hosts)}"
             )
         case Baking():
+            if event.final:
+                return f"baking until {event.until:%H:%M:%S} before the last gate check"
             return f"baking until {event.until:%H:%M:%S} before wave {event.next_wave}"
+        case GateChecked():
+            verdict = event.verdict
+            return f"gate {verdict.name}: {'passed' if verdict.passed else 'failed'}: {verdict.message}"
+        case WaveFinished():
+            return None
         case HostsJoined():
             return (
                 f"{count_of(len(event.datacenters), 'host')} joined the inventory, as wave {event.wave}: "

@@ -15,10 +15,11 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta, tzinfo
 from typing import Any
 
-from deployer.results import ControlAction, HostStatus
+from deployer.results import ControlAction, DeploymentStatus, HostStatus
 from deployer.store.views import (
     ControlState,
     DeploymentView,
+    GateView,
     HostDeploymentView,
     Liveness,
     VersionInterval,
@@ -66,11 +67,29 @@ def deployment_json(
         "failure_budget": view.failure_budget,
         "rollback_of": view.rollback_of,
         "counts": {str(status): view.counts.get(status, 0) for status in HostStatus},
+        "gates": [gate_json(gate) for gate in view.gates],
     }
     if with_hosts:
         document["hosts"] = [host_json(host) for host in view.hosts]
         document["rollback"] = None if rollback is None else rollback_json(rollback)
     return document
+
+
+def gate_json(gate: GateView) -> dict[str, Any]:
+    """One gate of a deployment: its checks so far and the last one's verdict."""
+    return {
+        "name": gate.name,
+        "checks": gate.check_count,
+        "passed": gate.passed,
+        "message": gate.message,
+        "checked_at": _iso(gate.checked_at),
+    }
+
+
+def gate_sentence(gate: GateView, now: datetime, tz: tzinfo) -> str:
+    verdict = "passed" if gate.passed else "FAILED"
+    checks = "1 check" if gate.check_count == 1 else f"{gate.check_count} checks"
+    return f"{gate.name}: {verdict}: {gate.message} ({checks}, last {format_when(gate.checked_at, now, tz)})"
 
 
 def host_json(host: HostDeploymentView) -> dict[str, Any]:
@@ -393,6 +412,8 @@ def deployment_lines(
     if controller is not None and view.finished_at is None:
         state = "alive" if controller.alive else "looks dead"
         lines.append(f"  {'controller':<10} {state}: {controller.reason}")
+    for gate in view.gates:
+        lines.append(f"  {'gate':<10} {gate_sentence(gate, now, tz)}")
     lines.append(f"  {'hosts':<10} {format_counts(view.counts)} ({view.host_count} in all)")
     if view.hosts:
         day = view.started_at.astimezone(tz).date()
@@ -436,7 +457,12 @@ def deployments_lines(
     def status(view: DeploymentView) -> str:
         controller = controllers.get(view.id)
         dead = view.finished_at is None and controller is not None and not controller.alive
-        return f"{view.status} (controller dead)" if dead else str(view.status)
+        if dead:
+            return f"{view.status} (controller dead)"
+        failed = [gate.name for gate in view.gates if not gate.passed]
+        if view.status is DeploymentStatus.HALTED and failed:  # why, when a gate stopped it
+            return f"{view.status} (gate {failed[0]})"
+        return str(view.status)
 
     rows = [
         [

@@ -28,10 +28,10 @@ import posixpath
 import re
 import tarfile
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import (
     AfterValidator,
@@ -495,6 +495,137 @@ class HooksModel(_Model):
     )
 
 
+_HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")  # an HTTP token (RFC 9110)
+DEFAULT_GATE_TIMEOUT = 10.0
+DEFAULT_GATE_INTERVAL = 30.0
+
+
+def _url(value: Any) -> str:
+    if not isinstance(value, str) or not value.startswith(("http://", "https://")):
+        raise PydanticCustomError(
+            "url_type", "expected an http:// or https:// URL (got {got})", {"got": describe(value)}
+        )
+    if _CONTROL.search(value) or " " in value:
+        raise ValueError("a URL cannot contain spaces, control characters or line breaks")
+    return value
+
+
+def _header_value(value: Any) -> str:
+    if not isinstance(value, str):
+        raise PydanticCustomError(
+            "header_type", "expected a header value (got {got})", {"got": describe(value)}
+        )
+    if _CONTROL.search(value):
+        raise ValueError("a header value cannot contain control characters or line breaks")
+    return value
+
+
+def _header_name(value: Any) -> str:
+    if not isinstance(value, str) or _HEADER_NAME.fullmatch(value) is None:
+        raise PydanticCustomError(
+            "header_name", "expected an HTTP header name (got {got})", {"got": describe(value)}
+        )
+    return value
+
+
+Url = Annotated[
+    str, PlainValidator(_url), WithJsonSchema({"type": "string", "pattern": "^https?://[^\\s]+$"})
+]
+HeaderName = Annotated[str, PlainValidator(_header_name), WithJsonSchema({"type": "string"})]
+HeaderValue = Annotated[str, PlainValidator(_header_value), WithJsonSchema({"type": "string"})]
+Headers = dict[HeaderName, HeaderValue]
+Command = Annotated[str, AfterValidator(_non_blank)]
+
+
+class GateWhen(StrEnum):
+    """When the controller checks a gate."""
+
+    BEFORE = "before"  # once, before wave 1
+    AFTER_WAVE = "after_wave"  # once after each wave (after its bake), the last one included
+    BAKE = "bake"  # every interval during each bake
+
+
+class GateModel(_Model):
+    """A check the controller runs itself between waves; a failing one halts the deployment."""
+
+    name: Name = Field(description="named in the halt reason and in --json")
+    type: Literal["command", "http"] = Field(description="command: a local command; http: a URL")
+    when: GateWhen = Field(default=GateWhen.AFTER_WAVE, description="before, after_wave (default) or bake")
+    command: Command | None = Field(default=None, description="command: run by sh here; exit 0 passes")
+    url: Url | None = Field(default=None, description="http: the URL to GET")
+    headers: Headers = Field(
+        default_factory=dict, description="http: request headers; ${NAME} is the environment variable NAME"
+    )
+    status: int = Field(default=200, ge=100, le=599, strict=True, description="http: the status expected")
+    field: str | None = Field(
+        default=None,
+        description="http: a JSON field path to compare: keys and list indexes, data.result.0.value.1",
+    )
+    min: float | None = Field(default=None, description="http: the field's value must be at least this")
+    max: float | None = Field(default=None, description="http: the field's value must be at most this")
+    timeout: PositiveDuration = Field(default=DEFAULT_GATE_TIMEOUT, description="per check (default 10s)")
+    interval: PositiveDuration = Field(
+        default=DEFAULT_GATE_INTERVAL, description="bake: time between checks (default 30s)"
+    )
+
+    @model_validator(mode="after")
+    def _fits_its_type(self) -> GateModel:
+        if self.type == "command":
+            if self.command is None:
+                raise PydanticCustomError("gate_shape", "a command gate needs command")
+            if self.url is not None or self.headers or self.field is not None:
+                raise PydanticCustomError("gate_shape", "url, headers and field are for http gates")
+        else:
+            if self.url is None:
+                raise PydanticCustomError("gate_shape", "an http gate needs url")
+            if self.command is not None:
+                raise PydanticCustomError("gate_shape", "command is for command gates")
+        if (self.min is not None or self.max is not None) and self.field is None:
+            raise PydanticCustomError("gate_shape", "min and max compare a JSON field: give field too")
+        if self.field is not None and self.min is None and self.max is None:
+            raise PydanticCustomError("gate_shape", "field is compared with min or max: give one")
+        return self
+
+
+NotifyEvent = Literal[
+    "started",
+    "wave_started",
+    "wave_finished",
+    "paused",
+    "resumed",
+    "halted",
+    "succeeded",
+    "failed",
+    "aborted",
+    "rollback_started",
+    "rollback_finished",
+]
+NOTIFY_EVENTS: tuple[str, ...] = get_args(NotifyEvent)  # in the order a deployment tells them
+
+
+class NotifyModel(_Model):
+    """Where a deployment's events go: a webhook, or a local command reading them on stdin."""
+
+    type: Literal["webhook", "command"] = Field(description="webhook: POST the JSON; command: pipe it")
+    url: Url | None = Field(default=None, description="webhook: the URL to POST to")
+    headers: Headers = Field(
+        default_factory=dict, description="webhook: request headers; ${NAME} is the environment variable"
+    )
+    command: Command | None = Field(default=None, description="command: run by sh with the JSON on stdin")
+    events: tuple[NotifyEvent, ...] | None = Field(
+        default=None, description="only these events (default all)"
+    )
+    timeout: PositiveDuration = Field(default=5.0, description="per attempt (default 5s)")
+
+    @model_validator(mode="after")
+    def _fits_its_type(self) -> NotifyModel:
+        if self.type == "webhook" and (self.url is None or self.command is not None):
+            raise PydanticCustomError("notify_shape", "a webhook needs url (and no command)")
+        if self.type == "command" and (self.command is None or self.url is not None or self.headers):
+            raise PydanticCustomError("notify_shape", "a command sink needs command (and no url or headers)")
+        return self
+
+
 class StrategyModel(_Model):
     """How the fleet is walked: wave sizes, striping, failure budget, pauses."""
 
@@ -516,6 +647,21 @@ class StrategyModel(_Model):
     max_parallel: int | None = Field(
         default=None, ge=1, strict=True, description="hosts running at once (default: the wave)"
     )
+    gates: tuple[GateModel, ...] = Field(
+        default=(), description="checks the controller runs between waves; a failing one halts"
+    )
+
+    @model_validator(mode="after")
+    def _gates_fit(self) -> StrategyModel:
+        names = [gate.name for gate in self.gates]
+        repeated = sorted({name for name in names if names.count(name) > 1})
+        if repeated:
+            raise PydanticCustomError(
+                "gate_names", "gate names must be unique: {names}", {"names": ", ".join(repeated)}
+            )
+        if self.bake <= 0 and any(gate.when is GateWhen.BAKE for gate in self.gates):
+            raise PydanticCustomError("gate_bake", "a gate with when: bake needs bake above zero")
+        return self
 
 
 FleetValue = Annotated[
@@ -551,6 +697,7 @@ class SpecModel(_Model):
     ssh: SshModel = Field(default=SshModel(), description="SSH settings over the inventory's")
     strategy: StrategyModel = Field(default=StrategyModel())
     hooks: HooksModel = Field(default=HooksModel())
+    notify: tuple[NotifyModel, ...] = Field(default=(), description="where the deployment's events go")
 
 
 class OverlayModel(_Model):
@@ -563,6 +710,7 @@ class OverlayModel(_Model):
     ssh: SshModel | None = None
     strategy: StrategyModel | None = None
     hooks: HooksModel | None = None
+    notify: tuple[NotifyModel, ...] | None = None
 
 
 class SpecFileModel(SpecModel):
@@ -588,6 +736,37 @@ class Strategy:
     bake: float  # seconds
     on_halt: OnHalt
     max_parallel: int | None  # None: as many as the wave holds
+    gates: tuple[Gate, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Gate:
+    """A check between waves (see :class:`GateModel`), its defaults filled in."""
+
+    name: str
+    type: str  # "command" or "http"
+    when: GateWhen
+    timeout: float
+    interval: float
+    command: str | None = None
+    url: str | None = None
+    headers: Mapping[str, str] = field(default_factory=dict)
+    status: int = 200
+    field: str | None = None
+    min: float | None = None
+    max: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class NotifySink:
+    """A place a deployment's events go (see :class:`NotifyModel`)."""
+
+    type: str  # "webhook" or "command"
+    url: str | None
+    headers: Mapping[str, str]
+    command: str | None
+    events: frozenset[str] | None  # None: every event
+    timeout: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -626,6 +805,7 @@ class Spec:
     strategy: Strategy
     hooks: Mapping[Step, Hook]
     environments: tuple[str, ...] = ()  # every environment the spec knows, the default first
+    notify: tuple[NotifySink, ...] = ()
 
     def hook_commands(self) -> dict[Step, HookCommand]:
         """Each hook as the runner runs it.
@@ -937,9 +1117,37 @@ def _resolve(
             bake=strategy.bake,
             on_halt=strategy.on_halt,
             max_parallel=strategy.max_parallel,
+            gates=tuple(
+                Gate(
+                    name=gate.name,
+                    type=gate.type,
+                    when=gate.when,
+                    timeout=gate.timeout,
+                    interval=gate.interval,
+                    command=gate.command,
+                    url=gate.url,
+                    headers=dict(gate.headers),
+                    status=gate.status,
+                    field=gate.field,
+                    min=gate.min,
+                    max=gate.max,
+                )
+                for gate in strategy.gates
+            ),
         ),
         hooks=hooks,
         environments=known,
+        notify=tuple(
+            NotifySink(
+                type=sink.type,
+                url=sink.url,
+                headers=dict(sink.headers),
+                command=sink.command,
+                events=None if sink.events is None else frozenset(sink.events),
+                timeout=sink.timeout,
+            )
+            for sink in model.notify
+        ),
     )
 
 

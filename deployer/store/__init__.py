@@ -54,6 +54,8 @@ from deployer.store.repository import (
 from deployer.store.views import (
     ControlState,
     DeploymentView,
+    DroppedNotification,
+    GateView,
     HostDeploymentView,
     HostRecord,
     Liveness,
@@ -64,6 +66,8 @@ __all__ = [
     "DEFAULT_STALE_AFTER",
     "ControlState",
     "DeploymentView",
+    "DroppedNotification",
+    "GateView",
     "HostDeploymentView",
     "HostRecord",
     "Liveness",

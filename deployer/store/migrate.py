@@ -36,7 +36,7 @@ from deployer.store.engine import writer
 from deployer.store.models import metadata
 
 MIGRATIONS = Path(__file__).with_name("migrations")
-HEAD_REVISION = "0005"  # the newest file in migrations/versions; a test checks they agree
+HEAD_REVISION = "0006"  # the newest file in migrations/versions; a test checks they agree
 LOCKED_ATTEMPTS = 10  # opening a new SQLite store told "database is locked" (see upgrade)
 LOCKED_BACKOFF = 0.05  # seconds, times the attempt: about 2.2 s in all
 _ADVISORY_LOCK_KEY = 0x6465706C6F79  # "deploy": serializes migrations across processes on PostgreSQL

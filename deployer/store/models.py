@@ -1,6 +1,6 @@
 """The tables of the state store (SQLAlchemy 2 Core tables).
 
-Five tables:
+Seven tables:
 
 - ``hosts``: each host known for an app+environment, with ``retired_at`` once it
   left the inventory.
@@ -14,6 +14,8 @@ Five tables:
   per host (``ux_version_intervals_one_open``). "What ran where at T" is answered
   from ``ix_version_intervals_host_since`` (one index seek per host) or, for one
   version, from ``ix_version_intervals_version_since``.
+- ``gate_checks``: each gate of a deployment: how often it was checked, its last verdict.
+- ``dropped_notifications``: notifications given up after their retries.
 
 Changing a table means a new migration in ``migrations/versions/`` as well.
 """
@@ -25,6 +27,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import (
+    Boolean,
     Column,
     DateTime,
     Dialect,
@@ -213,4 +216,32 @@ version_intervals = Table(
         sqlite_where=text("until IS NULL"),
         postgresql_where=text("until IS NULL"),
     ),
+)
+
+gate_checks = Table(
+    "gate_checks",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("deployment_id", ForeignKey("deployments.id", ondelete="CASCADE"), nullable=False),
+    Column("name", String, nullable=False),
+    Column("check_count", Integer, nullable=False),
+    Column("passed", Boolean, nullable=False),  # the last check's verdict
+    Column("message", Text, nullable=False),  # what the last check saw
+    Column("checked_at", UtcDateTime, nullable=False),  # when the last check ended
+    UniqueConstraint("deployment_id", "name", name="uq_gate_checks_deployment_name"),
+)
+
+dropped_notifications = Table(
+    "dropped_notifications",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("deployment_id", ForeignKey("deployments.id", ondelete="CASCADE"), nullable=False),
+    Column(
+        "sink", String, nullable=False
+    ),  # "notify[0] webhook ci.example.com" (no path: it may hold a token)
+    Column("event", String, nullable=False),
+    Column("event_at", UtcDateTime, nullable=False),
+    Column("dropped_at", UtcDateTime, nullable=False),
+    Column("error", Text, nullable=False),  # the last attempt's failure
+    Index("ix_dropped_notifications_deployment", "deployment_id"),
 )

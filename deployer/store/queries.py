@@ -38,6 +38,7 @@ from deployer.results import (
 )
 from deployer.store.models import (
     deployments,
+    gate_checks,
     host_deployments,
     host_steps,
     hosts,
@@ -47,6 +48,7 @@ from deployer.store.views import (
     ControlState,
     DeploymentProgress,
     DeploymentView,
+    GateView,
     HostDeploymentView,
     HostProgress,
     VersionInterval,
@@ -408,8 +410,25 @@ def host_counts(conn: Connection, deployment_ids: Sequence[str]) -> dict[str, di
     return counts
 
 
+def gate_views(conn: Connection, deployment_ids: Sequence[str]) -> dict[str, tuple[GateView, ...]]:
+    """Each deployment's gates, in name order (none for most: few specs have gates)."""
+    found: dict[str, list[GateView]] = defaultdict(list)
+    for ids in chunks(list(deployment_ids)):
+        statement = (
+            select(gate_checks).where(gate_checks.c.deployment_id.in_(ids)).order_by(gate_checks.c.name)
+        )
+        for row in conn.execute(statement):
+            found[row.deployment_id].append(
+                GateView(row.name, row.check_count, bool(row.passed), row.message, row.checked_at)
+            )
+    return {deployment_id: tuple(views) for deployment_id, views in found.items()}
+
+
 def deployment_view(
-    row: Row[Any], counts: dict[HostStatus, int], hosts: tuple[HostDeploymentView, ...]
+    row: Row[Any],
+    counts: dict[HostStatus, int],
+    hosts: tuple[HostDeploymentView, ...],
+    gates: tuple[GateView, ...] = (),
 ) -> DeploymentView:
     return DeploymentView(
         id=row.id,
@@ -434,12 +453,14 @@ def deployment_view(
         control_requested_by=row.control_requested_by,
         counts=counts,
         hosts=hosts,
+        gates=gates,
     )
 
 
 def summary_views(conn: Connection, rows: Sequence[Row[Any]]) -> list[DeploymentView]:
     counts = host_counts(conn, [row.id for row in rows])
-    return [deployment_view(row, counts[row.id], ()) for row in rows]
+    gates = gate_views(conn, [row.id for row in rows])
+    return [deployment_view(row, counts[row.id], (), gates.get(row.id, ())) for row in rows]
 
 
 def full_view(conn: Connection, row: Row[Any], *, steps: bool) -> DeploymentView:
@@ -447,13 +468,14 @@ def full_view(conn: Connection, row: Row[Any], *, steps: bool) -> DeploymentView
     counts = dict.fromkeys(HostStatus, 0)
     for host in hosts:
         counts[host.status] += 1
-    return deployment_view(row, counts, hosts)
+    return deployment_view(row, counts, hosts, gate_views(conn, [row.id]).get(row.id, ()))
 
 
 def one_host_view(conn: Connection, row: Row[Any], host: str, *, steps: bool) -> DeploymentView:
     """The deployment (counts of all its hosts) with only ``host`` in ``hosts``, none if it is not part."""
     counts = host_counts(conn, [row.id])[row.id]
-    return deployment_view(row, counts, host_views(conn, row.id, steps=steps, name=host))
+    hosts = host_views(conn, row.id, steps=steps, name=host)
+    return deployment_view(row, counts, hosts, gate_views(conn, [row.id]).get(row.id, ()))
 
 
 def host_views(
@@ -602,7 +624,7 @@ def progress_view(conn: Connection, row: Row[Any], since: DeploymentProgress | N
     for host in hosts:
         counts[host.status] += 1
     return DeploymentProgress(
-        view=deployment_view(row, counts, ()),
+        view=deployment_view(row, counts, (), gate_views(conn, [row.id]).get(row.id, ())),
         hosts=hosts,
         revision=revision,
         progress=progress,

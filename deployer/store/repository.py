@@ -46,6 +46,7 @@ from deployer.results import (
 )
 from deployer.store import migrate
 from deployer.store.engine import build_engine, display_url, one_line, parse_url, writer
+from deployer.store.models import dropped_notifications, gate_checks
 from deployer.store.queries import (
     FIND_FOR_RESULT,
     FORGET_STEPS,
@@ -79,6 +80,7 @@ from deployer.store.views import (
     ControlState,
     DeploymentProgress,
     DeploymentView,
+    DroppedNotification,
     HostRecord,
     Liveness,
     VersionInterval,
@@ -472,6 +474,56 @@ class Store:
             ]
             if rows:
                 conn.execute(insert(HD), rows)
+
+    def record_gate_check(
+        self, deployment_id: str, name: str, *, passed: bool, message: str, at: datetime
+    ) -> None:
+        """One more check of the deployment's gate ``name``, and what it said.
+
+        Only the deployment's controller writes its gates (the lock), so an update
+        followed, on no row, by an insert cannot race.
+        """
+        values = {"passed": passed, "message": message, "checked_at": aware(at)}
+        with self._write() as conn:
+            changed = conn.execute(
+                update(gate_checks)
+                .where(gate_checks.c.deployment_id == deployment_id, gate_checks.c.name == name)
+                .values(check_count=gate_checks.c.check_count + 1, **values)
+            )
+            if changed.rowcount == 0:
+                conn.execute(
+                    insert(gate_checks).values(
+                        deployment_id=deployment_id, name=name, check_count=1, **values
+                    )
+                )
+
+    def record_dropped_notification(
+        self, deployment_id: str, *, sink: str, event: str, event_at: datetime, error: str, now: datetime
+    ) -> None:
+        """A notification of ``event`` that ``sink`` never took, after every retry."""
+        with self._write() as conn:
+            conn.execute(
+                insert(dropped_notifications).values(
+                    deployment_id=deployment_id,
+                    sink=sink,
+                    event=event,
+                    event_at=aware(event_at),
+                    dropped_at=aware(now),
+                    error=error,
+                )
+            )
+
+    def dropped_notifications(self, deployment_id: str) -> list[DroppedNotification]:
+        """The deployment's notifications given up, oldest first."""
+        table = dropped_notifications
+        with self._read() as conn:
+            rows = conn.execute(
+                select(table).where(table.c.deployment_id == deployment_id).order_by(table.c.id)
+            )
+            return [
+                DroppedNotification(row.sink, row.event, row.event_at, row.dropped_at, row.error)
+                for row in rows
+            ]
 
     def finish_deployment(
         self, deployment_id: str, status: DeploymentStatus, now: datetime, *, reason: str | None = None

@@ -56,6 +56,28 @@ class HostDeploymentView:
 
 
 @dataclass(frozen=True, slots=True)
+class GateView:
+    """One gate of a deployment: how often it was checked, and what its last check said."""
+
+    name: str
+    check_count: int
+    passed: bool
+    message: str
+    checked_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class DroppedNotification:
+    """A notification given up after its retries."""
+
+    sink: str
+    event: str
+    event_at: datetime
+    dropped_at: datetime
+    error: str
+
+
+@dataclass(frozen=True, slots=True)
 class DeploymentView:
     """One deployment as the CLI's ``--json`` and the TUI show it.
 
@@ -86,6 +108,7 @@ class DeploymentView:
     hosts: tuple[HostDeploymentView, ...] = ()
     failure_budget: int | None = None  # failed hosts tolerated, one more halts (None: not recorded)
     rollback_of: str | None = None  # the deployment this one rolls back automatically (on_halt)
+    gates: tuple[GateView, ...] = ()  # its gates in name order (lists of deployments too)
 
     @property
     def host_count(self) -> int:

@@ -52,6 +52,7 @@ def test_deploy_schema_prints_the_spec_schema() -> None:
         "ssh",
         "strategy",
         "hooks",
+        "notify",
         "environments",
     }
     assert set(schema["required"]) == {"app", "fleet", "artifact", "target"}
@@ -67,6 +68,17 @@ def test_deploy_schema_prints_the_spec_schema() -> None:
         "contain",
     }
     assert schema["$defs"]["StrategyModel"]["properties"]["batch"]["default"] == [1, "25%"]
+    gate = schema["$defs"]["GateModel"]
+    assert set(gate["required"]) == {"name", "type"}
+    assert {"url", "headers", "field", "min", "max", "timeout", "interval", "when"} <= set(gate["properties"])
+    assert set(schema["$defs"]["NotifyModel"]["properties"]) == {
+        "type",
+        "url",
+        "headers",
+        "command",
+        "events",
+        "timeout",
+    }
 
 
 def test_the_version_pattern_refuses_what_load_spec_refuses() -> None:

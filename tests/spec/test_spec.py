@@ -15,7 +15,7 @@ from deployer.fleet import SshOptions
 from deployer.quantities import Count
 from deployer.results import Step
 from deployer.runner import HookCommand
-from deployer.spec import OnHalt, Stripe, load_spec
+from deployer.spec import Gate, GateWhen, OnHalt, Stripe, load_spec
 
 VALID = Path(__file__).parent / "valid"
 MINIMAL = VALID / "minimal.yaml"
@@ -304,3 +304,38 @@ def test_x_keys_hold_anchors_and_are_ignored(tmp_path: Path) -> None:
 def test_unquoted_versions_are_read_as_written(tmp_path: Path, written: str, version: str) -> None:
     path = write_spec(tmp_path, BASE.replace('version: "1.0"', f"version: {written}"))
     assert load_spec(path).version == version
+
+
+def test_gates_and_notify_sinks_with_their_defaults() -> None:
+    spec = load_spec(VALID / "gates.yaml")
+    error_rate, synthetic, window = spec.strategy.gates
+    assert error_rate == Gate(
+        name="error-rate",
+        type="http",
+        when=GateWhen.AFTER_WAVE,
+        timeout=5.0,
+        interval=30.0,
+        url=(
+            "http://prometheus.internal:9090/api/v1/query?query=sum(rate(http_requests_total%7Bjob%3D%22webapp"
+            "%22%2Ccode%3D~%225..%22%7D%5B5m%5D))%2Fsum(rate(http_requests_total%7Bjob%3D%22webapp%22%7D%5B5m%5D))"
+        ),
+        headers={"Authorization": "Bearer ${PROMETHEUS_TOKEN}"},  # expanded when checked, not here
+        status=200,
+        field="data.result.0.value.1",
+        max=0.01,
+    )
+    assert (synthetic.when, synthetic.interval, synthetic.command) == (
+        GateWhen.BAKE,
+        15.0,
+        "./checks/synthetic.sh",
+    )
+    assert (window.when, window.timeout) == (GateWhen.BEFORE, 10.0)
+    webhook, command = spec.notify
+    assert (webhook.type, webhook.url, webhook.events, webhook.timeout) == (
+        "webhook",
+        "https://chat.example.com/hooks/deploys",
+        None,
+        5.0,
+    )
+    assert command.events == frozenset({"halted", "failed", "rollback_finished"})
+    assert load_spec(VALID / "gates.yaml", environment="staging").notify == ()

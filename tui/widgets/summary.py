@@ -59,6 +59,14 @@ def summary_lines(snapshot: LiveSnapshot, now: datetime, tz: tzinfo) -> list[Tex
             counts.append(" ")
             counts.append(f"{host_glyph.symbol}{count}", style=style)
             counts.append(f" {host_glyph.label}")
+    if view.gates:
+        counts.append("    gates:")
+    for gate in view.gates:  # a failing one halts the deployment: it stands out
+        counts.append(" ")
+        mark, style = ("✓", "green") if gate.passed else ("✗ ", "bold red")
+        counts.append(f"{escape_controls(gate.name, one_line=True)} {mark}", style=style)
+        if not gate.passed:
+            counts.append(escape_controls(gate.message, one_line=True), style="red")
 
     who = Text(no_wrap=True, overflow="ellipsis", style="dim")
     who.append(
