@@ -370,6 +370,7 @@ async def _run_new(
         run_options={**_options_json(prepared.options), "on_halt": spec.strategy.on_halt.value},
         failure_budget=prepared.failure_budget,
         rollback_of=prepared.options.rollback_of,
+        previous_versions=prepared.current_versions,
         now=now,
     )
     retire_departed(store, spec.app, spec.environment, prepared.fleet, now)

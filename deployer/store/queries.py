@@ -192,7 +192,9 @@ def upsert_hosts(
     return ids
 
 
-def pending_row(deployment_id: str, host_id: int, wave: int) -> dict[str, Any]:
+def pending_row(
+    deployment_id: str, host_id: int, wave: int, previous_version: str | None = None
+) -> dict[str, Any]:
     return {
         "deployment_id": deployment_id,
         "host_id": host_id,
@@ -200,6 +202,7 @@ def pending_row(deployment_id: str, host_id: int, wave: int) -> dict[str, Any]:
         "status": HostStatus.PENDING.value,
         "error": None,
         "output_tail": "",
+        "previous_version": previous_version,
     }
 
 
@@ -211,6 +214,7 @@ def skipped_row(deployment_id: str, host_id: int, reason: str) -> dict[str, Any]
         "status": HostStatus.SKIPPED.value,
         "error": reason,
         "output_tail": "",
+        "previous_version": None,  # one executemany: every row names the same columns
     }
 
 
@@ -253,10 +257,16 @@ RECORD_RESULT = (
                 "exit_status",
                 "output_tail",
                 "version",
-                "previous_version",
             )
         }
-        | {"revision": next_revision(bindparam("of_deployment"))}
+        | {
+            # What the host ran before, as recorded when the deployment began, unless the
+            # result knows better (a host lost before its driver said it knows nothing).
+            "previous_version": func.coalesce(
+                bindparam("new_previous_version", type_=HD.c.previous_version.type), HD.c.previous_version
+            ),
+            "revision": next_revision(bindparam("of_deployment")),
+        }
     )
 )
 FORGET_STEPS = delete(HS).where(HS.c.host_deployment_id == _RESULT)

@@ -183,6 +183,7 @@ class Store:
         run_options: Mapping[str, Any] | None = None,
         failure_budget: int | None = None,
         rollback_of: str | None = None,
+        previous_versions: Mapping[str, str] | None = None,
         now: datetime,
     ) -> str:
         """Take the app+environment's lock and record a new RUNNING deployment; its id.
@@ -192,6 +193,9 @@ class Store:
         updated in, and un-retired from) the app+environment's host list. ``run_options``
         (JSON-ready) is kept for :meth:`run_options`: what a resumed controller needs.
         ``rollback_of`` names the deployment an automatic rollback undoes.
+        ``previous_versions`` (host name -> the version it runs now, as recorded) go in the
+        hosts' rows at once: a host whose outcome is later learnt by a probe still says
+        what it ran before, and a rollback can send it back there.
 
         Raises DeploymentLocked, naming the holder's id, user, machine and pid, when
         another deployment of the app+environment is unfinished, even one whose
@@ -225,7 +229,11 @@ class Store:
                         )
                     )
                     ids = upsert_hosts(conn, app, environment, [h for h, _ in [*hosts, *skipped]], now)
-                    rows = [pending_row(deployment_id, ids[host.name], wave) for host, wave in hosts]
+                    before = previous_versions or {}
+                    rows = [
+                        pending_row(deployment_id, ids[host.name], wave, before.get(host.name))
+                        for host, wave in hosts
+                    ]
                     rows += [skipped_row(deployment_id, ids[host.name], reason) for host, reason in skipped]
                     if rows:
                         conn.execute(insert(HD), rows)
