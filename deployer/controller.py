@@ -353,7 +353,9 @@ class _Run:
         if not unknown:
             return False
         self.probed.update(unknown)
-        targets = {name: self.targets[name] for name in unknown}
+        # A host that left the inventory while its controller was down has no target: asked
+        # of nothing, it stays unknown (settle_host).
+        targets = {name: self.targets[name] for name in unknown if name in self.targets}
         verdicts = await settle_hosts(
             self.c._runner,
             targets,

@@ -30,7 +30,7 @@ from deployer.controller import (
     RolloutOutcome,
     utcnow,
 )
-from deployer.errors import ControlError, DeployerError, FleetError
+from deployer.errors import ControlError, DeployerError, FleetError, SpecError
 from deployer.events import DeploymentStarted, EventSink
 from deployer.fleet import Fleet, Host, SshTarget, resolve_ssh
 from deployer.inventory import is_inventory_script, load_fleet
@@ -116,6 +116,7 @@ class Reconciled:
     deployment_id: str
     host: str
     verdict: Verdict
+    asked: bool = True  # False: it could not be asked (its spec unreadable, or it left the inventory)
 
 
 async def reconcile(
@@ -128,9 +129,13 @@ async def reconcile(
 ) -> list[Reconciled]:
     """Probe every UNKNOWN host (of one deployment, or of an app and environment) and record it.
 
-    Each deployment's hosts are reached as its recorded spec and inventory say. A probe
-    corrects the host's row and version intervals, with a note; it never rewrites the
-    deployment's status. Hosts that still do not answer stay UNKNOWN.
+    Only finished deployments: a running one's controller asks its own unknown hosts
+    before it ends. Each deployment's hosts are reached as its recorded spec and inventory
+    say; a deployment whose spec can no longer be read is passed over (its hosts are not
+    asked, and say so). A probe corrects the host's row and version intervals, with a
+    note; it never rewrites the deployment's status, nor takes for this deployment's
+    version what a later deployment put on the host. Hosts that still do not answer stay
+    UNKNOWN.
     """
     by_deployment: dict[str, list[str]] = {}
     for found_id, name in store.unknown_hosts(app, environment, deployment_id=deployment_id):
@@ -139,9 +144,18 @@ async def reconcile(
     async with _runner_scope(runner) as runner:
         for found_id, names in by_deployment.items():
             view = store.deployment(found_id)
+            if not view.is_finished:
+                continue
             options = _options_from_json(store.run_options(found_id))
-            spec = load_spec(options.spec_path, version=view.version, environment=view.environment)
-            fleet = load_fleet(spec)
+            try:
+                spec = load_spec(options.spec_path, version=view.version, environment=view.environment)
+                fleet = load_fleet(spec)
+            except DeployerError as error:
+                note = f"not asked: its spec cannot be read now ({one_line_of(error)})"
+                learnt += [
+                    Reconciled(found_id, n, Verdict(HostStatus.UNKNOWN, note=note), False) for n in names
+                ]
+                continue
             inventory = {h.name: h for h in fleet.hosts}
             targets = {n: resolve_ssh(inventory[n], fleet.ssh, spec.ssh) for n in names if n in inventory}
             verdicts = await settle_hosts(
@@ -152,9 +166,17 @@ async def reconcile(
                 deployment_id=found_id,
                 deadline=probe_deadline(targets),
             )
+            for name in store.touched_since(found_id, names) & set(verdicts):
+                later = "a later deployment reached it since: its version is that one's"
+                verdicts[name] = replace(verdicts[name], version=None, note=f"{verdicts[name].note}; {later}")
             record_verdicts(store, found_id, verdicts, utcnow())
-            learnt += [Reconciled(found_id, name, verdict) for name, verdict in verdicts.items()]
+            learnt += [Reconciled(found_id, n, v, n in targets) for n, v in verdicts.items()]
     return learnt
+
+
+def one_line_of(error: BaseException) -> str:
+    """An error's message on one line (a spec error may hold several)."""
+    return "; ".join(str(error).splitlines())
 
 
 def settle_unknown_hosts(store: Store, app: str, environment: str) -> list[Reconciled]:
@@ -615,7 +637,11 @@ async def complete_automatic_rollback(
         )
         if stop is not None and stop.is_set():
             return
-        rollback = prepare(grouped, store)
+        try:
+            rollback = prepare(grouped, store)
+        except DeployerError as error:  # e.g. the group's hosts all left the inventory meanwhile
+            log.warning("cannot roll back %s to %s: %s", ", ".join(names), version, error)
+            continue  # they show as not restored; the next groups still go
         if rollback.plan.waves:
             await _run_new(rollback, store, sink, identity, runner, stop)
 
@@ -784,9 +810,25 @@ async def abort_orphan(
     starts nothing, and ends it ``aborted``; hosts it never reached are ``not_started``.
     """
     identity = identity or Identity.here()
-    async with _runner_scope(runner) as runner:
-        # An abort runs no hook, so an edited spec is no risk: it only names the hosts to ask.
-        await take_over(deployment_id, store, runner, identity, doing="abort", spec_changed_ok=True)
     reason = f"aborted by {requested_by} after its controller died ({why_dead}); no new host started"
+    async with _runner_scope(runner) as runner:
+        try:
+            # An abort runs no hook, so an edited spec is no risk: it only names the hosts to ask.
+            await take_over(deployment_id, store, runner, identity, doing="abort", spec_changed_ok=True)
+        except SpecError as error:
+            # Its spec is gone or broken: end it all the same, without asking its hosts. Those in
+            # flight are unknown (their drivers finished by themselves): deploy reconcile asks
+            # them once the spec is back, and the next push asks them before it plans.
+            view = store.takeover(
+                deployment_id, pid=identity.pid, started_from=identity.machine, now=utcnow()
+            )
+            now = utcnow()
+            note = f"not asked: its spec cannot be read ({one_line_of(error)})"
+            for host in view.hosts:
+                if host.status is HostStatus.RUNNING:
+                    store.reconcile_host(
+                        deployment_id, host.name, status=HostStatus.UNKNOWN, version=None, note=note, now=now
+                    )
+            reason += f"; its spec could not be read, so the hosts in flight were not asked ({note})"
     store.finish_deployment(deployment_id, DeploymentStatus.ABORTED, utcnow(), reason=reason)
     return store.deployment(deployment_id)

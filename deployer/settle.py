@@ -42,7 +42,7 @@ def settle_host(recorded: HostStatus, in_inventory: bool, probe: HostProbe | Non
 
         recorded  in inventory  the host says               verdict
         PENDING   no            -                           NOT_STARTED, never started
-        RUNNING   no            -                           FAILED: can no longer be asked
+        RUNNING   no            -                           UNKNOWN: can no longer be asked
         UNKNOWN   no            -                           UNKNOWN: can no longer be asked
         any       yes           unreachable                 UNKNOWN: ask again later
         RUNNING   yes           never heard of it           PENDING: nothing ran, start over
@@ -56,8 +56,7 @@ def settle_host(recorded: HostStatus, in_inventory: bool, probe: HostProbe | Non
     if not in_inventory or probe is None:
         if recorded is HostStatus.PENDING:
             return Verdict(HostStatus.NOT_STARTED, note="left the inventory; not deployed")
-        if recorded is HostStatus.RUNNING:
-            return Verdict(HostStatus.FAILED, note="left the inventory while its controller was down")
+        # In flight, it may have switched: only the host knows, and it can no longer be asked.
         return Verdict(HostStatus.UNKNOWN, note="left the inventory; its outcome cannot be asked")
     if not probe.reachable:
         return Verdict(HostStatus.UNKNOWN, note=f"probe: unreachable: {probe.error}")

@@ -373,7 +373,7 @@ def reconcile_command(
         click.echo(
             f"{entry.deployment_id}: {entry.host}: {entry.verdict.status}{runs} ({entry.verdict.note})"
         )
-    still = any(entry.verdict.status is HostStatus.UNKNOWN for entry in learnt)
+    still = any(entry.verdict.status is HostStatus.UNKNOWN and entry.asked for entry in learnt)
     sys.exit(ExitCode.FAILED if still else ExitCode.SUCCEEDED)
 
 

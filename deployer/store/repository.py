@@ -463,6 +463,28 @@ class Store:
         with self._read() as conn:
             return [(row.id, row.name) for row in conn.execute(statement)]
 
+    def touched_since(self, deployment_id: str, names: Sequence[str]) -> set[str]:
+        """Those of ``names`` that a later deployment of the same app+environment reached.
+
+        Their ``current`` is that later deployment's doing: a probe of this one must not
+        take it for this deployment's result.
+        """
+        with self._read() as conn:
+            row = deployment_row(conn, deployment_id)
+            untouched = [s.value for s in (HostStatus.PENDING, HostStatus.SKIPPED, HostStatus.NOT_STARTED)]
+            statement = (
+                select(H.c.name)
+                .select_from(HD.join(D, D.c.id == HD.c.deployment_id).join(H, H.c.id == HD.c.host_id))
+                .where(
+                    D.c.app == row.app,
+                    D.c.environment == row.environment,
+                    D.c.started_at > row.started_at,
+                    H.c.name.in_(list(names)),
+                    HD.c.status.not_in(untouched),
+                )
+            )
+            return set(conn.scalars(statement))
+
     def add_hosts(self, deployment_id: str, hosts: Sequence[tuple[Host, int]], now: datetime) -> None:
         """Add PENDING (host, wave) pairs to a running deployment; hosts already in it are left."""
         now = aware(now)

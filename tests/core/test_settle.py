@@ -20,7 +20,7 @@ def said(outcome: str | None, current: str | None = "2.0") -> HostProbe:
     ("recorded", "in_inventory", "probe", "status", "version", "waiting"),
     [
         (P, False, None, HostStatus.NOT_STARTED, None, False),
-        (R, False, None, HostStatus.FAILED, None, False),
+        (R, False, None, HostStatus.UNKNOWN, None, False),  # in flight: it may have switched
         (U, False, None, HostStatus.UNKNOWN, None, False),
         (R, True, DOWN, HostStatus.UNKNOWN, None, False),
         (U, True, DOWN, HostStatus.UNKNOWN, None, False),

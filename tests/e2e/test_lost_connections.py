@@ -56,6 +56,12 @@ def test_a_dropped_connection_is_unknown_until_the_host_says_how_it_ended(
         lab = request.getfixturevalue("lab12")
         still = app.deploy("reconcile", pushed["id"], check=1)  # still down: still unknown
         assert f"{victim}: unknown" in still.stdout
+        # A spec that moved away does not block the app: its deployment is passed over.
+        moved = app.spec.rename(app.spec.with_name("moved.yaml"))
+        passed_over = app.deploy_json("reconcile", "--app", app.name)["hosts"]
+        assert [h["host"] for h in passed_over] == [victim]
+        assert "not asked: its spec cannot be read" in passed_over[0]["note"]
+        moved.rename(app.spec)
         lab.fix(victim)
         # Its driver went on by itself; wait for it (bounded), then ask.
         assert wait_until(lambda: app.hook_lines(victim)[-1][:2] == ["validate", "2.0"], timeout=30)
