@@ -105,7 +105,7 @@ class LeftRunning(DeployerError):
     def __init__(self, signal_name: str, deployment_id: str | None) -> None:
         self.exit_code = 143 if signal_name == "SIGTERM" else 130
         if deployment_id is None:
-            message = f"{signal_name}: left before any deployment was recorded; nothing runs"
+            message = f"{signal_name}: left at once; no deployment was left running"
         else:
             message = (
                 f"{signal_name}: left at once; deployment {deployment_id} is still running (each host's "

@@ -38,12 +38,12 @@ from deployer.kept_artifacts import keep_artifact, kept_artifact
 from deployer.limit import limit_hosts
 from deployer.notify import notifying
 from deployer.planner import Plan, plan_waves
-from deployer.policy import failure_budget, rollback_groups
+from deployer.policy import failure_budget, rollback_due, rollback_groups
 from deployer.probing import probe_deadline, record_verdicts, settle_hosts
 from deployer.results import DeploymentKind, DeploymentStatus, HostStatus
 from deployer.runner import Artifact, HostRunner, ReleaseJob
 from deployer.settle import Verdict
-from deployer.spec import Gate, OnHalt, Spec, Stripe, load_spec
+from deployer.spec import Gate, Spec, Stripe, load_spec
 from deployer.ssh import SshRunner
 from deployer.store import DeploymentView, HostDeploymentView, Store
 
@@ -576,19 +576,6 @@ def _options_from_json(data: Mapping[str, Any]) -> PushOptions:
     )
 
 
-def rollback_due(view: DeploymentView, run_options: Mapping[str, Any]) -> bool:
-    """Whether ``view`` is a deployment whose halt ``on_halt: rollback`` undoes.
-
-    Not a restart (it switched nothing) and not an automatic rollback itself.
-    """
-    return (
-        view.status is DeploymentStatus.HALTED
-        and run_options.get("on_halt") == OnHalt.ROLLBACK.value
-        and view.kind is not DeploymentKind.RESTART
-        and not run_options.get("rollback_of")
-    )
-
-
 async def complete_automatic_rollback(
     deployment_id: str,
     store: Store,
@@ -614,7 +601,7 @@ async def complete_automatic_rollback(
     """
     view = store.deployment(deployment_id)
     saved = store.run_options(deployment_id)
-    if not rollback_due(view, saved):
+    if not rollback_due(view.status, view.kind, saved):
         return
     rollbacks = store.rollbacks_of(deployment_id)
     if any(not rollback.is_finished for rollback in rollbacks):
@@ -793,6 +780,25 @@ async def resume_deployment(
             undone = options.rollback_of or deployment_id
             await complete_automatic_rollback(undone, store, sink, identity, runner, stop)
             return outcome
+
+
+async def resume_automatic_rollback(
+    deployment_id: str,
+    store: Store,
+    sink: EventSink,
+    *,
+    identity: Identity | None = None,
+    runner: HostRunner | None = None,
+    stop: GracefulStop | None = None,
+) -> RolloutOutcome:
+    """``deploy resume`` of a halted deployment whose automatic rollback did not run in full
+    (its controller died, or was stopped, between the halt and the rollbacks): run the rest.
+    """
+    identity = identity or Identity.here()
+    async with _runner_scope(runner) as runner:
+        await complete_automatic_rollback(deployment_id, store, sink, identity, runner, stop)
+    view = store.deployment(deployment_id)
+    return RolloutOutcome(view.id, view.status, view.reason or "", {h.name: h.status for h in view.hosts})
 
 
 async def abort_orphan(

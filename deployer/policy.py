@@ -9,8 +9,10 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from deployer.quantities import Count
+from deployer.results import DeploymentKind, DeploymentStatus
 
 
 def failure_budget(max_failures: Count, host_count: int) -> int:
@@ -111,3 +113,17 @@ def rollback_groups(switches: Mapping[str, tuple[str | None, str | None]]) -> Ro
             by_version.setdefault(previous, []).append(name)
     ordered = sorted(by_version.items(), key=lambda item: (-len(item[1]), item[0]))
     return RollbackGroups({version: tuple(names) for version, names in ordered}, tuple(first))
+
+
+def rollback_due(status: DeploymentStatus, kind: DeploymentKind, run_options: Mapping[str, Any]) -> bool:
+    """Whether a deployment's halt is one that ``on_halt: rollback`` undoes.
+
+    ``run_options`` are what it was started with (``on_halt`` kept beside them). Not a
+    restart (it switched nothing) and not an automatic rollback itself.
+    """
+    return (
+        status is DeploymentStatus.HALTED
+        and run_options.get("on_halt") == "rollback"
+        and kind is not DeploymentKind.RESTART
+        and not run_options.get("rollback_of")
+    )

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta, tzinfo
 from typing import Any
 
+from deployer.policy import rollback_groups
 from deployer.results import ControlAction, DeploymentStatus, HostStatus
 from deployer.store.views import (
     ControlState,
@@ -306,13 +307,15 @@ class RollbackSummary:
     failed_again: tuple[str, ...]
     not_restored: tuple[str, ...]
     nothing_to_restore: tuple[str, ...]
+    untried: tuple[str, ...] = ()  # of not_restored: no rollback took them (yet)
 
     @property
     def status(self) -> str:
-        """``succeeded``: every switched host is back; ``incomplete``: some are not; ``none``: none ran."""
-        if not self.deployments:
-            return "none"
-        return "incomplete" if self.not_restored or self.failed_again else "succeeded"
+        """``succeeded``: every switched host is back; ``incomplete``: some are not (a rollback
+        failed on them, or none took them: stopped or killed first); ``none``: nothing to do."""
+        if self.not_restored or self.failed_again:
+            return "incomplete"
+        return "succeeded" if self.deployments else "none"
 
 
 def rollback_summary(
@@ -323,20 +326,24 @@ def rollback_summary(
     ``due``: the deployment halted with ``on_halt: rollback``. None when no rollback was
     due, or none was needed (no host had switched).
     """
-    switched = [h for h in deployment.hosts if h.version is not None and h.version != h.previous_version]
-    first = tuple(h.name for h in switched if h.previous_version is None)
-    if not rollbacks and not (due and first):
+    if not rollbacks and not due:
         return None
+    groups = rollback_groups({h.name: (h.version, h.previous_version) for h in deployment.hosts})
+    restorable = [name for names in groups.by_version.values() for name in names]
+    if not rollbacks and not restorable and not groups.first_deployment:
+        return None
+    tried = {h.name for view in rollbacks for h in view.hosts}
     back = {h.name for view in rollbacks for h in view.hosts if h.status is HostStatus.SUCCEEDED}
     failed_before = {h.name for h in deployment.hosts if h.status.is_failure}
-    restorable = [h.name for h in switched if h.previous_version is not None]
+    left = [name for name in restorable if name not in back]
     return RollbackSummary(
         deployments=tuple(rollbacks),
         switched=tuple(restorable),
         restored=tuple(name for name in restorable if name in back),
-        failed_again=tuple(name for name in restorable if name not in back and name in failed_before),
-        not_restored=tuple(name for name in restorable if name not in back and name not in failed_before),
-        nothing_to_restore=first,
+        failed_again=tuple(name for name in left if name in tried and name in failed_before),
+        not_restored=tuple(name for name in left if name not in tried or name not in failed_before),
+        nothing_to_restore=groups.first_deployment,
+        untried=tuple(name for name in left if name not in tried),
     )
 
 

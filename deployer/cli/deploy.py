@@ -15,7 +15,7 @@ from deployer.cli.options import db_option, echo_json, json_option
 from deployer.cli.query import automatic_rollback
 from deployer.controller import GracefulStop, RolloutOutcome, StopCause
 from deployer.errors import LeftRunning, PatternError
-from deployer.events import DeploymentStarted, Event, EventSink
+from deployer.events import DeploymentFinished, DeploymentStarted, Event, EventSink
 from deployer.exitcodes import ExitCode, exit_code_for
 from deployer.limit import read_limit_files
 from deployer.operations import (
@@ -201,7 +201,9 @@ def _run(prepared: Prepared, store: Store, as_json: bool, yes: bool, tui: bool =
 Start = Callable[[EventSink, GracefulStop], Coroutine[Any, Any, RolloutOutcome]]
 
 
-def run_and_report(store: Store, start: Start, *, as_json: bool, tui: bool = False) -> None:
+def run_and_report(
+    store: Store, start: Start, *, as_json: bool, tui: bool = False, running: str | None = None
+) -> None:
     """Run a deployment with a progress view (or the terminal UI), then print its result.
 
     Exits as docs/cli.md's table says: 0 only if the deployment succeeded; 130 or 143
@@ -223,7 +225,7 @@ def run_and_report(store: Store, start: Start, *, as_json: bool, tui: bool = Fal
         else:
             progress = PlainProgress()
         try:
-            outcome = asyncio.run(run_stoppable(start, progress, stop))
+            outcome = asyncio.run(run_stoppable(start, progress, stop, running))
         finally:
             progress.close()
     view = store.deployment(outcome.deployment_id)
@@ -240,22 +242,29 @@ def run_and_report(store: Store, start: Start, *, as_json: bool, tui: bool = Fal
 _SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
-async def run_stoppable(start: Start, sink: EventSink, stop: GracefulStop) -> RolloutOutcome:
+async def run_stoppable(
+    start: Start, sink: EventSink, stop: GracefulStop, running: str | None = None
+) -> RolloutOutcome:
     """Run ``start`` with Ctrl-C and SIGTERM stopping it gracefully, and a second Ctrl-C at once.
 
     The first signal asks for a graceful stop: no new host starts, the hosts in flight
     finish, and the deployment ends ``aborted`` saying which signal. A second signal
     leaves at once (:class:`LeftRunning`): the hosts' drivers finish on their own, and
     the deployment stays ``running`` in the store for ``deploy resume`` or ``abort``.
+    The message names the deployment left running (``running`` when it is known before
+    its events come, as for a resume), which may be an automatic rollback of the push.
     """
     loop = asyncio.get_running_loop()
     task = asyncio.current_task()
     assert task is not None
-    seen: dict[str, str] = {}  # the deployment's id, once it is recorded; the signal that left
+    seen: dict[str, str] = {}  # the signal that left
+    unfinished = [running] if running else []  # deployments begun and not yet finished, in order
 
     def watch(event: Event) -> None:
-        if isinstance(event, DeploymentStarted):
-            seen.setdefault("id", event.deployment_id)
+        if isinstance(event, DeploymentStarted) and event.deployment_id not in unfinished:
+            unfinished.append(event.deployment_id)
+        elif isinstance(event, DeploymentFinished) and event.deployment_id in unfinished:
+            unfinished.remove(event.deployment_id)
         sink(event)
 
     def on_signal(number: signal.Signals) -> None:
@@ -277,7 +286,7 @@ async def run_stoppable(start: Start, sink: EventSink, stop: GracefulStop) -> Ro
     except asyncio.CancelledError:
         if "left" not in seen:
             raise
-        raise LeftRunning(seen["left"], seen.get("id")) from None
+        raise LeftRunning(seen["left"], unfinished[-1] if unfinished else None) from None
     finally:
         for number in _SIGNALS:
             loop.remove_signal_handler(number)

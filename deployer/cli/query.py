@@ -17,6 +17,7 @@ import click
 
 from deployer.cli.options import LOCAL, TIME, db_option, echo_json, json_option
 from deployer.errors import ControlError, NotFound
+from deployer.policy import rollback_due
 from deployer.render import (
     RollbackSummary,
     control_json,
@@ -33,7 +34,7 @@ from deployer.render import (
     versions_json,
     versions_lines,
 )
-from deployer.results import ControlAction, DeploymentStatus, HostStatus
+from deployer.results import ControlAction, HostStatus
 from deployer.store import DeploymentView, Liveness, Store, open_store
 from deployer.terminal_text import escape_controls
 
@@ -94,7 +95,7 @@ def status(deployment_id: str | None, failed_only: bool, db_url: str | None, as_
 
 def automatic_rollback(store: Store, view: DeploymentView) -> RollbackSummary | None:
     """What the automatic rollbacks of ``view`` (with hosts) restored; None if none was due."""
-    due = view.status is DeploymentStatus.HALTED and store.run_options(view.id).get("on_halt") == "rollback"
+    due = rollback_due(view.status, view.kind, store.run_options(view.id))
     return rollback_summary(view, store.rollbacks_of(view.id), due=due)
 
 
@@ -212,10 +213,16 @@ def resume(deployment_id: str, spec_changed_ok: bool, db_url: str | None, as_jso
     """Let a paused deployment go on; take over one whose controller died.
 
     Taking over reads the spec again and refuses one that is not the file the deployment
-    started with (by its sha256), unless --spec-changed-ok.
+    started with (by its sha256), unless --spec-changed-ok. A halted deployment whose
+    automatic rollback (on_halt: rollback) did not run in full runs the rest of it.
     """
     now = _now()
     with open_store(db_url) as store:
+        finished = store.deployment(deployment_id)
+        rollback = automatic_rollback(store, finished) if finished.is_finished else None
+        if rollback is not None and rollback.untried:
+            _resume_rollback(store, finished.id, as_json=as_json)
+            return
         view = _unfinished(store, deployment_id)
         liveness = store.liveness(view, now)
         if not liveness.alive:
@@ -266,6 +273,19 @@ def _abort_orphan(store: Store, view: DeploymentView, liveness: Liveness, *, as_
         click.echo(escape_controls(f"{ended.id}: {ended.status}: {ended.reason or ''}"))
 
 
+def _resume_rollback(store: Store, deployment_id: str, *, as_json: bool) -> None:
+    from deployer.cli.deploy import run_and_report  # only here: it imports asyncssh
+    from deployer.operations import resume_automatic_rollback
+
+    if not as_json:
+        click.echo(f"{deployment_id} halted before its rollback ran in full; running the rest", err=True)
+    run_and_report(
+        store,
+        lambda sink, stop: resume_automatic_rollback(deployment_id, store, sink, stop=stop),
+        as_json=as_json,
+    )
+
+
 def take_over(
     store: Store, view: DeploymentView, liveness: Liveness, *, as_json: bool, spec_changed_ok: bool = False
 ) -> None:
@@ -285,6 +305,7 @@ def take_over(
             view.id, store, sink, stop=stop, spec_changed_ok=spec_changed_ok
         ),
         as_json=as_json,
+        running=view.id,
     )
 
 

@@ -6,6 +6,7 @@ fleet (PostgreSQL), and checks the verdict against each host's ``current``.
 
 from __future__ import annotations
 
+import json
 import signal
 from pathlib import Path
 from typing import Any
@@ -134,6 +135,47 @@ def test_a_controller_killed_before_the_halt_still_rolls_back_once_resumed(
     status = app.deploy_json("status", running.id)
     assert status["status"] == "halted"
     assert status["rollback"] is not None and status["rollback"]["restored_count"] == 4
+    switched = [h["name"] for wave in plan["waves"][:2] for h in wave["hosts"]]
+    for name in set(switched) - {first, second}:
+        assert app.current(name) == "1.0"
+    app.clear_faults()
+
+
+def test_a_rollback_a_signal_kept_from_running_is_incomplete_and_resume_runs_it(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    app = make_app(tmp_path, fleet_of(request, "lab"), f"sqlite:///{tmp_path / 's.db'}", "stoppedhalt")
+    app.spec.write_text(
+        app.spec.read_text()
+        .replace("max_failures: 2", "max_failures: 1")
+        .replace("bake: 0s}", "bake: 0s, on_halt: rollback}")
+    )
+    app.deploy("push", str(app.spec), "--yes", check=0)
+    plan = app.deploy_json("plan", str(app.spec), "--version", "2.0")
+    first, second = wave_hosts(plan, 1, "dc1")[0], wave_hosts(plan, 2, "dc1")[0]
+    app.fault(first, "validate")
+    app.fault(second, "validate")
+    app.fault(second, "slow", "3")
+    pushing = app.popen("push", str(app.spec), "--version", "2.0", "--yes", "--json")
+    try:
+        assert wait_until(lambda: at_step(app, second, "start"), timeout=60)
+        pushing.send_signal(signal.SIGTERM)  # wave 2 finishes, over the budget: a halt
+        assert pushing.wait(timeout=120) == 1  # the verdict is the halt's, not the signal's
+    finally:
+        if pushing.poll() is None:
+            pushing.kill()
+            pushing.wait()
+    log = (tmp_path / "background.log").read_text()
+    halted = json.loads(next(line for line in log.splitlines() if line.startswith("{")))
+    assert halted["status"] == "halted"
+    # The signal kept the rollback from starting: said so, not hidden as "none was due".
+    assert halted["rollback"]["status"] == "incomplete" and halted["rollback"]["ids"] == []
+    assert len(halted["rollback"]["not_restored"]) == 6
+    resumed = app.deploy_json("resume", halted["id"], check=1)
+    assert resumed["rollback"]["restored_count"] == 4 and resumed["rollback"]["failed_again"] == [
+        first,
+        second,
+    ]
     switched = [h["name"] for wave in plan["waves"][:2] for h in wave["hosts"]]
     for name in set(switched) - {first, second}:
         assert app.current(name) == "1.0"
