@@ -356,14 +356,20 @@ class _Run:
         # A host that left the inventory while its controller was down has no target: asked
         # of nothing, it stays unknown (settle_host).
         targets = {name: self.targets[name] for name in unknown if name in self.targets}
-        verdicts = await settle_hosts(
-            self.c._runner,
-            targets,
-            unknown,
-            app_target=self.rollout.job.target,
-            deployment_id=self.deployment_id,
-            deadline=probe_deadline(targets),
-        )
+        # The probes may take a while (a host's connect timeout + 30 s): keep the heartbeat
+        # going, or another machine would take this live controller for a dead one.
+        beating = asyncio.create_task(self._keep_beating())
+        try:
+            verdicts = await settle_hosts(
+                self.c._runner,
+                targets,
+                unknown,
+                app_target=self.rollout.job.target,
+                deployment_id=self.deployment_id,
+                deadline=probe_deadline(targets),
+            )
+        finally:
+            beating.cancel()
         now = self.c._clock()
         record_verdicts(self.c._store, self.deployment_id, verdicts, now)
         for name, verdict in verdicts.items():
@@ -379,6 +385,11 @@ class _Run:
             self.results[name] = result
             self.c._sink(HostFinished(self.deployment_id, result, self._failed_count(), self.failure_budget))
         return True
+
+    async def _keep_beating(self) -> None:
+        while True:
+            self._beat(self.c._clock())
+            await asyncio.sleep(self.c._heartbeat_interval)
 
     def _prepare_after(self, wave: int) -> None:
         """Let the runner connect to the pending hosts of the wave after ``wave`` (1-based).

@@ -202,10 +202,14 @@ class DeployerApp(App[None]):
         saying which signal, and the command exits with that signal's code.
         """
         opening, state = self.opening, self.push_state
-        if not isinstance(opening, ShowPush) or opening.stop is None or state is None or state.loop is None:
+        loop = None if state is None or state.done else state.loop  # None: nothing left to stop
+        if not isinstance(opening, ShowPush) or opening.stop is None or loop is None:
             self.exit()
             return
-        state.loop.call_soon_threadsafe(opening.stop.request, StopCause(signal_name))
+        if opening.stop.is_set():  # the TUI owns the deployment's thread: it closes once that ends
+            self.notify(f"{signal_name}: already stopping; the TUI closes once the hosts in flight are done")
+            return
+        loop.call_soon_threadsafe(opening.stop.request, StopCause(signal_name))
         self._quit_when_done = True
         self.notify(
             f"{signal_name}: stopping: hosts in flight finish, no new host starts; then the TUI closes"

@@ -320,8 +320,10 @@ class WavePosition:
     count: int
 
     def describe(self) -> str:
-        if self.current is None:
+        if self.count == 0:
             return "no waves"
+        if self.current is None:
+            return f"no wave started, of {self.count}"
         return f"wave {self.current} of {self.count}"
 
 
@@ -346,7 +348,9 @@ def wave_position(hosts: Iterable[ShownHost]) -> WavePosition:
             reached = max(reached, host.wave)
     if count == 0:
         return WavePosition(None, 0)
-    return WavePosition(min(unfinished) if unfinished else reached or count, count)
+    if unfinished:
+        return WavePosition(min(unfinished), count)
+    return WavePosition(reached or None, count)  # None: it ended before any host started
 
 
 def _never_started(host: ShownHost) -> bool:

@@ -221,6 +221,7 @@ def test_budget_meter_stays_short(failed: int, budget: int) -> None:
             (3, 5),
         ),
         ([(1, HostStatus.SUCCEEDED), (2, HostStatus.ABORTED)], (1, 2)),  # an older store's untouched host
+        ([(1, HostStatus.NOT_STARTED), (2, HostStatus.NOT_STARTED)], (None, 2)),  # stopped before wave 1
     ],
 )
 def test_wave_position(
