@@ -17,17 +17,18 @@ from __future__ import annotations
 
 import gc
 import importlib
+import json
 import os
 import sys
 import warnings
 from collections.abc import Mapping, Sequence
 from types import ModuleType
-from typing import NoReturn
+from typing import Any, NoReturn
 
 import click
 from click.shell_completion import CompletionItem
 
-from deployer.errors import DeployerError
+from deployer.errors import DeployerError, SpecError
 from deployer.terminal_text import escape_controls
 
 # Command name -> the module of deployer.cli that defines it.
@@ -118,19 +119,91 @@ class DeployGroup(click.Group):
         ]
         return names + click.Command.shell_complete(self, ctx, incomplete)
 
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        ctx.meta[_ERRORS_AS_JSON] = asks_for_json(args)
+        try:
+            return super().parse_args(ctx, args)
+        except click.ClickException as error:  # a bad option of `deploy` itself
+            _echo_json_error(ctx, error_json(error))
+            raise
+
     def invoke(self, ctx: click.Context) -> object:
         try:
             return super().invoke(ctx)
         except DeployerError as error:
+            _echo_json_error(ctx, error_json(error))
             for line in str(error).splitlines() or [type(error).__name__]:
                 click.echo(f"error: {escape_controls(line)}", err=True)
             sys.exit(error.exit_code)
+        except click.ClickException as error:  # usage errors: click prints them, exit 2
+            _echo_json_error(ctx, error_json(error))
+            raise
         except KeyboardInterrupt:
             _interrupted()
         except click.Abort as abort:  # click's prompts turn Ctrl-C into Abort
             if isinstance(abort.__context__, KeyboardInterrupt):
                 _interrupted()
             raise
+
+
+_ERRORS_AS_JSON = "deployer.errors_as_json"
+
+
+def asks_for_json(args: Sequence[str]) -> bool:
+    """Whether the command line asks for ``--json`` (before any ``--``): errors then come as JSON too."""
+    options = args[: args.index("--")] if "--" in args else args
+    return "--json" in options
+
+
+def error_json(error: DeployerError | click.ClickException) -> dict[str, Any]:
+    """The error object that ``--json`` prints on stdout (docs/cli.md, "Errors under --json").
+
+    ``kind`` is the error's class in deployer.errors, or ``UsageError`` for every
+    mistake on the command line that click finds; ``file``, ``line`` and ``field`` say
+    where a spec's first problem is (``field`` is the option or argument of a usage
+    error), null when unknown. A spec's every problem is also in ``issues``.
+    """
+    file: str | None = None
+    line: int | None = None
+    field: str | None = None
+    issues: list[dict[str, Any]] | None = None
+    if isinstance(error, click.ClickException):
+        kind = "UsageError" if isinstance(error, click.UsageError) else type(error).__name__
+        message = error.format_message()
+        parameter = getattr(error, "param", None)
+        if isinstance(parameter, click.Argument):
+            field = parameter.human_readable_name  # SPEC, as the usage line says
+        elif isinstance(parameter, click.Parameter):
+            field = parameter.opts[0]
+        exit_code = error.exit_code
+    else:
+        kind = type(error).__name__
+        message = str(error) or kind
+        exit_code = error.exit_code
+        if isinstance(error, SpecError):
+            first = error.issues[0]
+            file, line, field = first.file, first.line, first.field or None
+            issues = [
+                {"file": i.file, "line": i.line, "field": i.field or None, "message": i.message}
+                for i in error.issues
+            ]
+    document: dict[str, Any] = {
+        "kind": kind,
+        "message": message,
+        "exit_code": exit_code,
+        "file": file,
+        "line": line,
+        "field": field,
+    }
+    if issues is not None:
+        document["issues"] = issues
+    return {"error": document}
+
+
+def _echo_json_error(ctx: click.Context, document: dict[str, Any]) -> None:
+    """``document`` on stdout as one line, if the command line asked for ``--json``."""
+    if ctx.meta.get(_ERRORS_AS_JSON):
+        click.echo(json.dumps(document, separators=(",", ":")))
 
 
 def _interrupted() -> NoReturn:
