@@ -52,7 +52,7 @@ from pydantic_core import PydanticCustomError
 
 from deployer.errors import ArtifactError, SpecError, SpecIssue
 from deployer.fleet import Fleet, Host, SshOptions
-from deployer.quantities import Count, parse_duration
+from deployer.quantities import DURATION_FORMS, DURATION_PATTERN, Count, parse_duration
 from deployer.results import Step
 from deployer.runner import HookCommand
 from deployer.yamlload import (
@@ -245,7 +245,6 @@ Target = Annotated[
 
 # --- quantities -----------------------------------------------------------------------
 
-_DURATION_TEXT = r"^\s*\d+(\.\d+)?\s*(ms|s|m|h|d)?\s*$"
 _COUNT_TEXT = r"^\s*(\d+|\d+(\.\d+)?\s*%)\s*$"
 
 
@@ -253,8 +252,8 @@ def _duration(value: Any, *, positive: bool = False) -> float:
     if isinstance(value, bool) or not isinstance(value, str | int | float):
         raise PydanticCustomError(
             "duration_type",
-            "expected a duration such as 30s, 5m or 250ms (got {got})",
-            {"got": describe(value)},
+            "expected a duration, {forms} (got {got})",
+            {"forms": DURATION_FORMS, "got": describe(value)},
         )
     try:
         seconds = parse_duration(value)
@@ -274,8 +273,8 @@ def _positive_duration(value: Any) -> float:
 def _duration_schema(minimum: str) -> WithJsonSchema:
     return WithJsonSchema(
         {
-            "anyOf": [{"type": "number", minimum: 0}, {"type": "string", "pattern": _DURATION_TEXT}],
-            "description": "seconds, or a number with ms, s, m, h or d: 250ms, 30s, 5m",
+            "anyOf": [{"type": "number", minimum: 0}, {"type": "string", "pattern": DURATION_PATTERN}],
+            "description": f"seconds, or {DURATION_FORMS}",
         }
     )
 
