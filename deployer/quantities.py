@@ -74,6 +74,16 @@ def parse_duration(text: str | int | float, *, bare_seconds: bool = True) -> flo
     return sum(float(number) * UNIT_SECONDS[unit] for number, unit in _PART.findall(text))
 
 
+# Counts as text, in the same words for Count.parse and the JSON Schema (ASCII digits,
+# no exponent or underscores, which float() would take): a whole number, or a percent
+# between 0% and 100%. A wave's size must also be above zero.
+_WHOLE = re.compile("[0-9]+")
+_DECIMAL = re.compile(_NUMBER)
+_PERCENT_UP_TO_100 = r"0*(?:100(?:\.0+)?|[0-9]{1,2}(?:\.[0-9]+)?)\s*%"
+COUNT_PATTERN = rf"^\s*(?:[0-9]+|{_PERCENT_UP_TO_100})\s*$"
+POSITIVE_COUNT_PATTERN = rf"^(?!\s*0*(?:\.0*)?\s*%?\s*$){COUNT_PATTERN[1:]}"
+
+
 @dataclass(frozen=True, slots=True)
 class Count:
     """A number of hosts, either absolute (``3``) or a percent of a total (``10%``)."""
@@ -93,14 +103,13 @@ class Count:
         stripped = text.strip()
         if stripped.endswith("%"):
             number = stripped[:-1].strip()
-            try:
-                value = float(number)
-            except ValueError:
-                raise ValueError(f"{text!r} is not a percent; expected e.g. 10%") from None
+            if _DECIMAL.fullmatch(number) is None:
+                raise ValueError(f"{text!r} is not a percent; expected e.g. 10%")
+            value = float(number)
             if not 0 <= value <= 100:
                 raise ValueError(f"{text!r} is not between 0% and 100%")
             return cls(value, percent=True)
-        if stripped.isdigit():
+        if _WHOLE.fullmatch(stripped):
             return cls(float(int(stripped)))
         raise ValueError(
             f"{text!r} is not a count; expected a whole number such as 3 or a percent such as 10%"
