@@ -80,7 +80,7 @@ def tool_verdict(path: Path, load: Callable[[Path], object] = load_spec) -> set[
 def spec_fixtures() -> list[Path]:
     valid = sorted((HERE / "valid").glob("*.yaml"))
     invalid = sorted((HERE / "invalid" / "specs").glob("*.yaml"))
-    examples = sorted((REPO / "specs").glob("*.yaml"))
+    examples = [*sorted((REPO / "specs").glob("*.yaml")), REPO / "deployer" / "demo" / "demo.yaml"]
     assert valid and invalid and examples
     return [*valid, *invalid, *examples]
 
