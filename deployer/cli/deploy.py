@@ -11,6 +11,12 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from deployer.cli.completion import (
+    complete_app,
+    complete_deployment_id,
+    complete_environment,
+    spec_argument,
+)
 from deployer.cli.options import db_option, echo_json, json_option
 from deployer.errors import LeftRunning, PatternError
 from deployer.events import DeploymentStarted, Event, EventSink
@@ -35,7 +41,13 @@ RUNTIME_IMPORTS = ("deployer.operations", "deployer.store", "deployer.render", "
 version_option = click.option(
     "--version", "version", metavar="V", help="Deploy this version (overrides the spec)."
 )
-env_option = click.option("--env", "environment", metavar="E", help="Pick one of the spec's environments.")
+env_option = click.option(
+    "--env",
+    "environment",
+    metavar="E",
+    shell_complete=complete_environment,
+    help="Pick one of the spec's environments.",
+)
 
 
 def _limit_with_files(_context: click.Context, _parameter: click.Parameter, value: str | None) -> str | None:
@@ -128,7 +140,7 @@ def _names(wave_names: list[str], most: int = 8) -> str:
 
 
 @click.command()
-@click.argument("spec", type=click.Path(dir_okay=False))
+@spec_argument
 @version_option
 @env_option
 @limit_option
@@ -288,7 +300,7 @@ async def run_stoppable(start: Start, sink: EventSink, stop: GracefulStop) -> Ro
 
 
 @click.command()
-@click.argument("spec", type=click.Path(dir_okay=False))
+@spec_argument
 @version_option
 @env_option
 @limit_option
@@ -322,7 +334,7 @@ def push(
 
 
 @click.command()
-@click.argument("spec", type=click.Path(dir_okay=False))
+@spec_argument
 @click.option(
     "--to", "to_version", metavar="V", help="Roll back to this version (default: the previous good one)."
 )
@@ -352,11 +364,15 @@ def rollback(
 
 
 @click.command("reconcile")
-@click.argument("deployment_id", required=False)
+@click.argument("deployment_id", required=False, shell_complete=complete_deployment_id)
 @click.option(
-    "--app", help="Every host of this app whose outcome is unknown (with --env: of that environment)."
+    "--app",
+    shell_complete=complete_app,
+    help="Every host of this app whose outcome is unknown (with --env: of that environment).",
 )
-@click.option("--env", "environment", help="The environment, with --app.")
+@click.option(
+    "--env", "environment", shell_complete=complete_environment, help="The environment, with --app."
+)
 @json_option
 @db_option
 def reconcile_command(
