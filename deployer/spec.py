@@ -52,7 +52,14 @@ from pydantic_core import PydanticCustomError
 
 from deployer.errors import ArtifactError, SpecError, SpecIssue
 from deployer.fleet import Fleet, Host, SshOptions
-from deployer.quantities import Count, parse_duration
+from deployer.quantities import (
+    COUNT_PATTERN,
+    DURATION_FORMS,
+    DURATION_PATTERN,
+    POSITIVE_COUNT_PATTERN,
+    Count,
+    parse_duration,
+)
 from deployer.results import Step
 from deployer.runner import HookCommand
 from deployer.yamlload import (
@@ -147,7 +154,7 @@ check_proxy_jump = _matcher(
 
 
 def _string_schema(pattern: re.Pattern[str]) -> WithJsonSchema:
-    return WithJsonSchema({"type": "string", "pattern": f"^{pattern.pattern}$"})
+    return WithJsonSchema({"type": "string", "pattern": f"^(?:{pattern.pattern})$"})
 
 
 Name = Annotated[str, PlainValidator(check_name), _string_schema(_NAME)]
@@ -163,6 +170,10 @@ def _non_blank(value: str) -> str:
     if not value.strip():
         raise ValueError("expected a command, got an empty string")
     return value
+
+
+# A command with something in it; the pattern says the same to editors.
+CommandText = Annotated[str, AfterValidator(_non_blank), WithJsonSchema({"type": "string", "pattern": r"\S"})]
 
 
 MAX_PATH_BYTES = 1024  # a path written in a spec; the system's own limit is 4096 in all
@@ -245,16 +256,13 @@ Target = Annotated[
 
 # --- quantities -----------------------------------------------------------------------
 
-_DURATION_TEXT = r"^\s*\d+(\.\d+)?\s*(ms|s|m|h|d)?\s*$"
-_COUNT_TEXT = r"^\s*(\d+|\d+(\.\d+)?\s*%)\s*$"
-
 
 def _duration(value: Any, *, positive: bool = False) -> float:
     if isinstance(value, bool) or not isinstance(value, str | int | float):
         raise PydanticCustomError(
             "duration_type",
-            "expected a duration such as 30s, 5m or 250ms (got {got})",
-            {"got": describe(value)},
+            "expected a duration, {forms} (got {got})",
+            {"forms": DURATION_FORMS, "got": describe(value)},
         )
     try:
         seconds = parse_duration(value)
@@ -274,8 +282,8 @@ def _positive_duration(value: Any) -> float:
 def _duration_schema(minimum: str) -> WithJsonSchema:
     return WithJsonSchema(
         {
-            "anyOf": [{"type": "number", minimum: 0}, {"type": "string", "pattern": _DURATION_TEXT}],
-            "description": "seconds, or a number with ms, s, m, h or d: 250ms, 30s, 5m",
+            "anyOf": [{"type": "number", minimum: 0}, {"type": "string", "pattern": DURATION_PATTERN}],
+            "description": f"seconds, or {DURATION_FORMS}",
         }
     )
 
@@ -311,14 +319,18 @@ def _count_json(count: Count) -> int | str:
 
 
 _COUNT_SCHEMA: dict[str, Any] = {
-    "anyOf": [{"type": "integer", "minimum": 0}, {"type": "string", "pattern": _COUNT_TEXT}],
+    "anyOf": [{"type": "integer", "minimum": 0}, {"type": "string", "pattern": COUNT_PATTERN}],
     "description": "a number of hosts (3) or a percent of them (10%)",
+}
+_WAVE_SIZE_SCHEMA: dict[str, Any] = {
+    "anyOf": [{"type": "integer", "minimum": 1}, {"type": "string", "pattern": POSITIVE_COUNT_PATTERN}],
+    "description": "a number of hosts (3) or a percent of them (10%), above zero",
 }
 CountValue = Annotated[
     Count, PlainValidator(_count), PlainSerializer(_count_json), WithJsonSchema(_COUNT_SCHEMA)
 ]
 WaveSize = Annotated[
-    Count, PlainValidator(_wave_size), PlainSerializer(_count_json), WithJsonSchema(_COUNT_SCHEMA)
+    Count, PlainValidator(_wave_size), PlainSerializer(_count_json), WithJsonSchema(_WAVE_SIZE_SCHEMA)
 ]
 
 
@@ -331,7 +343,9 @@ Batch = Annotated[
     tuple[WaveSize, ...],
     BeforeValidator(_as_list),
     Field(min_length=1),
-    WithJsonSchema({"anyOf": [_COUNT_SCHEMA, {"type": "array", "items": _COUNT_SCHEMA, "minItems": 1}]}),
+    WithJsonSchema(
+        {"anyOf": [_WAVE_SIZE_SCHEMA, {"type": "array", "items": _WAVE_SIZE_SCHEMA, "minItems": 1}]}
+    ),
 ]
 Labels = Annotated[
     tuple[Label, ...],
@@ -415,18 +429,31 @@ class InventoryModel(_Model):
 
     model_config = ConfigDict(title="deployer inventory")
 
-    hosts: tuple[HostModel, ...] = Field(description="the hosts, in deployment order")
+    hosts: tuple[HostModel, ...] = Field(
+        description="the hosts, in deployment order", json_schema_extra={"minItems": 1}
+    )
     ssh: SshModel = Field(default=SshModel(), description="SSH defaults for these hosts")
 
 
 class HookModel(_Model):
     """A hook written as a mapping: a shell command or a Fabric task, with its limits."""
 
-    command: Annotated[str, AfterValidator(_non_blank)] | None = Field(
+    # What _one_action checks, for editors: exactly one of command and fabric; args
+    # only with fabric.
+    model_config = ConfigDict(
+        json_schema_extra={
+            "oneOf": [{"required": ["command"]}, {"required": ["fabric"]}],
+            "dependentRequired": {"args": ["fabric"]},
+        }
+    )
+
+    command: CommandText | None = Field(
         default=None, description="shell command, or a script inside the artifact"
     )
     fabric: str | None = Field(
-        default=None, description="a Fabric task: fabfile.py:task, relative to the spec"
+        default=None,
+        description="a Fabric task: fabfile.py:task, relative to the spec",
+        json_schema_extra={"pattern": f"^.+:{_TASK.pattern}$"},
     )
     args: dict[str, Any] | None = Field(default=None, description="keyword arguments for the Fabric task")
     timeout: PositiveDuration | None = Field(default=None, description="default: hooks.timeout")
@@ -461,8 +488,7 @@ def _hook_form(value: Any) -> str | None:
 
 
 HookValue = Annotated[
-    Annotated[str, AfterValidator(_non_blank), Tag("string-form")]
-    | Annotated[HookModel, Tag("mapping-form")],
+    Annotated[CommandText, Tag("string-form")] | Annotated[HookModel, Tag("mapping-form")],
     Discriminator(
         _hook_form,
         custom_error_type="hook_type",
@@ -545,8 +571,25 @@ class GateWhen(StrEnum):
     BAKE = "bake"  # every interval during each bake
 
 
+def _when_type(type_: str, then: dict[str, Any]) -> dict[str, Any]:
+    return {"if": {"properties": {"type": {"const": type_}}, "required": ["type"]}, "then": then}
+
+
 class GateModel(_Model):
     """A check the controller runs itself between waves; a failing one halts the deployment."""
+
+    # The shape each type needs (_fits_its_type), said to editors too.
+    model_config = ConfigDict(
+        frozen=True,
+        extra="forbid",
+        json_schema_extra={
+            "allOf": [
+                _when_type("command", {"required": ["command"]}),
+                _when_type("http", {"required": ["url"]}),
+                {"dependentRequired": {"min": ["field"], "max": ["field"]}},
+            ]
+        },
+    )
 
     name: Name = Field(description="named in the halt reason and in --json")
     type: Literal["command", "http"] = Field(description="command: a local command; http: a URL")
@@ -605,6 +648,17 @@ NOTIFY_EVENTS: tuple[str, ...] = get_args(NotifyEvent)  # in the order a deploym
 
 class NotifyModel(_Model):
     """Where a deployment's events go: a webhook, or a local command reading them on stdin."""
+
+    model_config = ConfigDict(
+        frozen=True,
+        extra="forbid",
+        json_schema_extra={
+            "allOf": [
+                _when_type("webhook", {"required": ["url"]}),
+                _when_type("command", {"required": ["command"]}),
+            ]
+        },
+    )
 
     type: Literal["webhook", "command"] = Field(description="webhook: POST the JSON; command: pipe it")
     url: Url | None = Field(default=None, description="webhook: the URL to POST to")
@@ -680,7 +734,18 @@ class SpecModel(_Model):
     """One deployable app: what to send, where, and how carefully."""
 
     app: Name = Field(description="the app's name")
-    version: Version | None = Field(default=None, description="the version to deploy; --version overrides it")
+    version: Version | None = Field(
+        default=None,
+        description="the version to deploy; --version overrides it",
+        # An unquoted 1.10 is a number to YAML; the tool reads the text as written.
+        json_schema_extra={
+            "anyOf": [
+                {"type": "string", "pattern": f"^(?:{_VERSION.pattern})$"},
+                {"type": "number", "minimum": 0},
+                {"type": "null"},
+            ]
+        },
+    )
     environment: Name = Field(
         default=DEFAULT_ENVIRONMENT, description="the environment deployed without --env"
     )
@@ -721,7 +786,9 @@ class SpecFileModel(SpecModel):
     )
 
     environments: dict[Name, OverlayModel | None] = Field(
-        default_factory=dict, description="per-environment overrides, chosen with --env"
+        default_factory=dict,
+        description="per-environment overrides, chosen with --env",
+        json_schema_extra={"propertyNames": {"pattern": f"^(?:{_NAME.pattern})$"}},
     )
 
 

@@ -8,8 +8,9 @@ Pure: the present moment is an argument, never read from the clock. Accepted:
 ``2026-11-27 18:30``        the same, a space for the ``T``
 ``2026-11-27``              midnight at the start of that day, in ``tz``
 ``@1795804200``             seconds since the Unix epoch
-``7d``, ``3h ago``          a span before ``now``: units s, m, h, d, w (and
-``1h30m``, ``2 days ago``   their long names); ``m`` is minutes; parts add up
+``7d``, ``3h ago``          a span before ``now``: a duration as a spec writes
+``1h30m``, ``2 days ago``   it (:func:`deployer.quantities.parse_duration`), a unit
+                            required
 ``yesterday``               24 hours before ``now`` (as GNU ``date -d`` reads it)
 ``yesterday 18:30``         that time of day, yesterday, in ``tz``
 ``today 09:00``             that time of day, today, in ``tz``
@@ -25,21 +26,8 @@ import re
 from datetime import UTC, datetime, time, timedelta, tzinfo
 
 from deployer.errors import DeployerError
+from deployer.quantities import SPAN_SHAPE, parse_duration
 
-_UNITS: dict[str, float] = {}
-for _names, _seconds in (
-    (("s", "sec", "secs", "second", "seconds"), 1.0),
-    (("m", "min", "mins", "minute", "minutes"), 60.0),
-    (("h", "hr", "hrs", "hour", "hours"), 3600.0),
-    (("d", "day", "days"), 86400.0),
-    (("w", "wk", "wks", "week", "weeks"), 7 * 86400.0),
-):
-    for _name in _names:
-        _UNITS[_name] = _seconds
-
-_SPAN_PART = re.compile(r"(\d+(?:\.\d+)?)\s*([a-z]+)")
-_SPAN = re.compile(r"^(?:\d+(?:\.\d+)?\s*[a-z]+\s*)+$")
-_CALENDAR_UNITS = {"mo", "mon", "month", "months", "y", "yr", "yrs", "year", "years"}
 _DAY_WORD = re.compile(r"^(yesterday|today)(?:\s+(\d{1,2}:\d{2}(?::\d{2})?))?$")
 
 FORMS = "ISO 8601 (2026-11-27T18:30Z), a span ago (7d, 3h ago, 1h30m), yesterday [HH:MM], today HH:MM, or now"
@@ -77,22 +65,16 @@ def parse_time(text: str, now: datetime, *, tz: tzinfo = UTC) -> datetime:
     if moment is not None:
         return moment
     span_text = cleaned.removesuffix(" ago").removesuffix("ago").strip()
-    if span_text and span_text[0].isdigit() and _SPAN.match(span_text):
+    if span_text and span_text[0].isdigit() and SPAN_SHAPE.match(span_text):
         return now.astimezone(UTC) - _span(text, span_text)
     raise TimeExpressionError(f"{text!r} is not a time; expected {FORMS}")
 
 
 def _span(original: str, text: str) -> timedelta:
-    seconds = 0.0
-    for number, unit in _SPAN_PART.findall(text):
-        if unit in _CALENDAR_UNITS:
-            raise TimeExpressionError(
-                f"{original!r}: months and years vary in length; use days or weeks (e.g. 30d, 52w)"
-            )
-        if unit not in _UNITS:
-            raise TimeExpressionError(f"{original!r}: unknown unit {unit!r}; use s, m, h, d or w")
-        seconds += float(number) * _UNITS[unit]
-    return timedelta(seconds=seconds)
+    try:
+        return timedelta(seconds=parse_duration(text, bare_seconds=False))
+    except ValueError as error:
+        raise TimeExpressionError(f"{original!r}: {error}") from None
 
 
 def _epoch(original: str, digits: str) -> datetime:

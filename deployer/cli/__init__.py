@@ -2,7 +2,12 @@
 
 Each sub-command lives in a module here that exports ``commands``, a list of click
 commands, and is named in :data:`COMMANDS`. Modules are imported only when one of
-their commands runs, so ``deploy status`` does not pay for asyncssh or Textual.
+their commands runs, so ``deploy status`` does not pay for asyncssh or Textual, and
+``deploy --help`` (and completing a command's name) imports none of them: it reads
+each command's one-line help from :data:`SUMMARIES`, which a test keeps equal to the
+commands' own. A module whose commands need heavy libraries imports them inside the
+commands and names them in ``RUNTIME_IMPORTS``, so ``deploy CMD --help`` stays light
+while a run still imports them up front (:func:`load_command`).
 
 The CLI catches only :class:`~deployer.errors.DeployerError`: one clear line, then
 the error's exit status. Anything else is a bug and keeps its traceback.
@@ -13,17 +18,19 @@ from __future__ import annotations
 import contextlib
 import gc
 import importlib
+import json
 import os
 import resource
 import sys
 import warnings
 from collections.abc import Mapping, Sequence
 from types import ModuleType
-from typing import NoReturn
+from typing import Any, NoReturn
 
 import click
+from click.shell_completion import CompletionItem
 
-from deployer.errors import DeployerError
+from deployer.errors import DeployerError, SpecError
 from deployer.terminal_text import escape_controls
 
 # Command name -> the module of deployer.cli that defines it.
@@ -49,6 +56,30 @@ COMMANDS: dict[str, str] = {
     "schema": "schema",
 }
 
+# Command name -> its one-line help, as ``deploy --help`` lists it (tests/cli/test_startup.py
+# compares each with the command's own docstring).
+SUMMARIES: dict[str, str] = {
+    "plan": "Show the waves a push of SPEC would run, without touching any host.",
+    "push": "Roll SPEC's version out to its fleet, wave by wave.",
+    "rollback": "Deploy the previous good version again, previously failed hosts first.",
+    "reconcile": "Ask the hosts whose outcome is unknown how they ended, and record it.",
+    "sync": "Bring the hosts of SPEC's fleet that are behind onto the latest good version.",
+    "promote": "Deploy to --to the version that last succeeded in full in --from.",
+    "restart": "Run the stop, start and validate hooks on every host, wave by wave; install nothing.",
+    "demo": "Start a lab fleet and show pushes, a halt and a rollback on it.",
+    "status": "Show a deployment, or the latest of each app.",
+    "hosts": "Which hosts run a version, and since when.",
+    "versions": "How many hosts run each version.",
+    "history": "Past deployments, or one host's versions.",
+    "pause": "Ask a deployment to start no new host.",
+    "resume": "Let a paused deployment go on.",
+    "abort": "Ask a deployment to stop for good.",
+    "watch": "Watch a deployment live (the latest one when no ID is given).",
+    "tui": "Browse apps and environments: live deployments, history, and versions across the fleet.",
+    "lab": "Real SSH servers on loopback addresses, to deploy to without any machines.",
+    "schema": "Print the JSON Schema of a spec file (or of an inventory file).",
+}
+
 
 def command_module(cmd_name: str) -> ModuleType | None:
     """The module of deployer.cli that defines command ``cmd_name``, imported; None if no such command."""
@@ -71,19 +102,110 @@ class DeployGroup(click.Group):
                 return command  # type: ignore[no-any-return]
         raise RuntimeError(f"{module.__name__} does not define the command {cmd_name!r}")
 
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        """The commands and their one-line helps, from :data:`SUMMARIES`: no command module is imported."""
+        if not COMMANDS:
+            return
+        limit = formatter.width - 6 - max(len(name) for name in COMMANDS)
+        # a bare Command shortens a help exactly as the real one would
+        rows = [
+            (name, click.Command(name, help=SUMMARIES[name]).get_short_help_str(limit)) for name in COMMANDS
+        ]
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
+
+    def shell_complete(self, ctx: click.Context, incomplete: str) -> list[CompletionItem]:
+        """Command names (from :data:`SUMMARIES`, importing nothing) and the group's own options."""
+        names = [
+            CompletionItem(name, help=SUMMARIES[name]) for name in COMMANDS if name.startswith(incomplete)
+        ]
+        return names + click.Command.shell_complete(self, ctx, incomplete)
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        ctx.meta[_ERRORS_AS_JSON] = asks_for_json(args)
+        try:
+            return super().parse_args(ctx, args)
+        except click.ClickException as error:  # a bad option of `deploy` itself
+            _echo_json_error(ctx, error_json(error))
+            raise
+
     def invoke(self, ctx: click.Context) -> object:
         try:
             return super().invoke(ctx)
         except DeployerError as error:
+            _echo_json_error(ctx, error_json(error))
             for line in str(error).splitlines() or [type(error).__name__]:
                 click.echo(f"error: {escape_controls(line)}", err=True)
             sys.exit(error.exit_code)
+        except click.ClickException as error:  # usage errors: click prints them, exit 2
+            _echo_json_error(ctx, error_json(error))
+            raise
         except KeyboardInterrupt:
             _interrupted()
         except click.Abort as abort:  # click's prompts turn Ctrl-C into Abort
             if isinstance(abort.__context__, KeyboardInterrupt):
                 _interrupted()
             raise
+
+
+_ERRORS_AS_JSON = "deployer.errors_as_json"
+
+
+def asks_for_json(args: Sequence[str]) -> bool:
+    """Whether the command line asks for ``--json`` (before any ``--``): errors then come as JSON too."""
+    options = args[: args.index("--")] if "--" in args else args
+    return "--json" in options
+
+
+def error_json(error: DeployerError | click.ClickException) -> dict[str, Any]:
+    """The error object that ``--json`` prints on stdout (docs/cli.md, "Errors under --json").
+
+    ``kind`` is the error's class in deployer.errors, or ``UsageError`` for every
+    mistake on the command line that click finds; ``file``, ``line`` and ``field`` say
+    where a spec's first problem is (``field`` is the option or argument of a usage
+    error), null when unknown. A spec's every problem is also in ``issues``.
+    """
+    file: str | None = None
+    line: int | None = None
+    field: str | None = None
+    issues: list[dict[str, Any]] | None = None
+    if isinstance(error, click.ClickException):
+        kind = "UsageError" if isinstance(error, click.UsageError) else type(error).__name__
+        message = error.format_message()
+        parameter = getattr(error, "param", None)
+        if isinstance(parameter, click.Argument):
+            field = parameter.human_readable_name  # SPEC, as the usage line says
+        elif isinstance(parameter, click.Parameter):
+            field = parameter.opts[0]
+        exit_code = error.exit_code
+    else:
+        kind = type(error).__name__
+        message = str(error) or kind
+        exit_code = error.exit_code
+        if isinstance(error, SpecError):
+            first = error.issues[0]
+            file, line, field = first.file, first.line, first.field or None
+            issues = [
+                {"file": i.file, "line": i.line, "field": i.field or None, "message": i.message}
+                for i in error.issues
+            ]
+    document: dict[str, Any] = {
+        "kind": kind,
+        "message": message,
+        "exit_code": exit_code,
+        "file": file,
+        "line": line,
+        "field": field,
+    }
+    if issues is not None:
+        document["issues"] = issues
+    return {"error": document}
+
+
+def _echo_json_error(ctx: click.Context, document: dict[str, Any]) -> None:
+    """``document`` on stdout as one line, if the command line asked for ``--json``."""
+    if ctx.meta.get(_ERRORS_AS_JSON):
+        click.echo(json.dumps(document, separators=(",", ":")))
 
 
 def _interrupted() -> NoReturn:
@@ -98,8 +220,11 @@ def cli() -> None:
     """Rolling deployments across a fleet, striped over datacenters."""
 
 
-def load_command(cmd_name: str | None) -> None:
+def load_command(cmd_name: str | None, *, asks_for_help: bool = False) -> None:
     """Import the modules of command ``cmd_name`` (if any) as the process's entry point does.
+
+    That is its module, then the libraries it names in ``RUNTIME_IMPORTS`` unless
+    ``asks_for_help`` (``deploy plan --help`` needs neither asyncssh nor SQLAlchemy).
 
     A command's imports (SQLAlchemy, asyncssh, pydantic...) are some 300,000 objects that
     live until the process ends. The collections that making them triggers free nothing
@@ -112,7 +237,10 @@ def load_command(cmd_name: str | None) -> None:
     if cmd_name is not None:
         gc.disable()
         try:
-            command_module(cmd_name)
+            module = command_module(cmd_name)
+            if module is not None and not asks_for_help:
+                for name in getattr(module, "RUNTIME_IMPORTS", ()):
+                    importlib.import_module(name)
         finally:
             gc.enable()
     gc.freeze()
@@ -155,7 +283,11 @@ def prepare_command() -> None:
     """Quiet library warnings, raise the open-file limit, import the command line's command."""
     quiet_library_warnings(os.environ, sys.warnoptions)
     raise_open_file_limit()
-    load_command(next((arg for arg in sys.argv[1:] if not arg.startswith("-")), None))
+    args = sys.argv[1:]
+    load_command(
+        next((arg for arg in args if not arg.startswith("-")), None),
+        asks_for_help="--help" in args or "-h" in args,
+    )
 
 
 def run_command() -> None:

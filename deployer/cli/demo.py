@@ -1,17 +1,22 @@
 """``deploy demo``: the whole story on a lab fleet, with the commands an operator would type.
 
-Starts a lab fleet where the demo spec's ``fleet:`` points, then runs real
-``deploy`` commands against it, printing each before it runs: pushes 1.0 and 1.1,
-a 1.2 whose health check fails in one datacenter so the push halts, and a rollback
-that updates the failed hosts first. The lab is left running to explore.
+The demo spec and its app ship inside the package (deployer/demo/), so it runs
+wherever deployer is installed: they are copied into a directory of their own
+(``./deploy-demo`` unless ``--dir`` says otherwise). It starts a lab fleet where the
+spec's ``fleet:`` points, then runs real ``deploy`` commands against it, printing
+each before it runs: pushes 1.0 and 1.1, a 1.2 whose health check fails in one
+datacenter so the push halts, and a rollback that updates the failed hosts first.
+The lab is left running to explore.
 """
 
 from __future__ import annotations
 
 import os
 import shlex
+import shutil
 import subprocess
 import sys
+from importlib.resources import as_file, files
 from pathlib import Path
 
 import click
@@ -48,14 +53,42 @@ def _lab_dir(spec_path: Path) -> Path:
     return (spec_path.parent / fleet).parent.resolve()
 
 
+DEMO_SPEC = "demo.yaml"
+
+
+def unpack_demo(directory: Path) -> Path:
+    """Copy the packaged demo (its spec and app/) into ``directory``; the spec's path.
+
+    Files already there are replaced, so a demo run after an upgrade runs the new one;
+    anything else in the directory (the lab, its state) is left alone.
+    """
+    with as_file(files("deployer") / "demo") as source:
+        try:
+            directory.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source / DEMO_SPEC, directory / DEMO_SPEC)
+            shutil.copytree(source / "app", directory / "app", dirs_exist_ok=True)
+        except OSError as error:
+            raise DeployerError(
+                f"cannot write the demo into {directory}: {error.strerror or error}"
+            ) from None
+    return directory / DEMO_SPEC
+
+
 @click.command()
 @click.option(
-    "--spec",
-    "spec_path",
-    default="specs/demo.yaml",
+    "--dir",
+    "directory",
+    default="deploy-demo",
     show_default=True,
+    type=click.Path(file_okay=False),
+    help="Where to put the demo's spec, its app and the lab fleet.",
+)
+@click.option(
+    "--spec",
+    "own_spec",
+    default=None,
     type=click.Path(dir_okay=False),
-    help="The demo spec; its fleet: names the lab's inventory.",
+    help="Run this spec instead of the packaged one; its fleet: names the lab's inventory.",
 )
 @click.option("--hosts", default=12, show_default=True, type=click.IntRange(3, 200), help="Lab hosts.")
 @click.option("--datacenters", default=3, show_default=True, type=click.IntRange(1, 20), help="Datacenters.")
@@ -66,8 +99,11 @@ def _lab_dir(spec_path: Path) -> Path:
     metavar="IP",
     help="The first lab host's loopback address; the others follow it.",
 )
-def demo(spec_path: str, hosts: int, datacenters: int, address: str) -> None:
+def demo(directory: str, own_spec: str | None, hosts: int, datacenters: int, address: str) -> None:
     """Start a lab fleet and show pushes, a halt and a rollback on it."""
+    spec_path = own_spec if own_spec is not None else str(unpack_demo(Path(directory)))
+    if own_spec is None:
+        click.echo(f"the demo's spec and app are in {directory}/")
     lab_dir = _lab_dir(Path(spec_path))
     if stop_lab(lab_dir) is not None:
         click.echo(f"stopped the lab that was running in {lab_dir}")

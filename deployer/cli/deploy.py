@@ -11,35 +11,43 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from deployer.cli.completion import (
+    complete_app,
+    complete_deployment_id,
+    complete_environment,
+    spec_argument,
+)
 from deployer.cli.options import db_option, echo_json, json_option
-from deployer.cli.query import automatic_rollback
-from deployer.controller import GracefulStop, RolloutOutcome, StopCause
 from deployer.errors import LeftRunning, PatternError
 from deployer.events import DeploymentFinished, DeploymentStarted, Event, EventSink
 from deployer.exitcodes import ExitCode, exit_code_for
 from deployer.limit import read_limit_files
-from deployer.operations import (
-    Prepared,
-    PushOptions,
-    Reconciled,
-    execute,
-    prepare,
-    prepare_rollback,
-    reconcile,
-)
-from deployer.render import deployment_json, rollback_sentence
 from deployer.results import HostStatus
-from deployer.store import Store, open_store
 from deployer.terminal_text import escape_controls
 from deployer.wording import count_of
 
 if TYPE_CHECKING:
+    from deployer.controller import GracefulStop, RolloutOutcome
     from deployer.live_progress import LiveProgress
+    from deployer.operations import Prepared, Reconciled
+    from deployer.store import Store
+
+    Start = Callable[[EventSink, GracefulStop], Coroutine[Any, Any, RolloutOutcome]]
+
+# Imported inside the commands, so that `deploy plan --help` loads neither asyncssh nor
+# SQLAlchemy; a run imports them up front all the same (deployer.cli.load_command).
+RUNTIME_IMPORTS = ("deployer.operations", "deployer.store", "deployer.render", "deployer.cli.query")
 
 version_option = click.option(
     "--version", "version", metavar="V", help="Deploy this version (overrides the spec)."
 )
-env_option = click.option("--env", "environment", metavar="E", help="Pick one of the spec's environments.")
+env_option = click.option(
+    "--env",
+    "environment",
+    metavar="E",
+    shell_complete=complete_environment,
+    help="Pick one of the spec's environments.",
+)
 
 
 def _limit_with_files(_context: click.Context, _parameter: click.Parameter, value: str | None) -> str | None:
@@ -132,7 +140,7 @@ def _names(wave_names: list[str], most: int = 8) -> str:
 
 
 @click.command()
-@click.argument("spec", type=click.Path(dir_okay=False))
+@spec_argument
 @version_option
 @env_option
 @limit_option
@@ -149,6 +157,9 @@ def plan(
     db_url: str | None,
 ) -> None:
     """Show the waves a push of SPEC would run, without touching any host."""
+    from deployer.operations import PushOptions, prepare
+    from deployer.store import open_store
+
     with open_store(db_url) as store:
         prepared = prepare(PushOptions(spec, version, environment, limit, force=force), store)
     if as_json:
@@ -186,6 +197,8 @@ def confirm_and_run(
         click.confirm(question, abort=True, err=True)
     elif not as_json:
         click.echo(plan_text(prepared))
+    from deployer.operations import execute
+
     run_and_report(
         store, lambda sink, stop: execute(prepared, store, sink, stop=stop), as_json=as_json, tui=tui
     )
@@ -198,9 +211,6 @@ def _run(prepared: Prepared, store: Store, as_json: bool, yes: bool, tui: bool =
     confirm_and_run(prepared, store, as_json=as_json, yes=yes, tui=tui)
 
 
-Start = Callable[[EventSink, GracefulStop], Coroutine[Any, Any, RolloutOutcome]]
-
-
 def run_and_report(
     store: Store, start: Start, *, as_json: bool, tui: bool = False, running: str | None = None
 ) -> None:
@@ -209,6 +219,10 @@ def run_and_report(
     Exits as docs/cli.md's table says: 0 only if the deployment succeeded; 130 or 143
     when Ctrl-C or SIGTERM stopped it (:func:`run_stoppable`).
     """
+    from deployer.cli.query import automatic_rollback
+    from deployer.controller import GracefulStop
+    from deployer.render import deployment_json, rollback_sentence
+
     stop = GracefulStop()
     if tui:
         from tui import run_push_ui  # only here: Textual is slow to import
@@ -254,6 +268,8 @@ async def run_stoppable(
     The message names the deployment left running (``running`` when it is known before
     its events come, as for a resume), which may be an automatic rollback of the push.
     """
+    from deployer.controller import StopCause
+
     loop = asyncio.get_running_loop()
     task = asyncio.current_task()
     assert task is not None
@@ -293,7 +309,7 @@ async def run_stoppable(
 
 
 @click.command()
-@click.argument("spec", type=click.Path(dir_okay=False))
+@spec_argument
 @version_option
 @env_option
 @limit_option
@@ -316,6 +332,9 @@ def push(
     db_url: str | None,
 ) -> None:
     """Roll SPEC's version out to its fleet, wave by wave."""
+    from deployer.operations import PushOptions, prepare
+    from deployer.store import open_store
+
     options = PushOptions(
         spec, version, environment, limit, force=force, ignore_stop_failures=ignore_stop_failures
     )
@@ -324,7 +343,7 @@ def push(
 
 
 @click.command()
-@click.argument("spec", type=click.Path(dir_okay=False))
+@spec_argument
 @click.option(
     "--to", "to_version", metavar="V", help="Roll back to this version (default: the previous good one)."
 )
@@ -345,17 +364,24 @@ def rollback(
     db_url: str | None,
 ) -> None:
     """Deploy the previous good version again, previously failed hosts first."""
+    from deployer.operations import PushOptions, prepare_rollback
+    from deployer.store import open_store
+
     options = PushOptions(spec, None, environment, limit, ignore_stop_failures=ignore_stop_failures)
     with open_store(db_url) as store:
         _run(prepare_rollback(options, store, to_version, settle_unknown=True), store, as_json, yes)
 
 
 @click.command("reconcile")
-@click.argument("deployment_id", required=False)
+@click.argument("deployment_id", required=False, shell_complete=complete_deployment_id)
 @click.option(
-    "--app", help="Every host of this app whose outcome is unknown (with --env: of that environment)."
+    "--app",
+    shell_complete=complete_app,
+    help="Every host of this app whose outcome is unknown (with --env: of that environment).",
 )
-@click.option("--env", "environment", help="The environment, with --app.")
+@click.option(
+    "--env", "environment", shell_complete=complete_environment, help="The environment, with --app."
+)
 @json_option
 @db_option
 def reconcile_command(
@@ -369,6 +395,9 @@ def reconcile_command(
     """
     if deployment_id is None and app is None:
         raise click.UsageError("name a deployment ID, or --app (and --env)")
+    from deployer.operations import reconcile
+    from deployer.store import open_store
+
     with open_store(db_url) as store:
         if deployment_id is not None:
             store.deployment(deployment_id)  # NotFound: exit 2

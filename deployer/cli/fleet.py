@@ -9,6 +9,7 @@ import sys
 
 import click
 
+from deployer.cli.completion import complete_environment, spec_argument
 from deployer.cli.deploy import (
     confirm_and_run,
     env_option,
@@ -73,7 +74,7 @@ def _run(prepared: Prepared, store: Store, as_json: bool, yes: bool, question: s
 
 
 @click.command()
-@click.argument("spec", type=click.Path(dir_okay=False))
+@spec_argument
 @env_option
 @limit_option
 @click.option("--watch", is_flag=True, help="Keep syncing as the inventory changes, until Ctrl-C or SIGTERM.")
@@ -170,11 +171,23 @@ def _watch(
 
 
 @click.command()
-@click.argument("spec", type=click.Path(dir_okay=False))
+@spec_argument
 @click.option(
-    "--from", "source", required=True, metavar="E", help="The environment the version proved itself in."
+    "--from",
+    "source",
+    required=True,
+    metavar="E",
+    shell_complete=complete_environment,
+    help="The environment the version proved itself in.",
 )
-@click.option("--to", "environment", required=True, metavar="E", help="The environment to deploy it to.")
+@click.option(
+    "--to",
+    "environment",
+    required=True,
+    metavar="E",
+    shell_complete=complete_environment,
+    help="The environment to deploy it to.",
+)
 @limit_option
 @yes_option
 @json_option
@@ -207,7 +220,7 @@ def promote(
 
 
 @click.command()
-@click.argument("spec", type=click.Path(dir_okay=False))
+@spec_argument
 @env_option
 @limit_option
 @yes_option

@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 
 import click
 
+from deployer.cli.completion import complete_app, complete_deployment_id, complete_environment, complete_host
 from deployer.cli.options import LOCAL, TIME, db_option, echo_json, json_option
 from deployer.errors import ControlError, NotFound
 from deployer.policy import rollback_due
@@ -58,7 +59,7 @@ def needs_retry(status: HostStatus) -> bool:
 
 
 @click.command("status", short_help="Show a deployment, or the latest of each app.")
-@click.argument("deployment_id", metavar="[ID]", required=False)
+@click.argument("deployment_id", metavar="[ID]", required=False, shell_complete=complete_deployment_id)
 @click.option(
     "--failed",
     "failed_only",
@@ -100,8 +101,10 @@ def automatic_rollback(store: Store, view: DeploymentView) -> RollbackSummary | 
 
 
 @click.command("hosts", short_help="Which hosts run a version, and since when.")
-@click.option("--app", required=True, help="The application.")
-@click.option("--env", "environment", required=True, help="The environment.")
+@click.option("--app", required=True, shell_complete=complete_app, help="The application.")
+@click.option(
+    "--env", "environment", required=True, shell_complete=complete_environment, help="The environment."
+)
 @click.option("--version", help="Only the hosts running this version (default: any version).")
 @click.option("--at", type=TIME, help=AT_HELP)
 @db_option
@@ -127,8 +130,10 @@ def hosts(
 
 
 @click.command("versions", short_help="How many hosts run each version.")
-@click.option("--app", required=True, help="The application.")
-@click.option("--env", "environment", required=True, help="The environment.")
+@click.option("--app", required=True, shell_complete=complete_app, help="The application.")
+@click.option(
+    "--env", "environment", required=True, shell_complete=complete_environment, help="The environment."
+)
 @click.option("--at", type=TIME, help=AT_HELP)
 @db_option
 @json_option
@@ -144,9 +149,16 @@ def versions(app: str, environment: str, at: datetime | None, db_url: str | None
 
 
 @click.command("history", short_help="Past deployments, or one host's versions.")
-@click.option("--app", required=True, help="The application.")
-@click.option("--env", "environment", help="Only this environment (needed with --host).")
-@click.option("--host", help="The versions this host ran, instead of the deployments.")
+@click.option("--app", required=True, shell_complete=complete_app, help="The application.")
+@click.option(
+    "--env",
+    "environment",
+    shell_complete=complete_environment,
+    help="Only this environment (needed with --host).",
+)
+@click.option(
+    "--host", shell_complete=complete_host, help="The versions this host ran, instead of the deployments."
+)
 @click.option("--limit", type=click.IntRange(min=1), default=20, show_default=True, help="At most this many.")
 @db_option
 @json_option
@@ -191,7 +203,7 @@ def history(
 
 
 @click.command("pause", short_help="Ask a deployment to start no new host.")
-@click.argument("deployment_id", metavar="ID")
+@click.argument("deployment_id", metavar="ID", shell_complete=complete_deployment_id)
 @db_option
 @json_option
 def pause(deployment_id: str, db_url: str | None, as_json: bool) -> None:
@@ -201,7 +213,7 @@ def pause(deployment_id: str, db_url: str | None, as_json: bool) -> None:
 
 
 @click.command("resume", short_help="Let a paused deployment go on.")
-@click.argument("deployment_id", metavar="ID")
+@click.argument("deployment_id", metavar="ID", shell_complete=complete_deployment_id)
 @click.option(
     "--spec-changed-ok",
     is_flag=True,
@@ -232,7 +244,7 @@ def resume(deployment_id: str, spec_changed_ok: bool, db_url: str | None, as_jso
 
 
 @click.command("abort", short_help="Ask a deployment to stop for good.")
-@click.argument("deployment_id", metavar="ID")
+@click.argument("deployment_id", metavar="ID", shell_complete=complete_deployment_id)
 @click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
 @db_option
 @json_option

@@ -6,6 +6,7 @@ import sys
 
 import click
 
+from deployer.cli.completion import complete_deployment_id
 from deployer.cli.options import db_option
 
 
@@ -15,7 +16,7 @@ def _need_terminal(command: str) -> None:
 
 
 @click.command()
-@click.argument("deployment_id", metavar="[ID]", required=False)
+@click.argument("deployment_id", metavar="[ID]", required=False, shell_complete=complete_deployment_id)
 @click.option(
     "--interval",
     type=click.FloatRange(min=0.1),

@@ -32,6 +32,7 @@ Reads (the CLI, the TUI, the planner)::
     running_deployment(app, env)               the lock holder, or None
     latest_deployments()                       the latest per app+environment
     history(app, env=None, limit=20)           newest first
+    history_count(app, env=None)               how many history would list without a limit
     current_versions(app, env)                 host -> version now
     hosts(app, env, include_retired=False)     the hosts known for an app+environment
     failed_hosts_of_last_deployment(app, env)  for "failed hosts first"

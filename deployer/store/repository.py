@@ -739,6 +739,14 @@ class Store:
         with self._read() as conn:
             return summary_views(conn, list(conn.execute(statement)))
 
+    def history_count(self, app: str, environment: str | None = None) -> int:
+        """How many deployments :meth:`history` would list with no limit."""
+        statement = select(func.count()).select_from(D).where(D.c.app == app)
+        if environment is not None:
+            statement = statement.where(D.c.environment == environment)
+        with self._read() as conn:
+            return int(conn.execute(statement).scalar_one())
+
     def hosts(self, app: str, environment: str, *, include_retired: bool = False) -> list[HostRecord]:
         """The hosts known for the app+environment, by name."""
         statement = select(H).where(H.c.app == app, H.c.environment == environment)

@@ -232,6 +232,7 @@ class Run:
     exit_code: int
     stdout: str
     stderr: str
+    args: tuple[str, ...] = ()
 
     def json(self) -> Any:
         assert self.exit_code == 0, self.stderr
@@ -257,7 +258,7 @@ def deploy(url: str, command: str, *, tz: str = "UTC", db_from_env: bool = False
         env=env,
         check=False,
     )
-    return Run(done.returncode, done.stdout, done.stderr)
+    return Run(done.returncode, done.stdout, done.stderr, tuple(shlex.split(command)))
 
 
 def moment(text: str | None) -> datetime | None:
@@ -267,7 +268,12 @@ def moment(text: str | None) -> datetime | None:
 def assert_one_line_error(run: Run, *fragments: str) -> None:
     assert run.exit_code == 2, (run.stdout, run.stderr)
     assert "Traceback" not in run.stderr
-    assert run.stdout == ""
+    if "--json" in run.args:  # the same error as one JSON object (docs/cli.md, "Errors under --json")
+        error = json.loads(run.stdout)["error"]
+        assert error["exit_code"] == 2
+        assert all(fragment in error["message"] for fragment in fragments), error
+    else:
+        assert run.stdout == ""
     for fragment in fragments:
         assert fragment in run.stderr
 
@@ -506,8 +512,14 @@ def test_status_failed_of_a_clean_deployment_prints_nothing(sqlite_history: Hist
 def test_status_failed_needs_an_id_and_no_json(sqlite_history: History) -> None:
     for command in ("status --failed", f"status {sqlite_history.d3} --failed --json"):
         run = deploy(sqlite_history.url, command)
-        assert run.exit_code == 2 and run.stdout == ""
+        assert run.exit_code == 2
         assert "--failed needs a deployment ID" in run.stderr
+        if "--json" in command:  # the error as JSON on stdout (docs/cli.md, "Errors under --json")
+            error = json.loads(run.stdout)["error"]
+            assert (error["exit_code"], error["kind"]) == (2, "UsageError")
+            assert "--failed" in error["message"]
+        else:
+            assert run.stdout == ""
 
 
 def test_status_of_an_unknown_deployment_is_one_line_and_exit_2(sqlite_url: str) -> None:

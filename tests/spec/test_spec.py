@@ -278,7 +278,7 @@ def test_several_errors_come_together_in_line_order(tmp_path: Path) -> None:
         f"{path}:6: strategy.batch[1]: '10x' is not a count;"
         " expected a whole number such as 3 or a percent such as 10%",
         f"{path}:6: strategy.bake: 'soon' is not a duration;"
-        " expected a number with ms, s, m, h or d, e.g. 30s",
+        " expected a number with a unit, e.g. 250ms, 30s, 5m, 1h30m, 2 days or 1w",
         f"{path}:7: keep_releases: expected at least 2 (got 1)",
         f"{path}:8: hooks.validate.retries: expected at least 0 (got -1)",
     ]

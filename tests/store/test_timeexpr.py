@@ -86,7 +86,7 @@ def test_a_now_in_another_zone_gives_utc() -> None:
         ("soon", "'soon' is not a time; expected ISO 8601"),
         ("7", "'7' is not a time"),
         ("ago", "'ago' is not a time"),
-        ("3 fortnights ago", "unknown unit 'fortnights'; use s, m, h, d or w"),
+        ("3 fortnights ago", "unknown unit 'fortnights'; use ms, s, m, h, d or w"),
         ("2mo", "months and years vary in length; use days or weeks"),
         ("1 year ago", "months and years vary in length"),
         ("2026-13-01", "'2026-13-01' is not a time"),

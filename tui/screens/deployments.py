@@ -28,9 +28,12 @@ LIST_REFRESH = 2.0  # seconds between reads of a list: statuses change, lists ra
 
 
 class DeploymentsRead(Message):
-    def __init__(self, views: Sequence[DeploymentView]) -> None:
+    """One read of a list: the deployments shown, and how many there are in all."""
+
+    def __init__(self, views: Sequence[DeploymentView], total: int) -> None:
         super().__init__()
         self.views = list(views)
+        self.total = total
 
     def can_replace(self, message: Message) -> bool:
         return isinstance(message, DeploymentsRead)
@@ -53,6 +56,7 @@ class _DeploymentList(Screen[None]):
         self.ctx = ctx
         self.can_go_back = can_go_back
         self.views: list[DeploymentView] = []
+        self.total = 0  # how many deployments the list has in all; views may hold the newest only
         self.loaded = False
         self._wake = threading.Event()
 
@@ -75,8 +79,13 @@ class _DeploymentList(Screen[None]):
     def screen_title(self) -> str:
         raise NotImplementedError
 
-    def read(self) -> list[DeploymentView]:
+    def read(self) -> tuple[list[DeploymentView], int]:
+        """The deployments to show and how many there are in all (run in the reading thread)."""
         raise NotImplementedError
+
+    def read_again(self) -> None:
+        """Read now rather than at the next refresh."""
+        self._wake.set()
 
     def row(self, view: DeploymentView) -> tuple[Text | str, ...]:
         raise NotImplementedError
@@ -89,19 +98,24 @@ class _DeploymentList(Screen[None]):
         worker = get_current_worker()
         while not worker.is_cancelled:
             try:
-                self.post_message(DeploymentsRead(self.read()))
+                self.post_message(DeploymentsRead(*self.read()))
             except DeployerError as error:
                 self.post_message(DeploymentsReadFailed(str(error)))
             self._wake.wait(LIST_REFRESH)
+            self._wake.clear()
 
     @on(DeploymentsRead)
     def _show(self, message: DeploymentsRead) -> None:
         self.loaded = True
-        if message.views == self.views and self.query_one("#deployments", DataTable).row_count:
+        if (
+            message.views == self.views
+            and message.total == self.total
+            and self.query_one("#deployments", DataTable).row_count
+        ):
             return
         table = self.query_one("#deployments", DataTable)
         highlighted = self.highlighted()
-        self.views = message.views
+        self.views, self.total = message.views, message.total
         fill_table(
             table, self.COLUMNS, [self.row(view) for view in self.views], [view.id for view in self.views]
         )
@@ -111,6 +125,7 @@ class _DeploymentList(Screen[None]):
         if not self.views:
             title.append(f"\n{self.EMPTY}", style="italic dim")
         self.query_one("#list-title", Static).update(title)
+        self.refresh_bindings()  # keys that depend on what was read (Older)
 
     @on(DeploymentsReadFailed)
     def _failed(self, message: DeploymentsReadFailed) -> None:
@@ -157,8 +172,9 @@ class OverviewScreen(_DeploymentList):
     def screen_title(self) -> str:
         return "apps and environments"
 
-    def read(self) -> list[DeploymentView]:
-        return self.ctx.store.latest_deployments()
+    def read(self) -> tuple[list[DeploymentView], int]:
+        views = self.ctx.store.latest_deployments()
+        return views, len(views)
 
     def heading(self) -> Text:
         text = Text("Apps and environments", style="bold")
@@ -190,15 +206,21 @@ class OverviewScreen(_DeploymentList):
             self.post_message(OpenHistory(view.app, view.environment))
 
 
-HISTORY_LIMIT = 200
+HISTORY_PAGE = 200  # deployments read at first, and again each time older ones are asked for
 
 
 class HistoryScreen(_DeploymentList):
-    """An app+environment's deployments, newest first: who, when, which version, what kind, how it ended."""
+    """An app+environment's deployments, newest first: who, when, which version, what kind, how it ended.
+
+    The newest :data:`HISTORY_PAGE` are read first; older ones come a page at a time when
+    the cursor reaches the last row shown, or on ``m``. The heading says how many are
+    shown of how many there are.
+    """
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("enter", "open", "Open"),
         Binding("v", "versions", "Versions"),
+        Binding("m", "older", "Older"),
         Binding("escape", "back", "Back"),
     ]
     COLUMNS = ("started", "by", "kind", "version", "outcome", "hosts", "took", "id", "why")
@@ -208,17 +230,49 @@ class HistoryScreen(_DeploymentList):
         super().__init__(ctx, can_go_back=can_go_back)
         self.app_name = app
         self.environment = environment
+        self.limit = HISTORY_PAGE  # how many of the newest are read; grows by a page on demand
 
     def screen_title(self) -> str:
         return f"history of {self.app_name} in {self.environment}"
 
-    def read(self) -> list[DeploymentView]:
-        return self.ctx.store.history(self.app_name, self.environment, limit=HISTORY_LIMIT)
+    def read(self) -> tuple[list[DeploymentView], int]:
+        store = self.ctx.store
+        views = store.history(self.app_name, self.environment, limit=self.limit)
+        if len(views) < self.limit:
+            return views, len(views)
+        # max: a deployment recorded between the two reads must not make the count the smaller
+        return views, max(len(views), store.history_count(self.app_name, self.environment))
+
+    def has_older(self) -> bool:
+        return len(self.views) < self.total
 
     def heading(self) -> Text:
         text = Text(f"History of {self.app_name} in {self.environment}", style="bold")
-        text.append(f"  {len(self.views)} deployments, newest first; Enter opens one", style="dim")
+        if self.has_older():
+            text.append(
+                f"  the newest {len(self.views)} of {self.total} deployments; Enter opens one,"
+                " m or the last row loads older ones",
+                style="dim",
+            )
+        else:
+            text.append(f"  {len(self.views)} deployments, newest first; Enter opens one", style="dim")
         return text
+
+    def action_older(self) -> None:
+        """Read a page further back, unless it is already asked for or there is nothing older."""
+        if self.has_older() and self.limit <= len(self.views):
+            self.limit = len(self.views) + HISTORY_PAGE
+            self.read_again()
+
+    @on(DataTable.RowHighlighted, "#deployments")
+    def _at_the_end(self, event: DataTable.RowHighlighted) -> None:
+        if event.cursor_row == len(self.views) - 1:
+            self.action_older()
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "older":
+            return self.has_older()  # shown only while there are older ones to load
+        return super().check_action(action, parameters)
 
     def row(self, view: DeploymentView) -> tuple[Text | str, ...]:
         now = self.ctx.clock()
