@@ -69,6 +69,7 @@ from deployer.host_keys import (
     judge_host_key,
     known_keys,
     offered_key_type,
+    os_error_text,
     other_type_problem,
     refusal_problem,
 )
@@ -453,7 +454,7 @@ class SshRunner:
                     HostStatus.UNREACHABLE, f"SSH to {where} failed: {error.reason}"
                 ) from None
             raise _ConnectFailed(
-                HostStatus.UNREACHABLE, f"cannot connect to {where}: {error.strerror or error}"
+                HostStatus.UNREACHABLE, f"cannot connect to {where}: {os_error_text(error)}"
             ) from None
         return connection
 

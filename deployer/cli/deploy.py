@@ -27,6 +27,7 @@ from deployer.operations import (
     prepare_rollback,
     reconcile,
 )
+from deployer.quantities import parse_duration
 from deployer.render import deployment_json, rollback_sentence
 from deployer.results import HostStatus
 from deployer.store import Store, open_store
@@ -55,6 +56,28 @@ def _read_limit_file(name: str) -> str:
     except UnicodeDecodeError:
         raise PatternError(f"--limit @{name}: not a UTF-8 text file") from None
 
+
+def _seconds(_context: click.Context, _parameter: click.Parameter, value: str | None) -> float | None:
+    """``--timeout 30m`` in seconds (None when not given); more than zero."""
+    if value is None:
+        return None
+    try:
+        seconds = parse_duration(value)
+    except ValueError as error:
+        raise click.BadParameter(str(error)) from None
+    if seconds <= 0:
+        raise click.BadParameter(f"{value!r}: the deadline must be more than zero")
+    return seconds
+
+
+timeout_option = click.option(
+    "--timeout",
+    "deadline",
+    metavar="DURATION",
+    callback=_seconds,
+    help="An overall deadline (30m, 1h, 90s): when it passes, no new host starts, the hosts in "
+    "flight finish, and the deployment ends aborted (exit 124).",
+)
 
 limit_option = click.option(
     "--limit",
@@ -148,7 +171,15 @@ def plan(
     as_json: bool,
     db_url: str | None,
 ) -> None:
-    """Show the waves a push of SPEC would run, without touching any host."""
+    """Show the waves a push of SPEC would run, without touching any host.
+
+    \b
+    Examples:
+      deploy plan specs/webapp.yaml
+      deploy plan specs/webapp.yaml --version 2.5.0 --env staging
+      deploy plan specs/webapp.yaml --limit 'dc:fra,!web-fra-3'
+      deploy plan specs/webapp.yaml --json | jq '.waves | length'
+    """
     with open_store(db_url) as store:
         prepared = prepare(PushOptions(spec, version, environment, limit, force=force), store)
     if as_json:
@@ -173,6 +204,7 @@ def confirm_and_run(
     yes: bool,
     tui: bool = False,
     question: str | None = None,
+    deadline: float | None = None,
 ) -> None:
     """Show the plan, confirm (on a terminal, unless ``yes``), run, report; exit 0 only on success."""
     if not yes:
@@ -187,31 +219,47 @@ def confirm_and_run(
     elif not as_json:
         click.echo(plan_text(prepared))
     run_and_report(
-        store, lambda sink, stop: execute(prepared, store, sink, stop=stop), as_json=as_json, tui=tui
+        store,
+        lambda sink, stop: execute(prepared, store, sink, stop=stop),
+        as_json=as_json,
+        tui=tui,
+        deadline=deadline,
     )
 
 
-def _run(prepared: Prepared, store: Store, as_json: bool, yes: bool, tui: bool = False) -> None:
+def _run(
+    prepared: Prepared,
+    store: Store,
+    as_json: bool,
+    yes: bool,
+    tui: bool = False,
+    deadline: float | None = None,
+) -> None:
     if not prepared.plan.waves:
         nothing_to_do(prepared, as_json)
         return
-    confirm_and_run(prepared, store, as_json=as_json, yes=yes, tui=tui)
+    confirm_and_run(prepared, store, as_json=as_json, yes=yes, tui=tui, deadline=deadline)
 
 
 Start = Callable[[EventSink, GracefulStop], Coroutine[Any, Any, RolloutOutcome]]
 
 
-def run_and_report(store: Store, start: Start, *, as_json: bool, tui: bool = False) -> None:
+def run_and_report(
+    store: Store, start: Start, *, as_json: bool, tui: bool = False, deadline: float | None = None
+) -> None:
     """Run a deployment with a progress view (or the terminal UI), then print its result.
 
     Exits as docs/cli.md's table says: 0 only if the deployment succeeded; 130 or 143
-    when Ctrl-C or SIGTERM stopped it (:func:`run_stoppable`).
+    when Ctrl-C or SIGTERM stopped it (:func:`run_stoppable`); 124 when ``deadline``
+    seconds passed first (:func:`within_deadline`).
     """
     stop = GracefulStop()
     if tui:
         from tui import run_push_ui  # only here: Textual is slow to import
 
-        outcome = run_push_ui(lambda sink: start(sink, stop), store=store)
+        outcome = run_push_ui(
+            lambda sink: within_deadline(deadline, stop, start(sink, stop), say=False), store=store
+        )
     else:
         from deployer.progress import PlainProgress
 
@@ -223,7 +271,11 @@ def run_and_report(store: Store, start: Start, *, as_json: bool, tui: bool = Fal
         else:
             progress = PlainProgress()
         try:
-            outcome = asyncio.run(run_stoppable(start, progress, stop))
+            outcome = asyncio.run(
+                run_stoppable(
+                    lambda sink, stop: within_deadline(deadline, stop, start(sink, stop)), progress, stop
+                )
+            )
         finally:
             progress.close()
     view = store.deployment(outcome.deployment_id)
@@ -235,6 +287,37 @@ def run_and_report(store: Store, start: Start, *, as_json: bool, tui: bool = Fal
         # host names in the rollback sentence are host text too: escaped like the rest
         click.echo(line if rollback is None else escape_controls(f"{line}; {rollback_sentence(rollback)}"))
     sys.exit(exit_code_for(outcome.status, stop.cause))
+
+
+async def within_deadline(
+    deadline: float | None,
+    stop: GracefulStop,
+    run: Coroutine[Any, Any, RolloutOutcome],
+    *,
+    say: bool = True,
+) -> RolloutOutcome:
+    """Await ``run``, asking ``stop`` for a graceful stop once ``deadline`` seconds have passed.
+
+    The deadline stops a deployment as Ctrl-C does (Kubernetes' progressDeadlineSeconds
+    for a rollout): no new host starts, the hosts in flight finish, and it ends
+    ``aborted``, "the deadline passed", exit 124. It counts from the deployment's start.
+    """
+    if deadline is None:
+        return await run
+
+    def passed() -> None:
+        if stop.cause is None and say:
+            click.echo(
+                f"the deadline of {deadline:g}s passed: stopping: no new host starts, hosts in flight finish",
+                err=True,
+            )
+        stop.request(StopCause.DEADLINE)
+
+    timer = asyncio.get_running_loop().call_later(deadline, passed)
+    try:
+        return await run
+    finally:
+        timer.cancel()
 
 
 _SIGNALS = (signal.SIGINT, signal.SIGTERM)
@@ -292,6 +375,7 @@ async def run_stoppable(start: Start, sink: EventSink, stop: GracefulStop) -> Ro
 @click.option("--ignore-stop-failures", is_flag=True, help="Go on when the old release's stop hook fails.")
 @click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
 @click.option("--tui", is_flag=True, help="Watch it in the terminal UI.")
+@timeout_option
 @json_option
 @db_option
 def push(
@@ -303,15 +387,24 @@ def push(
     ignore_stop_failures: bool,
     yes: bool,
     tui: bool,
+    deadline: float | None,
     as_json: bool,
     db_url: str | None,
 ) -> None:
-    """Roll SPEC's version out to its fleet, wave by wave."""
+    """Roll SPEC's version out to its fleet, wave by wave.
+
+    \b
+    Examples:
+      deploy push specs/webapp.yaml
+      deploy push specs/webapp.yaml --version 2.5.0 --yes
+      deploy push specs/webapp.yaml --limit dc:fra --tui
+      deploy push specs/webapp.yaml --yes --json --timeout 30m   # in CI
+    """
     options = PushOptions(
         spec, version, environment, limit, force=force, ignore_stop_failures=ignore_stop_failures
     )
     with open_store(db_url) as store:
-        _run(prepare(options, store, settle_unknown=True), store, as_json, yes, tui)
+        _run(prepare(options, store, settle_unknown=True), store, as_json, yes, tui, deadline)
 
 
 @click.command()
@@ -335,7 +428,14 @@ def rollback(
     as_json: bool,
     db_url: str | None,
 ) -> None:
-    """Deploy the previous good version again, previously failed hosts first."""
+    """Deploy the previous good version again, previously failed hosts first.
+
+    \b
+    Examples:
+      deploy rollback specs/webapp.yaml
+      deploy rollback specs/webapp.yaml --to 2.3.0 --yes
+      deploy rollback specs/webapp.yaml --limit web-fra-1,web-fra-2
+    """
     options = PushOptions(spec, None, environment, limit, ignore_stop_failures=ignore_stop_failures)
     with open_store(db_url) as store:
         _run(prepare_rollback(options, store, to_version, settle_unknown=True), store, as_json, yes)
