@@ -56,20 +56,36 @@ def prepare_artifact(
     Raises :class:`ArtifactError` when ``source`` is missing, unreadable, or neither.
     """
     path = Path(source).expanduser()
+    problem = artifact_problem(path)
+    if problem is not None:
+        raise ArtifactError(problem)
+    cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     try:
-        if path.is_dir():
-            return _packed(path, Path(cache_dir) if cache_dir is not None else default_cache_dir())
-        if path.is_file() and path.name.endswith((".tar.gz", ".tgz")):
-            with path.open("rb") as file:
-                if file.read(2) != _GZIP_MAGIC:
-                    raise ArtifactError(f"artifact {path} is not a gzip file")
-            cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
-            return _checked_tarball(path, cache)
+        return _packed(path, cache) if path.is_dir() else _checked_tarball(path, cache)
     except OSError as error:
         raise ArtifactError(f"cannot read artifact {path}: {error.strerror or error}") from None
+
+
+def artifact_problem(source: str | os.PathLike[str]) -> str | None:
+    """Why ``source`` cannot be an artifact, told without packing it (``deploy plan``,
+    ``deploy check``); None when it is a readable directory or a gzip file named .tar.gz/.tgz.
+
+    A directory's files are read only when it is packed, so one of them unreadable is
+    found then.
+    """
+    path = Path(source).expanduser()
+    try:
+        if path.is_dir():
+            os.scandir(path).close()  # PermissionError for a directory we cannot list
+            return None
+        if path.is_file() and path.name.endswith((".tar.gz", ".tgz")):
+            with path.open("rb") as file:
+                return None if file.read(2) == _GZIP_MAGIC else f"artifact {path} is not a gzip file"
+    except OSError as error:
+        return f"cannot read artifact {path}: {error.strerror or error}"
     if not path.exists():
-        raise ArtifactError(f"artifact {path} does not exist")
-    raise ArtifactError(f"artifact {path} is neither a directory nor a .tar.gz file")
+        return f"artifact {path} does not exist"
+    return f"artifact {path} is neither a directory nor a .tar.gz file"
 
 
 # Where a release's files sit under the app's target directory: releases/<version>/.

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from deployer.artifact import artifact_problem
 from deployer.cli.options import db_option, echo_json, json_option
 from deployer.cli.query import automatic_rollback
 from deployer.controller import GracefulStop, RolloutOutcome, StopCause
@@ -182,10 +183,15 @@ def plan(
     """
     with open_store(db_url) as store:
         prepared = prepare(PushOptions(spec, version, environment, limit, force=force), store)
+    # A push packs the artifact only once it runs: a missing one is told here instead.
+    problem = artifact_problem(prepared.spec.artifact) if prepared.plan.waves else None
     if as_json:
-        echo_json(plan_json(prepared))
+        echo_json({**plan_json(prepared), "artifact_problem": problem})
     else:
         click.echo(plan_text(prepared))
+    if problem is not None:
+        click.echo(f"error: {escape_controls(problem)}; a push would fail", err=True)
+        sys.exit(ExitCode.BAD_INPUT)
 
 
 def nothing_to_do(prepared: Prepared, as_json: bool) -> None:
