@@ -38,6 +38,7 @@ from deployer.kept_artifacts import keep_artifact, kept_artifact
 from deployer.limit import limit_hosts
 from deployer.planner import Plan, plan_waves
 from deployer.policy import failure_budget, rollback_groups
+from deployer.preflight import HostCheck, check_hosts, needed_bytes
 from deployer.probing import probe_deadline, record_verdicts, settle_hosts
 from deployer.results import DeploymentKind, DeploymentStatus, HostStatus
 from deployer.runner import Artifact, HostRunner, ReleaseJob
@@ -165,14 +166,7 @@ def settle_unknown_hosts(store: Store, app: str, environment: str) -> list[Recon
 
 def plan_deployment(options: PushOptions, spec: Spec, fleet: Fleet, store: Store) -> Prepared:
     """:func:`prepare` for a spec and fleet already loaded: what the hosts run, and the waves."""
-    hosts = limit_hosts(fleet.hosts, options.limit)
-    if options.only_hosts is not None:
-        hosts = tuple(h for h in hosts if h.name in options.only_hosts)
-    if not hosts:
-        raise DeployerError(
-            f"--limit {options.limit} matches no host of the fleet ({len(fleet.hosts)} hosts)"
-        )
-    check_selected(fleet, hosts)
+    hosts = select_hosts(fleet, options.limit, options.only_hosts)
     current = store.current_versions(spec.app, spec.environment)
     if options.rollback_of is not None:  # the failures that count are the rolled-back deployment's
         failed = options.known_bad
@@ -185,6 +179,17 @@ def plan_deployment(options: PushOptions, spec: Spec, fleet: Fleet, store: Store
     unknown = tuple(sorted({name for _, name in store.unknown_hosts(spec.app, spec.environment)}))
     previous = _most_common(current, changed)
     return Prepared(options, spec, fleet, hosts, plan, previous, current, failed, unknown)
+
+
+def select_hosts(fleet: Fleet, limit: str | None, only: frozenset[str] | None = None) -> tuple[Host, ...]:
+    """The fleet's hosts that ``--limit`` (and ``only``, when given) select; at least one."""
+    hosts = limit_hosts(fleet.hosts, limit)
+    if only is not None:
+        hosts = tuple(h for h in hosts if h.name in only)
+    if not hosts:
+        raise DeployerError(f"--limit {limit} matches no host of the fleet ({len(fleet.hosts)} hosts)")
+    check_selected(fleet, hosts)
+    return tuple(hosts)
 
 
 _told: set[str] = set()  # fleet warnings already given by this process
@@ -295,6 +300,22 @@ class Identity:
     @classmethod
     def here(cls) -> Identity:
         return cls(user=getpass.getuser(), machine=socket.gethostname(), pid=os.getpid())
+
+
+async def preflight(
+    spec: Spec, fleet: Fleet, hosts: Sequence[Host], artifact: Artifact | None
+) -> list[HostCheck]:
+    """``deploy check``: each host's verdict on whether ``artifact`` could be deployed there.
+
+    Connects to every host (bounded, see :func:`check_hosts`) and only looks: no host
+    is changed and no deployment recorded.
+    """
+    targets = [resolve_ssh(host, fleet.ssh, spec.ssh) for host in hosts]
+    runner = SshRunner()
+    try:
+        return await check_hosts(runner, targets, spec.target, needed_bytes(artifact))
+    finally:
+        await runner.aclose()
 
 
 def targets_for(prepared: Prepared) -> dict[str, SshTarget]:

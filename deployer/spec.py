@@ -516,6 +516,11 @@ class StrategyModel(_Model):
     max_parallel: int | None = Field(
         default=None, ge=1, strict=True, description="hosts running at once (default: the wave)"
     )
+    preflight: bool = Field(
+        default=False,
+        strict=True,
+        description="run deploy check on every host before wave 1; a failing host stops the push",
+    )
 
 
 FleetValue = Annotated[
@@ -588,6 +593,7 @@ class Strategy:
     bake: float  # seconds
     on_halt: OnHalt
     max_parallel: int | None  # None: as many as the wave holds
+    preflight: bool = False  # deploy check before wave 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -937,6 +943,7 @@ def _resolve(
             bake=strategy.bake,
             on_halt=strategy.on_halt,
             max_parallel=strategy.max_parallel,
+            preflight=strategy.preflight,
         ),
         hooks=hooks,
         environments=known,

@@ -73,6 +73,7 @@ from deployer.host_keys import (
     other_type_problem,
     refusal_problem,
 )
+from deployer.preflight import CheckAnswer
 from deployer.release import (
     StepEnd,
     StepStart,
@@ -516,27 +517,39 @@ class SshRunner:
     async def probe(self, target: SshTarget, app_target: str, deployment_id: str | None) -> HostProbe:
         """Read a host's current release, kept releases, and its record of ``deployment_id``."""
         name = target.host.name
+        answer = await self.check(target, probe_command(app_target, deployment_id), "the probe")
+        if answer.output is None:
+            return HostProbe(host=name, reachable=False, error=answer.error)
+        return parse_probe(name, answer.output)
+
+    async def check(self, target: SshTarget, command: str, what: str = "the check") -> CheckAnswer:
+        """Run a read-only ``command`` on the host and read its output (``what``: for messages).
+
+        Never raises for the host's own failures: those are the answer's ``error``, and
+        ``unreachable`` says whether no connection could be made at all.
+        """
         try:
-            connection, process = await self._open_process(target, probe_command(app_target, deployment_id))
+            connection, process = await self._open_process(target, command)
         except _ConnectFailed as failure:
-            return HostProbe(host=name, reachable=False, error=failure.message)
+            unreachable = failure.status is HostStatus.UNREACHABLE
+            return CheckAnswer(output=None, error=failure.message, unreachable=unreachable)
         try:
             async with asyncio.timeout(PROBE_TIMEOUT):
                 output = await process.stdout.read()
                 await process.wait_closed()
         except TimeoutError:
             process.close()
-            return HostProbe(
-                host=name,
-                reachable=False,
-                error=f"{_where(target)} did not answer the probe within {PROBE_TIMEOUT:g}s",
+            return CheckAnswer(
+                output=None,
+                error=f"{_where(target)} did not answer {what} within {PROBE_TIMEOUT:g}s",
+                unreachable=True,
             )
         except (asyncssh.Error, OSError) as error:
             self._forget(target, connection)
-            return HostProbe(
-                host=name, reachable=False, error=f"lost the connection to {_where(target)}: {error}"
+            return CheckAnswer(
+                output=None, error=f"lost the connection to {_where(target)}: {error}", unreachable=True
             )
-        return parse_probe(name, output.decode("utf-8", "replace"))
+        return CheckAnswer(output=output.decode("utf-8", "replace"))
 
     # -- deploy ------------------------------------------------------------------------
 

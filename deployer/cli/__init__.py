@@ -27,6 +27,7 @@ from deployer.terminal_text import escape_controls
 # Command name -> the module of deployer.cli that defines it.
 COMMANDS: dict[str, str] = {
     "plan": "deploy",
+    "check": "check",
     "push": "deploy",
     "rollback": "deploy",
     "reconcile": "deploy",

@@ -23,11 +23,14 @@ from deployer.operations import (
     Prepared,
     PushOptions,
     Reconciled,
+    artifact_for,
     execute,
+    preflight,
     prepare,
     prepare_rollback,
     reconcile,
 )
+from deployer.preflight import checks_json, checks_text, needed_bytes
 from deployer.quantities import parse_duration
 from deployer.render import deployment_json, rollback_sentence
 from deployer.results import HostStatus
@@ -240,11 +243,41 @@ def _run(
     yes: bool,
     tui: bool = False,
     deadline: float | None = None,
+    preflight: bool = False,
 ) -> None:
     if not prepared.plan.waves:
         nothing_to_do(prepared, as_json)
         return
+    if preflight or prepared.spec.strategy.preflight:
+        run_preflight(prepared, as_json)
     confirm_and_run(prepared, store, as_json=as_json, yes=yes, tui=tui, deadline=deadline)
+
+
+def run_preflight(prepared: Prepared, as_json: bool) -> None:
+    """``deploy check`` on the hosts the plan changes; exit 1 before any host is touched if one fails.
+
+    Nothing is recorded then: no deployment, so no failure budget spent. With ``--json``
+    the one object on stdout is the plan with ``"status": "preflight_failed"``.
+    """
+    spec = prepared.spec
+    artifact = artifact_for(prepared.kind, spec, kept=prepared.options.promoted_from is not None)
+    hosts = [host for wave in prepared.plan.waves for host in wave.hosts]
+    checks = asyncio.run(preflight(spec, prepared.fleet, hosts, artifact))
+    failed = [check for check in checks if not check.is_ok]
+    if not failed:
+        click.echo(f"preflight: {count_of(len(checks), 'host')} ok", err=as_json)
+        return
+    if as_json:
+        report = checks_json(checks, app=spec.app, environment=spec.environment, need=needed_bytes(artifact))
+        echo_json({**plan_json(prepared), "status": "preflight_failed", "id": None, "preflight": report})
+    else:
+        click.echo(escape_controls(checks_text(checks)))
+    click.echo(
+        f"error: preflight failed on {count_of(len(failed), 'host')}: nothing was started, "
+        "no deployment was recorded",
+        err=True,
+    )
+    sys.exit(ExitCode.FAILED)
 
 
 Start = Callable[[EventSink, GracefulStop], Coroutine[Any, Any, RolloutOutcome]]
@@ -381,6 +414,12 @@ async def run_stoppable(start: Start, sink: EventSink, stop: GracefulStop) -> Ro
 @click.option("--ignore-stop-failures", is_flag=True, help="Go on when the old release's stop hook fails.")
 @click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
 @click.option("--tui", is_flag=True, help="Watch it in the terminal UI.")
+@click.option(
+    "--preflight",
+    is_flag=True,
+    help="Run `deploy check` on the hosts first; a failing host stops the push before any host is "
+    "touched (as strategy.preflight: true).",
+)
 @timeout_option
 @json_option
 @db_option
@@ -393,6 +432,7 @@ def push(
     ignore_stop_failures: bool,
     yes: bool,
     tui: bool,
+    preflight: bool,
     deadline: float | None,
     as_json: bool,
     db_url: str | None,
@@ -410,7 +450,8 @@ def push(
         spec, version, environment, limit, force=force, ignore_stop_failures=ignore_stop_failures
     )
     with open_store(db_url) as store:
-        _run(prepare(options, store, settle_unknown=True), store, as_json, yes, tui, deadline)
+        prepared = prepare(options, store, settle_unknown=True)
+        _run(prepared, store, as_json, yes, tui, deadline, preflight)
 
 
 @click.command()
