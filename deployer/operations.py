@@ -397,7 +397,11 @@ async def _run_new(
     retire_departed(store, spec.app, spec.environment, prepared.fleet, now)
     rollout = Rollout(
         deployment_id=deployment_id,
-        job=replace(unnumbered, deployment_id=deployment_id),
+        job=replace(
+            unnumbered,
+            deployment_id=deployment_id,
+            keep_records=tuple(dict.fromkeys(known for known, _ in store.unknown_hosts(spec.app))),
+        ),
         targets=targets,
         waves=tuple(tuple(h.name for h in wave.hosts) for wave in plan.waves),
         failure_budget=prepared.failure_budget,

@@ -67,6 +67,9 @@ class ReleaseJob:
     hooks: Mapping[Step, HookCommand]
     started_by: str
     ignore_stop_failures: bool = False
+    # Deployments of the app with a host of unknown outcome: each host keeps their records
+    # (<target>/.deploy/) however old, for `deploy reconcile` to read.
+    keep_records: tuple[str, ...] = ()
 
 
 # Called with the host's name and the step about to run, and awaited before the step
