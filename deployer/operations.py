@@ -34,7 +34,7 @@ from deployer.errors import ControlError, DeployerError, FleetError
 from deployer.events import DeploymentStarted, EventSink
 from deployer.fleet import Fleet, Host, SshTarget, resolve_ssh
 from deployer.inventory import is_inventory_script, load_fleet
-from deployer.kept_artifacts import keep_artifact, kept_artifact
+from deployer.kept_artifacts import keep_artifact, kept_artifact, prune_kept
 from deployer.limit import limit_hosts
 from deployer.planner import Plan, plan_waves
 from deployer.policy import failure_budget, rollback_groups
@@ -345,7 +345,24 @@ async def execute(
             and prepared.kind is not DeploymentKind.RESTART  # a restart switched nothing
         ):
             await _roll_back_switched(prepared, outcome, store, sink, identity, runner)
-        return outcome
+    prune_kept_artifacts(store, prepared.spec.app)
+    return outcome
+
+
+def prune_kept_artifacts(store: Store, app: str) -> list[str]:
+    """Remove the app's kept artifacts of no more use; the versions removed.
+
+    Of use: every version some environment's hosts run, and each environment's latest
+    good version (what a rollback, sync or promotion sends to a host that lacks it).
+    """
+    environments = {view.environment for view in store.latest_deployments() if view.app == app}
+    keep: set[str] = set()
+    for environment in environments:
+        keep.update(store.current_versions(app, environment).values())
+        good = store.last_good_version(app, environment)
+        if good is not None:
+            keep.add(good)
+    return prune_kept(app, keep)
 
 
 @contextlib.asynccontextmanager
