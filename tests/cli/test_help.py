@@ -14,7 +14,7 @@ import pytest
 from deployer.cli import cli
 
 ROOT = Path(__file__).resolve().parents[2]
-EXAMPLED = ["push", "plan", "rollback", "hosts", "versions", "history"]
+EXAMPLED = ["push", "plan", "rollback", "hosts", "versions", "history", "check"]
 
 
 def examples_of(help_text: str) -> list[str]:
