@@ -22,19 +22,10 @@ from typing import Any, Protocol
 from deployer.fleet import SshTarget
 from deployer.release import remote_script, split_marker
 from deployer.render import format_table
-from deployer.runner import Artifact
+from deployer.runner import Artifact, CheckAnswer
 from deployer.wording import count_of
 
 CHECK_CONCURRENCY = 64  # hosts checked at once
-
-
-@dataclass(frozen=True, slots=True)
-class CheckAnswer:
-    """What one host said to the check script, or why it could not be asked."""
-
-    output: str | None  # the script's output; None when the host could not be asked
-    error: str | None = None
-    unreachable: bool = False  # no connection at all (as opposed to a refusal: key, auth)
 
 
 class Checker(Protocol):

@@ -80,6 +80,15 @@ StepReporter = Callable[[str, Step], Awaitable[bool]]
 
 
 @dataclass(frozen=True, slots=True)
+class CheckAnswer:
+    """What one host said to the check script, or why it could not be asked."""
+
+    output: str | None  # the script's output; None when the host could not be asked
+    error: str | None = None
+    unreachable: bool = False  # no connection at all (as opposed to a refusal: key, auth)
+
+
+@dataclass(frozen=True, slots=True)
 class HostProbe:
     """What a host says about an app's target directory, read from the host itself."""
 

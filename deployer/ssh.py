@@ -73,7 +73,6 @@ from deployer.host_keys import (
     other_type_problem,
     refusal_problem,
 )
-from deployer.preflight import CheckAnswer
 from deployer.release import (
     StepEnd,
     StepStart,
@@ -93,7 +92,7 @@ from deployer.release import (
     version_of_dir,
 )
 from deployer.results import HostResult, HostStatus, Step, StepResult, cap_output, tail
-from deployer.runner import HookCommand, HostProbe, ReleaseJob, StepReporter
+from deployer.runner import CheckAnswer, HookCommand, HostProbe, ReleaseJob, StepReporter
 from deployer.ssh_config import Endpoint, SshConfigProblem, resolve_endpoint
 
 if TYPE_CHECKING:
