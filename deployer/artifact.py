@@ -11,11 +11,18 @@ same files always give the same sha256 and a host that already holds the release
 sent it again. The packed file is cached under ``~/.cache/deployer/artifacts`` keyed by a
 fingerprint of the tree (paths, modes, sizes, mtimes): packing happens once per change,
 not once per deployment or per host.
+
+The cache is shared by every process of the user, so any of them may trim it while
+another is packing or sending. Temporaries are dot-files, which trimming never looks
+at; a process holds a shared ``flock`` on each cached file it uses until it exits
+(:func:`hold`), and a file is removed only under an exclusive one (:func:`remove_unless_in_use`).
 """
 
 from __future__ import annotations
 
+import atexit
 import contextlib
+import fcntl
 import gzip
 import hashlib
 import os
@@ -30,7 +37,8 @@ from typing import BinaryIO
 from deployer.errors import ArtifactError
 from deployer.runner import Artifact
 
-CACHE_KEEP_COUNT = 20  # packed artifacts kept in the cache, newest first
+CACHE_KEEP_COUNT = 20  # packed artifacts kept in the cache, newest first (unless in use)
+_ATTEMPTS = 3  # packs of one key before giving up on a cache that other processes keep changing
 _CHUNK = 1 << 20
 _GZIP_MAGIC = b"\x1f\x8b"
 
@@ -56,20 +64,36 @@ def prepare_artifact(
     Raises :class:`ArtifactError` when ``source`` is missing, unreadable, or neither.
     """
     path = Path(source).expanduser()
+    problem = artifact_problem(path)
+    if problem is not None:
+        raise ArtifactError(problem)
+    cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     try:
-        if path.is_dir():
-            return _packed(path, Path(cache_dir) if cache_dir is not None else default_cache_dir())
-        if path.is_file() and path.name.endswith((".tar.gz", ".tgz")):
-            with path.open("rb") as file:
-                if file.read(2) != _GZIP_MAGIC:
-                    raise ArtifactError(f"artifact {path} is not a gzip file")
-            cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
-            return _checked_tarball(path, cache)
+        return _packed(path, cache) if path.is_dir() else _checked_tarball(path, cache)
     except OSError as error:
         raise ArtifactError(f"cannot read artifact {path}: {error.strerror or error}") from None
+
+
+def artifact_problem(source: str | os.PathLike[str]) -> str | None:
+    """Why ``source`` cannot be an artifact, told without packing it (``deploy plan``,
+    ``deploy check``); None when it is a readable directory or a gzip file named .tar.gz/.tgz.
+
+    A directory's files are read only when it is packed, so one of them unreadable is
+    found then.
+    """
+    path = Path(source).expanduser()
+    try:
+        if path.is_dir():
+            os.scandir(path).close()  # PermissionError for a directory we cannot list
+            return None
+        if path.is_file() and path.name.endswith((".tar.gz", ".tgz")):
+            with path.open("rb") as file:
+                return None if file.read(2) == _GZIP_MAGIC else f"artifact {path} is not a gzip file"
+    except OSError as error:
+        return f"cannot read artifact {path}: {error.strerror or error}"
     if not path.exists():
-        raise ArtifactError(f"artifact {path} does not exist")
-    raise ArtifactError(f"artifact {path} is neither a directory nor a .tar.gz file")
+        return f"artifact {path} does not exist"
+    return f"artifact {path} is neither a directory nor a .tar.gz file"
 
 
 # Where a release's files sit under the app's target directory: releases/<version>/.
@@ -183,28 +207,116 @@ def _packed(root: Path, cache_dir: Path) -> Artifact:
 
 
 def _cached(cache_dir: Path, key: str, write: Callable[[BinaryIO], None]) -> Artifact:
-    """The artifact cached under ``key``, made with ``write`` when not there yet."""
+    """The artifact cached under ``key``, made with ``write`` when not there yet; held
+    (see :func:`hold`) so that no process trims it while this one sends it."""
     packed = cache_dir / f"{key}.tar.gz"
     recorded = cache_dir / f"{key}.sha256"
-    with contextlib.suppress(OSError, ValueError):
-        sha256 = recorded.read_text().strip()
-        if len(sha256) == 64 and packed.is_file():
-            os.utime(packed)  # newest use first when the cache is trimmed
-            return Artifact(path=str(packed), sha256=sha256, size=packed.stat().st_size)
-    cache_dir.mkdir(parents=True, exist_ok=True)
+    for _ in range(_ATTEMPTS):
+        with contextlib.suppress(OSError, ValueError):
+            sha256 = recorded.read_text().strip()
+            if len(sha256) == 64 and hold(packed):
+                os.utime(packed)  # newest use first when the cache is trimmed
+                return Artifact(path=str(packed), sha256=sha256, size=packed.stat().st_size)
+        cache_dir.mkdir(parents=True, exist_ok=True)
+        made = _pack(cache_dir, packed, write)
+        if not hold(packed):
+            continue  # trimmed between the link and the lock: pack again
+        # Another process's pack got there first: the same input packs to the same bytes.
+        sha256 = made if made is not None else sha256_of(packed)
+        _replace_text(recorded, sha256 + "\n")
+        _trim_cache(cache_dir)
+        return Artifact(path=str(packed), sha256=sha256, size=packed.stat().st_size)
+    raise ArtifactError(f"the artifact cache {cache_dir} keeps losing {packed.name}; is it being cleaned?")
+
+
+def _pack(cache_dir: Path, packed: Path, write: Callable[[BinaryIO], None]) -> str | None:
+    """Make ``packed`` through a temporary dot-file (which trims never touch): its sha256,
+    or None when another process made it meanwhile.
+
+    Linked, not renamed, into place: a rename would replace the file another process
+    holds and sends with one nobody holds, which a trim could then remove.
+    """
     descriptor, temporary = tempfile.mkstemp(dir=cache_dir, prefix=".packing-", suffix=".tar.gz")
     try:
         with os.fdopen(descriptor, "wb") as raw:
             write(raw)
         sha256 = sha256_of(Path(temporary))
-        os.replace(temporary, packed)
-    except BaseException:
+        try:
+            os.link(temporary, packed)
+        except FileExistsError:
+            return None
+        except OSError:  # a file system without hard links: renamed into place instead
+            os.replace(temporary, packed)
+        return sha256
+    finally:
         with contextlib.suppress(OSError):
             os.unlink(temporary)
-        raise
-    recorded.write_text(sha256 + "\n")
-    _trim_cache(cache_dir)
-    return Artifact(path=str(packed), sha256=sha256, size=packed.stat().st_size)
+
+
+def _replace_text(path: Path, text: str) -> None:
+    """Write ``path`` whole or not at all: a reader never sees half a sha256."""
+    temporary = path.with_name(f".{path.name}.{os.getpid()}")
+    temporary.write_text(text)
+    os.replace(temporary, path)
+
+
+# The cached files this process uses, open with a shared lock until it exits.
+_held: dict[Path, BinaryIO] = {}
+
+
+@atexit.register
+def _release_held() -> None:
+    """Close the held files as the process ends (their locks go with them either way), so
+    the interpreter does not warn about files it closes itself."""
+    for file in _held.values():
+        file.close()
+    _held.clear()
+
+
+def hold(path: Path) -> bool:
+    """Keep ``path`` from being removed by any process's trim until this one exits.
+
+    False when it is not there (any more): removed before the lock was had.
+    """
+    if path in _held:
+        return True
+    try:
+        file = path.open("rb")
+    except FileNotFoundError:
+        return False
+    fcntl.flock(file, fcntl.LOCK_SH)  # waits out a removal under way
+    if not _is_still(path, file):
+        file.close()
+        return False
+    _held[path] = file
+    return True
+
+
+def remove_unless_in_use(path: Path, *companions: Path) -> bool:
+    """Remove ``path`` (and its ``companions``) unless some process holds it; whether removed."""
+    try:
+        file = path.open("rb")
+    except FileNotFoundError:
+        return False
+    with file:
+        try:
+            fcntl.flock(file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return False  # in use (by this process too: flock knows open files, not processes)
+        if not _is_still(path, file):
+            return False
+        for doomed in (path, *companions):
+            with contextlib.suppress(FileNotFoundError):
+                doomed.unlink()
+    return True
+
+
+def _is_still(path: Path, file: BinaryIO) -> bool:
+    """Whether ``path`` still names the file ``file`` has open (not removed nor replaced)."""
+    try:
+        return os.stat(path).st_ino == os.fstat(file.fileno()).st_ino
+    except FileNotFoundError:
+        return False
 
 
 def _write_tar_gz(root: Path, entries: list[tuple[str, os.stat_result]], raw: BinaryIO) -> None:
@@ -226,8 +338,18 @@ def _write_tar_gz(root: Path, entries: list[tuple[str, os.stat_result]], raw: Bi
 
 
 def _trim_cache(cache_dir: Path) -> None:
-    packed = sorted(cache_dir.glob("*.tar.gz"), key=lambda path: path.stat().st_mtime, reverse=True)
-    for old in packed[CACHE_KEEP_COUNT:]:
+    """Remove all but the newest :data:`CACHE_KEEP_COUNT` packed artifacts, sparing those in use.
+
+    Other processes pack, use and trim at the same moment: their temporaries (dot-files)
+    are not looked at, and a file that vanishes while this looks is passed over.
+    """
+    found: list[tuple[float, Path]] = []
+    for path in cache_dir.glob("*.tar.gz"):
+        if path.name.startswith("."):
+            continue
+        with contextlib.suppress(FileNotFoundError):
+            found.append((path.stat().st_mtime, path))
+    found.sort(reverse=True)
+    for _, old in found[CACHE_KEEP_COUNT:]:
         with contextlib.suppress(OSError):
-            old.unlink()
-            old.with_name(old.name.removesuffix(".tar.gz") + ".sha256").unlink()
+            remove_unless_in_use(old, old.with_name(old.name.removesuffix(".tar.gz") + ".sha256"))

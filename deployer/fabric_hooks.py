@@ -71,7 +71,7 @@ from invoke.exceptions import CommandTimedOut, Failure, UnexpectedExit
 from invoke.tasks import Task
 
 from deployer.fleet import Host, SshTarget
-from deployer.host_keys import judge_host_key, load_known_hosts
+from deployer.host_keys import judge_host_key, load_known_hosts, os_error_text
 from deployer.release import shell_number
 from deployer.results import OUTPUT_CAP
 from deployer.runner import HookCommand, ReleaseJob
@@ -551,7 +551,7 @@ def _open(connection: HookConnection, target: SshTarget) -> _Ending:
     except paramiko.SSHException as error:
         detail = f"SSH to {where} failed: {one_line(str(error))}"
     except OSError as error:
-        detail = f"cannot connect to {where}: {error.strerror or error}"
+        detail = f"cannot connect to {where}: {os_error_text(error)}"
     else:
         return _Ending(0)
     return _Ending(CONNECT_FAILED, f"could not connect: {detail}")

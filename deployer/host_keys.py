@@ -148,7 +148,27 @@ def judge_host_key(
             else f"host key CHANGED for {where}: another key was recorded in {path} meanwhile"
         )
     missing = "" if book is not None else " (the file does not exist)"
-    return f"host key for {where} is not in {path}{missing}"
+    return f"host key for {where} is not in {path}{missing}; {unknown_key_hint(host, port, path)}"
+
+
+def unknown_key_hint(host: str, port: int, path: str) -> str:
+    """How to make an unknown host key known: the exact ``ssh-keyscan`` line, or ``accept-new``.
+
+    ``ssh-keyscan -p`` writes ``[host]:port`` off port 22, the name the lookup uses.
+    """
+    scan = f"ssh-keyscan -p {port} {shlex.quote(host)} >> {shlex.quote(path)}"
+    return (
+        f"to trust it, check its fingerprint and run `{scan}`, "
+        "or set ssh.host_key_policy: accept-new in the spec to record keys on first use"
+    )
+
+
+def os_error_text(error: OSError) -> str:
+    """An OSError as a person reads it: "Connection refused", not asyncio's
+    "Connect call failed ('127.0.20.110', 2222)" with its Python tuple."""
+    if error.errno:
+        return os.strerror(error.errno)
+    return error.strerror or str(error) or type(error).__name__
 
 
 def other_type_problem(path: str, where: str, offered_type: str, known_types: list[str]) -> str:

@@ -5,6 +5,11 @@ newest build. Hosts that kept the old release switch back without any upload; a
 host that lacks it (pruned, or new) needs the old artifact itself, so every push
 keeps a hard link (or a copy) of what it sent under
 ``$XDG_CACHE_HOME/deployer/versions/<app>/<version>.tar.gz``.
+
+After each deployment the app's kept artifacts are pruned (:func:`prune_kept`) to the
+versions still of use: every version some environment's hosts run, and each
+environment's latest good version. A file another process is sending is spared
+(:func:`deployer.artifact.hold`).
 """
 
 from __future__ import annotations
@@ -12,9 +17,10 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+from collections.abc import Collection
 from pathlib import Path
 
-from deployer.artifact import default_cache_dir, sha256_of
+from deployer.artifact import default_cache_dir, hold, remove_unless_in_use, sha256_of
 from deployer.runner import Artifact
 
 
@@ -44,6 +50,23 @@ def keep_artifact(app: str, version: str, artifact: Artifact) -> None:
 def kept_artifact(app: str, version: str) -> Artifact | None:
     """The artifact ``version`` of ``app`` was last deployed from, if this machine kept it."""
     path = _path(app, version)
-    if not path.is_file():
+    if not path.is_file() or not hold(path):
         return None
     return Artifact(path=str(path), sha256=sha256_of(path), size=path.stat().st_size)
+
+
+def prune_kept(app: str, keep: Collection[str]) -> list[str]:
+    """Remove the kept artifacts of ``app`` whose version is not in ``keep``; the versions removed.
+
+    Temporaries (dot-files) and files in use by some process are left alone.
+    """
+    removed = []
+    folder = versions_dir() / app
+    for path in sorted(folder.glob("*.tar.gz")) if folder.is_dir() else []:
+        version = path.name.removesuffix(".tar.gz")
+        if path.name.startswith(".") or version in keep:
+            continue
+        with contextlib.suppress(OSError):
+            if remove_unless_in_use(path):
+                removed.append(version)
+    return removed

@@ -30,15 +30,16 @@ from deployer.controller import (
     RolloutOutcome,
     utcnow,
 )
-from deployer.errors import ControlError, DeployerError, FleetError, SpecError
+from deployer.errors import ControlError, DeployerError, FleetError, SpecError, StoreError
 from deployer.events import DeploymentStarted, EventSink
 from deployer.fleet import Fleet, Host, SshTarget, resolve_ssh
 from deployer.inventory import is_inventory_script, load_fleet
-from deployer.kept_artifacts import keep_artifact, kept_artifact
+from deployer.kept_artifacts import keep_artifact, kept_artifact, prune_kept
 from deployer.limit import limit_hosts
 from deployer.notify import notifying
 from deployer.planner import Plan, plan_waves
 from deployer.policy import failure_budget, rollback_due, rollback_groups
+from deployer.preflight import HostCheck, check_hosts, needed_bytes
 from deployer.probing import probe_deadline, record_verdicts, settle_hosts
 from deployer.results import DeploymentKind, DeploymentStatus, HostStatus
 from deployer.runner import Artifact, HostRunner, ReleaseJob
@@ -188,14 +189,7 @@ def settle_unknown_hosts(store: Store, app: str, environment: str) -> list[Recon
 
 def plan_deployment(options: PushOptions, spec: Spec, fleet: Fleet, store: Store) -> Prepared:
     """:func:`prepare` for a spec and fleet already loaded: what the hosts run, and the waves."""
-    hosts = limit_hosts(fleet.hosts, options.limit)
-    if options.only_hosts is not None:
-        hosts = tuple(h for h in hosts if h.name in options.only_hosts)
-    if not hosts:
-        raise DeployerError(
-            f"--limit {options.limit} matches no host of the fleet ({len(fleet.hosts)} hosts)"
-        )
-    check_selected(fleet, hosts)
+    hosts = select_hosts(fleet, options.limit, options.only_hosts)
     current = store.current_versions(spec.app, spec.environment)
     if options.rollback_of is not None:  # the failures that count are the rolled-back deployment's
         failed = options.known_bad
@@ -208,6 +202,17 @@ def plan_deployment(options: PushOptions, spec: Spec, fleet: Fleet, store: Store
     unknown = tuple(sorted({name for _, name in store.unknown_hosts(spec.app, spec.environment)}))
     previous = _most_common(current, changed)
     return Prepared(options, spec, fleet, hosts, plan, previous, current, failed, unknown)
+
+
+def select_hosts(fleet: Fleet, limit: str | None, only: frozenset[str] | None = None) -> tuple[Host, ...]:
+    """The fleet's hosts that ``--limit`` (and ``only``, when given) select; at least one."""
+    hosts = limit_hosts(fleet.hosts, limit)
+    if only is not None:
+        hosts = tuple(h for h in hosts if h.name in only)
+    if not hosts:
+        raise DeployerError(f"--limit {limit} matches no host of the fleet ({len(fleet.hosts)} hosts)")
+    check_selected(fleet, hosts)
+    return tuple(hosts)
 
 
 _told: set[str] = set()  # fleet warnings already given by this process
@@ -320,6 +325,22 @@ class Identity:
         return cls(user=getpass.getuser(), machine=socket.gethostname(), pid=os.getpid())
 
 
+async def preflight(
+    spec: Spec, fleet: Fleet, hosts: Sequence[Host], artifact: Artifact | None
+) -> list[HostCheck]:
+    """``deploy check``: each host's verdict on whether ``artifact`` could be deployed there.
+
+    Connects to every host (bounded, see :func:`check_hosts`) and only looks: no host
+    is changed and no deployment recorded.
+    """
+    targets = [resolve_ssh(host, fleet.ssh, spec.ssh) for host in hosts]
+    runner = SshRunner()
+    try:
+        return await check_hosts(runner, targets, spec.target, needed_bytes(artifact))
+    finally:
+        await runner.aclose()
+
+
 def targets_for(prepared: Prepared) -> dict[str, SshTarget]:
     return {h.name: resolve_ssh(h, prepared.fleet.ssh, prepared.spec.ssh) for h in prepared.hosts}
 
@@ -345,7 +366,27 @@ async def execute(
     ):
         outcome = await _run_new(prepared, store, sink, identity, runner, stop)
         await complete_automatic_rollback(outcome.deployment_id, store, sink, identity, runner, stop)
-        return outcome
+    try:
+        prune_kept_artifacts(store, prepared.spec.app)
+    except StoreError as error:  # the deployment is over and recorded: housekeeping waits for the next
+        log.warning("warning: the kept artifacts were not pruned: %s", error)
+    return outcome
+
+
+def prune_kept_artifacts(store: Store, app: str) -> list[str]:
+    """Remove the app's kept artifacts of no more use; the versions removed.
+
+    Of use: every version some environment's hosts run, and each environment's latest
+    good version (what a rollback, sync or promotion sends to a host that lacks it).
+    """
+    environments = {view.environment for view in store.latest_deployments() if view.app == app}
+    keep: set[str] = set()
+    for environment in environments:
+        keep.update(store.current_versions(app, environment).values())
+        good = store.last_good_version(app, environment)
+        if good is not None:
+            keep.add(good)
+    return prune_kept(app, keep)
 
 
 @contextlib.asynccontextmanager
@@ -398,7 +439,11 @@ async def _run_new(
     retire_departed(store, spec.app, spec.environment, prepared.fleet, now)
     rollout = Rollout(
         deployment_id=deployment_id,
-        job=replace(unnumbered, deployment_id=deployment_id),
+        job=replace(
+            unnumbered,
+            deployment_id=deployment_id,
+            keep_records=tuple(dict.fromkeys(known for known, _ in store.unknown_hosts(spec.app))),
+        ),
         targets=targets,
         waves=tuple(tuple(h.name for h in wave.hosts) for wave in plan.waves),
         failure_budget=prepared.failure_budget,

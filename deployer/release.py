@@ -185,6 +185,7 @@ def driver_command(job: ReleaseJob, host: Host) -> str:
     ]
     for step in HOOK_STEPS:
         args.extend(_hook_args(job.hooks.get(step)))
+    args.append(" ".join(job.keep_records))
     return " ".join(["sh", "-c", shlex.quote(remote_script("driver.sh")), "driver", *map(shlex.quote, args)])
 
 

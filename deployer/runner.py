@@ -67,6 +67,9 @@ class ReleaseJob:
     hooks: Mapping[Step, HookCommand]
     started_by: str
     ignore_stop_failures: bool = False
+    # Deployments of the app with a host of unknown outcome: each host keeps their records
+    # (<target>/.deploy/) however old, for `deploy reconcile` to read.
+    keep_records: tuple[str, ...] = ()
 
 
 # Called with the host's name and the step about to run, and awaited before the step
@@ -74,6 +77,15 @@ class ReleaseJob:
 # stop this host before the step (honoured only before the switch: a switched host is
 # always started and validated, so no host is left half-switched).
 StepReporter = Callable[[str, Step], Awaitable[bool]]
+
+
+@dataclass(frozen=True, slots=True)
+class CheckAnswer:
+    """What one host said to the check script, or why it could not be asked."""
+
+    output: str | None  # the script's output; None when the host could not be asked
+    error: str | None = None
+    unreachable: bool = False  # no connection at all (as opposed to a refusal: key, auth)
 
 
 @dataclass(frozen=True, slots=True)

@@ -701,6 +701,11 @@ class StrategyModel(_Model):
     max_parallel: int | None = Field(
         default=None, ge=1, strict=True, description="hosts running at once (default: the wave)"
     )
+    preflight: bool = Field(
+        default=False,
+        strict=True,
+        description="run deploy check on every host before wave 1; a failing host stops the push",
+    )
     gates: tuple[GateModel, ...] = Field(
         default=(), description="checks the controller runs between waves; a failing one halts"
     )
@@ -804,6 +809,7 @@ class Strategy:
     on_halt: OnHalt
     max_parallel: int | None  # None: as many as the wave holds
     gates: tuple[Gate, ...] = ()
+    preflight: bool = False  # deploy check before wave 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -1201,6 +1207,7 @@ def _resolve(
                 )
                 for gate in strategy.gates
             ),
+            preflight=strategy.preflight,
         ),
         hooks=hooks,
         environments=known,

@@ -69,6 +69,7 @@ from deployer.host_keys import (
     judge_host_key,
     known_keys,
     offered_key_type,
+    os_error_text,
     other_type_problem,
     refusal_problem,
 )
@@ -91,7 +92,7 @@ from deployer.release import (
     version_of_dir,
 )
 from deployer.results import HostResult, HostStatus, Step, StepResult, cap_output, tail
-from deployer.runner import HookCommand, HostProbe, ReleaseJob, StepReporter
+from deployer.runner import CheckAnswer, HookCommand, HostProbe, ReleaseJob, StepReporter
 from deployer.ssh_config import Endpoint, SshConfigProblem, resolve_endpoint
 
 if TYPE_CHECKING:
@@ -453,7 +454,7 @@ class SshRunner:
                     HostStatus.UNREACHABLE, f"SSH to {where} failed: {error.reason}"
                 ) from None
             raise _ConnectFailed(
-                HostStatus.UNREACHABLE, f"cannot connect to {where}: {error.strerror or error}"
+                HostStatus.UNREACHABLE, f"cannot connect to {where}: {os_error_text(error)}"
             ) from None
         return connection
 
@@ -515,27 +516,39 @@ class SshRunner:
     async def probe(self, target: SshTarget, app_target: str, deployment_id: str | None) -> HostProbe:
         """Read a host's current release, kept releases, and its record of ``deployment_id``."""
         name = target.host.name
+        answer = await self.check(target, probe_command(app_target, deployment_id), "the probe")
+        if answer.output is None:
+            return HostProbe(host=name, reachable=False, error=answer.error)
+        return parse_probe(name, answer.output)
+
+    async def check(self, target: SshTarget, command: str, what: str = "the check") -> CheckAnswer:
+        """Run a read-only ``command`` on the host and read its output (``what``: for messages).
+
+        Never raises for the host's own failures: those are the answer's ``error``, and
+        ``unreachable`` says whether no connection could be made at all.
+        """
         try:
-            connection, process = await self._open_process(target, probe_command(app_target, deployment_id))
+            connection, process = await self._open_process(target, command)
         except _ConnectFailed as failure:
-            return HostProbe(host=name, reachable=False, error=failure.message)
+            unreachable = failure.status is HostStatus.UNREACHABLE
+            return CheckAnswer(output=None, error=failure.message, unreachable=unreachable)
         try:
             async with asyncio.timeout(PROBE_TIMEOUT):
                 output = await process.stdout.read()
                 await process.wait_closed()
         except TimeoutError:
             process.close()
-            return HostProbe(
-                host=name,
-                reachable=False,
-                error=f"{_where(target)} did not answer the probe within {PROBE_TIMEOUT:g}s",
+            return CheckAnswer(
+                output=None,
+                error=f"{_where(target)} did not answer {what} within {PROBE_TIMEOUT:g}s",
+                unreachable=True,
             )
         except (asyncssh.Error, OSError) as error:
             self._forget(target, connection)
-            return HostProbe(
-                host=name, reachable=False, error=f"lost the connection to {_where(target)}: {error}"
+            return CheckAnswer(
+                output=None, error=f"lost the connection to {_where(target)}: {error}", unreachable=True
             )
-        return parse_probe(name, output.decode("utf-8", "replace"))
+        return CheckAnswer(output=output.decode("utf-8", "replace"))
 
     # -- deploy ------------------------------------------------------------------------
 

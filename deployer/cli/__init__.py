@@ -36,6 +36,7 @@ from deployer.terminal_text import escape_controls
 # Command name -> the module of deployer.cli that defines it.
 COMMANDS: dict[str, str] = {
     "plan": "deploy",
+    "check": "check",
     "push": "deploy",
     "rollback": "deploy",
     "reconcile": "deploy",
@@ -60,6 +61,7 @@ COMMANDS: dict[str, str] = {
 # compares each with the command's own docstring).
 SUMMARIES: dict[str, str] = {
     "plan": "Show the waves a push of SPEC would run, without touching any host.",
+    "check": "Check that SPEC could be deployed to each host, changing nothing.",
     "push": "Roll SPEC's version out to its fleet, wave by wave.",
     "rollback": "Deploy the previous good version again, previously failed hosts first.",
     "reconcile": "Ask the hosts whose outcome is unknown how they ended, and record it.",

@@ -64,6 +64,30 @@ def _read_limit_file(name: str) -> str:
         raise PatternError(f"--limit @{name}: not a UTF-8 text file") from None
 
 
+def _seconds(_context: click.Context, _parameter: click.Parameter, value: str | None) -> float | None:
+    """``--timeout 30m`` in seconds (None when not given); more than zero."""
+    if value is None:
+        return None
+    from deployer.quantities import parse_duration
+
+    try:
+        seconds = parse_duration(value)
+    except ValueError as error:
+        raise click.BadParameter(str(error)) from None
+    if seconds <= 0:
+        raise click.BadParameter(f"{value!r}: the deadline must be more than zero")
+    return seconds
+
+
+timeout_option = click.option(
+    "--timeout",
+    "deadline",
+    metavar="DURATION",
+    callback=_seconds,
+    help="An overall deadline (30m, 1h, 90s): when it passes, no new host starts, the hosts in "
+    "flight finish, and the deployment ends aborted (exit 124).",
+)
+
 limit_option = click.option(
     "--limit",
     metavar="PATTERN",
@@ -156,16 +180,32 @@ def plan(
     as_json: bool,
     db_url: str | None,
 ) -> None:
-    """Show the waves a push of SPEC would run, without touching any host."""
+    """Show the waves a push of SPEC would run, without touching any host.
+
+    \b
+    Examples:
+      deploy plan specs/webapp.yaml
+      deploy plan specs/webapp.yaml --version 2.5.0 --env staging
+      deploy plan specs/webapp.yaml --limit 'dc:fra,!web-fra-3'
+      deploy plan specs/webapp.yaml --json | jq '.waves | length'
+    """
+
     from deployer.operations import PushOptions, prepare
     from deployer.store import open_store
 
     with open_store(db_url) as store:
         prepared = prepare(PushOptions(spec, version, environment, limit, force=force), store)
+    # A push packs the artifact only once it runs: a missing one is told here instead.
+    from deployer.artifact import artifact_problem
+
+    problem = artifact_problem(prepared.spec.artifact) if prepared.plan.waves else None
     if as_json:
-        echo_json(plan_json(prepared))
+        echo_json({**plan_json(prepared), "artifact_problem": problem})
     else:
         click.echo(plan_text(prepared))
+    if problem is not None:
+        click.echo(f"error: {escape_controls(problem)}; a push would fail", err=True)
+        sys.exit(ExitCode.BAD_INPUT)
 
 
 def nothing_to_do(prepared: Prepared, as_json: bool) -> None:
@@ -184,6 +224,7 @@ def confirm_and_run(
     yes: bool,
     tui: bool = False,
     question: str | None = None,
+    deadline: float | None = None,
 ) -> None:
     """Show the plan, confirm (on a terminal, unless ``yes``), run, report; exit 0 only on success."""
     if not yes:
@@ -200,24 +241,75 @@ def confirm_and_run(
     from deployer.operations import execute
 
     run_and_report(
-        store, lambda sink, stop: execute(prepared, store, sink, stop=stop), as_json=as_json, tui=tui
+        store,
+        lambda sink, stop: execute(prepared, store, sink, stop=stop),
+        as_json=as_json,
+        tui=tui,
+        deadline=deadline,
     )
 
 
-def _run(prepared: Prepared, store: Store, as_json: bool, yes: bool, tui: bool = False) -> None:
+def _run(
+    prepared: Prepared,
+    store: Store,
+    as_json: bool,
+    yes: bool,
+    tui: bool = False,
+    deadline: float | None = None,
+    preflight: bool = False,
+) -> None:
     if not prepared.plan.waves:
         nothing_to_do(prepared, as_json)
         return
-    confirm_and_run(prepared, store, as_json=as_json, yes=yes, tui=tui)
+    if preflight or prepared.spec.strategy.preflight:
+        run_preflight(prepared, as_json)
+    confirm_and_run(prepared, store, as_json=as_json, yes=yes, tui=tui, deadline=deadline)
+
+
+def run_preflight(prepared: Prepared, as_json: bool) -> None:
+    """``deploy check`` on the hosts the plan changes; exit 1 before any host is touched if one fails.
+
+    Nothing is recorded then: no deployment, so no failure budget spent. With ``--json``
+    the one object on stdout is the plan with ``"status": "preflight_failed"``.
+    """
+    from deployer.operations import artifact_for, preflight
+    from deployer.preflight import checks_json, checks_text, needed_bytes
+
+    spec = prepared.spec
+    artifact = artifact_for(prepared.kind, spec, kept=prepared.options.promoted_from is not None)
+    hosts = [host for wave in prepared.plan.waves for host in wave.hosts]
+    checks = asyncio.run(preflight(spec, prepared.fleet, hosts, artifact))
+    failed = [check for check in checks if not check.is_ok]
+    if not failed:
+        click.echo(f"preflight: {count_of(len(checks), 'host')} ok", err=as_json)
+        return
+    if as_json:
+        report = checks_json(checks, app=spec.app, environment=spec.environment, need=needed_bytes(artifact))
+        echo_json({**plan_json(prepared), "status": "preflight_failed", "id": None, "preflight": report})
+    else:
+        click.echo(escape_controls(checks_text(checks)))
+    click.echo(
+        f"error: preflight failed on {count_of(len(failed), 'host')}: nothing was started, "
+        "no deployment was recorded",
+        err=True,
+    )
+    sys.exit(ExitCode.FAILED)
 
 
 def run_and_report(
-    store: Store, start: Start, *, as_json: bool, tui: bool = False, running: str | None = None
+    store: Store,
+    start: Start,
+    *,
+    as_json: bool,
+    tui: bool = False,
+    running: str | None = None,
+    deadline: float | None = None,
 ) -> None:
     """Run a deployment with a progress view (or the terminal UI), then print its result.
 
     Exits as docs/cli.md's table says: 0 only if the deployment succeeded; 130 or 143
-    when Ctrl-C or SIGTERM stopped it (:func:`run_stoppable`).
+    when Ctrl-C or SIGTERM stopped it (:func:`run_stoppable`); 124 when ``deadline``
+    seconds passed first (:func:`within_deadline`).
     """
     from deployer.cli.query import automatic_rollback
     from deployer.controller import GracefulStop
@@ -227,7 +319,9 @@ def run_and_report(
     if tui:
         from tui import run_push_ui  # only here: Textual is slow to import
 
-        outcome = run_push_ui(lambda sink: start(sink, stop), store=store, stop=stop)
+        outcome = run_push_ui(
+            lambda sink: within_deadline(deadline, stop, start(sink, stop), say=False), store=store, stop=stop
+        )
     else:
         from deployer.progress import PlainProgress
 
@@ -239,7 +333,14 @@ def run_and_report(
         else:
             progress = PlainProgress()
         try:
-            outcome = asyncio.run(run_stoppable(start, progress, stop, running))
+            outcome = asyncio.run(
+                run_stoppable(
+                    lambda sink, stop: within_deadline(deadline, stop, start(sink, stop)),
+                    progress,
+                    stop,
+                    running,
+                )
+            )
         finally:
             progress.close()
     view = store.deployment(outcome.deployment_id)
@@ -251,6 +352,38 @@ def run_and_report(
         # host names in the rollback sentence are host text too: escaped like the rest
         click.echo(line if rollback is None else escape_controls(f"{line}; {rollback_sentence(rollback)}"))
     sys.exit(exit_code_for(outcome.status, stop.cause))
+
+
+async def within_deadline(
+    deadline: float | None,
+    stop: GracefulStop,
+    run: Coroutine[Any, Any, RolloutOutcome],
+    *,
+    say: bool = True,
+) -> RolloutOutcome:
+    """Await ``run``, asking ``stop`` for a graceful stop once ``deadline`` seconds have passed.
+
+    The deadline stops a deployment as Ctrl-C does (Kubernetes' progressDeadlineSeconds
+    for a rollout): no new host starts, the hosts in flight finish, and it ends
+    ``aborted``, "the deadline passed", exit 124. It counts from the deployment's start.
+    """
+    if deadline is None:
+        return await run
+    from deployer.controller import StopCause
+
+    def passed() -> None:
+        if stop.cause is None and say:
+            click.echo(
+                f"the deadline of {deadline:g}s passed: stopping: no new host starts, hosts in flight finish",
+                err=True,
+            )
+        stop.request(StopCause.DEADLINE)
+
+    timer = asyncio.get_running_loop().call_later(deadline, passed)
+    try:
+        return await run
+    finally:
+        timer.cancel()
 
 
 _SIGNALS = (signal.SIGINT, signal.SIGTERM)
@@ -317,6 +450,13 @@ async def run_stoppable(
 @click.option("--ignore-stop-failures", is_flag=True, help="Go on when the old release's stop hook fails.")
 @click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
 @click.option("--tui", is_flag=True, help="Watch it in the terminal UI.")
+@click.option(
+    "--preflight",
+    is_flag=True,
+    help="Run `deploy check` on the hosts first; a failing host stops the push before any host is "
+    "touched (as strategy.preflight: true).",
+)
+@timeout_option
 @json_option
 @db_option
 def push(
@@ -328,10 +468,21 @@ def push(
     ignore_stop_failures: bool,
     yes: bool,
     tui: bool,
+    preflight: bool,
+    deadline: float | None,
     as_json: bool,
     db_url: str | None,
 ) -> None:
-    """Roll SPEC's version out to its fleet, wave by wave."""
+    """Roll SPEC's version out to its fleet, wave by wave.
+
+    \b
+    Examples:
+      deploy push specs/webapp.yaml
+      deploy push specs/webapp.yaml --version 2.5.0 --yes
+      deploy push specs/webapp.yaml --limit dc:fra --tui
+      deploy push specs/webapp.yaml --yes --json --timeout 30m   # in CI
+    """
+
     from deployer.operations import PushOptions, prepare
     from deployer.store import open_store
 
@@ -339,7 +490,8 @@ def push(
         spec, version, environment, limit, force=force, ignore_stop_failures=ignore_stop_failures
     )
     with open_store(db_url) as store:
-        _run(prepare(options, store, settle_unknown=True), store, as_json, yes, tui)
+        prepared = prepare(options, store, settle_unknown=True)
+        _run(prepared, store, as_json, yes, tui, deadline, preflight)
 
 
 @click.command()
@@ -363,7 +515,15 @@ def rollback(
     as_json: bool,
     db_url: str | None,
 ) -> None:
-    """Deploy the previous good version again, previously failed hosts first."""
+    """Deploy the previous good version again, previously failed hosts first.
+
+    \b
+    Examples:
+      deploy rollback specs/webapp.yaml
+      deploy rollback specs/webapp.yaml --to 2.3.0 --yes
+      deploy rollback specs/webapp.yaml --limit web-fra-1,web-fra-2
+    """
+
     from deployer.operations import PushOptions, prepare_rollback
     from deployer.store import open_store
 

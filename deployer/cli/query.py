@@ -112,7 +112,15 @@ def automatic_rollback(store: Store, view: DeploymentView) -> RollbackSummary | 
 def hosts(
     app: str, environment: str, version: str | None, at: datetime | None, db_url: str | None, as_json: bool
 ) -> None:
-    """Which hosts run a version, now or at a moment, and since when."""
+    """Which hosts run a version, now or at a moment, and since when.
+
+    \b
+    Examples:
+      deploy hosts --app webapp --env production
+      deploy hosts --app webapp --env production --version 2.4.1
+      deploy hosts --app webapp --env production --at "3h ago"
+      deploy hosts --app webapp --env production --json | jq -r '.hosts[].name'
+    """
     now = _now()
     with open_store(db_url) as store:
         running = store.hosts_running(app, environment, version, at)
@@ -138,7 +146,14 @@ def hosts(
 @db_option
 @json_option
 def versions(app: str, environment: str, at: datetime | None, db_url: str | None, as_json: bool) -> None:
-    """Each version of an app in an environment and how many hosts ran it, now or at a moment."""
+    """Each version of an app in an environment and how many hosts ran it, now or at a moment.
+
+    \b
+    Examples:
+      deploy versions --app webapp --env production
+      deploy versions --app webapp --env production --at 2026-07-01T09:00
+      deploy versions --app webapp --env production --at yesterday --json
+    """
     now = _now()
     with open_store(db_url) as store:
         counts = store.versions_at(app, environment, at)
@@ -170,7 +185,15 @@ def history(
     db_url: str | None,
     as_json: bool,
 ) -> None:
-    """Deployments newest first (who, when, what, how it ended), or the versions one host ran."""
+    """Deployments newest first (who, when, what, how it ended), or the versions one host ran.
+
+    \b
+    Examples:
+      deploy history --app webapp
+      deploy history --app webapp --env production --limit 50
+      deploy history --app webapp --env production --host web-fra-1
+      deploy history --app webapp --json | jq -r '.deployments[0].id'
+    """
     now = _now()
     if host is not None and environment is None:
         raise click.UsageError("--host needs --env: a host's versions are recorded per environment")

@@ -58,6 +58,10 @@ shift 6
 start_cmd=$1 start_timeout=$2 start_retries=$3 start_interval=$4 start_script=$5 start_contain=$6
 shift 6
 val_cmd=$1 val_timeout=$2 val_retries=$3 val_interval=$4 val_script=$5 val_contain=$6
+shift 6
+# Deployments whose records stay whatever their age (space-separated): the controller
+# does not know yet how they ended here (see prune_records).
+keep_ids=" ${1-} "
 DEPLOY_VERSION=$version DEPLOY_ID=$id DEPLOY_PREVIOUS_VERSION= DEPLOY_RELEASE_DIR=
 export DEPLOY_APP DEPLOY_ENVIRONMENT DEPLOY_HOST DEPLOY_DATACENTER DEPLOY_VERSION DEPLOY_ID
 export DEPLOY_PREVIOUS_VERSION DEPLOY_RELEASE_DIR
@@ -565,13 +569,22 @@ prune() {
     [ $# -eq 0 ] || rm -rf "$@"
 }
 
-# Keeps the records of the newest 20 deployments: once there are more than 30 (counted
-# with a glob, no process), so the listing runs once every ten deployments, not each time.
+# Keeps the records of the newest 20 finished deployments (this one counted), and always
+# those of deployments that did not finish (the last state line `running`: going on, or
+# interrupted) or whose outcome the controller does not know yet ($keep_ids): `deploy
+# reconcile` reads them. Runs once there are more than 30 (counted with a glob, no
+# process), so the listing runs once every ten deployments, not each time.
 prune_records() {
     set -- "$records"/*.state
     [ $# -gt 30 ] || return 0
-    ls -1t "$records" | sed -n 's/\.state$//p' | tail -n +21 | while IFS= read -r old; do
-        [ -n "$old" ] && rm -f "$records/$old".*
+    kept=1
+    ls -1t "$records" | sed -n 's/\.state$//p' | while IFS= read -r old; do
+        [ -n "$old" ] && [ "$old" != "$id" ] || continue
+        case $keep_ids in *" $old "*) continue ;; esac
+        last=running
+        while IFS= read -r line; do [ -n "$line" ] && last=$line; done <"$records/$old.state"
+        case $last in running*) continue ;; esac
+        if [ "$kept" -lt 20 ]; then kept=$((kept + 1)); else rm -f "$records/$old".*; fi
     done
 }
 

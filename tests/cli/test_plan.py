@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -25,8 +27,16 @@ def deploy(*args: str, db: Path) -> subprocess.CompletedProcess[str]:
     )
 
 
+def example_spec(folder: Path) -> Path:
+    """A copy of specs/webapp.yaml and its fleets, with its artifact directory built."""
+    shutil.copytree(ROOT / "specs" / "fleets", folder / "specs" / "fleets")
+    shutil.copy(ROOT / "specs" / "webapp.yaml", folder / "specs" / "webapp.yaml")
+    (folder / "specs" / "build" / "webapp").mkdir(parents=True)
+    return folder / "specs" / "webapp.yaml"
+
+
 def test_plan_json_stripes_the_example_fleet(tmp_path: Path) -> None:
-    done = deploy("plan", str(ROOT / "specs" / "webapp.yaml"), "--json", db=tmp_path / "s.db")
+    done = deploy("plan", str(example_spec(tmp_path)), "--json", db=tmp_path / "s.db")
     assert done.returncode == 0, done.stderr
     plan = json.loads(done.stdout)
     assert (plan["app"], plan["environment"], plan["version"]) == ("webapp", "production", "2.4.1")
@@ -37,10 +47,30 @@ def test_plan_json_stripes_the_example_fleet(tmp_path: Path) -> None:
     assert len(names) == len(set(names)) == 11
     assert set(waves[-1]["hosts"][0]) == {"name", "datacenter", "address"}
     assert plan["skipped"] == []
+    assert plan["artifact_problem"] is None
+
+
+def test_plan_reports_a_missing_artifact_and_exits_2_as_push_would(tmp_path: Path) -> None:
+    spec = example_spec(tmp_path)
+    shutil.rmtree(spec.parent / "build")
+    missing = spec.parent / "build" / "webapp"
+    done = deploy("plan", str(spec), db=tmp_path / "s.db")
+    assert done.returncode == 2
+    assert done.stdout.startswith("push webapp (new) -> 2.4.1 in production: 11 hosts")  # the plan is shown
+    assert done.stderr == f"error: artifact {missing} does not exist; a push would fail\n"
+    done = deploy("plan", str(spec), "--json", db=tmp_path / "s.db")
+    assert done.returncode == 2
+    assert json.loads(done.stdout)["artifact_problem"] == f"artifact {missing} does not exist"
+    (spec.parent / "build").mkdir()
+    (spec.parent / "build" / "webapp.tar.gz").write_text("not gzip")
+    spec.write_text(spec.read_text().replace("./build/webapp/", "./build/webapp.tar.gz"))
+    done = deploy("plan", str(spec), "--json", db=tmp_path / "s.db")
+    assert done.returncode == 2
+    assert json.loads(done.stdout)["artifact_problem"] == f"artifact {missing}.tar.gz is not a gzip file"
 
 
 def test_plan_text_and_limit(tmp_path: Path) -> None:
-    done = deploy("plan", str(ROOT / "specs" / "webapp.yaml"), "--limit", "dc:fra", db=tmp_path / "s.db")
+    done = deploy("plan", str(example_spec(tmp_path)), "--limit", "dc:fra", db=tmp_path / "s.db")
     assert done.returncode == 0, done.stderr
     assert "3 hosts" in done.stdout.splitlines()[0]
     assert "web-iad" not in done.stdout and "web-fra-1" in done.stdout
@@ -79,6 +109,8 @@ def limit_spec(folder: Path, fleet: Path) -> Path:
     spec.write_text(
         f"app: shop\nversion: '1.0.0'\nartifact: build/shop.tar.gz\ntarget: /srv/shop\nfleet: {fleet}\n"
     )
+    (folder / "build").mkdir()
+    (folder / "build" / "shop.tar.gz").write_bytes(gzip.compress(b""))
     return spec
 
 

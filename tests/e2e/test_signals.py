@@ -73,6 +73,24 @@ def test_one_signal_stops_gracefully(lab_app: App, signum: signal.Signals, code:
     assert sorted(set(wave.values())) == [1, 2, 3, 4]
 
 
+def test_the_timeout_stops_gracefully_with_exit_124(lab_app: App) -> None:
+    # wave 1 is held in flight for 2 s by the slow start hook, so the 1 s deadline passes
+    # before wave 2 could start (wherever the deadline falls, no later wave starts)
+    result = lab_app.deploy_json(
+        "push", str(lab_app.spec), "--version", "2.0", "--yes", "--timeout", "1s", check=124
+    )
+    assert result["status"] == "aborted"
+    assert result["reason"].startswith("the deadline passed"), result["reason"]
+    waves = {h["wave"] for h in result["hosts"]}
+    assert len(waves) > 1
+    for host in result["hosts"]:
+        if host["wave"] == 1:  # in flight when the deadline passed: finished, not cut short
+            assert host["status"] in ("succeeded", "not_started"), host
+            assert lab_app.current(host["name"]) == ("2.0" if host["status"] == "succeeded" else "1.0")
+        else:
+            assert (host["status"], lab_app.current(host["name"])) == ("not_started", "1.0"), host
+
+
 def test_a_second_ctrl_c_leaves_at_once_and_abort_ends_it_from_here(lab_app: App) -> None:
     pushing = start_push(lab_app)
     pushing.send_signal(signal.SIGINT)

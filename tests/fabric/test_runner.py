@@ -173,7 +173,9 @@ def test_an_unknown_host_key_is_refused_when_strict_and_recorded_when_accept_new
     assert refused.error == (
         "after_install Fabric task fabfile.py:hello could not connect: "
         f"host key for {target.host.address}:{target.host.port} is not in {known_hosts}"
-        " (the file does not exist)"
+        " (the file does not exist); to trust it, check its fingerprint and run "
+        f"`ssh-keyscan -p {target.host.port} {target.host.address} >> {known_hosts}`, "
+        "or set ssh.host_key_policy: accept-new in the spec to record keys on first use"
     )
     learned = hello(replace(target, host_key_policy="accept-new"), fabfile)
     assert learned.exit_status == 0, learned.error

@@ -5,7 +5,10 @@ mounted under the target inside the host's own mount namespace."""
 
 from __future__ import annotations
 
+import json
 import os
+import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -65,3 +68,34 @@ def test_a_full_disk_while_receiving_ends_the_upload_with_the_real_cause(
     # Nothing of the artifact came back as text, and the host holds no release.
     listing = fleet.run("h01", f"ls -A {small_disk}/releases; cat {small_disk}/current 2>&1", check=False)
     assert listing.stdout.split() == [] or "No such file" in listing.stdout
+
+
+def test_check_and_preflight_find_a_disk_too_small_for_the_artifact(
+    fleet: SshdFleet, small_disk: str, tmp_path: Path
+) -> None:
+    """``deploy check`` says the host lacks room; ``push --preflight`` stops before touching it."""
+    (tmp_path / "release").mkdir()
+    (tmp_path / "release" / "blob").write_bytes(os.urandom(3 << 20))
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(
+        f"app: full\nversion: '1.0'\nfleet: {fleet.inventory_path}\nartifact: release/\n"
+        f"target: {small_disk}\n"
+    )
+    env = {**os.environ, "DEPLOYER_DB": f"sqlite:///{tmp_path / 'state.db'}"}
+
+    def deploy(*args: str) -> subprocess.CompletedProcess[str]:
+        command = [sys.executable, "-m", "deployer", *args, str(spec), "--limit", "h01", "--json"]
+        return subprocess.run(command, env=env, capture_output=True, text=True, timeout=120, check=False)
+
+    checked = deploy("check")
+    assert checked.returncode == 1, checked.stderr
+    report = json.loads(checked.stdout)
+    (host,) = report["hosts"]
+    assert host["status"] == "failed" and host["free_bytes"] <= 1 << 20
+    assert report["needed_bytes"] > 6 << 20  # the .tar.gz and the files it unpacks to
+    (problem,) = host["problems"]
+    assert problem.startswith("only ") and f"free in {small_disk}; the artifact needs 6." in problem
+    pushed = deploy("push", "--yes", "--preflight")
+    assert pushed.returncode == 1
+    assert json.loads(pushed.stdout)["status"] == "preflight_failed"
+    assert fleet.run("h01", f"ls -A {small_disk}", check=True).stdout == ""  # nothing was touched

@@ -304,6 +304,8 @@ def test_the_cases_that_broke_are_one_clean_line_and_exit_2(tmp_path: Path, line
         text=True,
         timeout=60,
         check=False,
+        # a store of its own: the user's default one may belong to another deployer version
+        env={**os.environ, "DEPLOYER_DB": f"sqlite:///{tmp_path / 'state.db'}"},
     )
     assert done.returncode == 2, done.stderr
     assert CLI_CASES[line] in done.stderr

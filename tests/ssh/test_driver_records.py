@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -41,6 +42,28 @@ def test_past_30_deployments_only_the_newest_20_keep_their_records(
     left = {path.name.split(".")[0] for path in (app / ".deploy").iterdir()}
     # This run's records stay, with the newest of the earlier ones: state and logs alike.
     assert left == {push.deployment_id, *ids[earlier - kept :]}
+
+
+def test_records_of_unfinished_and_unknown_outcome_deployments_are_kept_however_old(tmp_path: Path) -> None:
+    app = tmp_path / "app"
+    ids = _old_records(app / ".deploy", 40)  # oldest first
+    # The oldest three never finished: one still going (this test's own pid), one whose
+    # driver died mid-step (an outcome only `deploy reconcile` can settle), one that had
+    # just begun (an empty state). The fourth finished, but its controller lost the
+    # connection: the store holds its outcome as unknown, and the job says so.
+    (app / ".deploy" / f"{ids[0]}.state").write_text(f"running {os.getpid()} start\n")
+    (app / ".deploy" / f"{ids[1]}.state").write_text("running 999999999 upload\n")
+    (app / ".deploy" / f"{ids[2]}.state").write_text("")
+    for deployment_id in ids[:3]:
+        os.utime(app / ".deploy" / f"{deployment_id}.state", (1_600_000_000, 1_600_000_000))
+    artifact = make_artifact(tmp_path, "1.0")
+    push = replace(job(str(app), "1.0", artifact), keep_records=(ids[3], "d-not-here"))
+    lines = drive_locally(push, b"go\n" + inline_artifact(artifact) + b"go\n")
+    assert lines[-2:] == ["@@done succeeded", "@@current 1.0"]
+    left = {path.name.split(".")[0] for path in (app / ".deploy").iterdir()}
+    # The newest 20 finished (this one counted), and the four the controller may still ask about.
+    assert left == {push.deployment_id, *ids[-19:], *ids[:4]}
+    assert (app / ".deploy" / f"{ids[0]}.upload.log").exists()  # a record is kept whole
 
 
 def test_releases_are_listed_by_their_last_unpack_or_switch_and_foreign_ones_last(tmp_path: Path) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shlex
 import subprocess
+from dataclasses import replace
 
 import pytest
 
@@ -91,10 +92,14 @@ def test_the_driver_command_is_one_quoted_argument_list() -> None:
     assert words[2] == remote_script("driver.sh")
     assert words[3:8] == ["driver", "~/my app's", pushed.deployment_id, "push", "1.0;touch /tmp/x"]
     assert "web 1" in words and "dc;1" in words and "echo $HOME && true" in words
-    assert len(words) == 4 + 13 + 5 * 6  # six words per hook (release._hook_args)
+    # six words per hook (release._hook_args), then the deployments whose records to keep
+    assert len(words) == 4 + 13 + 5 * 6 + 1
+    assert words[-1] == ""
+    kept = driver_command(replace(pushed, keep_records=("d-1", "d-2")), host)
+    assert shlex.split(kept)[-1] == "d-1 d-2"
 
 
-@pytest.mark.parametrize("script", ["driver.sh", "probe.sh"])
+@pytest.mark.parametrize("script", ["driver.sh", "probe.sh", "check.sh"])
 def test_the_remote_scripts_are_posix_sh(script: str) -> None:
     checked = subprocess.run(
         ["sh", "-n"], input=remote_script(script), text=True, capture_output=True, timeout=10
