@@ -31,10 +31,13 @@ import json
 import re
 import sys
 import threading
+import warnings
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+# Our own `deploy` hides libraries' warnings; this process imports asyncssh itself.
+warnings.filterwarnings("ignore", module=r"asyncssh(\.|$)")
 REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
@@ -108,6 +111,8 @@ class DelayProxy:
             await asyncio.gather(self._pump(client, to_host), self._pump(host, to_client))
         except (OSError, asyncio.IncompleteReadError):
             pass
+        except asyncio.CancelledError:
+            return  # the proxy closing: asyncio's server callback would print a cancelled task
         finally:
             to_client.close()
             to_host.close()
@@ -348,9 +353,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(
         f"  bare    {best_bare:6.2f}s  {best_bare / ideal:5.2f}   {beyond(best_bare):5.1f}  (pre-connected)"
     )
-    print(
-        f"  ours ÷ bare: {best_ours / best_bare:.2f}   (targets: ≤ 1.5 round trips per wave beyond, ≤ 0.7)"
-    )
+    print(f"  ours ÷ bare: {best_ours / best_bare:.2f}   (targets: ≤ 1.5 round trips per wave beyond, ≤ 0.7)")
     return 0
 
 

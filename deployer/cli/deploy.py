@@ -19,7 +19,6 @@ from deployer.cli.completion import (
 )
 from deployer.cli.options import db_option, echo_json, json_option
 from deployer.errors import LeftRunning, PatternError
-from deployer.events import DeploymentFinished, DeploymentStarted, Event, EventSink
 from deployer.exitcodes import ExitCode, exit_code_for
 from deployer.limit import read_limit_files
 from deployer.results import HostStatus
@@ -28,6 +27,7 @@ from deployer.wording import count_of
 
 if TYPE_CHECKING:
     from deployer.controller import GracefulStop, RolloutOutcome
+    from deployer.events import Event, EventSink
     from deployer.live_progress import LiveProgress
     from deployer.operations import Prepared, Reconciled
     from deployer.store import Store
@@ -408,6 +408,8 @@ async def run_stoppable(
     assert task is not None
     seen: dict[str, str] = {}  # the signal that left
     unfinished = [running] if running else []  # deployments begun and not yet finished, in order
+
+    from deployer.events import DeploymentFinished, DeploymentStarted  # events import the spec models
 
     def watch(event: Event) -> None:
         if isinstance(event, DeploymentStarted) and event.deployment_id not in unfinished:
