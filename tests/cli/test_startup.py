@@ -33,6 +33,7 @@ def test_help_imports_neither_asyncssh_nor_sqlalchemy(args: list[str]) -> None:
     report = bench_startup().measure(args)
     assert "asyncssh" not in report["loaded"]
     assert "sqlalchemy" not in report["loaded"]
+    assert "pydantic" not in report["loaded"]  # the spec's models: a plan's help needs none of them
 
 
 def test_a_run_still_imports_its_libraries_up_front() -> None:
