@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import signal
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -104,10 +105,26 @@ def test_a_rollback_to_a_version_the_fleet_never_ran_is_refused_before_any_host(
     assert all(app.current(host.name) == "1.0" for host in app.fleet.hosts)
 
 
-def test_a_controller_killed_before_the_halt_still_rolls_back_once_resumed(
-    request: pytest.FixtureRequest, tmp_path: Path
-) -> None:
-    app = make_app(tmp_path, fleet_of(request, "lab"), f"sqlite:///{tmp_path / 's.db'}", "killedhalt")
+@dataclass
+class Halting:
+    """A lab app on 1.0, max_failures 1, on_halt: rollback, whose push of 2.0 is set to halt:
+    validate fails on wave 1's dc1 host (``first``) and wave 2's (``second``, which is slow
+    too, so that wave 2 is in flight long enough to act on)."""
+
+    app: App
+    plan: dict[str, Any]
+    first: str
+    second: str
+
+    @property
+    def healthy_switched(self) -> set[str]:
+        """The hosts of waves 1 and 2 that the rollback should put back on 1.0."""
+        switched = {h["name"] for wave in self.plan["waves"][:2] for h in wave["hosts"]}
+        return switched - {self.first, self.second}
+
+
+def halting(request: pytest.FixtureRequest, tmp_path: Path, name: str, slow: str) -> Halting:
+    app = make_app(tmp_path, fleet_of(request, "lab"), f"sqlite:///{tmp_path / 's.db'}", name)
     app.spec.write_text(
         app.spec.read_text()
         .replace("max_failures: 2", "max_failures: 1")
@@ -118,7 +135,15 @@ def test_a_controller_killed_before_the_halt_still_rolls_back_once_resumed(
     first, second = wave_hosts(plan, 1, "dc1")[0], wave_hosts(plan, 2, "dc1")[0]
     app.fault(first, "validate")
     app.fault(second, "validate")
-    app.fault(second, "slow", "5")  # wave 2 stays in flight: the controller dies there
+    app.fault(second, "slow", slow)
+    return Halting(app, plan, first, second)
+
+
+def test_a_controller_killed_before_the_halt_still_rolls_back_once_resumed(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    case = halting(request, tmp_path, "killedhalt", slow="5")  # the controller dies in wave 2
+    app, second = case.app, case.second
     pushing = app.popen("push", str(app.spec), "--version", "2.0", "--yes")
     try:
         assert wait_until(lambda: at_step(app, second, "start"), timeout=60)
@@ -135,27 +160,15 @@ def test_a_controller_killed_before_the_halt_still_rolls_back_once_resumed(
     status = app.deploy_json("status", running.id)
     assert status["status"] == "halted"
     assert status["rollback"] is not None and status["rollback"]["restored_count"] == 4
-    switched = [h["name"] for wave in plan["waves"][:2] for h in wave["hosts"]]
-    for name in set(switched) - {first, second}:
-        assert app.current(name) == "1.0"
+    assert all(app.current(name) == "1.0" for name in case.healthy_switched)
     app.clear_faults()
 
 
 def test_a_rollback_a_signal_kept_from_running_is_incomplete_and_resume_runs_it(
     request: pytest.FixtureRequest, tmp_path: Path
 ) -> None:
-    app = make_app(tmp_path, fleet_of(request, "lab"), f"sqlite:///{tmp_path / 's.db'}", "stoppedhalt")
-    app.spec.write_text(
-        app.spec.read_text()
-        .replace("max_failures: 2", "max_failures: 1")
-        .replace("bake: 0s}", "bake: 0s, on_halt: rollback}")
-    )
-    app.deploy("push", str(app.spec), "--yes", check=0)
-    plan = app.deploy_json("plan", str(app.spec), "--version", "2.0")
-    first, second = wave_hosts(plan, 1, "dc1")[0], wave_hosts(plan, 2, "dc1")[0]
-    app.fault(first, "validate")
-    app.fault(second, "validate")
-    app.fault(second, "slow", "3")
+    case = halting(request, tmp_path, "stoppedhalt", slow="3")
+    app, first, second = case.app, case.first, case.second
     pushing = app.popen("push", str(app.spec), "--version", "2.0", "--yes", "--json")
     try:
         assert wait_until(lambda: at_step(app, second, "start"), timeout=60)
@@ -172,11 +185,7 @@ def test_a_rollback_a_signal_kept_from_running_is_incomplete_and_resume_runs_it(
     assert halted["rollback"]["status"] == "incomplete" and halted["rollback"]["ids"] == []
     assert len(halted["rollback"]["not_restored"]) == 6
     resumed = app.deploy_json("resume", halted["id"], check=1)
-    assert resumed["rollback"]["restored_count"] == 4 and resumed["rollback"]["failed_again"] == [
-        first,
-        second,
-    ]
-    switched = [h["name"] for wave in plan["waves"][:2] for h in wave["hosts"]]
-    for name in set(switched) - {first, second}:
-        assert app.current(name) == "1.0"
+    assert resumed["rollback"]["restored_count"] == 4
+    assert resumed["rollback"]["failed_again"] == [first, second]
+    assert all(app.current(name) == "1.0" for name in case.healthy_switched)
     app.clear_faults()
