@@ -118,22 +118,28 @@ def _bare_command(target: str, version: str, hook: str) -> str:
     )
 
 
+async def bare_connect(host: dict[str, Any]) -> Any:
+    """An asyncssh connection to one host of a bare plan (address, port, user, identity, known_hosts)."""
+    import asyncssh
+
+    return await asyncssh.connect(
+        host["address"],
+        port=host["port"],
+        username=host["user"],
+        client_keys=[host["identity"]],
+        known_hosts=host["known_hosts"],
+        config=[],
+    )
+
+
 async def _bare_push(plan: dict[str, Any]) -> list[float]:
     """Every wave of ``plan`` in turn, its hosts at once; the seconds each wave took."""
-    import asyncssh
 
     command = _bare_command(plan["target"], plan["version"], plan["hook"])
     artifact = Path(plan["artifact"])
 
     async def one(host: dict[str, Any]) -> None:
-        async with asyncssh.connect(
-            host["address"],
-            port=host["port"],
-            username=host["user"],
-            client_keys=[host["identity"]],
-            known_hosts=host["known_hosts"],
-            config=[],
-        ) as connection:
+        async with await bare_connect(host) as connection:
             result = await connection.run(command, stdin=artifact, check=False, encoding=None)
             if result.exit_status != 0:
                 raise RuntimeError(f"{host['address']}: exit {result.exit_status}: {result.stderr!r}")

@@ -51,6 +51,7 @@ from bench.push import (  # noqa: E402  (the repository's root must be on the pa
     WAVE_COUNT,
     Workspace,
     _bare_command,
+    bare_connect,
     run_measured,
 )
 
@@ -150,24 +151,13 @@ class DelayProxy:
 
 
 async def _bare_push(plan: dict[str, Any]) -> None:
-    import asyncssh
 
     command = _bare_command(plan["target"], plan["version"], plan["hook"])
     artifact = Path(plan["artifact"]).read_bytes()
     hosts = [host for wave in plan["waves"] for host in wave]
 
-    async def connect(host: dict[str, Any]) -> asyncssh.SSHClientConnection:
-        return await asyncssh.connect(
-            host["address"],
-            port=host["port"],
-            username=host["user"],
-            client_keys=[host["identity"]],
-            known_hosts=host["known_hosts"],
-            config=[],
-        )
-
     connections = dict(
-        zip([h["address"] for h in hosts], await asyncio.gather(*map(connect, hosts)), strict=True)
+        zip([h["address"] for h in hosts], await asyncio.gather(*map(bare_connect, hosts)), strict=True)
     )
     try:
         for wave in plan["waves"]:
