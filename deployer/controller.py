@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
@@ -27,6 +27,7 @@ from deployer.events import (
     GateChecked,
     HostFinished,
     HostsJoined,
+    HostStaged,
     HostStepStarted,
     WaveFinished,
     WaveStarted,
@@ -37,13 +38,17 @@ from deployer.gates import gates_when
 from deployer.policy import should_halt
 from deployer.probing import probe_deadline, record_verdicts, settle_hosts
 from deployer.results import DeploymentStatus, HostResult, HostStatus, Step
-from deployer.runner import HostRunner, JobKind, ReleaseJob
+from deployer.runner import HostRunner, JobKind, ReleaseJob, StageReport, StepStarted
 from deployer.spec import Gate, GateWhen
 from deployer.store import Store
 from deployer.wording import count_of
 
 # Steps a host reaches once its release is switched: its own hooks, then pruning.
 _PAST_SWITCH = frozenset({Step.START, Step.VALIDATE, Step.PRUNE})
+
+# Hosts staged at once (connecting, sending the release, unpacking), whatever the waves'
+# size: enough to keep ahead of the waves, few enough not to slow the running one.
+STAGE_CONCURRENCY = 64
 
 log = logging.getLogger(__name__)
 
@@ -80,6 +85,7 @@ class Rollout:
     discover: Discover | None = None
     budget_exempt: frozenset[str] = frozenset()  # failures not counted (see RolloutState)
     gates: tuple[Gate, ...] = ()  # checks between waves (none for an automatic rollback)
+    stage_ahead: int | None = 1  # waves staged ahead of the running one; None: all of them
 
     @property
     def gate_plan(self) -> GatePlan:
@@ -210,6 +216,12 @@ class _Run:
         self.gate_failure: str | None = None  # the first failing gate's verdict, as a halt reason
         self.bake_checks: dict[str, datetime] = {}  # bake gate -> its next check, in this bake
         self.bake_of: int | None = None  # the wave whose bake bake_checks belong to
+        # Staging ahead (see _stage_ahead): hosts whose staging began, and its tasks.
+        self.staging: set[str] = set()
+        self.staging_tasks: set[asyncio.Task[StageReport]] = set()
+        self.stage_slots = asyncio.Semaphore(STAGE_CONCURRENCY)
+        self.steps_to_record: list[tuple[str, Step, datetime]] = []
+        self.stop_sent = False
 
     @property
     def deployment_id(self) -> str:
@@ -224,10 +236,11 @@ class _Run:
         try:
             return await self._loop()
         finally:
-            for task in self.tasks:
+            for task in (*self.tasks, *self.staging_tasks):
                 task.cancel()
-            if self.tasks:
-                await asyncio.gather(*self.tasks, return_exceptions=True)
+            if self.tasks or self.staging_tasks:
+                await asyncio.gather(*self.tasks, *self.staging_tasks, return_exceptions=True)
+            await self.c._runner.unstage(self.deployment_id)
 
     async def _loop(self) -> RolloutOutcome:
         self._note_finished_waves(self.c._clock(), tell=False)  # a resumed deployment's: told before
@@ -274,11 +287,13 @@ class _Run:
                 self.c._sink(Baking(self.deployment_id, decision.wave, decision.wait_until, final=final))
             if decision.wait_until is not None and await self._poll_bake_gates(decision, now):
                 continue
-            for name in decision.start:
-                self.statuses[name] = HostStatus.RUNNING
-                task = asyncio.create_task(self._run_host(name), name=f"host {name}")
-                self.tasks[task] = name
+            if self.control is Control.ABORT and not self.stop_sent:
+                self.stop_sent = True
+                self.c._runner.stop(self.deployment_id)
+            self._start_hosts(decision.start, now)
+            self._stage_ahead(decision)
             await self._wait(now, self._wake_at(decision))
+            self._record_steps()
 
     def _gate_context(self, wave: int) -> GateContext:
         job = self.rollout.job
@@ -513,21 +528,72 @@ class _Run:
                     counts = _counts({name: self.statuses[name] for name in hosts})
                     self.c._sink(WaveFinished(self.deployment_id, index, len(self.waves), counts, now))
 
+    def _start_hosts(self, names: Sequence[str], now: datetime) -> None:
+        """Start ``names``: recorded RUNNING together, in one write, BEFORE any host gets its
+        go: should this controller die, ``deploy resume`` then asks those hosts' journals
+        what ran, and no hook runs twice."""
+        if not names:
+            return
+        self.c._store.record_steps(self.deployment_id, [(name, Step.CONNECT, now) for name in names])
+        for name in names:
+            self.statuses[name] = HostStatus.RUNNING
+            self.c._sink(HostStepStarted(self.deployment_id, name, Step.CONNECT, now))
+            task = asyncio.create_task(self._run_host(name), name=f"host {name}")
+            self.tasks[task] = name
+
+    def _host_event(self, event: StepStarted) -> None:
+        """A step a host began, as its driver streams it: told at once, recorded with the
+        next batch (the host's journal is the record that it ran)."""
+        self.steps_to_record.append((event.host, event.step, event.at))
+        self.c._sink(HostStepStarted(self.deployment_id, event.host, event.step, event.at))
+        if event.step in _PAST_SWITCH:
+            self._prepare_after(self.wave_of[event.host])
+
+    def _record_steps(self) -> None:
+        """The steps told since the last batch, in one write."""
+        if self.steps_to_record:
+            batch, self.steps_to_record = self.steps_to_record, []
+            self.c._store.record_steps(self.deployment_id, batch)
+
+    def _stage_ahead(self, decision: Decision) -> None:
+        """Stage the pending hosts of the next ``stage_ahead`` waves after the running one.
+
+        Staging sends the release and unpacks it beside the live one, so that a host's wave
+        costs one message. It never touches a host of the running wave, nor starts while
+        the deployment stops; it is bounded by STAGE_CONCURRENCY, not by ``max_parallel``
+        nor the failure budget (it changes nothing live). A host whose staging failed is
+        simply staged again at its wave.
+        """
+        ahead = self.rollout.stage_ahead
+        if ahead == 0 or decision.wave is None or decision.halting or self.control is not Control.RUN:
+            return
+        last = len(self.waves) if ahead is None else min(len(self.waves), decision.wave + ahead)
+        for wave in range(decision.wave + 1, last + 1):
+            for name in self.waves[wave - 1]:
+                if name in self.staging or self.statuses[name] is not HostStatus.PENDING:
+                    continue
+                self.staging.add(name)
+                task = asyncio.create_task(self._stage_host(name), name=f"stage {name}")
+                self.staging_tasks.add(task)
+                task.add_done_callback(self.staging_tasks.discard)
+
+    async def _stage_host(self, name: str) -> StageReport:
+        async with self.stage_slots:
+            if self.statuses[name] is not HostStatus.PENDING:  # its wave came first
+                return StageReport(name, staged=False)
+            report = await self.c._runner.stage(self.targets[name], self.rollout.job)
+        if report.staged and self.statuses[name] is HostStatus.PENDING:
+            now = self.c._clock()
+            self.c._store.mark_staged(self.deployment_id, [name], now)
+            self.c._sink(HostStaged(self.deployment_id, name, now))
+        return report
+
     async def _run_host(self, name: str) -> HostResult:
         """Deploy one host and record its result; a bug here fails the host, not its wave."""
         target = self.targets[name]
         started = self.c._clock()
-
-        async def report(host: str, step: Step) -> bool:
-            now = self.c._clock()
-            self.c._store.record_step(self.deployment_id, host, step, now)
-            self.c._sink(HostStepStarted(self.deployment_id, host, step, now))
-            if step in _PAST_SWITCH:
-                self._prepare_after(self.wave_of[host])
-            return self.control is not Control.ABORT
-
         try:
-            result = await self.c._runner.deploy(target, self.rollout.job, report)
+            result = await self.c._runner.deploy(target, self.rollout.job, self._host_event)
         except StoreError:
             raise  # the store failed (lost): the whole loop stops, not just this host
         except Exception as error:  # a bug in the runner: fail this host loudly, keep the wave
@@ -539,6 +605,7 @@ class _Run:
                 finished_at=self.c._clock(),
                 error=f"internal error: {error!r}",
             )
+        self._record_steps()  # before the result: a step recorded after it would reopen the host
         self.c._store.record_host_result(self.deployment_id, result)
         failed = counted_failures({**self.statuses, name: result.status}, self.rollout.budget_exempt)
         self.c._sink(HostFinished(self.deployment_id, result, failed, self.failure_budget))

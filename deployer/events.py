@@ -87,6 +87,15 @@ class HostStepStarted:
 
 
 @dataclass(frozen=True, slots=True)
+class HostStaged:
+    """A pending host's release is ready beside the live one: its wave costs one message."""
+
+    deployment_id: str
+    host: str
+    at: datetime
+
+
+@dataclass(frozen=True, slots=True)
 class HostFinished:
     deployment_id: str
     result: HostResult
@@ -120,6 +129,7 @@ Event = (
     | GateChecked
     | HostsJoined
     | HostStepStarted
+    | HostStaged
     | HostFinished
     | ControlChanged
     | DeploymentFinished

@@ -20,6 +20,7 @@ from deployer.events import (
     GateChecked,
     HostFinished,
     HostsJoined,
+    HostStaged,
     HostStepStarted,
     WaveStarted,
 )
@@ -76,6 +77,8 @@ class LiveProgress:
             case HostStepStarted():
                 self._status[event.host] = HostStatus.RUNNING
                 self._step[event.host] = event.step.value
+            case HostStaged():
+                self._step[event.host] = "staged"
             case HostFinished():
                 self._status[event.result.host] = event.result.status
                 if event.result.status.is_failure:

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from deployer.fleet import SshTarget
-from deployer.release import remote_script, split_marker
+from deployer.protocol import remote_script, split_marker
 from deployer.render import format_table
 from deployer.runner import Artifact, CheckAnswer
 from deployer.wording import count_of

@@ -19,6 +19,7 @@ from deployer.events import (
     GateChecked,
     HostFinished,
     HostsJoined,
+    HostStaged,
     HostStepStarted,
     WaveFinished,
     WaveStarted,
@@ -56,7 +57,7 @@ def describe(event: Event) -> str | None:
                 f"{count_of(len(event.datacenters), 'host')} joined the inventory, as wave {event.wave}: "
                 f"{', '.join(event.datacenters)}; {count_of(event.failure_budget, 'failure')} allowed"
             )
-        case HostStepStarted():
+        case HostStepStarted() | HostStaged():
             return None
         case HostFinished():
             result = event.result

@@ -109,6 +109,7 @@ def host_json(host: HostDeploymentView) -> dict[str, Any]:
         "previous_version": host.previous_version,
         "output_tail": host.output_tail,
         "note": host.note,
+        "staged": host.staged,
     }
 
 

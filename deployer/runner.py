@@ -8,8 +8,9 @@ real runner is :mod:`deployer.ssh` (asyncssh); Fabric-task hooks run through
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, Protocol
 
 from deployer.fleet import SshTarget
@@ -72,11 +73,28 @@ class ReleaseJob:
     keep_records: tuple[str, ...] = ()
 
 
-# Called with the host's name and the step about to run, and awaited before the step
-# starts, so the step is recorded before it happens. Returning False asks the runner to
-# stop this host before the step (honoured only before the switch: a switched host is
-# always started and validated, so no host is left half-switched).
-StepReporter = Callable[[str, Step], Awaitable[bool]]
+@dataclass(frozen=True, slots=True)
+class StepStarted:
+    """A host began a step: sent as it happens, never waited on (the host's journal, not
+    the controller's acknowledgement, is the record that it ran)."""
+
+    deployment_id: str
+    host: str
+    step: Step
+    at: datetime
+
+
+# Takes a host's events as they come; must not block (the controller batches its writes).
+HostEvents = Callable[[StepStarted], None]
+
+
+@dataclass(frozen=True, slots=True)
+class StageReport:
+    """How staging one host ended: its release ready beside the live one, or why not."""
+
+    host: str
+    staged: bool
+    error: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,8 +121,26 @@ class HostProbe:
 
 
 class HostRunner(Protocol):
-    async def deploy(self, target: SshTarget, job: ReleaseJob, report: StepReporter) -> HostResult:
-        """Run ``job`` on one host; never raises for the host's own failures."""
+    """Runs jobs on hosts. Everything it takes and gives is a value (no shared objects),
+    so that host conversations may one day run in another process than the loop."""
+
+    async def stage(self, target: SshTarget, job: ReleaseJob) -> StageReport:
+        """Prepare ``job``'s release on one host ahead of its wave; nothing live changes.
+        The host then waits for :meth:`deploy`. Never raises for the host's own failures."""
+        ...
+
+    async def deploy(self, target: SshTarget, job: ReleaseJob, events: HostEvents) -> HostResult:
+        """Run ``job`` on one host (staging it first unless staged); never raises for the
+        host's own failures."""
+        ...
+
+    def stop(self, deployment_id: str) -> None:
+        """The operator aborted: hosts of that deployment in flight stop before their next
+        step, while an abort still holds (before the old release was stopped)."""
+        ...
+
+    async def unstage(self, deployment_id: str) -> None:
+        """Let every host staged for that deployment go, untouched (it ended first)."""
         ...
 
     async def probe(self, target: SshTarget, app_target: str, deployment_id: str | None) -> HostProbe:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from deployer.release import parse_outcome
+from deployer.protocol import parse_outcome
 from deployer.results import HostStatus
 from deployer.runner import HostProbe
 

@@ -1,33 +1,10 @@
 """The real :class:`~deployer.runner.HostRunner`: asyncssh, one connection per host.
 
-Per host and deployment the runner opens one exec channel that runs the remote driver
-(``deployer/remote/driver.sh``, see :mod:`deployer.release`) and converses with it:
-
-    driver                                  controller (this module)
-    @@previous 1.3
-    @@step upload start          ───────▶   report(host, UPLOAD) commits the step
-                                 ◀───────   go            (or `stop`: abort before it)
-    @@need-artifact <path> stdin ───────▶
-                                 ◀───────   data <n>, the artifact's n bytes, sent
-                                            (or, on a host without GNU head, `file`: a
-                                            second channel, cat > <path>, then `sent`)
-    @@step upload end 0 1
-    @@step start start / go / @@output <token> ... @@output-end <token> / @@step start end 0 1
-    @@release 1.4 ... @@step prune start ▶  go 4 5        (positions to delete)
-    @@done succeeded / @@current 1.4
-
-A Fabric-task hook runs here, not on the host (:mod:`deployer.fabric_hooks`): the driver
-tells its variables and holds at its start; the controller runs the task while it waits,
-then answers with the result instead of `go`:
-
-    @@env DEPLOY_RELEASE_DIR /srv/app/releases/1.4 (and the other two)
-    @@step after_install start   ───────▶   report(host, AFTER_INSTALL), then the task
-                                 ◀───────   done 0 1      (exit, attempts [, timeout])
-
-Round trips per host: one per step that runs (its acknowledgement), plus the upload when
-the release is not on the host yet; a step's output travels with its end marker, and the
-driver batches its lines so that each wait costs one packet each way. Steps are timed
-here, from the acknowledgement to the end marker.
+Per host and deployment the runner opens one exec channel that runs the remote driver;
+the conversation with it is :mod:`deployer.conversation` (protocol: the header of
+``deployer/remote/driver.sh``). :meth:`SshRunner.stage` holds it from the host's staging
+to its wave; :meth:`SshRunner.deploy` sends the wave's one message (staging first, when
+the host was not staged ahead).
 
 Concurrency: how many hosts deploy at once is the controller's policy, decided in one
 place. The runner only bounds what it adds itself: at most ``connect_concurrency`` SSH
@@ -52,18 +29,13 @@ changed key is refused under both.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
-import shlex
-import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from pathlib import PurePath
 from typing import TYPE_CHECKING
 
 import asyncssh
 
+from deployer.conversation import ControllerHookOutcome, Conversation, new_transcript
 from deployer.fleet import SshTarget, endpoint
 from deployer.host_keys import (
     judge_host_key,
@@ -73,26 +45,17 @@ from deployer.host_keys import (
     other_type_problem,
     refusal_problem,
 )
-from deployer.release import (
-    StepEnd,
-    StepStart,
-    controller_answer,
-    driver_command,
-    failure_sentence,
-    first_step,
-    job_problem,
-    parse_outcome,
-    parse_probe,
-    parse_step,
-    probe_command,
-    release_dir_name,
-    releases_to_prune,
-    runs_on_controller,
-    split_marker,
-    version_of_dir,
+from deployer.protocol import StepEnd, driver_command, parse_probe, probe_command
+from deployer.release import job_problem
+from deployer.results import HostResult, HostStatus, Step
+from deployer.runner import (
+    CheckAnswer,
+    HookCommand,
+    HostEvents,
+    HostProbe,
+    ReleaseJob,
+    StageReport,
 )
-from deployer.results import HostResult, HostStatus, Step, StepResult, cap_output, tail
-from deployer.runner import CheckAnswer, HookCommand, HostProbe, ReleaseJob, StepReporter
 from deployer.ssh_config import Endpoint, SshConfigProblem, resolve_endpoint
 
 if TYPE_CHECKING:
@@ -100,13 +63,7 @@ if TYPE_CHECKING:
 
 DEFAULT_CONNECT_CONCURRENCY = 256
 KEEPALIVE_COUNT_MAX = 3  # unanswered keepalives before a connection counts as lost
-STEP_SLACK = 30.0  # seconds beyond a hook's own time limits before the controller gives up
-IDLE_LIMIT = 120.0  # seconds the driver may stay silent outside a hook (switch, prune, unpack)
-UPLOAD_RATE_FLOOR = 1 << 20  # bytes per second an upload is allowed to go no slower than
 PROBE_TIMEOUT = 60.0
-STOP_GRACE = 5.0  # seconds to let a driver told `stop` end, when the controller is leaving
-STDERR_CAP = 4096
-ARTIFACT_CHUNK = 1 << 18  # bytes read from the artifact and written to the channel at a time
 
 
 # AES-GCM first: asyncssh's default, chacha20-poly1305, builds cipher contexts in Python
@@ -141,10 +98,6 @@ def _key(target: SshTarget) -> _Key:
 def _where(target: SshTarget) -> str:
     host = target.host
     return host.address if host.port is None else endpoint(host.address, host.port)
-
-
-def _now() -> datetime:
-    return datetime.now(UTC)
 
 
 class _KnownHostsBook:
@@ -191,72 +144,6 @@ class _HostKeyCheck(asyncssh.SSHClient):
         return False
 
 
-@dataclass(slots=True)
-class _Run:
-    """What one host's driver conversation has produced so far (mutable, local to a deploy)."""
-
-    host: str
-    started_at: datetime
-    new_dir: str  # the release directory this job switches to
-    steps: list[StepResult] = field(default_factory=list)
-    step: Step | None = None
-    step_started_at: datetime | None = None
-    step_clock: float = 0.0
-    output: str = ""
-    previous_dir: str = ""  # release directory names, as the driver reports them
-    current_dir: str = ""
-    releases: list[str] = field(default_factory=list)
-    committed: bool = False  # past the point where an abort holds (old release stopped, or switched)
-    uploaded: bool = False
-    error: str | None = None
-    failed_end: StepEnd | None = None
-    outcome: str | None = None
-    acknowledged: Step | None = None  # answered before the driver asked (see first_step)
-    awaiting: Step | None = None  # the step whose report is being awaited (no answer sent yet)
-    reported_env: dict[str, str] = field(default_factory=dict)  # @@env: the next hook's variables
-
-    def begin(self, step: Step) -> None:
-        self.step = step
-        self.step_started_at = _now()
-        self.step_clock = time.monotonic()
-        self.output = ""
-
-    def end(self, end: StepEnd) -> None:
-        self.steps.append(
-            StepResult(
-                step=end.step,
-                exit_status=end.exit_status,
-                started_at=self.step_started_at or _now(),
-                duration=time.monotonic() - self.step_clock,
-                output=cap_output(self.output),
-                attempts=end.attempts,
-            )
-        )
-        if end.exit_status != 0:
-            self.failed_end = end
-        if end.step in (Step.STOP, Step.SWITCH):
-            self.committed = True
-        if end.step == Step.SWITCH and end.exit_status == 0:
-            self.current_dir = self.new_dir  # the driver's last word may never come
-
-    def result(self, status: HostStatus, step: Step | None, exit_status: int | None = None) -> HostResult:
-        output = next((s.output for s in reversed(self.steps) if s.step == step), self.output)
-        return HostResult(
-            host=self.host,
-            status=status,
-            started_at=self.started_at,
-            finished_at=_now(),
-            step=step,
-            exit_status=exit_status,
-            error=self.error,
-            output_tail=tail(output) if status != HostStatus.SUCCEEDED else "",
-            steps=tuple(self.steps),
-            version=version_of_dir(self.current_dir) if self.current_dir else None,
-            previous_version=version_of_dir(self.previous_dir) if self.previous_dir else None,
-            uploaded=self.uploaded,
-        )
-
-
 async def _other_key_type(
     book: asyncssh.SSHKnownHosts | None, endpoint: Endpoint, known_hosts: str, *, direct: bool
 ) -> str | None:
@@ -275,10 +162,6 @@ async def _other_key_type(
     return other_type_problem(known_hosts, endpoint.where, offered, types)
 
 
-class _ProtocolError(Exception):
-    pass
-
-
 class SshRunner:
     """Runs release jobs on hosts over asyncssh (implements :class:`deployer.runner.HostRunner`)."""
 
@@ -294,6 +177,10 @@ class SshRunner:
         self._jumps: dict[Endpoint, asyncssh.SSHClientConnection] = {}
         self._jump_attempts: dict[Endpoint, asyncio.Task[asyncssh.SSHClientConnection]] = {}
         self._fabric_hooks: FabricHooks | None = None
+        # Conversations by (deployment id, host): staged and waiting for their wave, and live.
+        self._staged: dict[tuple[str, str], Conversation] = {}
+        self._live: dict[str, dict[str, Conversation]] = {}
+        self._stopping: set[str] = set()
         self._closed = False
 
     # -- connections -------------------------------------------------------------------
@@ -494,6 +381,9 @@ class SshRunner:
     async def aclose(self) -> None:
         """Close every connection this runner opened."""
         self._closed = True
+        for conversation in self._staged.values():
+            conversation.close()
+        self._staged.clear()
         for warming in self._warming.values():
             warming.cancel()
         await asyncio.gather(*self._warming.values(), return_exceptions=True)
@@ -552,285 +442,83 @@ class SshRunner:
 
     # -- deploy ------------------------------------------------------------------------
 
-    async def deploy(self, target: SshTarget, job: ReleaseJob, report: StepReporter) -> HostResult:
+    async def stage(self, target: SshTarget, job: ReleaseJob) -> StageReport:
+        """Stage ``job`` on one host ahead of its wave; the driver then holds for its go."""
+        name = target.host.name
+        opened = await self._converse(target, job)
+        if isinstance(opened, HostResult):
+            return StageReport(name, staged=False, error=opened.error)
+        ended = await opened.stage()
+        if ended is not None:
+            return StageReport(name, staged=False, error=ended.error)
+        self._staged[(job.deployment_id, name)] = opened
+        return StageReport(name, staged=True)
+
+    async def deploy(self, target: SshTarget, job: ReleaseJob, events: HostEvents) -> HostResult:
         """Run ``job`` on one host; never raises for the host's own failures."""
-        run = _Run(host=target.host.name, started_at=_now(), new_dir=release_dir_name(job.version))
+        name = target.host.name
+        key = (job.deployment_id, name)
+        conversation = self._staged.pop(key, None)
+        if conversation is not None and not conversation.is_open:
+            conversation = None  # lost while it waited: staged again
+        if conversation is None:
+            opened = await self._converse(target, job)
+            if isinstance(opened, HostResult):
+                return opened
+            conversation = opened
+            ended = await conversation.stage()
+            if ended is not None:
+                return ended
+        self._live.setdefault(job.deployment_id, {})[name] = conversation
+        if job.deployment_id in self._stopping:
+            conversation.stop()
+        try:
+            return await conversation.go(events)
+        except BaseException:
+            await conversation.leave()
+            raise
+        finally:
+            self._live[job.deployment_id].pop(name, None)
+
+    def stop(self, deployment_id: str) -> None:
+        self._stopping.add(deployment_id)
+        for conversation in self._live.get(deployment_id, {}).values():
+            conversation.stop()
+
+    async def unstage(self, deployment_id: str) -> None:
+        for key in [key for key in self._staged if key[0] == deployment_id]:
+            self._staged.pop(key).close()
+
+    async def _converse(self, target: SshTarget, job: ReleaseJob) -> Conversation | HostResult:
+        """A conversation with the host's driver, or why none could start (the host's result)."""
+        transcript = new_transcript(target.host.name, job)
         problem = job_problem(job)
         if problem is not None:
-            run.error = problem[1]
-            return run.result(HostStatus.FAILED, problem[0])
-        if not await report(run.host, Step.CONNECT):
-            return run.result(HostStatus.ABORTED, Step.CONNECT)
-        run.begin(Step.CONNECT)
+            transcript.error = problem[1]
+            return transcript.result(HostStatus.FAILED, problem[0])
+        transcript.begin(Step.CONNECT)
         try:
             connection, process = await self._open_process(target, driver_command(job, target.host))
         except _ConnectFailed as failure:
-            run.error = failure.message
-            return run.result(failure.status, Step.CONNECT)
-        run.end(StepEnd(Step.CONNECT, 0, 1, False))
-        try:
-            # The first step is known in advance: its answer travels right behind the exec
-            # request, and the driver finds it waiting (one round trip less per host). Not
-            # for a hook run here: the driver must tell its variables first.
-            first = first_step(job)
-            if not runs_on_controller(job.hooks.get(first)):
-                run.awaiting = first
-                go = await report(run.host, first)
-                process.stdin.write(self._answer(go, first, job, run))
-                run.awaiting = None
-                run.acknowledged = first
-                run.begin(first)  # its start marker comes later, batched with what follows
-            return await self._converse(target, job, report, run, connection, process)
-        except (asyncssh.Error, OSError, asyncio.IncompleteReadError) as error:
-            self._forget(target, connection)
-            step = run.step or Step.CONNECT
-            reason = getattr(error, "reason", None) or str(error) or type(error).__name__
-            run.error = (
-                f"lost the connection to {_where(target)} during {step}: {reason}; "
-                "the host carries on by itself (a probe tells how it ended)"
-            )
-            return run.result(HostStatus.UNKNOWN, step)
-        except _ProtocolError as error:
-            process.close()
-            run.error = str(error)
-            return run.result(HostStatus.FAILED, run.step or Step.CONNECT)
-        except TimeoutError:
-            process.close()
-            step = run.step or Step.CONNECT
-            run.error = (
-                f"no word from {_where(target)} during {step} for longer than it may take; gave up "
-                "waiting (its driver may still finish: a probe tells how it ended)"
-            )
-            return run.result(HostStatus.UNKNOWN, step)
-        except BaseException:
-            # The controller is going away (cancelled) or a reporter failed. If the driver
-            # waits to start a step that changes nothing yet, tell it to stop there, and
-            # wait (briefly) until it has: a connection closed right after could lose the
-            # `stop` inside sshd and leave the driver to carry on. Else the EOF tells it to
-            # finish the host by itself.
-            with contextlib.suppress(asyncssh.Error, OSError, TimeoutError):
-                if run.awaiting is not None and not run.committed:
-                    process.stdin.write(b"stop\n")
-                    process.stdin.write_eof()
-                    async with asyncio.timeout(STOP_GRACE):
-                        await process.wait_closed()
-                else:
-                    process.stdin.write_eof()
-            raise
+            transcript.error = failure.message
+            return transcript.result(failure.status, Step.CONNECT)
+        transcript.end(StepEnd(Step.CONNECT, 0, 1, False))
 
-    async def _converse(
-        self,
-        target: SshTarget,
-        job: ReleaseJob,
-        report: StepReporter,
-        run: _Run,
-        connection: asyncssh.SSHClientConnection,
-        process: asyncssh.SSHClientProcess[bytes],
-    ) -> HostResult:
-        stdout = process.stdout
-        stdin = process.stdin
-        loop = asyncio.get_running_loop()
-        # The first step was answered in advance: its start marker comes with its end.
-        first_budget = IDLE_LIMIT + self._budget(job, first_step(job))
-        async with asyncio.timeout_at(loop.time() + first_budget) as limit:
-            while True:
-                raw = await stdout.readline()
-                if not raw:
-                    if run.outcome is None and connection.is_closed():
-                        raise asyncssh.ConnectionLost("the connection was closed")
-                    break
-                line = raw.decode("utf-8", "replace")
-                marker = split_marker(line)
-                if marker is None:
-                    run.output += line
-                    continue
-                word, rest = marker
-                if word == "step":
-                    event = self._parse_step(rest)
-                    if isinstance(event, StepStart):
-                        if event.step == run.acknowledged:
-                            run.acknowledged = None
-                        else:
-                            limit.reschedule(None)
-                            run.awaiting = event.step
-                            go = await report(run.host, event.step)
-                            answer = self._answer(go, event.step, job, run)
-                            run.awaiting = None
-                            run.begin(event.step)
-                            hook = job.hooks.get(event.step)
-                            if answer == b"go\n" and hook is not None and runs_on_controller(hook):
-                                limit.reschedule(loop.time() + self._budget(job, event.step))
-                                answer = await self._run_here(target, job, hook, run)
-                            stdin.write(answer)
-                        limit.reschedule(loop.time() + self._budget(job, event.step))
-                    else:
-                        run.end(event)
-                        limit.reschedule(loop.time() + IDLE_LIMIT)
-                elif word == "output":
-                    run.output += await self._read_output(stdout, rest)
-                elif word == "need-artifact":
-                    path, _, how = rest.rpartition(" ")  # the path may hold spaces, `how` not
-                    if how == "stdin":
-                        await self._stream_artifact(stdin, job, run)
-                    else:
-                        stdin.write(await self._send_artifact(connection, job, path, run))
-                    limit.reschedule(loop.time() + IDLE_LIMIT + self._upload_time(job))
-                elif word == "env":
-                    name, _, value = rest.partition(" ")
-                    run.reported_env[name] = value
-                elif word == "previous":
-                    run.previous_dir = run.current_dir = rest
-                elif word == "current":
-                    run.current_dir = rest
-                elif word == "release":
-                    run.releases.append(rest)
-                elif word == "error":
-                    run.error = rest
-                elif word == "done":
-                    run.outcome = rest
-        return await self._finish(job, run, process)
+        async def run_here(hook: HookCommand, reported: dict[str, str]) -> ControllerHookOutcome:
+            return await self._run_here(target, job, hook, reported)
 
-    @staticmethod
-    async def _read_output(stdout: asyncssh.SSHReader[bytes], token: str) -> str:
-        """A step's output, up to the line ``@@output-end <token>``, less the newline the
-        driver puts before that line. At the channel's end, what came: the conversation
-        then ends as at any other end of the channel."""
-        end = f"@@output-end {token}\n".encode()
-        lines: list[bytes] = []
-        while (raw := await stdout.readline()) != end:
-            if not raw:
-                return b"".join(lines).decode("utf-8", "replace")
-            lines.append(raw)
-        return b"".join(lines)[:-1].decode("utf-8", "replace")
+        return Conversation(job, transcript, connection, process, _where(target), run_here)
 
-    @staticmethod
-    def _parse_step(rest: str) -> StepStart | StepEnd:
-        try:
-            return parse_step(rest)
-        except ValueError as error:
-            raise _ProtocolError(f"the remote driver said something unexpected: {error}") from None
-
-    @staticmethod
-    def _answer(go: bool, step: Step, job: ReleaseJob, run: _Run) -> bytes:
-        """The line that lets the driver run ``step``; `stop` only while an abort still holds."""
-        if not go and not run.committed and step not in (Step.START, Step.VALIDATE, Step.PRUNE):
-            return b"stop\n"
-        if step == Step.PRUNE:
-            current = release_dir_name(job.version)
-            doomed = releases_to_prune(run.releases, current, run.previous_dir, job.keep_releases)
-            return ("go " + " ".join(map(str, doomed)) + "\n").encode()
-        if step == Step.SWITCH:  # the time for revisions.log: the driver need not run date(1)
-            return f"go {_now():%Y-%m-%dT%H:%M:%SZ}\n".encode()
-        return b"go\n"
-
-    async def _run_here(self, target: SshTarget, job: ReleaseJob, hook: HookCommand, run: _Run) -> bytes:
-        """Runs a Fabric-task hook on the controller while the driver holds; the driver's answer."""
+    async def _run_here(
+        self, target: SshTarget, job: ReleaseJob, hook: HookCommand, reported: dict[str, str]
+    ) -> ControllerHookOutcome:
+        """Runs a Fabric-task hook on the controller while the driver holds."""
         # Fabric and paramiko are imported only when a spec uses them.
         from deployer.fabric_hooks import FabricHooks, hook_variables
 
         if self._fabric_hooks is None:
             self._fabric_hooks = FabricHooks(self._connect_slots)
-        variables = hook_variables(job, target.host, run.reported_env)
-        outcome = await self._fabric_hooks.run(target, hook, variables)
-        run.output = outcome.output
-        if outcome.error is not None and not (hook.step == Step.STOP and job.ignore_stop_failures):
-            run.error = outcome.error
-        return controller_answer(outcome.exit_status, outcome.attempts, outcome.timed_out)
-
-    @staticmethod
-    def _upload_time(job: ReleaseJob) -> float:
-        return job.artifact.size / UPLOAD_RATE_FLOOR if job.artifact is not None else 0.0
-
-    def _budget(self, job: ReleaseJob, step: Step) -> float:
-        """Seconds the controller waits for ``step`` to end before it gives up on the host."""
-        hook = job.hooks.get(step)
-        if hook is None:
-            return IDLE_LIMIT + (self._upload_time(job) if step == Step.UPLOAD else 0.0)
-        attempts = max(hook.retries, 0) + 1
-        return attempts * hook.timeout + (attempts - 1) * hook.interval + STEP_SLACK
-
-    async def _stream_artifact(self, stdin: asyncssh.SSHWriter[bytes], job: ReleaseJob, run: _Run) -> None:
-        """Sends the artifact down the driver's own channel: ``data <n>``, n bytes, ``sent``.
-
-        In chunks, waiting for SSH flow control between them, so a large artifact is
-        never held in memory whole.
-        """
-        artifact = job.artifact
-        if artifact is None:
-            stdin.write(b"missing\n")
-            return
-        # The first line goes with the first chunk and `sent` with the last: a small
-        # artifact is one SSH packet, not three.
-        pending = f"data {artifact.size}\n".encode()
-        left = artifact.size
-        with open(artifact.path, "rb") as file:
-            while left > 0:
-                chunk = file.read(min(ARTIFACT_CHUNK, left))
-                if not chunk:
-                    break
-                left -= len(chunk)
-                stdin.write(pending + chunk + (b"" if left else b"sent\n"))
-                pending = b""
-                await stdin.drain()
-        if left:
-            # The driver still waits for bytes that will never come: only ending the
-            # channel frees it (it then leaves the host as it found it).
-            raise _ProtocolError(f"the artifact {artifact.path} shrank while it was being sent")
-        if pending:  # an empty artifact: nothing was written yet
-            stdin.write(pending + b"sent\n")
-        run.uploaded = True
-
-    async def _send_artifact(
-        self, connection: asyncssh.SSHClientConnection, job: ReleaseJob, path: str, run: _Run
-    ) -> bytes:
-        """Streams the artifact to ``path`` through a second channel; the driver's answer."""
-        if job.artifact is None:
-            return b"missing\n"
-        result = await connection.run(
-            f"cat > {shlex.quote(path)}", stdin=PurePath(job.artifact.path), check=False, encoding=None
+        outcome = await self._fabric_hooks.run(target, hook, hook_variables(job, target.host, reported))
+        return ControllerHookOutcome(
+            outcome.exit_status, outcome.attempts, outcome.timed_out, outcome.output, outcome.error
         )
-        if result.exit_status != 0:
-            stderr = (
-                result.stderr
-                if isinstance(result.stderr, str)
-                else (result.stderr or b"").decode("utf-8", "replace")
-            )
-            run.output += f"[deployer] sending the artifact failed: {stderr.strip()}\n"
-            return b"failed\n"
-        run.uploaded = True
-        return b"sent\n"
-
-    async def _finish(
-        self, job: ReleaseJob, run: _Run, process: asyncssh.SSHClientProcess[bytes]
-    ) -> HostResult:
-        if run.outcome is None:
-            step = run.step or Step.CONNECT
-            run.error = f"the remote driver stopped during {step} without finishing" + await _last_words(
-                process
-            )
-            return run.result(HostStatus.FAILED, step)
-        process.close()
-        outcome = parse_outcome(run.outcome)
-        if outcome.status == "succeeded":
-            return run.result(HostStatus.SUCCEEDED, run.steps[-1].step if run.steps else None)
-        if outcome.status == "aborted":
-            run.error = f"aborted before {outcome.step}; the host still runs what it ran before"
-            return run.result(HostStatus.ABORTED, outcome.step)
-        end = run.failed_end
-        if run.error is None and end is not None and end.step == outcome.step:
-            run.error = failure_sentence(end, job.hooks.get(end.step))
-        if run.error is None:
-            run.error = f"{outcome.step} failed with exit {outcome.exit_status}"
-        return run.result(HostStatus.FAILED, outcome.step, outcome.exit_status)
-
-
-async def _last_words(process: asyncssh.SSHClientProcess[bytes]) -> str:
-    """What a driver that died printed on stderr, and its exit status, for the error sentence."""
-    stderr = b""
-    with contextlib.suppress(asyncssh.Error, OSError, TimeoutError):
-        async with asyncio.timeout(5):
-            stderr = await process.stderr.read(STDERR_CAP)
-            await process.wait_closed()
-    words = tail(stderr.decode("utf-8", "replace").strip(), 3)
-    status = process.exit_status
-    return (f": {words}" if words else "") + (f" (exit {status})" if status not in (None, 0) else "")

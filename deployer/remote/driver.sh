@@ -1,77 +1,75 @@
-# deployer's remote driver: runs every step of one host's deployment in ONE exec channel.
+# deployer's remote driver, protocol v2: one host's deployment in ONE exec channel.
 #
-# Sent by deployer.ssh as `sh -c <this script> driver <args>` (args: see deployer.release
-# .driver_command). POSIX sh only, no python on the host. Uses GNU `timeout` (or, where
-# there is none, `setsid` and a sleeping watchdog) to kill a hook with its children,
-# `mv -T` (GNU or busybox), head and tar.
+# This header is the one description of the host protocol; deployer.protocol holds its
+# messages as types (one encoder, one parser) and generates the line that assigns this
+# script's arguments (DRIVER_PARAMS there), so no position is kept in step by hand.
+# POSIX sh only, no python on the host. Uses GNU `timeout` (or, where there is none,
+# `setsid` and a sleeping watchdog) to kill a hook with its children, `mv -T` (GNU or
+# busybox), head and tar. Shell built-ins do what they can: every process costs the host
+# CPU, for each of many hosts at once.
 #
-# Every process it starts costs the host about a millisecond of CPU, for each of many
-# hosts at once: shell built-ins do what they can, and a deployment starts about a dozen
-# (tar and gzip, head, mkdir, mv, ln, each hook's timeout and shell, ls and rm to prune).
+# A conversation has two phases.
 #
-# Protocol, one line each on stdout (read by deployer.release and deployer.ssh):
-#   @@previous <dir>                what `current` pointed to at the start (may be empty)
-#   @@release <dir>                 the kept releases, newest switch first, just before prune
-#                                   (which happens only when there are more than the spec keeps)
-#   @@step <step> start             then WAITS for one line on stdin: `go [n ...]` (prune: the
-#                                   positions to delete; switch: the UTC time) or `stop`,
-#                                   or, for a hook the controller runs itself (kind `c`, a
-#                                   Fabric task), `done <exit> <attempts> [timeout]` once it ran
-#   @@env <NAME> <value>            before a kind-`c` hook's start: DEPLOY_VERSION,
-#                                   DEPLOY_PREVIOUS_VERSION and DEPLOY_RELEASE_DIR as the hook
-#                                   would have them here
-#   @@need-artifact <path> <how>    then WAITS: <how> `stdin` (GNU head is here, see upload):
-#                                   `data <bytes>`, exactly that many bytes of the artifact,
-#                                   then `sent`, all on stdin; <how> `file`: `sent` once the
-#                                   controller wrote <path> through a channel of its own
-#   @@output <token>                followed by the step's output, a newline, and the line
-#                                   `@@output-end <token>` (the token names the deployment,
-#                                   step and driver process: no hook prints it by chance)
-#   @@step <step> end <exit> <attempts> [timeout]   (the controller times the steps itself)
-#   @@error <sentence>              why the step about to end failed, for people
-#   @@done <outcome>                succeeded | failed:<step>:<exit> | aborted:<step>
-#   @@current <dir>                 what `current` points to as the driver leaves
+# 1. Staging, before the host's wave (nothing live changes). The driver says
+#      @@hello <protocol version>
+#      @@previous <dir>               what `current` points to now (may be empty)
+#      @@step upload start            (not for a restart) then, if the host lacks the release,
+#      @@need-artifact <path> <how>   and WAITS: <how> `stdin` (GNU head is here): the controller
+#                                     sends `data <bytes>`, exactly that many bytes, then `sent`;
+#                                     <how> `file`: `sent` once the controller wrote <path>
+#                                     through a channel of its own
+#      @@step upload end <exit> 1     the release is unpacked in releases/<dir>
+#      @@release <dir>                the kept releases, newest first, when there are more
+#                                     than the spec keeps (the controller picks what to prune)
+#      @@staged                       and WAITS for the one message of the host's wave:
+#    `go<TAB><UTC time><TAB><previous dir><TAB><positions to prune, space-separated>`.
+#    EOF (or anything else) instead: the controller went away or let the host go before
+#    its wave; the driver leaves without a record, the staged release stays as an
+#    ordinary non-current one.
+# 2. The wave: the driver runs stop, before_install, after_install, switch, start,
+#    validate and prune by itself, saying for each
+#      @@step <step> start / @@output <token> ... @@output-end <token> /
+#      @@step <step> end <exit> <attempts> [timeout] / @@error <sentence> (why it failed)
+#    without waiting for answers. A listener in the background takes the controller's
+#    later lines: `stop` (an operator's abort: honoured before each step until the old
+#    release was stopped), and `done <exit> <attempts> [timeout]`, the result of a hook
+#    the controller runs itself (kind `c`, a Fabric task: the driver says
+#    `@@env <NAME> <value>` for DEPLOY_VERSION, DEPLOY_PREVIOUS_VERSION and
+#    DEPLOY_RELEASE_DIR, then the step's start, and waits for the result). Prune runs only
+#    when `current` still is the previous dir the go message names.
+#    Last: @@done <outcome> (succeeded | failed:<step>:<exit> | aborted:<step>) and
+#    @@current <dir>, what `current` points to as the driver leaves.
 # A <dir> is a release's directory name: its version, %-escaped (deployer.release).
-# When stdin reaches EOF (the controller went away) the driver carries on by itself to
-# the end, without pruning (which needs the controller's choice), so no host is left
-# half-switched; unless the artifact had not arrived yet: then nothing has changed, and
-# it leaves without a record. A kind-`c` hook cannot run without the controller: its step
-# fails.
+# The output <token> names the deployment, step and driver process: no hook prints it.
+# A controller that vanishes during the wave (a write gets SIGPIPE) leaves the driver to
+# finish the host by itself, its lines going to <id>.driver.out: no host is left
+# half-switched. A kind-`c` hook cannot run without the controller: its step fails.
 #
-# Records, in <target>/.deploy/ (flat, so a run creates no directory):
-#   <id>.state          appended lines, the last one counts: `running <pid> <step>`, then
-#                       `succeeded`, `failed:<step>:<exit>` or `aborted:<step>`
+# The journal, in <target>/.deploy/ (flat, so a run creates no directory), is the
+# crash-safe record: `deploy resume` and `deploy reconcile` read it (deployer/remote/probe.sh).
+#   <id>.state          appended lines, the last one counts: `running <pid> <step>` before a
+#                       step runs, `ended <pid> <step> <exit>` after, then `succeeded`,
+#                       `failed:<step>:<exit>` or `aborted:<step>`. (Protocol v1 wrote the
+#                       same lines but `ended`: its journals read the same.)
 #   <id>.<step>.log     each step's output
 #   <id>.artifact.tar.gz  the artifact as it arrived; emptied once unpacked
+#   <id>.stop, <id>.reply  the listener's notes to the driver, removed as it leaves
 
-target=$1 id=$2 kind=$3 version=$4 dir=$5 sha=$6 who=$7 DEPLOY_APP=$8 DEPLOY_ENVIRONMENT=$9
-shift 9
-DEPLOY_HOST=$1 DEPLOY_DATACENTER=$2 ignore_stop=$3 keep=$4
-shift 4
-# Each hook: command, timeout, retries, interval, kind, contained (see release._hook_args).
-stop_cmd=$1 stop_timeout=$2 stop_retries=$3 stop_interval=$4 stop_script=$5 stop_contain=$6
-shift 6
-bi_cmd=$1 bi_timeout=$2 bi_retries=$3 bi_interval=$4 bi_script=$5 bi_contain=$6
-shift 6
-ai_cmd=$1 ai_timeout=$2 ai_retries=$3 ai_interval=$4 ai_script=$5 ai_contain=$6
-shift 6
-start_cmd=$1 start_timeout=$2 start_retries=$3 start_interval=$4 start_script=$5 start_contain=$6
-shift 6
-val_cmd=$1 val_timeout=$2 val_retries=$3 val_interval=$4 val_script=$5 val_contain=$6
-shift 6
-# Deployments whose records stay whatever their age (space-separated): the controller
-# does not know yet how they ended here (see prune_records).
-keep_ids=" ${1-} "
+
+# The arguments (target, id, kind, ..., keep_ids) and PROTOCOL are assigned by the line
+# deployer.protocol puts before this script.
+keep_ids=" $keep_ids "
 DEPLOY_VERSION=$version DEPLOY_ID=$id DEPLOY_PREVIOUS_VERSION= DEPLOY_RELEASE_DIR=
 export DEPLOY_APP DEPLOY_ENVIRONMENT DEPLOY_HOST DEPLOY_DATACENTER DEPLOY_VERSION DEPLOY_ID
 export DEPLOY_PREVIOUS_VERSION DEPLOY_RELEASE_DIR
 
-autonomous=0 committed=0 made_temporary=0 tmp_made=0 step= cur= prev= log=/dev/null records= state=
+committed=0 hooked=0 made_temporary=0 tmp_made=0 step= cur= prev= log=/dev/null records= state= listener=
 newline='
 '
+tab='	'
 
-# The step a failure before any step is charged to: the first one the job would run (the
-# controller acknowledges it in advance, see deployer.release.first_step).
+# The step a failure before any step is charged to: the first one the job would run
+# (deployer.release.first_step says the same).
 if [ "$kind" != restart ]; then
     first_step=upload
 elif [ -z "$stop_cmd" ] && [ -n "$start_cmd" ]; then
@@ -83,10 +81,10 @@ else
 fi
 
 # A caught (not ignored) SIGPIPE/SIGHUP: the hooks still get default signal handling,
-# and a write to a vanished controller turns the driver autonomous instead of killing it.
+# and a write to a vanished controller sends the lines to a file instead of killing
+# the driver, which finishes the host by itself.
 go_autonomous() {
-    autonomous=1
-    if [ -n "$records" ]; then exec </dev/null >>"$records/$id.driver.out" 2>&1; else exec </dev/null >/dev/null 2>&1; fi
+    if [ -n "$records" ]; then exec >>"$records/$id.driver.out" 2>&1; else exec >/dev/null 2>&1; fi
 }
 trap 'go_autonomous' PIPE HUP
 
@@ -94,8 +92,8 @@ put_state() {
     [ -n "$state" ] && printf '%s\n' "$1" >>"$state"
 }
 
-# Marker lines wait in $pending and go out together just before the driver waits for
-# the controller, sends output, or ends: fewer writes, fewer SSH packets.
+# Marker lines wait in $pending and go out together when a step starts, before the
+# driver waits, with output, or at the end: fewer writes, fewer SSH packets.
 pending=
 say() {
     pending="$pending$*
@@ -108,6 +106,8 @@ flush() {
 
 # Removes what a run that stopped half-way may leave (only when it made any).
 cleanup() {
+    [ -n "$listener" ] && kill "$listener" 2>/dev/null
+    [ -n "$records" ] && rm -f "$records/$id.stop" "$records/$id.reply"
     [ "$made_temporary" = 1 ] || return 0
     # Test first: most runs leave nothing, and a test costs no process.
     for leftover in "$target/releases/.tmp-$id" "$target/releases/.old-$id" "$target/.current-$id"; do
@@ -130,9 +130,9 @@ leave() {
     exit 0
 }
 
-# Ends a run that the controller left before anything changed on the host (it went away
-# before the artifact arrived): no record stays, so a resumed deployment starts the host
-# over, as one that never began.
+# Ends a run that the controller let go before its wave (or lost then): nothing live
+# changed, so no record stays and a resumed deployment starts the host over; a release
+# already unpacked stays, an ordinary non-current one.
 vanish() {
     made_temporary=1
     cleanup
@@ -161,37 +161,31 @@ read_current() {
     fi
 }
 
-# One line from the controller into $reply; EOF means it is gone: go on alone. The first
-# step's answer is sent with the exec request, so nothing needs flushing to get it.
-preacked=1
-ack() {
-    if [ "$preacked" = 1 ]; then preacked=0; else flush; fi
-    if [ "$autonomous" = 1 ]; then
-        reply=go
-    elif IFS= read -r reply; then
-        :
-    else
-        go_autonomous
-        reply=go
-    fi
+# One line from the controller into $reply, during staging; EOF means it went away.
+ask() {
+    flush
+    IFS= read -r reply || vanish
 }
 
+# Starts step $1: journal first, then the marker, sent at once so the controller times
+# the step from its start. An operator's stop holds until the old release was stopped.
 begin() {
     step=$1
+    if [ "$committed" = 0 ] && [ -n "$records" ] && [ -e "$records/$id.stop" ]; then
+        leave "aborted:$step"
+    fi
     put_state "running $$ $step"
     say "@@step $step start"
-    ack
+    flush
     log=$records/$id.$step.log
     : >"$log"
-    case $reply in
-    stop*) [ "$committed" = 0 ] && leave "aborted:$step" ;;
-    esac
 }
 
-# Sends the step's output (its last 64 KiB) and the end marker: $1 exit, $2 attempts, $3 timeout.
-# The output goes between `@@output <token>` and a newline of its own followed by
-# `@@output-end <token>`: one tail(1), where counting its bytes first took three processes.
+# Ends the step: journal, then its output (its last 64 KiB) and the end marker: $1 exit,
+# $2 attempts, $3 timeout. The output goes between `@@output <token>` and a newline of its
+# own followed by `@@output-end <token>`: one tail(1).
 finish() {
+    put_state "ended $$ $step $1"
     if [ -s "$log" ]; then
         say "@@output $id.$step.$$"
         flush
@@ -200,6 +194,25 @@ finish() {
         say "@@output-end $id.$step.$$"
     fi
     say "@@step $step end $1 ${2:-1}${3:+ timeout}"
+}
+
+# The controller's lines during the wave, read in the background so that no step waits
+# for them: `stop` leaves a note the driver reads before each step; `done ...` (a hook's
+# result) is written down and ends the listener, which the waiting driver sees.
+listen() {
+    while IFS= read -r line; do
+        case $line in
+        stop*) : >"$records/$id.stop" ;;
+        done*)
+            printf '%s\n' "$line" >"$records/$id.reply"
+            exit 0
+            ;;
+        esac
+    done
+}
+start_listener() {
+    listen <&3 >/dev/null 2>&1 &
+    listener=$!
 }
 
 # Sets $found to the path of command $1 on $PATH (empty if none), without the process a
@@ -292,7 +305,7 @@ run_once() {
         set -- sh -c 'printf "%s\n" "$$" >"$0/cgroup.procs" && exec "$@"' "$h_cg" "$@"
     fi
     if [ -n "$timeout_bin" ]; then
-        (cd "$h_dir" && exec "$timeout_bin" -k 5 "$h_timeout" "$@") </dev/null >>"$log" 2>&1 &
+        (cd "$h_dir" && exec "$timeout_bin" -k 5 "$h_timeout" "$@") </dev/null 3<&- >>"$log" 2>&1 &
         pid=$!
         wait_for "$pid"
         if [ "$rc" -eq 124 ] || [ "$rc" -eq 137 ]; then
@@ -301,7 +314,7 @@ run_once() {
         fi
     else
         flag=$records/$id.$step.timeout
-        (cd "$h_dir" && exec $setsid "$@") </dev/null >>"$log" 2>&1 &
+        (cd "$h_dir" && exec $setsid "$@") </dev/null 3<&- >>"$log" 2>&1 &
         pid=$!
         if [ -n "$setsid" ]; then group=-$pid; else group=$pid; fi
         (
@@ -376,14 +389,18 @@ run_hook() {
     done
 }
 
-# The result of a hook the controller ran (kind `c`), from its answer in $reply:
-# `done <exit> <attempts> [timeout]`. Any other answer means the controller went away
-# before telling: the step failed.
+# The result of a hook the controller ran (kind `c`): the listener wrote the controller's
+# `done <exit> <attempts> [timeout]` to <id>.reply and ended. No reply means the
+# controller went away before telling: the step failed.
 take_result() {
-    attempts=1 timed_out=0
+    attempts=1 timed_out=0 reply=
+    wait_for "$listener"
+    listener=
+    [ -f "$records/$id.reply" ] && IFS= read -r reply <"$records/$id.reply"
+    rm -f "$records/$id.reply"
     set -- $reply
     case $1:$2 in
-    done:[0-9] | done:[0-9][0-9] | done:[0-9][0-9][0-9]) ;;
+    done:[0-9] | done:[0-9][0-9] | done:[0-9][0-9][0-9]) start_listener ;;
     *)
         printf '[deployer] %s: the controller went away before telling how its hook ended\n' "$step" >>"$log"
         return 1
@@ -398,14 +415,11 @@ take_result() {
 # hook_step <step> <dir> <cmd> <timeout> <retries> <interval> <kind> <contain>: a whole hook step.
 hook_step() {
     [ -n "$3" ] || return 0
-    h_contain=$8
+    h_contain=$8 hooked=1
     if [ "$7" = c ]; then
         say "@@env DEPLOY_VERSION $DEPLOY_VERSION"
         say "@@env DEPLOY_PREVIOUS_VERSION $DEPLOY_PREVIOUS_VERSION"
         say "@@env DEPLOY_RELEASE_DIR $2"
-        # The controller cannot answer before it knows these: never counted as answered
-        # in advance, even as the first step.
-        preacked=0
         begin "$1"
         take_result
     else
@@ -480,8 +494,7 @@ upload() {
         # file through a channel of its own.
         case $(head --version 2>/dev/null) in *GNU*) how=stdin ;; *) how=file ;; esac
         say "@@need-artifact $file $how"
-        ack
-        [ "$autonomous" = 1 ] && vanish
+        ask
         case $how:$reply in
         "stdin:data "*)
             bytes=${reply#data }
@@ -492,8 +505,7 @@ upload() {
             esac
             receive "$bytes"
             # `sent` follows the bytes; EOF instead means the controller went away mid-way.
-            ack
-            [ "$autonomous" = 1 ] && vanish
+            ask
             if [ -n "$receive_error" ]; then
                 upload_error=$receive_error
                 return 1
@@ -541,22 +553,19 @@ switch() {
     ln -s "releases/$dir" "$link" && mv -T "$link" "$target/current" || return 1
     # Dates the switch for list_releases, without touch(1).
     printf '%s\n' "$version" >"$target/releases/$dir/.deploy-version"
-    # The controller's answer carries the time (`go <UTC time>`): one process less than
-    # date(1). Alone (no controller), or given anything else, the host's clock says.
-    set -- $reply
-    case ${2:-} in
+    # The go message carries the time: one process less than date(1). Given none (or
+    # anything else), or when hooks ran between the go and the switch, the host's clock says.
+    [ "$hooked" = 1 ] && when=
+    case $when in
     '' | *[!0-9TZ:-]*) when=$(date -u +%Y-%m-%dT%H:%M:%SZ) ;;
-    *) when=$2 ;;
     esac
     printf '%s\t%s\t%s\t%s\n' "$when" "$version" "$id" "$who" >>"$target/revisions.log"
 }
 
-# Deletes the releases the controller chose (1-based positions in the @@release list),
-# never the current release nor the one before it, with one rm.
+# Deletes the releases the controller chose ($doomed: 1-based positions in the list sent
+# at staging), never the current release nor the one before it, with one rm.
 prune() {
-    set -- $reply
-    shift
-    doomed=" $* "
+    doomed=" $doomed "
     set --
     position=0
     while IFS= read -r name; do
@@ -606,6 +615,7 @@ if cd -P "$target" 2>/dev/null; then
         fail 2 "target $target is $real on this host, which is / or the home directory: give the app its own directory"
     fi
 fi
+say "@@hello $PROTOCOL"
 records=$target/.deploy
 if [ ! -d "$records" ]; then
     # A host's first deployment: one mkdir for the records, the releases and the
@@ -629,6 +639,7 @@ if [ ! -d "$records" ]; then
 fi
 state=$records/$id.state
 exec 2>>"$records/$id.driver.err"
+rm -f "$records/$id.stop" "$records/$id.reply"
 step=$first_step
 if [ -e "$target/current" ] && [ ! -L "$target/current" ]; then
     fail 1 "$target/current is not a symbolic link; move it away"
@@ -644,27 +655,46 @@ version_of "$prev"
 DEPLOY_PREVIOUS_VERSION=$v
 say "@@previous $prev"
 
+# Phase 1, staging: the release unpacked beside the live one; nothing live changes.
 if [ "$kind" = restart ]; then
     [ -n "$cur" ] || fail 1 "nothing to restart: $target/current does not exist"
     here=$target/releases/$cur
     version_of "$cur"
     DEPLOY_VERSION=$v
-    hook_step stop "$here" "$stop_cmd" "$stop_timeout" "$stop_retries" "$stop_interval" "$stop_script" "$stop_contain"
-    hook_step start "$here" "$start_cmd" "$start_timeout" "$start_retries" "$start_interval" "$start_script" "$start_contain"
-    hook_step validate "$here" "$val_cmd" "$val_timeout" "$val_retries" "$val_interval" "$val_script" "$val_contain"
 else
+    here=$target/releases/$dir
     [ -d "$target/releases" ] || mkdir -p "$target/releases"
     begin upload
     upload
     rc=$?
     finish "$rc"
     [ "$rc" -eq 0 ] || fail "$rc" "$upload_error"
-    if [ -n "$prev" ]; then
-        hook_step stop "$target/releases/$prev" "$stop_cmd" "$stop_timeout" "$stop_retries" "$stop_interval" "$stop_script" "$stop_contain"
+    # With no more releases than the spec keeps there is nothing to prune: no listing.
+    # (The glob's trailing slash matches directories only.)
+    set -- "$target"/releases/*/
+    if [ $# -gt "$keep" ]; then
+        list_releases "$target/releases" >"$records/$id.releases"
+        while IFS= read -r name; do say "@@release $name"; done <"$records/$id.releases"
     fi
-    new=$target/releases/$dir
-    hook_step before_install "$new" "$bi_cmd" "$bi_timeout" "$bi_retries" "$bi_interval" "$bi_script" "$bi_contain"
-    hook_step after_install "$new" "$ai_cmd" "$ai_timeout" "$ai_retries" "$ai_interval" "$ai_script" "$ai_contain"
+fi
+say "@@staged"
+put_state "staged $$"
+ask
+# `go<TAB><time><TAB><previous dir><TAB><positions>`: a version holds no control character.
+case $reply in "go$tab"*) ;; *) vanish ;; esac
+reply=${reply#go"$tab"}
+when=${reply%%"$tab"*} reply=${reply#*"$tab"}
+expected=${reply%%"$tab"*} doomed=${reply#*"$tab"}
+
+# Phase 2, the wave: every step without waiting; the listener takes `stop` and results.
+exec 3<&0 </dev/null
+start_listener
+if [ -n "$prev" ]; then
+    hook_step stop "$target/releases/$prev" "$stop_cmd" "$stop_timeout" "$stop_retries" "$stop_interval" "$stop_script" "$stop_contain"
+fi
+if [ "$kind" != restart ]; then
+    hook_step before_install "$here" "$bi_cmd" "$bi_timeout" "$bi_retries" "$bi_interval" "$bi_script" "$bi_contain"
+    hook_step after_install "$here" "$ai_cmd" "$ai_timeout" "$ai_retries" "$ai_interval" "$ai_script" "$ai_contain"
     begin switch
     made_temporary=1
     switch >>"$log" 2>&1
@@ -673,18 +703,19 @@ else
     [ "$rc" -eq 0 ] || fail "$rc" "cannot switch $target/current to releases/$dir"
     committed=1
     cur=$dir
-    hook_step start "$new" "$start_cmd" "$start_timeout" "$start_retries" "$start_interval" "$start_script" "$start_contain"
-    hook_step validate "$new" "$val_cmd" "$val_timeout" "$val_retries" "$val_interval" "$val_script" "$val_contain"
-    # With no more releases than the spec keeps there is nothing to prune: no step, no
-    # round trip. (The glob's trailing slash matches directories only.)
-    set -- "$target"/releases/*/
-    if [ $# -gt "$keep" ]; then
-        list_releases "$target/releases" >"$records/$id.releases"
-        while IFS= read -r name; do say "@@release $name"; done <"$records/$id.releases"
-        begin prune
-        [ "$autonomous" = 1 ] || prune
-        finish 0
+fi
+hook_step start "$here" "$start_cmd" "$start_timeout" "$start_retries" "$start_interval" "$start_script" "$start_contain"
+hook_step validate "$here" "$val_cmd" "$val_timeout" "$val_retries" "$val_interval" "$val_script" "$val_contain"
+# The controller chose from the list sent at staging; if `current` moved since (another
+# run switched it), that choice no longer holds: nothing is pruned.
+if [ -n "$doomed" ] && [ "$kind" != restart ]; then
+    begin prune
+    if [ "$expected" = "$prev" ]; then
+        prune
+    else
+        printf '[deployer] current was %s at staging, %s now: nothing pruned\n' "$expected" "$prev" >>"$log"
     fi
+    finish 0
 fi
 prune_records
 step=

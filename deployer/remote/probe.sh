@@ -6,7 +6,8 @@
 #   @@outcome <outcome>      the driver's record of the deployment id (see driver.sh);
 #                            `running` only while the recorded driver process is alive,
 #                            `interrupted:<step>` when it died without finishing
-#                            (state file: see driver.sh)
+#                            (the journal: see driver.sh); none for a host only
+#                            staged, where nothing live changed
 target=$1 id=$2
 case $target in
 "~") target=$HOME ;;
@@ -25,9 +26,14 @@ if [ -n "$id" ] && [ -f "$target/.deploy/$id.state" ]; then
     while IFS= read -r line; do [ -n "$line" ] && last=$line; done <"$target/.deploy/$id.state"
     set -- $last
     outcome=$1
-    if [ "$outcome" = running ] && [ -n "$2" ] && ! kill -0 "$2" 2>/dev/null; then
-        outcome=interrupted:$3
-    fi
-    printf '@@outcome %s\n' "$outcome"
+    case $outcome in
+    running | ended)
+        # Between two steps, or in one: either way the driver is still at it, or died.
+        outcome=running
+        if [ -n "$2" ] && ! kill -0 "$2" 2>/dev/null; then outcome=interrupted:$3; fi
+        ;;
+    staged) outcome= ;; # only staged: nothing live changed, as if it never began
+    esac
+    [ -n "$outcome" ] && printf '@@outcome %s\n' "$outcome"
 fi
 exit 0

@@ -160,6 +160,8 @@ host_deployments = Table(
     Column("previous_version", String),
     # how the outcome was learnt when the controller did not see it ("probe at ...: it succeeded")
     Column("note", Text),
+    # when its release was staged ahead of its wave (protocol v2), while it was pending
+    Column("staged_at", UtcDateTime),
     # Raised on every change of the row, past every other row of the deployment (see
     # queries.next_revision): a screen polling the deployment reads only what changed.
     Column("revision", Integer, nullable=False, server_default=text("0")),

@@ -94,6 +94,19 @@ def next_revision(deployment_id: Any) -> Any:
 
 # The hottest write (every step of every host): built once, run with the parameters
 # of_deployment, host, new_step and now (names that are not columns, as SQLAlchemy asks).
+MARK_STAGED = (
+    update(HD)
+    .where(
+        HD.c.deployment_id == bindparam("of_deployment"),
+        HD.c.host_id == host_id_in(bindparam("of_deployment"), bindparam("host")),
+        HD.c.status == HostStatus.PENDING.value,
+    )
+    .values(
+        staged_at=bindparam("now", type_=HD.c.staged_at.type),
+        revision=next_revision(bindparam("of_deployment")),
+    )
+)
+
 RECORD_STEP = (
     update(HD)
     .where(
@@ -537,6 +550,7 @@ def host_views(
             previous_version=host.previous_version,
             steps=tuple(steps_by_host.get(host.id, ())),
             note=host.note,
+            staged=host.staged_at is not None,
         )
         for host in host_rows
     )

@@ -51,6 +51,7 @@ from deployer.store.queries import (
     FIND_FOR_RESULT,
     FORGET_STEPS,
     HD,
+    MARK_STAGED,
     RECORD_RESULT,
     RECORD_STEP,
     RECORD_STEPS,
@@ -354,6 +355,20 @@ class Store:
         with self._write() as conn:
             if conn.execute(RECORD_STEP, params).rowcount != 1:
                 raise RuntimeError(f"host {host} is not part of deployment {deployment_id}")
+
+    def record_steps(self, deployment_id: str, steps: Sequence[tuple[str, Step, datetime]]) -> None:
+        """Each (host, step, when): the host is RUNNING at that step, in one transaction."""
+        with self._write() as conn:
+            for host, step, now in steps:
+                params = {"of_deployment": deployment_id, "host": host, "new_step": Step(step).value}
+                if conn.execute(RECORD_STEP, {**params, "now": aware(now)}).rowcount != 1:
+                    raise RuntimeError(f"host {host} is not part of deployment {deployment_id}")
+
+    def mark_staged(self, deployment_id: str, hosts: Sequence[str], now: datetime) -> None:
+        """``hosts`` (still pending) have their release staged ahead of their wave."""
+        with self._write() as conn:
+            for host in hosts:
+                conn.execute(MARK_STAGED, {"of_deployment": deployment_id, "host": host, "now": aware(now)})
 
     def record_host_result(self, deployment_id: str, result: HostResult) -> None:
         """A host's final status, error, output tail and steps (replacing an earlier attempt's).

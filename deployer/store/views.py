@@ -53,6 +53,7 @@ class HostDeploymentView:
     previous_version: str | None
     steps: tuple[StepResult, ...] = ()
     note: str | None = None  # how its outcome was learnt by a probe, when the controller lost sight of it
+    staged: bool = False  # its release was staged ahead of its wave
 
 
 @dataclass(frozen=True, slots=True)
