@@ -1,8 +1,9 @@
 """A runner that plays a host's steps in memory: for the controller loop's own logic.
 
-It calls the step reporter before every step exactly as the SSH runner does, so
-the loop's recording, pausing and aborting are exercised for real; only the hosts
-are imaginary. End-to-end runs on real SSH hosts live in tests/e2e.
+It streams a step event as each step starts and honours ``stop`` before its switch,
+as the SSH runner's driver does, so the loop's recording, pausing and aborting are
+exercised for real; only the hosts are imaginary. End-to-end runs on real SSH hosts
+live in tests/e2e.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from datetime import UTC, datetime
 
 from deployer.fleet import SshTarget
 from deployer.results import HostResult, HostStatus, Step
-from deployer.runner import HostProbe, ReleaseJob, StepReporter
+from deployer.runner import HostEvents, HostProbe, ReleaseJob, StageReport, StepStarted
 
 STEPS = (
     Step.CONNECT,
@@ -37,19 +38,30 @@ class FakeRunner:
     started: list[tuple[str, datetime]] = field(default_factory=list)
     gate: asyncio.Event | None = None  # when set, hosts wait on it before their switch
     prepared: list[list[str]] = field(default_factory=list)  # each prepare call's hosts
+    staged: list[str] = field(default_factory=list)  # hosts staged ahead, in order
+    stopped: set[str] = field(default_factory=set)  # deployments told to stop
 
     def prepare(self, targets: Sequence[SshTarget]) -> None:
         self.prepared.append([target.host.name for target in targets])
 
-    async def deploy(self, target: SshTarget, job: ReleaseJob, report: StepReporter) -> HostResult:
+    async def stage(self, target: SshTarget, job: ReleaseJob) -> StageReport:
+        self.staged.append(target.host.name)
+        return StageReport(target.host.name, staged=True)
+
+    def stop(self, deployment_id: str) -> None:
+        self.stopped.add(deployment_id)
+
+    async def unstage(self, deployment_id: str) -> None:
+        return None
+
+    async def deploy(self, target: SshTarget, job: ReleaseJob, events: HostEvents) -> HostResult:
         name = target.host.name
         began = datetime.now(UTC)
         self.started.append((name, began))
         previous = self.versions.get(name)
         for step in STEPS:
-            go = await report(name, step)
             switched = self.versions.get(name) == job.version and previous != job.version
-            if not go and not switched:
+            if job.deployment_id in self.stopped and not switched:
                 return HostResult(
                     name,
                     HostStatus.ABORTED,
@@ -59,6 +71,7 @@ class FakeRunner:
                     version=self.versions.get(name),
                     previous_version=previous,
                 )
+            events(StepStarted(job.deployment_id, name, step, datetime.now(UTC)))
             if step is Step.SWITCH and self.gate is not None:
                 await self.gate.wait()
             await asyncio.sleep(self.step_seconds)

@@ -11,7 +11,7 @@ import pytest
 from deployer.fleet import SshTarget
 from deployer.operations import PushOptions, execute, prepare
 from deployer.results import DeploymentStatus, HostResult, HostStatus
-from deployer.runner import ReleaseJob, StepReporter
+from deployer.runner import HostEvents, ReleaseJob
 from deployer.store import Store
 from tests.controller.fake_runner import FakeRunner
 from tests.store.builders import at, begin, hosts, result
@@ -20,9 +20,9 @@ from tests.store.builders import at, begin, hosts, result
 class JobRecorder(FakeRunner):
     jobs: list[ReleaseJob]
 
-    async def deploy(self, target: SshTarget, job: ReleaseJob, report: StepReporter) -> HostResult:
+    async def deploy(self, target: SshTarget, job: ReleaseJob, events: HostEvents) -> HostResult:
         self.jobs = [*getattr(self, "jobs", []), job]
-        return await super().deploy(target, job, report)
+        return await super().deploy(target, job, events)
 
 
 def test_a_push_passes_the_unknown_outcome_deployments_to_the_driver(

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import copy
-import shlex
 import subprocess
 import time
 from pathlib import Path
@@ -20,9 +19,7 @@ from deployer.fabric_hooks import (
     task_problem,
 )
 from deployer.fleet import Host
-from deployer.release import controller_answer, driver_command, remote_script
 from deployer.results import Step
-from deployer.runner import HookCommand
 from tests.ssh.support import hook, job
 
 FABFILE = """
@@ -147,16 +144,6 @@ def test_captured_output_keeps_the_tail_and_survives_copying() -> None:
     output.write("end\n")
     text = output.text()
     assert text.startswith("[... ") and text.endswith("aend\n") and len(text) < 70_000
-
-
-def test_the_driver_holds_a_controller_hook_and_takes_its_result() -> None:
-    fabric = HookCommand(step=Step.AFTER_INSTALL, command="", timeout=5, fabric="/x/fabfile.py:migrate")
-    words = shlex.split(driver_command(job("~/app", "1.0", None, fabric), Host("h", "a", "dc")))
-    after_install = 4 + 13 + 2 * 6  # six words per hook (release._hook_args)
-    assert words[after_install : after_install + 6] == ["/x/fabfile.py:migrate", "0", "0", "0", "c", "0"]
-    assert "take_result" in remote_script("driver.sh")
-    assert controller_answer(3, 2, False) == b"done 3 2\n"
-    assert controller_answer(124, 1, True) == b"done 124 1 timeout\n"
 
 
 def test_hook_variables_take_what_the_host_said() -> None:

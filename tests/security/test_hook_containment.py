@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from deployer.fleet import SshOptions, resolve_ssh
-from deployer.release import driver_command
+from deployer.protocol import driver_command
 from deployer.results import HostResult, HostStatus, Step
 from deployer.spec import load_spec
 from deployer.ssh import SshRunner
@@ -23,6 +23,7 @@ from tests.plugins.sshd_fleet import FleetFactory, SshdFleet
 from tests.ssh.support import (
     LOCAL_HOST,
     Recorder,
+    go_line,
     hook,
     inline_artifact,
     job,
@@ -90,7 +91,7 @@ def test_contain_where_the_host_does_not_allow_it_is_a_clear_error(tmp_path: Pat
         as_nobody = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "/bin/sh", "-c"]
         done = subprocess.run(
             [*as_nobody, driver_command(pushed, LOCAL_HOST)],
-            input=b"go\n" + inline_artifact(artifact) + b"go\n",
+            input=inline_artifact(artifact) + go_line(),
             capture_output=True,
             timeout=60,
             env={"PATH": os.environ["PATH"], "HOME": shared, "USER": "nobody"},

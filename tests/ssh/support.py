@@ -17,15 +17,16 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
 from deployer.artifact import prepare_artifact
 from deployer.fleet import Host, SshOptions, SshTarget, resolve_ssh
-from deployer.release import driver_command
+from deployer.protocol import Go, driver_command, encode
 from deployer.results import Step
-from deployer.runner import Artifact, HookCommand, JobKind, ReleaseJob
+from deployer.runner import Artifact, HookCommand, JobKind, ReleaseJob, StepStarted
 
 FLEETS = ["lab", pytest.param("openssh", marks=pytest.mark.openssh)]
 
@@ -125,21 +126,28 @@ def job(
 
 
 class Recorder:
-    """A StepReporter that records the steps it is told about and may refuse one."""
+    """A host event sink that records the steps it is told about; ``on_step`` runs an
+    action when a step starts (say, ``runner.stop``)."""
 
-    def __init__(self, refuse: Step | None = None) -> None:
+    def __init__(self) -> None:
         self.steps: list[tuple[str, Step]] = []
-        self.refuse = refuse
-        self.on_step: dict[Step, Callable[[], Awaitable[None] | None]] = {}
+        self.on_step: dict[Step, Callable[[], None]] = {}
 
-    async def __call__(self, host: str, step: Step) -> bool:
-        self.steps.append((host, step))
-        action = self.on_step.get(step)
+    def __call__(self, event: StepStarted) -> None:
+        self.steps.append((event.host, event.step))
+        action = self.on_step.get(event.step)
         if action is not None:
-            outcome = action()
-            if outcome is not None:
-                await outcome
-        return step != self.refuse
+            action()
+
+
+def holds_until_stopped(step: Step) -> HookCommand:
+    """A hook that waits until the driver's listener took the controller's ``stop`` (its
+    note appears in the records), bounded at 10 s: so the stop surely lands mid-way."""
+    return hook(
+        step,
+        'n=0; while [ ! -e "../../.deploy/$DEPLOY_ID.stop" ] && [ $n -lt 200 ]; do '
+        "sleep 0.05; n=$((n + 1)); done",
+    )
 
 
 def run(coroutine: Awaitable[object]) -> object:
@@ -155,6 +163,7 @@ def wait_until(predicate: Callable[[], bool], timeout: float = 20.0) -> bool:
     return predicate()
 
 
+SWITCH_AT = datetime(2026, 12, 6, 12, 0, 0, tzinfo=UTC)
 LOCAL_HOST = Host(name="local", address="127.0.0.1", datacenter="dc1")
 
 
@@ -169,6 +178,11 @@ def drive_locally(push: ReleaseJob, answers: bytes, env: dict[str, str] | None =
         check=True,
     )
     return done.stdout.decode().splitlines()
+
+
+def go_line(previous: str = "", prune: tuple[int, ...] = (), at: datetime = SWITCH_AT) -> bytes:
+    """The wave's one message, as the controller sends it."""
+    return encode(Go(at, previous, prune))
 
 
 def inline_artifact(artifact: Artifact, *, cut: int | None = None) -> bytes:

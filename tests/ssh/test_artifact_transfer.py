@@ -9,24 +9,22 @@ not succeed. The last one deploys over SSH to a lab host without GNU head.
 from __future__ import annotations
 
 import os
-import re
 from pathlib import Path
 
 import pytest
 
 from deployer.fleet import SshOptions, resolve_ssh
-from deployer.results import HostResult, HostStatus
+from deployer.results import HostResult, HostStatus, Step
 from deployer.ssh import SshRunner
 from tests.plugins.lab_fleet import start_test_lab
-from tests.ssh.support import Recorder, drive_locally, inline_artifact, job, make_artifact, run
+from tests.ssh.support import Recorder, drive_locally, go_line, hook, inline_artifact, job, make_artifact, run
 
 
 def test_the_artifact_comes_between_the_controllers_answers_on_one_channel(tmp_path: Path) -> None:
     artifact = make_artifact(tmp_path, "1.0", {"app.py": "print('hi')\n" * 2000})
     push = job(str(tmp_path / "app"), "1.0", artifact)
-    # go (upload, answered in advance), the artifact, go (switch); no prune: the host
-    # holds fewer releases than it keeps
-    lines = drive_locally(push, b"go\n" + inline_artifact(artifact) + b"go\n")
+    # the artifact, then the wave's go; no prune: the host holds fewer releases than it keeps
+    lines = drive_locally(push, inline_artifact(artifact) + go_line())
     file = tmp_path / "app" / ".deploy" / f"{push.deployment_id}.artifact.tar.gz"
     assert f"@@need-artifact {file} stdin" in lines
     assert lines[-2:] == ["@@done succeeded", "@@current 1.0"]
@@ -34,9 +32,9 @@ def test_the_artifact_comes_between_the_controllers_answers_on_one_channel(tmp_p
     assert (current / "VERSION").read_text() == "1.0\n"
     assert (current / "app.py").read_text() == "print('hi')\n" * 2000
     assert file.stat().st_size == 0  # unpacked, it takes no room on the host
-    # A switch answered with a bare `go` (no time): the host's own clock dates it.
+    # The go message dates the switch: the driver needs no date(1) of its own.
     (line,) = (tmp_path / "app" / "revisions.log").read_text().splitlines()
-    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ\t1\.0\t.*", line)
+    assert line.startswith("2026-12-06T12:00:00Z\t1.0\t")
 
 
 def _without_gnu_head(tmp_path: Path) -> Path:
@@ -57,7 +55,7 @@ def test_without_gnu_head_the_controller_writes_the_file_itself(tmp_path: Path) 
     file = records / f"{push.deployment_id}.artifact.tar.gz"
     file.write_bytes(Path(artifact.path).read_bytes())  # what the second channel would write
     env = {"PATH": f"{shims}:/usr/bin:/bin", "HOME": str(tmp_path)}
-    lines = drive_locally(push, b"go\nsent\ngo\n", env)
+    lines = drive_locally(push, b"sent\n" + go_line(), env)
     assert f"@@need-artifact {file} file" in lines
     assert lines[-2:] == ["@@done succeeded", "@@current 1.0"]
     assert ((tmp_path / "app" / "current") / "VERSION").read_text() == "1.0\n"
@@ -71,7 +69,7 @@ def test_a_controller_gone_half_way_through_the_artifact_leaves_the_host_as_it_w
     (app / "current").symlink_to("releases/0.9")
     artifact = make_artifact(tmp_path, "1.0", {"app.py": "x = 1\n" * 5000})
     push = job(str(app), "1.0", artifact)
-    lines = drive_locally(push, b"go\n" + inline_artifact(artifact, cut=100))
+    lines = drive_locally(push, inline_artifact(artifact, cut=100))
     assert not any(line.startswith("@@done") for line in lines)
     assert (app / "current").readlink() == Path("releases/0.9")
     assert sorted(p.name for p in (app / "releases").iterdir()) == ["0.9"]
@@ -101,3 +99,20 @@ def test_without_gnu_head_the_runner_sends_the_artifact_on_a_second_channel(
         # the runner wrote it through a second channel before saying `sent`.
         assert (result.status, result.version, result.uploaded) == (HostStatus.SUCCEEDED, "1.0", True)
         assert (lab.home(lab.hosts[0].name) / "app" / "current" / "VERSION").read_text() == "1.0\n"
+
+
+@pytest.mark.parametrize("answer", [b"", b"stop\n", b"go sideways\n"], ids=["gone", "stop", "garbled"])
+def test_a_host_staged_but_never_given_its_go_keeps_the_release_and_nothing_else(
+    tmp_path: Path, answer: bytes
+) -> None:
+    app = tmp_path / "app"
+    (app / "releases" / "0.9").mkdir(parents=True)
+    (app / "current").symlink_to("releases/0.9")
+    artifact = make_artifact(tmp_path, "1.0")
+    push = job(str(app), "1.0", artifact, hook(Step.START, "touch ../../started"))
+    lines = drive_locally(push, inline_artifact(artifact) + answer)
+    assert lines[-1] == "@@staged"
+    assert (app / "current").readlink() == Path("releases/0.9")
+    assert (app / "releases" / "1.0" / "VERSION").read_text() == "1.0\n"  # ready for a later run
+    assert list((app / ".deploy").glob(f"{push.deployment_id}*")) == []  # as if it never began
+    assert not (app / "started").exists()

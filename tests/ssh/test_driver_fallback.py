@@ -17,10 +17,10 @@ from pathlib import Path
 import pytest
 
 from deployer.fleet import Host
-from deployer.release import driver_command
+from deployer.protocol import driver_command
 from deployer.results import Step
 from deployer.runner import JobKind
-from tests.ssh.support import hook, job, kill_marked, pids_running
+from tests.ssh.support import go_line, hook, job, kill_marked, pids_running
 
 TOOLS = ("sh", "setsid", "sleep", "mkdir", "tail", "wc", "cat", "rm", "sed", "ls", "kill")
 
@@ -47,7 +47,7 @@ def test_without_gnu_timeout_a_slow_hook_is_killed_with_its_children(tmp_path: P
     try:
         done = subprocess.run(
             ["/bin/sh", "-c", command],
-            input="go\n" * 3,
+            input=go_line().decode(),
             capture_output=True,
             text=True,
             timeout=30,

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from deployer.release import parse_probe, probe_command
-from tests.ssh.support import drive_locally, inline_artifact, job, make_artifact
+from deployer.protocol import parse_probe, probe_command
+from tests.ssh.support import drive_locally, go_line, inline_artifact, job, make_artifact
 
 
 def _old_records(records: Path, count: int) -> list[str]:
@@ -37,7 +37,7 @@ def test_past_30_deployments_only_the_newest_20_keep_their_records(
     ids = _old_records(app / ".deploy", earlier)
     artifact = make_artifact(tmp_path, "1.0")
     push = job(str(app), "1.0", artifact)
-    lines = drive_locally(push, b"go\n" + inline_artifact(artifact) + b"go\n")
+    lines = drive_locally(push, inline_artifact(artifact) + go_line())
     assert lines[-2:] == ["@@done succeeded", "@@current 1.0"]
     left = {path.name.split(".")[0] for path in (app / ".deploy").iterdir()}
     # This run's records stay, with the newest of the earlier ones: state and logs alike.
@@ -58,7 +58,7 @@ def test_records_of_unfinished_and_unknown_outcome_deployments_are_kept_however_
         os.utime(app / ".deploy" / f"{deployment_id}.state", (1_600_000_000, 1_600_000_000))
     artifact = make_artifact(tmp_path, "1.0")
     push = replace(job(str(app), "1.0", artifact), keep_records=(ids[3], "d-not-here"))
-    lines = drive_locally(push, b"go\n" + inline_artifact(artifact) + b"go\n")
+    lines = drive_locally(push, inline_artifact(artifact) + go_line())
     assert lines[-2:] == ["@@done succeeded", "@@current 1.0"]
     left = {path.name.split(".")[0] for path in (app / ".deploy").iterdir()}
     # The newest 20 finished (this one counted), and the four the controller may still ask about.
@@ -71,7 +71,7 @@ def test_releases_are_listed_by_their_last_unpack_or_switch_and_foreign_ones_las
     artifact = make_artifact(tmp_path, "1.0")
     # 1.0 is unpacked and switched to now; 0.8 and 0.9 are older releases, 0.9 the newer;
     # "manual" is a directory the driver did not make.
-    drive_locally(job(str(app), "1.0", artifact), b"go\n" + inline_artifact(artifact) + b"go\n")
+    drive_locally(job(str(app), "1.0", artifact), inline_artifact(artifact) + go_line())
     for age, name in ((60, "0.9"), (120, "0.8")):
         (app / "releases" / name).mkdir()
         version_file = app / "releases" / name / ".deploy-version"
@@ -91,7 +91,7 @@ def test_releases_are_listed_by_their_last_unpack_or_switch_and_foreign_ones_las
 def test_a_target_that_cannot_be_made_fails_with_one_line_naming_it(tmp_path: Path) -> None:
     (tmp_path / "file").write_text("not a directory\n")
     artifact = make_artifact(tmp_path, "1.0")
-    lines = drive_locally(job(str(tmp_path / "file" / "app"), "1.0", artifact), b"go\n")
+    lines = drive_locally(job(str(tmp_path / "file" / "app"), "1.0", artifact), b"")
     errors = [line for line in lines if line.startswith("@@error")]
     assert len(errors) == 1
     assert not any(line.startswith("mkdir") for line in lines)  # one reason, not one per directory
@@ -109,7 +109,7 @@ def test_the_driver_refuses_to_work_in_the_home_itself(tmp_path: Path, target: s
     artifact = make_artifact(tmp_path, "1.0")
     push = job(target.format(home=home, link=tmp_path / "link"), "1.0", artifact)
     env = {"HOME": str(home), "PATH": os.environ["PATH"]}
-    lines = drive_locally(push, b"go\n" + inline_artifact(artifact) + b"go\n", env=env)
+    lines = drive_locally(push, inline_artifact(artifact) + go_line(), env=env)
     assert "@@done failed:upload:2" in lines
     assert any(line.startswith("@@error") and "home directory" in line for line in lines)
     assert list(home.iterdir()) == []  # no .deploy, releases or current

@@ -1,29 +1,15 @@
-"""The on-host layout's pure parts: pruning, names, commands and the driver's lines."""
+"""The on-host layout's pure parts: pruning, names, the first step."""
 
 from __future__ import annotations
 
-import shlex
-import subprocess
-from dataclasses import replace
-
 import pytest
 
-from deployer.fleet import Host
 from deployer.release import (
-    Outcome,
-    StepEnd,
-    StepStart,
-    driver_command,
-    failure_sentence,
     first_step,
     job_problem,
     name_problem,
-    parse_outcome,
-    parse_probe,
-    parse_step,
     release_dir_name,
     releases_to_prune,
-    remote_script,
     shell_number,
     version_of_dir,
 )
@@ -82,68 +68,6 @@ def test_job_problems() -> None:
     assert job_problem(job("~/app", "1.0", None, hook(Step.START, "true"), fabric)) is None
     assert job_problem(job("~/app", "1.0", None)) is None
     assert job_problem(job("~/app", "", None, kind=JobKind.RESTART)) == (Step.STOP, "the version is empty")
-
-
-def test_the_driver_command_is_one_quoted_argument_list() -> None:
-    host = Host(name="web 1", address="127.0.0.1", datacenter="dc;1")
-    pushed = job("~/my app's", "1.0;touch /tmp/x", None, hook(Step.START, "echo $HOME && true"))
-    words = shlex.split(driver_command(pushed, host))
-    assert words[:2] == ["sh", "-c"]
-    assert words[2] == remote_script("driver.sh")
-    assert words[3:8] == ["driver", "~/my app's", pushed.deployment_id, "push", "1.0;touch /tmp/x"]
-    assert "web 1" in words and "dc;1" in words and "echo $HOME && true" in words
-    # six words per hook (release._hook_args), then the deployments whose records to keep
-    assert len(words) == 4 + 13 + 5 * 6 + 1
-    assert words[-1] == ""
-    kept = driver_command(replace(pushed, keep_records=("d-1", "d-2")), host)
-    assert shlex.split(kept)[-1] == "d-1 d-2"
-
-
-@pytest.mark.parametrize("script", ["driver.sh", "probe.sh", "check.sh"])
-def test_the_remote_scripts_are_posix_sh(script: str) -> None:
-    checked = subprocess.run(
-        ["sh", "-n"], input=remote_script(script), text=True, capture_output=True, timeout=10
-    )
-    assert checked.returncode == 0, checked.stderr
-    assert not any(line.lstrip().startswith("#") for line in remote_script(script).splitlines())
-
-
-def test_marker_lines() -> None:
-    assert parse_step("upload start") == StepStart(Step.UPLOAD)
-    assert parse_step("validate end 7 3") == StepEnd(Step.VALIDATE, 7, 3, False)
-    assert parse_step("start end 143 1 timeout") == StepEnd(Step.START, 143, 1, True)
-    with pytest.raises(ValueError):
-        parse_step("start sideways")
-    assert parse_outcome("failed:validate:7") == Outcome("failed", Step.VALIDATE, 7)
-    assert parse_outcome("aborted:switch") == Outcome("aborted", Step.SWITCH, None)
-    assert parse_outcome("succeeded") == Outcome("succeeded")
-
-
-def test_failure_sentences() -> None:
-    validate = hook(Step.VALIDATE, "curl -f localhost", timeout=2.5, retries=2)
-    assert (
-        failure_sentence(StepEnd(Step.VALIDATE, 7, 3, False), validate)
-        == "validate exited 7 after 3 attempts"
-    )
-    assert failure_sentence(StepEnd(Step.VALIDATE, 124, 1, True), validate) == (
-        "validate timed out after 2.5s and was killed with its children"
-    )
-    script = hook(Step.START, "bin/start", script=True)
-    assert failure_sentence(StepEnd(Step.START, 127, 1, False), script) == (
-        "start hook script bin/start is missing from the release"
-    )
-
-
-def test_probe_output_is_read_back_into_versions() -> None:
-    probe = parse_probe(
-        "h1", "@@current 1.0%2Frc\n@@release 1.0%2Frc\n@@release 0.9\n@@outcome failed:start:3\n"
-    )
-    assert (probe.current_version, probe.releases, probe.outcome) == (
-        "1.0/rc",
-        ("1.0/rc", "0.9"),
-        "failed:start:3",
-    )
-    assert parse_probe("h1", "@@current \n").current_version is None
 
 
 @pytest.mark.parametrize(("seconds", "text"), [(30, "30"), (0.25, "0.25"), (1e6, "1000000"), (1.5, "1.5")])

@@ -15,11 +15,22 @@ from pathlib import Path
 import asyncssh
 import pytest
 
+from deployer.conversation import ARTIFACT_CHUNK
 from deployer.fleet import Host
 from deployer.results import HostStatus, Step
 from deployer.runner import JobKind
-from deployer.ssh import ARTIFACT_CHUNK, SshRunner
-from tests.ssh.support import AppFleet, Recorder, hook, job, make_artifact, pids_running, run, wait_until
+from deployer.ssh import SshRunner
+from tests.ssh.support import (
+    AppFleet,
+    Recorder,
+    holds_until_stopped,
+    hook,
+    job,
+    make_artifact,
+    pids_running,
+    run,
+    wait_until,
+)
 
 LOG_ENV = (
     'echo "$STEP|$(pwd)|$DEPLOY_APP|$DEPLOY_VERSION|$DEPLOY_PREVIOUS_VERSION|$DEPLOY_ENVIRONMENT'
@@ -42,7 +53,8 @@ def test_hooks_run_in_order_with_their_environment(fleet: AppFleet) -> None:
     host = fleet.hosts[0]
     first_job = job(target, "1.0", first, *logging_hooks())
     # Keeping one release, the host holds more than it keeps after the second push: it
-    # prunes, so every step runs (1.0 stays all the same, as the previous release).
+    # prunes an old release left there, so every step runs (1.0 stays all the same, as
+    # the previous release).
     second_job = job(target, "1.1", second, *logging_hooks(), keep=1)
     recorder = Recorder()
 
@@ -50,6 +62,7 @@ def test_hooks_run_in_order_with_their_environment(fleet: AppFleet) -> None:
         runner = SshRunner()
         try:
             one = await runner.deploy(fleet.target(), first_job, Recorder())
+            (local / "releases" / "0.1").mkdir()
             two = await runner.deploy(fleet.target(), second_job, recorder)
             return one, two
         finally:
@@ -59,8 +72,10 @@ def test_hooks_run_in_order_with_their_environment(fleet: AppFleet) -> None:
     assert one.status == HostStatus.SUCCEEDED, one.error
     assert two.status == HostStatus.SUCCEEDED, two.error
     assert (two.previous_version, two.version, two.uploaded) == ("1.0", "1.1", True)
-    assert [step for _, step in recorder.steps] == list(Step)
+    # Told as they happen: the wave's steps (connecting and staging come before it).
+    assert [step for _, step in recorder.steps] == list(Step)[2:]
     assert [s.step for s in two.steps] == list(Step)
+    assert not (local / "releases" / "0.1").exists()
     lines = (local / "hooks.log").read_text().splitlines()
     assert [line.split("|")[0] for line in lines] == [
         "before_install",
@@ -513,7 +528,7 @@ def test_restart_runs_stop_start_validate_in_the_current_release(fleet: AppFleet
 
     result, recorder = run(scenario())
     assert result.status == HostStatus.SUCCEEDED, result.error
-    assert [step for _, step in recorder.steps] == [Step.CONNECT, Step.STOP, Step.START, Step.VALIDATE]
+    assert [step for _, step in recorder.steps] == [Step.STOP, Step.START, Step.VALIDATE]
     assert [line.split("|")[0] for line in (local / "hooks.log").read_text().splitlines()] == [
         "stop",
         "start",
@@ -525,23 +540,27 @@ def test_restart_runs_stop_start_validate_in_the_current_release(fleet: AppFleet
 def test_an_abort_before_the_switch_changes_nothing(fleet: AppFleet) -> None:
     target, local = fleet.app()
     one, two = make_artifact(fleet.work, "1.0"), make_artifact(fleet.work, "1.1")
+    # before_install holds until the driver's listener took the controller's `stop` (its
+    # note appears), bounded by the hook's own timeout: the abort lands mid-way, for sure.
+    holds = holds_until_stopped(Step.BEFORE_INSTALL)
 
     async def scenario():
         runner = SshRunner()
         try:
             await runner.deploy(fleet.target(), job(target, "1.0", one), Recorder())
-            return await runner.deploy(
-                fleet.target(),
-                job(target, "1.1", two, hook(Step.START, "true")),
-                Recorder(refuse=Step.SWITCH),
-            )
+            pushed = job(target, "1.1", two, holds, hook(Step.START, "true"))
+            recorder = Recorder()
+            recorder.on_step[Step.BEFORE_INSTALL] = lambda: runner.stop(pushed.deployment_id)
+            return await runner.deploy(fleet.target(), pushed, recorder), recorder
         finally:
             await runner.aclose()
 
-    result = run(scenario())
+    result, recorder = run(scenario())
     assert result.status == HostStatus.ABORTED
-    assert result.step == Step.SWITCH
+    assert result.step == Step.AFTER_INSTALL or result.step == Step.SWITCH
+    assert [step for _, step in recorder.steps] == [Step.BEFORE_INSTALL]
     assert (local / "current" / "VERSION").read_text() == "1.0\n"
+    assert (local / "releases" / "1.1" / "VERSION").read_text() == "1.1\n"  # staged, not live
 
 
 def test_an_identity_file_that_holds_no_key_fails_the_host_with_a_sentence(fleet: AppFleet) -> None:
@@ -672,10 +691,13 @@ def test_a_failing_stop_hook_can_be_ignored_and_script_hooks_run_from_the_releas
     assert lost.error == "start hook script bin/nothing.sh is missing from the release"
 
 
-def test_a_reporter_that_fails_before_the_switch_stops_the_host_there(fleet: AppFleet) -> None:
+def test_a_controller_that_fails_before_the_switch_stops_the_host_there(fleet: AppFleet) -> None:
     target, local = fleet.app()
     one, two = make_artifact(fleet.work, "1.0"), make_artifact(fleet.work, "1.1")
-    second = job(target, "1.1", two, hook(Step.START, "true"))
+    # before_install holds until the driver's listener took the `stop` the failing
+    # controller sends as it leaves (bounded by the hook's timeout).
+    holds = holds_until_stopped(Step.BEFORE_INSTALL)
+    second = job(target, "1.1", two, holds, hook(Step.START, "true"))
 
     def store_down() -> None:
         raise RuntimeError("the store is down")
@@ -685,7 +707,7 @@ def test_a_reporter_that_fails_before_the_switch_stops_the_host_there(fleet: App
         try:
             await runner.deploy(fleet.target(), job(target, "1.0", one), Recorder())
             recorder = Recorder()
-            recorder.on_step[Step.SWITCH] = store_down
+            recorder.on_step[Step.BEFORE_INSTALL] = store_down
             with pytest.raises(RuntimeError, match="the store is down"):
                 await runner.deploy(fleet.target(), second, recorder)
         finally:
@@ -701,27 +723,26 @@ def test_a_reporter_that_fails_before_the_switch_stops_the_host_there(fleet: App
     assert (local / "current" / "VERSION").read_text() == "1.0\n"
 
 
-def test_a_controller_gone_before_the_artifact_arrived_leaves_no_record(fleet: AppFleet) -> None:
+def test_a_staged_host_let_go_before_its_wave_is_left_as_it_was(fleet: AppFleet) -> None:
     target, local = fleet.app()
     one, two = make_artifact(fleet.work, "1.0"), make_artifact(fleet.work, "1.1")
-    second = job(target, "1.1", two, hook(Step.START, "true"))
+    second = job(target, "1.1", two, hook(Step.START, "touch ../../started"))
 
     async def scenario():
         runner = SshRunner()
-        await runner.deploy(fleet.target(), job(target, "1.0", one), Recorder())
-        recorder = Recorder()
+        try:
+            await runner.deploy(fleet.target(), job(target, "1.0", one), Recorder())
+            staged = await runner.stage(fleet.target(), second)
+            await runner.unstage(second.deployment_id)  # the deployment ended first (halted)
+            return staged
+        finally:
+            await runner.aclose()
 
-        def leave() -> None:  # gone as soon as UPLOAD is recorded: the artifact never comes
-            asyncio.get_running_loop().call_soon(lambda: asyncio.ensure_future(runner.aclose()))
-
-        recorder.on_step[Step.UPLOAD] = leave
-        result = await runner.deploy(fleet.target(), second, recorder)
-        await runner.aclose()
-        return result
-
-    result = run(scenario())
-    assert (result.status, result.step) == (HostStatus.UNKNOWN, Step.UPLOAD)
+    staged = run(scenario())
+    assert (staged.staged, staged.error) == (True, None)
     assert wait_until(lambda: pids_running(second.deployment_id, word="driver") == [])
     probe = run(_probe(fleet, target, second.deployment_id))
-    assert (probe.outcome, probe.current_version, probe.releases) == (None, "1.0", ("1.0",))
+    # An ordinary non-current release: no record, nothing live changed, no hook ran.
+    assert (probe.outcome, probe.current_version, set(probe.releases)) == (None, "1.0", {"1.0", "1.1"})
     assert list((local / ".deploy").glob(f"{second.deployment_id}*")) == []
+    assert not (local / "started").exists()
