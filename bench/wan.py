@@ -242,7 +242,24 @@ def run_ours(inventory: Path, space: Workspace, run: str) -> float:
     result = json.loads(finished.stdout)
     if result["status"] != "succeeded" or len({h["wave"] for h in result["hosts"]}) != WAVE_COUNT:
         raise SystemExit(f"ours: {result['status']}: {result['reason']}")
+    if "--timeline" in sys.argv:
+        _print_timeline(result["hosts"])
     return finished.wall
+
+
+def _print_timeline(hosts: list[dict[str, Any]]) -> None:
+    """Each wave's start and end, in seconds from the first host's start (for profiling)."""
+    from datetime import datetime
+
+    first = min(datetime.fromisoformat(h["started_at"]) for h in hosts)
+    for wave in sorted({h["wave"] for h in hosts}):
+        starts = [datetime.fromisoformat(h["started_at"]) for h in hosts if h["wave"] == wave]
+        ends = [datetime.fromisoformat(h["finished_at"]) for h in hosts if h["wave"] == wave]
+        print(
+            f"    wave {wave:2}: {(min(starts) - first).total_seconds():5.2f}"
+            f" → {(max(ends) - first).total_seconds():5.2f}",
+            file=sys.stderr,
+        )
 
 
 def run_bare(inventory: Path, known_hosts: Path, fleet: Any, space: Workspace, run: str) -> float:
@@ -305,6 +322,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--rtt", default="80ms", help="the round trip added to every host (e.g. 80ms)")
     parser.add_argument("--runs", type=int, default=2)
     parser.add_argument("--bare", metavar="PLAN", help=argparse.SUPPRESS)
+    parser.add_argument("--timeline", action="store_true", help="print when each of our waves ran")
     args = parser.parse_args(argv)
     if args.bare:
         return bare_main(args.bare)

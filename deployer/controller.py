@@ -568,6 +568,8 @@ class _Run:
         if ahead == 0 or decision.wave is None or decision.halting or self.control is not Control.RUN:
             return
         last = len(self.waves) if ahead is None else min(len(self.waves), decision.wave + ahead)
+        # The wave after those connects meanwhile: its staging then starts with no handshake.
+        self._prepare_after(last)
         for wave in range(decision.wave + 1, last + 1):
             for name in self.waves[wave - 1]:
                 if name in self.staging or self.statuses[name] is not HostStatus.PENDING:

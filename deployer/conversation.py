@@ -207,6 +207,7 @@ class Conversation:
             run.error = "aborted before its first step; the host still runs what it ran before"
             return run.result(HostStatus.ABORTED, first_step(self.job))
         self._events = events
+        run.started_at = utcnow()  # the host's part in its wave starts now; staging came before
         go = Go(
             switch_at=utcnow(),
             previous_dir=run.previous_dir,

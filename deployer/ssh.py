@@ -179,6 +179,7 @@ class SshRunner:
         self._fabric_hooks: FabricHooks | None = None
         # Conversations by (deployment id, host): staged and waiting for their wave, and live.
         self._staged: dict[tuple[str, str], Conversation] = {}
+        self._staging: dict[tuple[str, str], asyncio.Future[StageReport]] = {}
         self._live: dict[str, dict[str, Conversation]] = {}
         self._stopping: set[str] = set()
         self._closed = False
@@ -444,6 +445,16 @@ class SshRunner:
 
     async def stage(self, target: SshTarget, job: ReleaseJob) -> StageReport:
         """Stage ``job`` on one host ahead of its wave; the driver then holds for its go."""
+        key = (job.deployment_id, target.host.name)
+        staging = asyncio.ensure_future(self._stage(target, job))
+        self._staging[key] = staging
+        try:
+            return await asyncio.shield(staging)  # its wave, if it comes now, waits for it
+        finally:
+            if self._staging.get(key) is staging:
+                del self._staging[key]
+
+    async def _stage(self, target: SshTarget, job: ReleaseJob) -> StageReport:
         name = target.host.name
         opened = await self._converse(target, job)
         if isinstance(opened, HostResult):
@@ -458,6 +469,9 @@ class SshRunner:
         """Run ``job`` on one host; never raises for the host's own failures."""
         name = target.host.name
         key = (job.deployment_id, name)
+        staging = self._staging.get(key)
+        if staging is not None:  # one driver per host: take the one being staged
+            await asyncio.wait([staging])
         conversation = self._staged.pop(key, None)
         if conversation is not None and not conversation.is_open:
             conversation = None  # lost while it waited: staged again
