@@ -113,3 +113,38 @@ def test_a_killed_controller_is_resumed_and_no_host_runs_a_hook_twice(app: App) 
         assert app.current(host.name) == "1.0"
         runs = Counter(line[0] for line in app.hook_lines(host.name) if line[2] == view.id)
         assert runs == {"before_install": 1, "after_install": 1, "start": 1, "validate": 1}, (host.name, runs)
+
+
+def test_a_controller_killed_while_it_stages_hosts_ahead_is_resumed_and_no_hook_runs_twice(app: App) -> None:
+    slow_everywhere(app, 1.0)
+    push = app.popen("push", str(app.spec), "--yes")
+    try:
+        # Kill the controller once a later wave is being staged: some of its hosts have
+        # their release ready (staged, still pending), others may be mid-upload.
+        def staging_ahead() -> bool:
+            view = running(app)
+            return view is not None and any(
+                h.staged and h.status is HostStatus.PENDING and h.wave is not None and h.wave > 1
+                for h in view.hosts
+            )
+
+        assert wait_until(staging_ahead, timeout=60)
+        os.kill(push.pid, signal.SIGKILL)
+        push.wait(timeout=10)
+    finally:
+        if push.poll() is None:
+            push.kill()
+            push.wait()
+    view = running(app)
+    assert view is not None
+    staged = {h.name for h in view.hosts if h.staged and h.status is HostStatus.PENDING}
+    assert staged
+    for name in staged:  # staged only: nothing live changed, no hook ran
+        assert app.current(name) is None
+        assert [line for line in app.hook_lines(name) if line[2] == view.id] == []
+    resumed = app.deploy_json("resume", view.id, timeout=120)
+    assert resumed["status"] == "succeeded" and resumed["counts"]["succeeded"] == 12
+    for host in app.fleet.hosts:
+        assert app.current(host.name) == "1.0"
+        runs = Counter(line[0] for line in app.hook_lines(host.name) if line[2] == view.id)
+        assert runs == {"before_install": 1, "after_install": 1, "start": 1, "validate": 1}, (host.name, runs)
