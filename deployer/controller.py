@@ -29,9 +29,11 @@ from deployer.events import (
     HostsJoined,
     HostStaged,
     HostStepStarted,
+    Notice,
     WaveFinished,
     WaveStarted,
 )
+from deployer.file_limits import capacity_note, current_connection_capacity
 from deployer.fleet import SshTarget
 from deployer.gate_checks import GateContext, check_gates
 from deployer.gates import gates_when
@@ -158,6 +160,7 @@ class Controller:
         poll_interval: float = 0.25,
         heartbeat_interval: float = 5.0,
         stop: GracefulStop | None = None,
+        connection_limit: int | None = None,
     ) -> None:
         """``stop``, once set, stops the deployment as an abort does but gentler: no new
         host starts and the hosts in flight run to their end (an abort stops them before
@@ -171,6 +174,10 @@ class Controller:
         self._poll_interval = poll_interval
         self._heartbeat_interval = heartbeat_interval
         self._stop = stop
+        # Hosts that may hold a connection at once (running or staged): the open-file limit.
+        self._connection_limit = (
+            current_connection_capacity() if connection_limit is None else connection_limit
+        )
 
     async def run(self, rollout: Rollout, statuses: Mapping[str, HostStatus] | None = None) -> RolloutOutcome:
         """Run ``rollout`` to its end and record the outcome.
@@ -222,6 +229,8 @@ class _Run:
         self.stage_slots = asyncio.Semaphore(STAGE_CONCURRENCY)
         self.steps_to_record: list[tuple[str, Step, datetime]] = []
         self.stop_sent = False
+        limit = controller._connection_limit
+        self.max_parallel = min(rollout.max_parallel or limit, limit)
 
     @property
     def deployment_id(self) -> str:
@@ -244,6 +253,10 @@ class _Run:
 
     async def _loop(self) -> RolloutOutcome:
         self._note_finished_waves(self.c._clock(), tell=False)  # a resumed deployment's: told before
+        largest = max(min(len(wave), self.rollout.max_parallel or len(wave)) for wave in self.waves)
+        note = capacity_note(largest, self.c._connection_limit)
+        if note is not None:
+            self.c._sink(Notice(self.deployment_id, note, self.c._clock()))
         self.discovered_after = len(self.wave_finished_at)
         while True:
             now = self.c._clock()
@@ -493,7 +506,7 @@ class _Run:
             statuses=self.statuses,
             failure_budget=self.failure_budget,
             bake=self.rollout.bake,
-            max_parallel=self.rollout.max_parallel,
+            max_parallel=self.max_parallel,
             wave_finished_at=self.wave_finished_at,
             control=self._control(),
             budget_exempt=self.rollout.budget_exempt,
@@ -567,6 +580,11 @@ class _Run:
         ahead = self.rollout.stage_ahead
         if ahead == 0 or decision.wave is None or decision.halting or self.control is not Control.RUN:
             return
+        # Staged hosts hold a connection each, as running ones do: both within the limit.
+        holding = len(self.tasks) + sum(
+            1 for name in self.staging if self.statuses[name] is HostStatus.PENDING
+        )
+        room = self.c._connection_limit - holding
         last = len(self.waves) if ahead is None else min(len(self.waves), decision.wave + ahead)
         # The wave after those connects meanwhile: its staging then starts with no handshake.
         self._prepare_after(last)
@@ -574,6 +592,9 @@ class _Run:
             for name in self.waves[wave - 1]:
                 if name in self.staging or self.statuses[name] is not HostStatus.PENDING:
                     continue
+                if room <= 0:
+                    return
+                room -= 1
                 self.staging.add(name)
                 task = asyncio.create_task(self._stage_host(name), name=f"stage {name}")
                 self.staging_tasks.add(task)

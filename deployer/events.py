@@ -104,6 +104,15 @@ class HostFinished:
 
 
 @dataclass(frozen=True, slots=True)
+class Notice:
+    """Something the operator should know that changes no outcome (a wave run in parts)."""
+
+    deployment_id: str
+    text: str
+    at: datetime
+
+
+@dataclass(frozen=True, slots=True)
 class ControlChanged:
     """The deployment was paused, resumed, aborted or halted."""
 
@@ -132,6 +141,7 @@ Event = (
     | HostStaged
     | HostFinished
     | ControlChanged
+    | Notice
     | DeploymentFinished
 )
 EventSink = Callable[[Event], None]

@@ -22,6 +22,7 @@ from deployer.events import (
     HostsJoined,
     HostStaged,
     HostStepStarted,
+    Notice,
     WaveStarted,
 )
 from deployer.progress import describe
@@ -84,7 +85,7 @@ class LiveProgress:
                 if event.result.status.is_failure:
                     failure = f"{event.result.host}: {event.result.error or event.result.status}"
                     self._last_failure = escape_controls(failure, one_line=True)
-            case Baking() | ControlChanged() | GateChecked():
+            case Baking() | ControlChanged() | GateChecked() | Notice():
                 self._note = escape_controls(describe(event) or "", one_line=True)
             case DeploymentFinished():
                 self._note = describe(event) or ""

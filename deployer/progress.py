@@ -21,6 +21,7 @@ from deployer.events import (
     HostsJoined,
     HostStaged,
     HostStepStarted,
+    Notice,
     WaveFinished,
     WaveStarted,
 )
@@ -69,6 +70,8 @@ def describe(event: Event) -> str | None:
             return line
         case ControlChanged():
             return f"{event.state}: {event.reason}"
+        case Notice():
+            return f"note: {event.text}"
         case DeploymentFinished():
             counts = ", ".join(f"{n} {s.value.replace('_', ' ')}" for s, n in event.counts.items() if n)
             return f"deployment {event.deployment_id} {event.status}: {counts}"

@@ -15,12 +15,10 @@ the error's exit status. Anything else is a bug and keeps its traceback.
 
 from __future__ import annotations
 
-import contextlib
 import gc
 import importlib
 import json
 import os
-import resource
 import sys
 import warnings
 from collections.abc import Mapping, Sequence
@@ -262,28 +260,11 @@ def quiet_library_warnings(environ: Mapping[str, str], warnoptions: Sequence[str
     warnings.filterwarnings("default", module=r"(deployer|tui)(\.|$)")
 
 
-MAX_OPEN_FILES = 65536  # what deploy raises its soft open-file limit to, at most
-
-
-def raise_open_file_limit() -> None:
-    """Raise the soft limit on open files to the hard one (at most MAX_OPEN_FILES).
-
-    Each host in flight holds a connection, and a user's shell usually allows 1,024 files:
-    a 2,000-host push at 50% needs more. Past the soft limit, even reading /etc/passwd
-    fails, and hosts failed with errors about that instead of a word about the limit.
-    """
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    # Capped: the limit is passed on to every command we start (inventory scripts, gates,
-    # ProxyCommand), and some of those walk every possible descriptor when they begin.
-    wanted = min(hard, MAX_OPEN_FILES) if hard != resource.RLIM_INFINITY else MAX_OPEN_FILES
-    if soft < wanted:
-        with contextlib.suppress(ValueError, OSError):  # a hard limit the kernel will not grant
-            resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
-
-
 def prepare_command() -> None:
     """Quiet library warnings, raise the open-file limit, import the command line's command."""
     quiet_library_warnings(os.environ, sys.warnoptions)
+    from deployer.file_limits import raise_open_file_limit
+
     raise_open_file_limit()
     args = sys.argv[1:]
     load_command(

@@ -32,7 +32,10 @@ def store(tmp_path) -> Store:  # type: ignore[no-untyped-def]
         yield store
 
 
-def begin(store: Store, waves: list[list[Host]], budget: int, bake: float = 0.0) -> Rollout:
+def begin(
+    store: Store, waves: list[list[Host]], budget: int, bake: float = 0.0, stage_ahead: int | None = 0
+) -> Rollout:
+    """A rollout of ``waves``; no staging ahead unless asked (tests/controller/test_staging.py)."""
     deployment_id = store.begin_deployment(
         app="web",
         environment="prod",
@@ -54,6 +57,7 @@ def begin(store: Store, waves: list[list[Host]], budget: int, bake: float = 0.0)
         tuple(tuple(h.name for h in wave) for wave in waves),
         budget,
         bake,
+        stage_ahead=stage_ahead,
     )
 
 
