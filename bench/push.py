@@ -19,8 +19,10 @@ Two ways, each its own process, so both pay for their interpreter's start-up:
   same .tar.gz on stdin, unpacks it into ``releases/<v>``, switches ``current`` atomically
   (a new link renamed over it) and runs ``sleep 0.2`` in the release; the same waves (the
   planner's, computed here), one wave after another. It imports asyncssh and nothing else.
+  Two of them: ``bare`` connects to each host in its wave, ``bare-pre`` connects to every
+  host first and then runs one command per host per wave (each plays to its strength).
 
-Figures: wall time ÷ the ideal (10 waves of 0.2 s = 2 s) and ours ÷ bare; the controller's
+Figures: wall time ÷ the ideal (10 waves of 0.2 s = 2 s) and ours ÷ the faster bare; the controller's
 CPU per host (user + sys of the child, from ``wait4``: the same as the difference of
 ``getrusage(RUSAGE_CHILDREN)`` around it) and its peak RSS. The wall time is split into
 "before" (launch to the first host's start: interpreter, imports, store, spec, plan), "in
@@ -30,10 +32,10 @@ The times are the fastest of ``--runs`` runs, the CPU the least and the RSS the 
 ours and bare take turns going first. The CPU of importing what each side imports, as it
 imports it (``python -c``, see STARTUP), is printed once: the fixed start-up cost spread
 over the hosts; "beyond start-up" is the CPU less that, per host: what one more host
-costs. (On 100 hosts the bare script's own total is about 7 ms per host, over a quarter
-of it importing asyncssh.)
-Targets: ours ÷ bare ≤ 1.25, controller CPU ≤ 10 ms per host (the total, as the issue
-states it); exits 1 when missed.
+costs.
+Targets (issue 21): ours ÷ the faster bare ≤ 1.05, the controller's CPU beyond start-up
+≤ 5 ms per host, start-up ≤ 0.35 s of CPU; exits 1 when missed. The OpenSSH test fleet
+holds at most 254 hosts (one /24 of 127.0.0.0/8): the large figure is taken at 250.
 
 The package's bytecode is written first, as an install would have it (see
 compile_bytecode).
@@ -67,8 +69,12 @@ from typing import Any
 _IMPORT_CLOCK = time.perf_counter()  # for the bare script: time spent importing asyncssh
 
 REPO = Path(__file__).resolve().parents[1]
-RATIO_TARGET = 1.25
-CPU_TARGET_MS = 10.0
+# Issue 21's targets: ours ÷ the faster bare loop, the controller's CPU per host beyond
+# start-up, and the CPU of start-up itself (importing what push imports).
+RATIO_TARGET = 1.05
+CPU_BEYOND_TARGET_MS = 5.0
+STARTUP_TARGET_S = 0.35
+BARES = ("bare", "bare-pre")  # connecting in each wave; every host connected first
 DATACENTERS = 3
 BATCH = "10%"
 HOOK = "sleep 0.2"
@@ -133,14 +139,26 @@ async def bare_connect(host: dict[str, Any]) -> Any:
 
 
 async def _bare_push(plan: dict[str, Any]) -> list[float]:
-    """Every wave of ``plan`` in turn, its hosts at once; the seconds each wave took."""
+    """Every wave of ``plan`` in turn, its hosts at once; the seconds each wave took.
+
+    ``plan["preconnect"]``: connect to every host first (not counted in any wave), then
+    run one command per host per wave on those connections; else each host connects in
+    its own wave.
+    """
+    import asyncssh
 
     command = _bare_command(plan["target"], plan["version"], plan["hook"])
-    artifact = Path(plan["artifact"])
+    artifact = Path(plan["artifact"]).read_bytes()
+    hosts = [host for wave in plan["waves"] for host in wave]
+    opened: dict[str, asyncssh.SSHClientConnection] = {}
+    if plan.get("preconnect"):
+        connected = await asyncio.gather(*map(bare_connect, hosts))
+        opened = {host["address"]: connection for host, connection in zip(hosts, connected, strict=True)}
 
     async def one(host: dict[str, Any]) -> None:
-        async with await bare_connect(host) as connection:
-            result = await connection.run(command, stdin=artifact, check=False, encoding=None)
+        connection = opened.get(host["address"]) or await bare_connect(host)
+        async with connection:
+            result = await connection.run(command, input=artifact, check=False, encoding=None)
             if result.exit_status != 0:
                 raise RuntimeError(f"{host['address']}: exit {result.exit_status}: {result.stderr!r}")
 
@@ -402,7 +420,13 @@ def bare_plan(fleet: PushFleet) -> list[list[dict[str, Any]]]:
 
 
 def push_bare(
-    fleet: PushFleet, space: Workspace, run: str, version: str, waves: list[list[dict[str, Any]]]
+    fleet: PushFleet,
+    space: Workspace,
+    run: str,
+    version: str,
+    waves: list[list[dict[str, Any]]],
+    *,
+    preconnect: bool = False,
 ) -> ProcessCost:
     from deployer.artifact import prepare_artifact  # the very .tar.gz ours sends
 
@@ -410,7 +434,14 @@ def push_bare(
     run_dir.mkdir(exist_ok=True)
     target = f"pushbench/{run}"
     artifact = prepare_artifact(space.artifacts[version], space.dir / "bare-cache")
-    plan = {"target": target, "version": version, "hook": HOOK, "artifact": artifact.path, "waves": waves}
+    plan = {
+        "target": target,
+        "version": version,
+        "hook": HOOK,
+        "artifact": artifact.path,
+        "waves": waves,
+        "preconnect": preconnect,
+    }
     plan_path = run_dir / f"plan-{version}.json"
     plan_path.write_text(json.dumps(plan))
     argv = [sys.executable, str(Path(__file__).resolve()), "--bare", str(plan_path)]
@@ -444,14 +475,14 @@ def bench_fleet(fleet: PushFleet, space: Workspace, runs: int) -> dict[tuple[str
     samples: dict[tuple[str, str], list[ProcessCost]] = {}
     for number in range(1, runs + 1):
         # Take turns going first, so that neither always meets a warmer machine.
-        sides = ("ours", "bare") if number % 2 else ("bare", "ours")
+        sides = ("ours", *BARES) if number % 2 else (*BARES, "ours")
         for side in sides:
             run = f"{side}-{number}"
             for version in VERSIONS:
                 if side == "ours":
                     cost = push_ours(fleet, space, run, version)
                 else:
-                    cost = push_bare(fleet, space, run, version, waves)
+                    cost = push_bare(fleet, space, run, version, waves, preconnect=side == "bare-pre")
                 samples.setdefault((side, version), []).append(cost)
                 print(
                     f"  run {number} {side:<4} {version}: {cost.wall:5.2f}s wall ="
@@ -480,23 +511,23 @@ def report(
         f" start hook `{HOOK}`: ideal {ideal:.1f}s; best of {runs} run(s)"
     )
     print(
-        f"  {'':<18} {'wall':>6} {'÷ideal':>6} {'÷bare':>6} | {'before':>6} {'in loop':>7} {'after':>6}"
+        f"  {'':<21} {'wall':>6} {'÷ideal':>6} {'÷bare':>6} | {'before':>6} {'in loop':>7} {'after':>6}"
         f" | {'CPU/host':>8} {'beyond start-up':>15} {'peak RSS':>8}"
     )
     within = True
     for version, label in zip(VERSIONS, ("first push", "second push"), strict=True):
-        bare = best[("bare", version)]
-        for side in ("ours", "bare"):
+        bare = min((best[(side, version)] for side in BARES), key=lambda cost: cost.wall)
+        for side in ("ours", *BARES):
             cost = best[(side, version)]
             ratio = cost.wall / bare.wall
             cpu_ms = cost.cpu * 1000 / host_count
-            beyond_ms = (cost.cpu - startup[side]) * 1000 / host_count
+            beyond_ms = (cost.cpu - startup["bare" if side in BARES else side]) * 1000 / host_count
             if side == "ours":
-                within &= ratio <= RATIO_TARGET and cpu_ms <= CPU_TARGET_MS
+                within &= ratio <= RATIO_TARGET and beyond_ms <= CPU_BEYOND_TARGET_MS
             title = label if side == "ours" else ""
             shown_ratio = f"{ratio:6.2f}" if side == "ours" else ""
             print(
-                f"  {title:<12} {side:<5} {cost.wall:5.2f}s {cost.wall / ideal:6.2f}"
+                f"  {title:<12} {side:<8} {cost.wall:5.2f}s {cost.wall / ideal:6.2f}"
                 f" {shown_ratio:>6} | {cost.before:5.2f}s {cost.in_loop:6.2f}s"
                 f" {cost.after:5.2f}s | {cpu_ms:5.1f} ms {beyond_ms:12.1f} ms {cost.peak_rss_mb:5.0f} MB"
             )
@@ -511,10 +542,10 @@ PROFILE_POINTS = {
     ("deployer/store/repository.py", "open_store"): "opening the store (migrations on a fresh one)",
     ("deployer/operations.py", "prepare"): "spec, inventory, plan",
     ("deployer/store/repository.py", "begin_deployment"): "store: begin_deployment",
-    ("deployer/store/repository.py", "record_step"): "store: record_step (one commit per step)",
+    ("deployer/store/repository.py", "record_steps"): "store: record_steps (one commit per batch)",
     ("deployer/store/repository.py", "record_host_result"): "store: record_host_result",
-    ("deployer/ssh.py", "_stream_artifact"): "ssh: sending the artifact on the driver's channel",
-    ("deployer/ssh.py", "_send_artifact"): "ssh: the upload channel (hosts without GNU head)",
+    ("deployer/conversation.py", "_stream_artifact"): "ssh: sending the artifact on the driver's channel",
+    ("deployer/conversation.py", "_send_artifact"): "ssh: the upload channel (hosts without GNU head)",
     ("deployer/ssh.py", "aclose"): "ssh: closing the connections",
     ("deployer/store/repository.py", "deployment"): "store: reading the result back",
     ("deployer/render.py", "deployment_json"): "rendering the JSON",
@@ -580,8 +611,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"\nstart-up alone (python -c 'import ...', CPU): {ours_name} {startup['ours']:.2f}s"
         f" = {startup['ours'] * 1000 / args.hosts:.1f} ms per host; {bare_name} {startup['bare']:.2f}s"
     )
+    within &= startup["ours"] <= STARTUP_TARGET_S
     print(
-        f"targets: ours ÷ bare ≤ {RATIO_TARGET}, controller CPU ≤ {CPU_TARGET_MS:g} ms per host: "
+        f"targets: ours ÷ the faster bare ≤ {RATIO_TARGET}, controller CPU beyond start-up"
+        f" ≤ {CPU_BEYOND_TARGET_MS:g} ms per host, start-up ≤ {STARTUP_TARGET_S} s of CPU: "
         + ("met" if within else "NOT met")
     )
     return 0 if within else 1

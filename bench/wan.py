@@ -50,8 +50,7 @@ from bench.push import (  # noqa: E402  (the repository's root must be on the pa
     SPEC,
     WAVE_COUNT,
     Workspace,
-    _bare_command,
-    bare_connect,
+    _bare_push,
     run_measured,
 )
 
@@ -147,36 +146,11 @@ class DelayProxy:
             delivering.cancel()
 
 
-# -- the bare script: connect every host first, then one command per host per wave ----------
-
-
-async def _bare_push(plan: dict[str, Any]) -> None:
-
-    command = _bare_command(plan["target"], plan["version"], plan["hook"])
-    artifact = Path(plan["artifact"]).read_bytes()
-    hosts = [host for wave in plan["waves"] for host in wave]
-
-    connections = dict(
-        zip([h["address"] for h in hosts], await asyncio.gather(*map(bare_connect, hosts)), strict=True)
-    )
-    try:
-        for wave in plan["waves"]:
-
-            async def one(host: dict[str, Any]) -> None:
-                result = await connections[host["address"]].run(
-                    command, input=artifact, check=False, encoding=None
-                )
-                if result.exit_status != 0:
-                    raise RuntimeError(f"{host['address']}: exit {result.exit_status}: {result.stderr!r}")
-
-            await asyncio.gather(*(one(host) for host in wave))
-    finally:
-        for connection in connections.values():
-            connection.close()
+# -- the bare script: bench/push.py's, connecting every host first ------------------------------
 
 
 def bare_main(plan_path: str) -> int:
-    plan = json.loads(Path(plan_path).read_text())
+    plan = {**json.loads(Path(plan_path).read_text()), "preconnect": True}
     asyncio.run(_bare_push(plan))
     print(json.dumps({"ok": True}))
     return 0

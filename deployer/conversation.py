@@ -388,9 +388,14 @@ class Conversation:
                 if not chunk:
                     break
                 left -= len(chunk)
-                stdin.write(pending + chunk + (b"" if left else ARTIFACT_SENT))
-                pending = b""
-                await stdin.drain()
+                try:
+                    stdin.write(pending + chunk + (b"" if left else ARTIFACT_SENT))
+                    pending = b""
+                    await stdin.drain()
+                except (OSError, asyncssh.Error):
+                    # The driver stopped reading (its disk filled, say) and left: its last
+                    # words, still to be read, say why. A lost connection shows there too.
+                    return
         if left:
             # The driver still waits for bytes that will never come: only ending the
             # channel frees it (it then leaves the host as it found it).

@@ -63,7 +63,7 @@ DEPLOY_VERSION=$version DEPLOY_ID=$id DEPLOY_PREVIOUS_VERSION= DEPLOY_RELEASE_DI
 export DEPLOY_APP DEPLOY_ENVIRONMENT DEPLOY_HOST DEPLOY_DATACENTER DEPLOY_VERSION DEPLOY_ID
 export DEPLOY_PREVIOUS_VERSION DEPLOY_RELEASE_DIR
 
-committed=0 hooked=0 made_temporary=0 tmp_made=0 step= cur= prev= log=/dev/null records= state= listener=
+said= committed=0 hooked=0 made_temporary=0 tmp_made=0 step= cur= prev= log=/dev/null records= state= listener=
 newline='
 '
 tab='	'
@@ -107,7 +107,10 @@ flush() {
 # Removes what a run that stopped half-way may leave (only when it made any).
 cleanup() {
     [ -n "$listener" ] && kill "$listener" 2>/dev/null
-    [ -n "$records" ] && rm -f "$records/$id.stop" "$records/$id.reply"
+    # Tested first: an rm costs a process, and most runs leave neither.
+    for note in "$records/$id.stop" "$records/$id.reply"; do
+        [ -n "$records" ] && [ -e "$note" ] && rm -f "$note"
+    done
     [ "$made_temporary" = 1 ] || return 0
     # Test first: most runs leave nothing, and a test costs no process.
     for leftover in "$target/releases/.tmp-$id" "$target/releases/.old-$id" "$target/.current-$id"; do
@@ -186,7 +189,13 @@ begin() {
 # own followed by `@@output-end <token>`: one tail(1).
 finish() {
     put_state "ended $$ $step $1"
-    if [ -s "$log" ]; then
+    if [ -n "$said" ]; then
+        # What the driver itself wrote to the log, known here: sent without a tail(1).
+        say "@@output $id.$step.$$"
+        pending="$pending$said"
+        said=
+        say "@@output-end $id.$step.$$"
+    elif [ -s "$log" ]; then
         say "@@output $id.$step.$$"
         flush
         tail -c 65536 "$log"
@@ -442,13 +451,13 @@ has_sha() {
 }
 
 # Sets $receive_error to why the artifact's $1 bytes on stdin could not be written to
-# $file, or empties it. Whatever happens, exactly $1 bytes are read (head -c), so the
-# controller's next line is read as a line: should the disk fill, cat stops writing and
-# a second cat reads the rest into /dev/null. The file is emptied then, to give the
-# space back. (One process more than a bare head: the price of never desyncing.)
+# $file, or empties it. Should the disk fill, head stops with bytes still unread: the
+# driver then fails at once and reads nothing more, so no byte of the artifact is ever
+# taken for a line; the controller, its channel closed, reads the driver's last words.
+# The file is emptied, to give the space back.
 receive() {
     receive_error=
-    err=$(head -c "$1" | { cat >"$file" || { cat >/dev/null; exit 1; }; } 2>&1) && return 0
+    err=$(head -c "$1" 2>&1 >"$file") && return 0
     : >"$file" 2>/dev/null
     case $err in
     *"No space left"* | *"Disk quota exceeded"*)
@@ -491,8 +500,10 @@ upload() {
         # GNU head -c reads exactly the bytes it is asked for and not one more, so the
         # artifact can come on this channel, between two of the controller's lines. Other
         # heads may read ahead into the lines that follow: the controller then writes the
-        # file through a channel of its own.
-        case $(head --version 2>/dev/null) in *GNU*) how=stdin ;; *) how=file ;; esac
+        # file through a channel of its own. Busybox's and toybox's heads are symbolic
+        # links to one multi-call binary, GNU's is not: told without running it.
+        how=file
+        find_command head && [ ! -L "$found" ] && how=stdin
         say "@@need-artifact $file $how"
         ask
         case $how:$reply in
@@ -504,12 +515,12 @@ upload() {
                 ;;
             esac
             receive "$bytes"
-            # `sent` follows the bytes; EOF instead means the controller went away mid-way.
-            ask
             if [ -n "$receive_error" ]; then
                 upload_error=$receive_error
                 return 1
             fi
+            # `sent` follows the bytes; EOF instead means the controller went away mid-way.
+            ask
             ;;
         esac
         if [ "$reply" != sent ]; then
@@ -572,9 +583,10 @@ prune() {
         position=$((position + 1))
         case $doomed in *" $position "*) ;; *) continue ;; esac
         [ -n "$name" ] && [ "$name" != "$cur" ] && [ "$name" != "$prev" ] || continue
-        printf '[deployer] removing release %s\n' "$name" >>"$log"
+        said="$said[deployer] removing release $name$newline"
         set -- "$@" "$target/releases/$name"
     done <"$records/$id.releases"
+    printf '%s' "$said" >>"$log"
     [ $# -eq 0 ] || rm -rf "$@"
 }
 
@@ -639,7 +651,7 @@ if [ ! -d "$records" ]; then
 fi
 state=$records/$id.state
 exec 2>>"$records/$id.driver.err"
-rm -f "$records/$id.stop" "$records/$id.reply"
+for note in "$records/$id.stop" "$records/$id.reply"; do [ -e "$note" ] && rm -f "$note"; done
 step=$first_step
 if [ -e "$target/current" ] && [ ! -L "$target/current" ]; then
     fail 1 "$target/current is not a symbolic link; move it away"
@@ -713,7 +725,8 @@ if [ -n "$doomed" ] && [ "$kind" != restart ]; then
     if [ "$expected" = "$prev" ]; then
         prune
     else
-        printf '[deployer] current was %s at staging, %s now: nothing pruned\n' "$expected" "$prev" >>"$log"
+        said="[deployer] current was $expected at staging, $prev now: nothing pruned$newline"
+        printf '%s' "$said" >>"$log"
     fi
     finish 0
 fi

@@ -38,11 +38,11 @@ def test_the_artifact_comes_between_the_controllers_answers_on_one_channel(tmp_p
 
 
 def _without_gnu_head(tmp_path: Path) -> Path:
-    """A directory whose ``head`` works but does not say it is GNU's."""
+    """A directory whose ``head`` is laid out as busybox's: a symbolic link to a
+    multi-call binary (here GNU's own head: the driver must not run it to find out)."""
     shims = tmp_path / "shims"
     shims.mkdir()
-    (shims / "head").write_text('#!/bin/sh\n[ "$1" = --version ] && exit 1\nexec /usr/bin/head "$@"\n')
-    (shims / "head").chmod(0o755)
+    (shims / "head").symlink_to("/usr/bin/head")
     return shims
 
 
