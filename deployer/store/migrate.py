@@ -33,10 +33,10 @@ from sqlalchemy.exc import OperationalError
 
 from deployer.errors import StoreError
 from deployer.store.engine import writer
-from deployer.store.models import metadata
+from deployer.store.models import add_partial_indexes, metadata
 
 MIGRATIONS = Path(__file__).with_name("migrations")
-HEAD_REVISION = "0006"  # the newest file in migrations/versions; a test checks they agree
+HEAD_REVISION = "0007"  # the newest file in migrations/versions; a test checks they agree
 LOCKED_ATTEMPTS = 10  # opening a new SQLite store told "database is locked" (see upgrade)
 LOCKED_BACKOFF = 0.05  # seconds, times the attempt: about 2.2 s in all
 _ADVISORY_LOCK_KEY = 0x6465706C6F79  # "deploy": serializes migrations across processes on PostgreSQL
@@ -109,6 +109,7 @@ def _upgrade(engine: Engine) -> None:
         if revision == HEAD_REVISION:
             return
         if revision is None and _is_new(connection):
+            add_partial_indexes()
             metadata.create_all(connection)
             _ALEMBIC_VERSION.create(connection)
             connection.execute(insert(_ALEMBIC_VERSION).values(version_num=HEAD_REVISION))

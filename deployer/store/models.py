@@ -132,14 +132,7 @@ deployments = Table(
     Column("rollback_of", String),
     Index("ix_deployments_app_environment_started", "app", "environment", "started_at"),
     Index("ix_deployments_rollback_of", "rollback_of"),
-    Index(
-        "ux_deployments_one_unfinished",
-        "app",
-        "environment",
-        unique=True,
-        sqlite_where=text("finished_at IS NULL"),
-        postgresql_where=text("finished_at IS NULL"),
-    ),
+    # ux_deployments_one_unfinished: see add_partial_indexes
 )
 
 host_deployments = Table(
@@ -200,25 +193,47 @@ version_intervals = Table(
     Index("ix_version_intervals_host_since", "host_id", "since", "id"),
     # One version's intervals in time order: "hosts running V at T".
     Index("ix_version_intervals_version_since", "app", "environment", "version", "since"),
+    # ix_version_intervals_open, ux_version_intervals_one_open: see add_partial_indexes
+)
+
+
+def add_partial_indexes() -> None:
+    """Add the partial indexes to the tables; called where a schema is made or compared.
+
+    Their ``sqlite_where``/``postgresql_where`` make SQLAlchemy import each dialect to check
+    the argument, PostgreSQL's included on a SQLite store: a good part of every command's
+    start-up, for indexes only creating a schema needs (queries never name them).
+    """
+    if "ux_deployments_one_unfinished" in {index.name for index in deployments.indexes}:
+        return
+    unfinished = text("finished_at IS NULL")
+    Index(
+        "ux_deployments_one_unfinished",
+        deployments.c.app,
+        deployments.c.environment,
+        unique=True,
+        sqlite_where=unfinished,
+        postgresql_where=unfinished,
+    )
+    open_interval = text("until IS NULL")
     # What runs now. `until` is always NULL here, but as a column it lets SQLite's planner
-    # match `until IS NULL` as an equality and prefer this small index to the one above.
+    # match `until IS NULL` as an equality and prefer this small index to the one by version.
     Index(
         "ix_version_intervals_open",
-        "app",
-        "environment",
-        "until",
-        "version",
-        sqlite_where=text("until IS NULL"),
-        postgresql_where=text("until IS NULL"),
-    ),
+        version_intervals.c.app,
+        version_intervals.c.environment,
+        version_intervals.c.until,
+        version_intervals.c.version,
+        sqlite_where=open_interval,
+        postgresql_where=open_interval,
+    )
     Index(
         "ux_version_intervals_one_open",
-        "host_id",
+        version_intervals.c.host_id,
         unique=True,
-        sqlite_where=text("until IS NULL"),
-        postgresql_where=text("until IS NULL"),
-    ),
-)
+        sqlite_where=open_interval,
+        postgresql_where=open_interval,
+    )
 
 gate_checks = Table(
     "gate_checks",

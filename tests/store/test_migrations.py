@@ -19,7 +19,7 @@ from deployer.results import DeploymentStatus
 from deployer.store import default_url, open_store, resolve_url
 from deployer.store.engine import build_engine, parse_url
 from deployer.store.migrate import HEAD_REVISION, alembic_config
-from deployer.store.models import UtcDateTime, metadata
+from deployer.store.models import UtcDateTime, add_partial_indexes, metadata
 from tests.plugins.stores import StoreFactory
 from tests.store.builders import at, begin, deploy, hosts
 from tests.store.processes import run_together
@@ -56,6 +56,7 @@ def _schema_differences(url: str) -> list[object]:
     try:
         with engine.connect() as conn:
             context = MigrationContext.configure(conn, opts={"compare_type": True})
+            add_partial_indexes()
             return list(compare_metadata(context, metadata))
     finally:
         engine.dispose()
