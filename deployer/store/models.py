@@ -235,6 +235,7 @@ def add_partial_indexes() -> None:
         postgresql_where=open_interval,
     )
 
+
 gate_checks = Table(
     "gate_checks",
     metadata,
