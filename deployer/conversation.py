@@ -32,8 +32,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import PurePath
 
-import asyncssh
-
+from deployer.asyncssh_import import asyncssh
 from deployer.protocol import (
     ARTIFACT_FAILED,
     ARTIFACT_MISSING,

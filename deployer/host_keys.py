@@ -25,7 +25,7 @@ import os
 import shlex
 from dataclasses import dataclass
 
-import asyncssh
+from deployer.asyncssh_import import asyncssh
 
 ACCEPT_NEW = "accept-new"
 

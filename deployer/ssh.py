@@ -33,8 +33,7 @@ import os
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-import asyncssh
-
+from deployer.asyncssh_import import asyncssh
 from deployer.conversation import ControllerHookOutcome, Conversation, new_transcript
 from deployer.fleet import SshTarget, endpoint
 from deployer.host_keys import (
