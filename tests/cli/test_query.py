@@ -773,6 +773,7 @@ def test_deployment_json_has_the_documented_fields() -> None:
         "previous_version": "1.1",
         "output_tail": "HTTP 503",
         "note": None,
+        "staged": False,
     }
     json.dumps(document)  # every value is JSON as it is
     listed = render.deployments_json([_view()])

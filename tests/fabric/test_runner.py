@@ -80,7 +80,7 @@ def test_a_task_is_told_the_deployment_and_its_output_is_the_step_s(
     assert after_install.exit_status == 0 and after_install.attempts == 1
     assert "recorded 1.1 on h02\n" in after_install.output and "a word on stderr\n" in after_install.output
     # A restart runs in the current release and names it as its version.
-    assert [step for _, step in recorder.steps] == [Step.CONNECT, Step.STOP, Step.START]
+    assert [step for _, step in recorder.steps] == [Step.STOP, Step.START]  # the wave's steps, as they happen
     restarted = (local / "releases" / "1.1" / "fabric-stop.env").read_text()
     assert restarted == f"shop|1.1|1.1|prod|h02|dc1|{restart.deployment_id}|{release}\n"
 
