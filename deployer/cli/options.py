@@ -10,7 +10,8 @@ from typing import Any, TypeVar
 
 import click
 
-from deployer.timeexpr import FORMS, TimeExpressionError, parse_time
+from deployer.errors import TimeExpressionError
+from deployer.timeexpr import FORMS, parse_time
 
 F = TypeVar("F", bound=Callable[..., Any])
 

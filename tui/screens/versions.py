@@ -15,9 +15,9 @@ from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import DataTable, Input, Label, Static
 
-from deployer.errors import DeployerError
+from deployer.errors import DeployerError, TimeExpressionError
 from deployer.store.views import VersionInterval
-from deployer.timeexpr import FORMS, TimeExpressionError, parse_time
+from deployer.timeexpr import FORMS, parse_time
 from tui.context import Context
 from tui.model import (
     VERSION_STYLES,
