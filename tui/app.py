@@ -35,7 +35,8 @@ from deployer.events import DeploymentStarted, Event, EventSink
 from deployer.progress import describe
 from deployer.results import ControlAction, DeploymentStatus
 from deployer.store import Store, open_store
-from tui.context import Context, local_zone, operator, utcnow
+from deployer.timefmt import LOCAL
+from tui.context import Context, operator, utcnow
 from tui.model import pick_deployment_to_watch
 from tui.navigation import OpenDeployment, OpenHistory, OpenHost, OpenVersions
 from tui.screens.deployments import HistoryScreen, OverviewScreen
@@ -431,7 +432,7 @@ def _context(store: Store, clock: Callable[[], datetime], tz: tzinfo | None, pol
     return Context(
         store=store,
         clock=clock,
-        tz=tz if tz is not None else local_zone(),
+        tz=tz if tz is not None else LOCAL,
         poll_interval=poll_interval,
         requested_by=f"{operator()} (tui)",
     )

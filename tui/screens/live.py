@@ -31,16 +31,9 @@ from deployer.results import ControlAction, DeploymentStatus, HostStatus
 from deployer.store.views import DeploymentProgress
 from deployer.wording import count_of
 from tui.context import Context
-from tui.model import (
-    FilterError,
-    HostFilter,
-    LiveSnapshot,
-    ShownHost,
-    filter_hosts,
-    legend,
-    live_snapshot,
-    parse_filter,
-)
+from tui.filter import FilterError, HostFilter, filter_hosts, parse_filter
+from tui.glyphs import legend
+from tui.model import LiveSnapshot, ShownHost, live_snapshot
 from tui.navigation import OpenHistory, OpenHost, OpenVersions
 from tui.screens.dialogs import ConfirmScreen
 from tui.widgets.datacenter import DatacenterPanel

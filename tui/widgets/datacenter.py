@@ -12,7 +12,8 @@ from textual.strip import Strip
 from textual.widget import Widget
 
 from deployer.results import HostStatus
-from tui.model import HOST_GLYPHS, RUNNING_STYLE, DatacenterProgress
+from tui.glyphs import HOST_GLYPHS, RUNNING_STYLE
+from tui.model import DatacenterProgress
 from tui.widgets.host_grid import HostGrid
 
 # Left to right in the bar: what is done well, done badly, in flight, not started.
