@@ -133,8 +133,7 @@ def filter_hosts(hosts: Sequence[ShownHost], host_filter: HostFilter) -> Sequenc
     filter is empty (no copy of thousands).
 
     Thousands of hosts live in a handful of datacenters: each datacenter's name is
-    matched once, not once per host (typing a filter over 5,000 hosts took 12 ms of the
-    screen's time, with every host matched against every pattern).
+    matched once, not once per host, so typing a filter over a large fleet stays quick.
     """
     if host_filter.is_empty:
         return hosts

@@ -113,8 +113,8 @@ class LiveScreen(Screen[None]):
         """``datacenters`` (name, number of hosts) and ``control`` (status, pending request),
         when known, shape the screen from the start: its first read then only fills in
         the panels, at the size they already have, and leaves the keys as they are
-        (mounting and sizing the panels, and changing the keys, took that read's refresh
-        some 35, 40 and 50 ms when the key bar was Textual's Footer)."""
+        (mounting and sizing the panels, and changing the keys, would each lengthen that
+        read's refresh)."""
         super().__init__()
         self.datacenters = tuple(datacenters)
         self.ctx = ctx
@@ -212,8 +212,8 @@ class LiveScreen(Screen[None]):
                 if view.is_finished:
                     return
             # A read of thousands of hosts holds the interpreter for a while: leave the
-            # event loop at least three times as long between reads (a 5,000-host read
-            # of 20 ms means at least 60 ms between reads), however often we are woken.
+            # event loop at least POLL_BACKOFF times as long between reads (a read of 20 ms
+            # means at least 60 ms between reads), however often we are woken.
             floor = POLL_BACKOFF * (time.perf_counter() - started)
             if worker.cancelled_event.wait(floor):
                 return

@@ -62,8 +62,8 @@ def progress_line(progress: DatacenterProgress, width: int) -> Text:
 class DatacenterBar(Widget):
     """The one-line progress of a datacenter, drawn to the width it gets.
 
-    Drawn as a line (the Line API), not as a renderable: a read repaints four of
-    these, and Textual's path for renderables cost about a millisecond each.
+    Drawn as a line (the Line API), not as a renderable: a read repaints every one of
+    these, and Textual's path for renderables is the slower one.
     """
 
     DEFAULT_CSS = """
