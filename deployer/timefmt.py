@@ -78,10 +78,7 @@ def format_span(span: timedelta) -> str:
     From a week on, days only (``12d``): the hours no longer help. A negative span is
     written as its length.
     """
-    total = int(abs(span.total_seconds()))
-    days, rest = divmod(total, 86400)
-    hours, rest = divmod(rest, 3600)
-    minutes, secs = divmod(rest, 60)
+    days, hours, minutes, secs = _split(int(abs(span.total_seconds())))
     if days:
         return f"{days}d {hours}h" if hours and days < 7 else f"{days}d"
     if hours:
@@ -101,17 +98,10 @@ def format_span_ticking(span: timedelta | float) -> str:
     seconds = max(0.0, seconds)
     if seconds < 10:
         return f"{seconds:.1f}s"
-    whole = int(seconds)
-    minutes, secs = divmod(whole, 60)
-    hours, minutes = divmod(minutes, 60)
-    days, hours = divmod(hours, 24)
+    days, hours, minutes, secs = _split(int(seconds))
     if days:
         return f"{days}d {hours}h"
-    if hours:
-        return f"{hours}h {minutes:02d}m"
-    if minutes:
-        return f"{minutes}m {secs:02d}s"
-    return f"{secs}s"
+    return _two_units(hours, minutes, secs, pad="02")
 
 
 def format_span_no_days(span: timedelta) -> str:
@@ -119,14 +109,25 @@ def format_span_no_days(span: timedelta) -> str:
 
     A negative span is ``0s``.
     """
-    total = max(0, int(span.total_seconds()))
-    minutes, seconds = divmod(total, 60)
+    days, hours, minutes, secs = _split(max(0, int(span.total_seconds())))
+    return _two_units(24 * days + hours, minutes, secs, pad="")
+
+
+def _split(total: int) -> tuple[int, int, int, int]:
+    """Whole seconds as days, hours, minutes and seconds."""
+    minutes, secs = divmod(total, 60)
     hours, minutes = divmod(minutes, 60)
+    days, hours = divmod(hours, 24)
+    return days, hours, minutes, secs
+
+
+def _two_units(hours: int, minutes: int, secs: int, *, pad: str) -> str:
+    """The two largest of hours, minutes and seconds, the smaller one formatted with ``pad``."""
     if hours:
-        return f"{hours}h {minutes}m"
+        return f"{hours}h {minutes:{pad}}m"
     if minutes:
-        return f"{minutes}m {seconds}s"
-    return f"{seconds}s"
+        return f"{minutes}m {secs:{pad}}s"
+    return f"{secs}s"
 
 
 # ---- ages: a moment seen from now -----------------------------------------------------------
