@@ -9,7 +9,7 @@ keeps its traceback.
      ├── SpecError                a spec or inventory file is malformed (file:line: field: message)
      ├── FleetError               the fleet cannot be built (empty, duplicate names, a failing script)
      ├── PatternError             a --limit pattern cannot be read (a bad regex, a missing @FILE)
-     ├── TimeExpressionError      a TIME argument (--at, --since) is none of the accepted forms
+     ├── TimeExpressionError      a TIME (--at, the TUI's "at" box) is none of the accepted forms
      ├── ArtifactError            the artifact is missing or unreadable
      ├── StoreError               the state store cannot be opened or migrated
      │    ├── DeploymentLocked    another deployment of this app and environment is running (exit 1)

@@ -265,7 +265,7 @@ def live_snapshot(
 ) -> LiveSnapshot:
     """Group and count one read of a deployment.
 
-    ``budget`` is used when the store does not record one (see :func:`budget_of`).
+    ``budget`` is used when the store does not record one (see :func:`~tui.budget.budget_of`).
     When no host changed since ``previous`` (the store hands back the same tuple),
     its grouping is kept rather than worked out again.
     """

@@ -65,7 +65,7 @@ def session_environment(
 class Sessions:
     """The commands the lab runs, and the processes they leave behind.
 
-    The lab is a child subreaper (:func:`become_subreaper`): whatever its commands
+    The lab is a child subreaper (:func:`~deployer.lab.procs.become_subreaper`): whatever its commands
     start stays below it, even after a double fork or ``setsid``, so :meth:`stop_all`
     finds all of it, and :meth:`reap_adopted` reaps the orphans that end up its children.
     """
