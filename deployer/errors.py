@@ -9,6 +9,7 @@ keeps its traceback.
      ├── SpecError                a spec or inventory file is malformed (file:line: field: message)
      ├── FleetError               the fleet cannot be built (empty, duplicate names, a failing script)
      ├── PatternError             a --limit pattern cannot be read (a bad regex, a missing @FILE)
+     ├── TimeExpressionError      a TIME (--at, the TUI's "at" box) is none of the accepted forms
      ├── ArtifactError            the artifact is missing or unreadable
      ├── StoreError               the state store cannot be opened or migrated
      │    ├── DeploymentLocked    another deployment of this app and environment is running (exit 1)
@@ -16,7 +17,12 @@ keeps its traceback.
      │    └── NotFound            no such deployment, app or host
      ├── LabError                 the lab fleet cannot be started, found or told what to do
      ├── ControlError             pause/resume/abort asked of a deployment that cannot take it
-     └── LeftRunning              a second Ctrl-C left a deployment running (exit 130, or 143)
+     ├── NothingToRollBack        no earlier good version is recorded to roll back to
+     ├── PromotionRefused         the source environment has nothing to promote (exit 1)
+     ├── HttpError                a gate's or a notification's HTTP request failed
+     ├── LeftRunning              a second Ctrl-C left a deployment running (exit 130, or 143)
+     └── FilterError              the TUI's host filter names an unknown state (in tui.filter: the
+                                  package does not import the TUI)
 """
 
 from __future__ import annotations
@@ -67,6 +73,10 @@ class PatternError(DeployerError):
     """A ``--limit`` pattern that cannot be read."""
 
 
+class TimeExpressionError(DeployerError):
+    """A TIME argument that is none of the accepted forms."""
+
+
 class ArtifactError(DeployerError):
     """The artifact to deploy is missing or cannot be packed."""
 
@@ -97,6 +107,20 @@ class LabError(DeployerError):
 
 class ControlError(DeployerError):
     """A pause, resume or abort that the deployment cannot take."""
+
+
+class NothingToRollBack(DeployerError):
+    """No earlier good version is recorded to roll back to."""
+
+
+class PromotionRefused(DeployerError):
+    """The source environment has no version that succeeded on every host to promote."""
+
+    exit_code = 1
+
+
+class HttpError(DeployerError):
+    """The request could not be made, or the answer was not HTTP."""
 
 
 class LeftRunning(DeployerError):

@@ -21,29 +21,28 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
 from deployer.controller import GracefulStop, utcnow
-from deployer.errors import ArtifactError, DeployerError, DeploymentLocked, SpecError
+from deployer.errors import ArtifactError, DeployerError, DeploymentLocked, PromotionRefused, SpecError
 from deployer.events import EventSink
-from deployer.fleet import Fleet, Host
+from deployer.fleet import Fleet
 from deployer.inventory import load_fleet
 from deployer.kept_artifacts import kept_artifact, versions_dir
-from deployer.limit import limit_hosts
 from deployer.operations import (
     Identity,
     Prepared,
     PushOptions,
-    check_selected,
     execute,
     latest_release,
+    most_common_version,
     plan_deployment,
     plan_for,
     retire_departed,
+    select_hosts,
 )
 from deployer.planner import Plan, Skip
 from deployer.results import DeploymentKind, DeploymentStatus, HostStatus, Step
@@ -56,12 +55,6 @@ from deployer.wording import count_of
 # matter, so the spec is read with this one in its place and given the right one after.
 _ANY_VERSION = "0"
 _RESTART_STEPS = (Step.STOP, Step.START, Step.VALIDATE)
-
-
-class PromotionRefused(DeployerError):
-    """The source environment has no version that succeeded on every host to promote."""
-
-    exit_code = 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,7 +96,7 @@ def prepare_sync(options: PushOptions, store: Store, loaded: Loaded) -> Prepared
     4 on 1.1 are behind it (7 hosts).
     """
     spec, fleet = loaded.spec, loaded.fleet
-    hosts = _selected(fleet, options)
+    hosts = select_hosts(fleet, options.limit)
     good = store.last_good_version(spec.app, spec.environment)
     if good is None:
         return Unchanged(
@@ -132,7 +125,7 @@ def prepare_sync(options: PushOptions, store: Store, loaded: Loaded) -> Prepared
         fleet,
         behind,
         plan,
-        _most_common(current, behind),
+        most_common_version(current, behind),
         current,
         failed,
     )
@@ -223,10 +216,10 @@ def prepare_restart(options: PushOptions, store: Store) -> Prepared | Unchanged:
         raise SpecError.single(
             str(spec.path), None, "hooks", "no stop, start or validate hook: a restart would run nothing"
         )
-    hosts = _selected(fleet, options)
+    hosts = select_hosts(fleet, options.limit)
     current = store.current_versions(spec.app, spec.environment)
     running = tuple(host for host in hosts if host.name in current)
-    version = _most_common(current, running)
+    version = most_common_version(current, running)
     if version is None:
         return Unchanged(
             spec.app,
@@ -373,7 +366,7 @@ async def _sync_round(
     spec = loaded.spec
     base = Round(number, at, spec.app, spec.environment, None, 0, (), (), "error", "")
     try:
-        host_count = len(_selected(loaded.fleet, options))
+        host_count = len(select_hosts(loaded.fleet, options.limit))
         retired = tuple(retire_departed(store, spec.app, spec.environment, loaded.fleet, at))
         base = replace(base, host_count=host_count, retired=retired)
         prepared = prepare_sync(options, store, loaded)
@@ -397,22 +390,6 @@ async def _sync_round(
 
 
 # ---- helpers -------------------------------------------------------------------------
-
-
-def _selected(fleet: Fleet, options: PushOptions) -> tuple[Host, ...]:
-    hosts = limit_hosts(fleet.hosts, options.limit)
-    if not hosts and options.limit:
-        raise DeployerError(
-            f"--limit {options.limit} matches no host of the fleet ({len(fleet.hosts)} hosts)"
-        )
-    check_selected(fleet, hosts)
-    return hosts
-
-
-def _most_common(current: dict[str, str], hosts: Sequence[Host]) -> str | None:
-    """The version most of ``hosts`` run (ties: the first met in inventory order)."""
-    counts = Counter(current[host.name] for host in hosts if host.name in current)
-    return counts.most_common(1)[0][0] if counts else None
 
 
 def _first_line(error: BaseException) -> str:

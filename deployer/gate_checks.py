@@ -22,8 +22,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
+from deployer.errors import HttpError
 from deployer.gates import GateVerdict, judge_command, judge_http
-from deployer.http_client import HttpError, expand_headers, http_request
+from deployer.http_client import expand_headers, http_request
 from deployer.local_commands import run_local
 from deployer.release import shell_number
 from deployer.spec import Gate

@@ -2,7 +2,7 @@
 
 One verdict for both ways deployer connects: the runner's asyncssh connections
 (:mod:`deployer.ssh`) and the paramiko connections of Fabric hooks
-(:mod:`deployer.fabric_hooks`). The file is read by asyncssh's parser, which knows
+(:mod:`deployer.fabric_connection`). The file is read by asyncssh's parser, which knows
 OpenSSH's markers:
 
 * ``@revoked PATTERN KEY``: the key is refused for the hosts the pattern matches, under

@@ -16,14 +16,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from deployer.errors import DeployerError
+from deployer.errors import HttpError
 
 _REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 MAX_BODY = 1 << 20  # 1 MiB: far above a Prometheus query's answer, far below harm
-
-
-class HttpError(DeployerError):
-    """The request could not be made, or the answer was not HTTP."""
 
 
 @dataclass(frozen=True, slots=True)

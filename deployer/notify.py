@@ -30,6 +30,7 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
 
+from deployer.errors import HttpError
 from deployer.events import (
     ControlChanged,
     DeploymentFinished,
@@ -39,7 +40,7 @@ from deployer.events import (
     WaveFinished,
     WaveStarted,
 )
-from deployer.http_client import HttpError, expand_headers, http_request
+from deployer.http_client import expand_headers, http_request
 from deployer.local_commands import run_local
 from deployer.render import deployment_json
 from deployer.spec import NotifySink

@@ -30,7 +30,7 @@ from deployer.controller import (
     RolloutOutcome,
     utcnow,
 )
-from deployer.errors import ControlError, DeployerError, FleetError, SpecError, StoreError
+from deployer.errors import ControlError, DeployerError, FleetError, NothingToRollBack, SpecError, StoreError
 from deployer.events import DeploymentStarted, EventSink
 from deployer.fleet import Fleet, Host, SshTarget, resolve_ssh
 from deployer.inventory import is_inventory_script, load_fleet
@@ -49,10 +49,6 @@ from deployer.ssh import SshRunner
 from deployer.store import DeploymentView, HostDeploymentView, Store
 
 log = logging.getLogger(__name__)
-
-
-class NothingToRollBack(DeployerError):
-    """No earlier good version is recorded to roll back to."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -200,7 +196,7 @@ def plan_deployment(options: PushOptions, spec: Spec, fleet: Fleet, store: Store
     # rollback, the version being rolled back), or of the whole selection when it changes none.
     changed = plan.hosts or hosts
     unknown = tuple(sorted({name for _, name in store.unknown_hosts(spec.app, spec.environment)}))
-    previous = _most_common(current, changed)
+    previous = most_common_version(current, changed)
     return Prepared(options, spec, fleet, hosts, plan, previous, current, failed, unknown)
 
 
@@ -307,7 +303,8 @@ def retire_departed(store: Store, app: str, environment: str, fleet: Fleet, now:
     return departed
 
 
-def _most_common(current: Mapping[str, str], hosts: Sequence[Host]) -> str | None:
+def most_common_version(current: Mapping[str, str], hosts: Sequence[Host]) -> str | None:
+    """The version most of ``hosts`` run (ties: the first met in inventory order)."""
     versions = Counter(current[h.name] for h in hosts if h.name in current)
     return versions.most_common(1)[0][0] if versions else None
 

@@ -1,8 +1,8 @@
 """Showing a deployment as it goes, in plain lines: for logs, pipes and ``--json`` runs.
 
-The live view for a terminal is :mod:`deployer.live_progress`, which needs rich (about
-0.1 s to import); this module does not, so a run that prints no live view never pays
-for it. Both are :data:`~deployer.events.EventSink` callables; neither reads the store.
+The live view for a terminal is :mod:`deployer.live_progress`, which needs rich (slow
+to import); this module does not, so a run that prints no live view never pays for it.
+Both are :data:`~deployer.events.EventSink` callables; neither reads the store.
 """
 
 from __future__ import annotations

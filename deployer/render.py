@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta, tzinfo
+from datetime import UTC, date, datetime, tzinfo
 from typing import Any
 
 from deployer.policy import rollback_groups
@@ -25,6 +25,7 @@ from deployer.store.views import (
     Liveness,
     VersionInterval,
 )
+from deployer.timefmt import format_age, format_moment, format_span, format_when
 from deployer.wording import count_of
 
 # ---- JSON ------------------------------------------------------------------------
@@ -214,54 +215,12 @@ def control_json(state: ControlState) -> dict[str, Any]:
 def _iso(moment: datetime | None) -> str | None:
     if moment is None:
         return None
-    # The store's moments are in UTC already: converting each of 10,000 hosts' again
-    # was a third of the time `deploy hosts --json` took to build its answer.
+    # The store's moments are in UTC already: converting them again would cost a large
+    # fleet's `deploy hosts --json` a good part of its time, for the same text.
     return (moment if moment.tzinfo is UTC else moment.astimezone(UTC)).isoformat()
 
 
-# ---- text: moments, ages, spans, tables ---------------------------------------------
-
-
-def format_moment(moment: datetime, tz: tzinfo, *, seconds: bool = True) -> str:
-    """``2026-11-27 19:30:05 CET``: the moment on the wall clock of ``tz``, naming the zone."""
-    local = moment.astimezone(tz)
-    text = local.strftime("%Y-%m-%d %H:%M:%S" if seconds else "%Y-%m-%d %H:%M")
-    return f"{text} {local.tzname() or local.strftime('%z')}"
-
-
-def format_span(span: timedelta) -> str:
-    """A length of time in its two largest units: ``45s``, ``5m 3s``, ``2h 5m``, ``3d 4h``.
-
-    From a week on, days only (``12d``): the hours no longer help.
-    """
-    total = int(abs(span.total_seconds()))
-    days, rest = divmod(total, 86400)
-    hours, rest = divmod(rest, 3600)
-    minutes, secs = divmod(rest, 60)
-    if days:
-        return f"{days}d {hours}h" if hours and days < 7 else f"{days}d"
-    if hours:
-        return f"{hours}h {minutes}m" if minutes else f"{hours}h"
-    if minutes:
-        return f"{minutes}m {secs}s" if secs else f"{minutes}m"
-    return f"{secs}s"
-
-
-def format_age(moment: datetime, now: datetime) -> str:
-    """How long ago ``moment`` was: ``just now``, ``5m 3s ago``, ``2h 5m ago``; ``in 3m`` ahead."""
-    span = now - moment
-    if abs(span) < timedelta(seconds=1):
-        return "just now"
-    if span < timedelta(0):
-        return f"in {format_span(span)}"
-    return f"{format_span(span)} ago"
-
-
-def format_when(moment: datetime | None, now: datetime, tz: tzinfo) -> str:
-    """``2026-11-27 19:30:05 CET (2h 5m ago)``; ``-`` for no moment."""
-    if moment is None:
-        return "-"
-    return f"{format_moment(moment, tz)} ({format_age(moment, now)})"
+# ---- text: tables ---------------------------------------------------------------
 
 
 def format_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:

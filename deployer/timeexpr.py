@@ -25,16 +25,12 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime, time, timedelta, tzinfo
 
-from deployer.errors import DeployerError
+from deployer.errors import TimeExpressionError
 from deployer.quantities import SPAN_SHAPE, parse_duration
 
 _DAY_WORD = re.compile(r"^(yesterday|today)(?:\s+(\d{1,2}:\d{2}(?::\d{2})?))?$")
 
 FORMS = "ISO 8601 (2026-11-27T18:30Z), a span ago (7d, 3h ago, 1h30m), yesterday [HH:MM], today HH:MM, or now"
-
-
-class TimeExpressionError(DeployerError):
-    """A TIME argument that is none of the accepted forms."""
 
 
 def parse_time(text: str, now: datetime, *, tz: tzinfo = UTC) -> datetime:

@@ -15,13 +15,6 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-def local_zone() -> tzinfo:
-    """The machine's zone (with its daylight-saving rules), for the person at the keyboard."""
-    from deployer.cli.options import LOCAL
-
-    return LOCAL
-
-
 def operator() -> str:
     """Who asks for a pause, resume or abort from this terminal: ``user@machine``."""
     return f"{getpass.getuser()}@{socket.gethostname()}"

@@ -226,12 +226,11 @@ def load_command(cmd_name: str | None, *, asks_for_help: bool = False) -> None:
     That is its module, then the libraries it names in ``RUNTIME_IMPORTS`` unless
     ``asks_for_help`` (``deploy plan --help`` needs neither asyncssh nor SQLAlchemy).
 
-    A command's imports (SQLAlchemy, asyncssh, pydantic...) are some 300,000 objects that
-    live until the process ends. The collections that making them triggers free nothing
-    (40 ms of CPU for push), so the collector is off while they are made. Frozen out of
-    its sight once imported, they are no longer walked by the collections a run makes,
-    nor by the interpreter's exit, which took 0.3 s of every push without it (0.02 s
-    with). Only the process's own entry point does this (and bench/push.py, to measure
+    A command's imports (SQLAlchemy, asyncssh, pydantic...) are a great many objects that
+    live until the process ends. The collections that making them triggers free nothing,
+    so the collector is off while they are made. Frozen out of its sight once imported,
+    they are no longer walked by the collections a run makes, nor by the interpreter's
+    exit. Only the process's own entry point does this (and bench/push.py, to measure
     it): tests that call ``cli`` in-process keep their collector as it is.
     """
     if cmd_name is not None:

@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 import click
 
 from deployer.cli.completion import complete_app, complete_deployment_id, complete_environment, complete_host
-from deployer.cli.options import LOCAL, TIME, db_option, echo_json, json_option
+from deployer.cli.options import TIME, db_option, echo_json, json_option
 from deployer.errors import ControlError, NotFound
 from deployer.policy import rollback_due
 from deployer.render import (
@@ -38,6 +38,7 @@ from deployer.render import (
 from deployer.results import ControlAction, HostStatus
 from deployer.store import DeploymentView, Liveness, Store, open_store
 from deployer.terminal_text import escape_controls
+from deployer.timefmt import LOCAL
 
 AT_HELP = "The moment to ask about: ISO 8601 (local time unless zoned), `3h ago`, `2d`, `yesterday 18:30`."
 

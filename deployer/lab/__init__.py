@@ -8,7 +8,8 @@ and its own home directory, and writes an inventory for them. Hosts can be broke
     plan      pure: host names, addresses, datacenters, inventory and known_hosts text
     paths     where a lab keeps its files in its directory
     keys      the client key and the hosts' keys
-    server    the lab process (asyncssh, one loop for all hosts)
+    host      one host: its SSH server (asyncssh), its sessions and its faults
+    server    the lab process (one loop for all hosts), its control socket
     procs     is a process alive, what is its command line
     control   start, find, inspect, break, fix and stop a lab from outside
 """

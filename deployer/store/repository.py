@@ -86,6 +86,7 @@ from deployer.store.views import (
     Liveness,
     VersionInterval,
 )
+from deployer.timefmt import format_span_no_days
 
 # A running deployment whose controller has not written a heartbeat for this long is
 # taken for dead (whatever machine it ran on). Controllers heartbeat every few seconds.
@@ -950,8 +951,8 @@ class Store:
         if started_from == self.hostname and not _pid_exists(pid):
             return Liveness(False, f"pid {pid} is gone on {started_from}")
         if silence > self.stale_after:
-            return Liveness(False, f"no heartbeat for {_seconds(silence)}")
-        return Liveness(True, f"heartbeat {_seconds(silence)} ago")
+            return Liveness(False, f"no heartbeat for {format_span_no_days(silence)}")
+        return Liveness(True, f"heartbeat {format_span_no_days(silence)} ago")
 
     def _refuse_if_locked(self, conn: Connection, app: str, environment: str, now: datetime) -> None:
         holder = conn.execute(unfinished(app, environment)).one_or_none()

@@ -6,9 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from deployer.errors import DeployerError, DeploymentLocked, NotFound, SpecError, StoreLost
+from deployer.errors import DeployerError, DeploymentLocked, NotFound, PromotionRefused, SpecError, StoreLost
 from deployer.exitcodes import ExitCode, exit_code_for
-from deployer.fleet_sync import PromotionRefused
 from deployer.results import DeploymentStatus, HostStatus
 from deployer.store.repository import pick_last_good_version
 

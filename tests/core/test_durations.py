@@ -14,10 +14,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from deployer.errors import SpecError
+from deployer.errors import SpecError, TimeExpressionError
 from deployer.quantities import DURATION_PATTERN, UNIT_SECONDS, parse_duration
 from deployer.spec import load_spec
-from deployer.timeexpr import TimeExpressionError, parse_time
+from deployer.timeexpr import parse_time
 
 NOW = datetime(2026, 11, 27, 18, 30, tzinfo=UTC)
 

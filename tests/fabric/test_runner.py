@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from deployer.fabric_hooks import FabricHooks, HookOutcome, HookVariables
+from deployer.fabric_connection import HookVariables
+from deployer.fabric_hooks import FabricHooks, HookOutcome
 from deployer.fleet import SshOptions, SshTarget, resolve_ssh
 from deployer.results import HostResult, HostStatus, Step
 from deployer.runner import HookCommand, JobKind

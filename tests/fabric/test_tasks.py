@@ -9,15 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from deployer.fabric_hooks import (
-    CapturedOutput,
-    bounded_command,
-    exported,
-    hook_variables,
-    load_task,
-    task_label,
-    task_problem,
-)
+from deployer.fabric_connection import CapturedOutput, bounded_command, exported
+from deployer.fabric_hooks import hook_variables, task_problem
+from deployer.fabric_tasks import load_task, task_label
 from deployer.fleet import Host
 from deployer.results import Step
 from tests.ssh.support import hook, job

@@ -7,6 +7,7 @@ import yaml
 
 from deployer.errors import LabError
 from deployer.fleet import Host
+from deployer.lab.host import session_environment
 from deployer.lab.plan import (
     FaultMode,
     LabConfig,
@@ -16,7 +17,6 @@ from deployer.lab.plan import (
     render_inventory,
     render_known_hosts,
 )
-from deployer.lab.server import session_environment
 
 
 @pytest.mark.parametrize(

@@ -10,18 +10,12 @@ from hypothesis import strategies as st
 
 from deployer.results import DeploymentKind, DeploymentStatus, HostStatus, Step
 from deployer.store.views import DeploymentView, HostDeploymentView
+from tui.budget import BudgetState, FailureBudget, budget_meter
+from tui.filter import FilterError, HostFilter, filter_hosts, parse_filter
+from tui.glyphs import host_glyph
 from tui.model import (
-    BudgetState,
     DatacenterProgress,
-    FailureBudget,
-    FilterError,
-    HostFilter,
-    budget_meter,
     datacenter_progress,
-    filter_hosts,
-    format_span,
-    host_glyph,
-    parse_filter,
     pick_deployment_to_watch,
     stacked_bar,
     version_shares,
@@ -272,22 +266,7 @@ def test_a_datacenter_bar_fills_its_width_and_is_full_once_every_host_was_reache
     assert f" {reached}/{len(statuses)}" in line
 
 
-# ---- durations, versions, picking a deployment ----------------------------------------------
-
-
-@pytest.mark.parametrize(
-    ("seconds", "text"),
-    [
-        (0.4, "0.4s"),
-        (45, "45s"),
-        (192, "3m 12s"),
-        (3900, "1h 05m"),
-        (2 * 86400 + 3 * 3600, "2d 3h"),
-        (-5, "0.0s"),
-    ],
-)
-def test_format_span(seconds: float, text: str) -> None:
-    assert format_span(seconds) == text
+# ---- versions, picking a deployment ----------------------------------------------
 
 
 @given(st.lists(st.integers(0, 5000), min_size=1, max_size=8), st.integers(1, 120))

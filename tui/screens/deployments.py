@@ -18,8 +18,9 @@ from textual.worker import get_current_worker
 from deployer.errors import DeployerError
 from deployer.store.views import DeploymentView
 from deployer.terminal_text import escape_controls
+from deployer.timefmt import format_age_ticking, format_moment_bare, format_span_ticking
 from tui.context import Context
-from tui.model import elapsed, format_ago, format_moment, format_span, versions_label
+from tui.model import elapsed, versions_label
 from tui.navigation import OpenDeployment, OpenHistory, OpenVersions
 from tui.widgets.cells import counts_cell, fill_table, status_cell
 from tui.widgets.key_bar import KeyBar
@@ -191,8 +192,8 @@ class OverviewScreen(_DeploymentList):
             view.kind.value,
             counts_cell(view.counts),
             view.started_by,
-            format_ago(view.started_at, now),
-            format_span(elapsed(view, now)),
+            format_age_ticking(view.started_at, now),
+            format_span_ticking(elapsed(view, now)),
         )
 
     def action_open(self) -> None:
@@ -277,13 +278,13 @@ class HistoryScreen(_DeploymentList):
     def row(self, view: DeploymentView) -> tuple[Text | str, ...]:
         now = self.ctx.clock()
         return (
-            format_moment(view.started_at, self.ctx.tz),
+            format_moment_bare(view.started_at, self.ctx.tz),
             view.started_by,
             view.kind.value,
             versions_label(view),
             status_cell(view.status),
             counts_cell(view.counts),
-            format_span(elapsed(view, now)),
+            format_span_ticking(elapsed(view, now)),
             Text(view.id, style="dim"),
             Text(escape_controls(view.reason.splitlines()[0]) if view.reason else "", style="dim"),
         )

@@ -12,7 +12,8 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Static
 
-from tui.model import FILTER_HELP, legend, step_legend
+from tui.filter import FILTER_HELP
+from tui.glyphs import legend, step_legend
 from tui.widgets.key_bar import KeyBar
 
 

@@ -18,8 +18,10 @@ from deployer.errors import DeployerError
 from deployer.results import StepResult
 from deployer.store.views import DeploymentView, HostDeploymentView
 from deployer.terminal_text import escape_controls
+from deployer.timefmt import format_moment_bare, format_span_ticking
 from tui.context import Context
-from tui.model import STEP_NUMBERS, format_moment, format_span, host_duration, host_glyph
+from tui.glyphs import STEP_NUMBERS, host_glyph
+from tui.model import host_duration
 from tui.widgets.cells import fill_table
 from tui.widgets.key_bar import KeyBar
 
@@ -52,9 +54,9 @@ def host_header(view: DeploymentView, host: HostDeploymentView, ctx: Context) ->
     text.append(f"  {view.app} {view.version} in {view.environment} ({view.id})\n")
     duration = host_duration(host, ctx.clock())
     text.append(
-        f"started {format_moment(host.started_at, ctx.tz)}  "
-        f"finished {format_moment(host.finished_at, ctx.tz)}  "
-        f"took {'-' if duration is None else format_span(duration)}  "
+        f"started {format_moment_bare(host.started_at, ctx.tz)}  "
+        f"finished {format_moment_bare(host.finished_at, ctx.tz)}  "
+        f"took {'-' if duration is None else format_span_ticking(duration)}  "
         f"version {host.previous_version or '-'} → {host.version or '-'}\n"
     )
     if host.error:
@@ -207,7 +209,7 @@ def _step_cells(step: StepResult, ctx: Context) -> tuple[Text, ...]:
         Text(str(STEP_NUMBERS[step.step])),
         Text(step.step.value, style="bold red" if failed else ""),
         exit_text,
-        Text(format_span(step.duration), justify="right"),
+        Text(format_span_ticking(step.duration), justify="right"),
         Text(str(step.attempts), justify="right"),
         Text(step.started_at.astimezone(ctx.tz).strftime("%H:%M:%S")),
     )

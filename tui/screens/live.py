@@ -31,16 +31,9 @@ from deployer.results import ControlAction, DeploymentStatus, HostStatus
 from deployer.store.views import DeploymentProgress
 from deployer.wording import count_of
 from tui.context import Context
-from tui.model import (
-    FilterError,
-    HostFilter,
-    LiveSnapshot,
-    ShownHost,
-    filter_hosts,
-    legend,
-    live_snapshot,
-    parse_filter,
-)
+from tui.filter import FilterError, HostFilter, filter_hosts, parse_filter
+from tui.glyphs import legend
+from tui.model import LiveSnapshot, ShownHost, live_snapshot
 from tui.navigation import OpenHistory, OpenHost, OpenVersions
 from tui.screens.dialogs import ConfirmScreen
 from tui.widgets.datacenter import DatacenterPanel
@@ -120,8 +113,8 @@ class LiveScreen(Screen[None]):
         """``datacenters`` (name, number of hosts) and ``control`` (status, pending request),
         when known, shape the screen from the start: its first read then only fills in
         the panels, at the size they already have, and leaves the keys as they are
-        (mounting and sizing the panels, and changing the keys, took that read's refresh
-        some 35, 40 and 50 ms when the key bar was Textual's Footer)."""
+        (mounting and sizing the panels, and changing the keys, would each lengthen that
+        read's refresh)."""
         super().__init__()
         self.datacenters = tuple(datacenters)
         self.ctx = ctx
@@ -219,8 +212,8 @@ class LiveScreen(Screen[None]):
                 if view.is_finished:
                     return
             # A read of thousands of hosts holds the interpreter for a while: leave the
-            # event loop at least three times as long between reads (a 5,000-host read
-            # of 20 ms means at least 60 ms between reads), however often we are woken.
+            # event loop at least POLL_BACKOFF times as long between reads (a read of 20 ms
+            # means at least 60 ms between reads), however often we are woken.
             floor = POLL_BACKOFF * (time.perf_counter() - started)
             if worker.cancelled_event.wait(floor):
                 return

@@ -15,20 +15,12 @@ from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import DataTable, Input, Label, Static
 
-from deployer.errors import DeployerError
+from deployer.errors import DeployerError, TimeExpressionError
 from deployer.store.views import VersionInterval
-from deployer.timeexpr import FORMS, TimeExpressionError, parse_time
+from deployer.timeexpr import FORMS, parse_time
+from deployer.timefmt import format_age_ticking, format_moment_bare, format_span_ticking
 from tui.context import Context
-from tui.model import (
-    VERSION_STYLES,
-    VersionShare,
-    bar,
-    format_ago,
-    format_moment,
-    format_span,
-    stacked_bar,
-    version_shares,
-)
+from tui.model import VERSION_STYLES, VersionShare, bar, stacked_bar, version_shares
 from tui.navigation import OpenDeployment
 from tui.widgets.cells import fill_table
 from tui.widgets.key_bar import KeyBar
@@ -157,9 +149,11 @@ class VersionsScreen(Screen[None]):
         now = self.ctx.clock()
         title = Text(f"Versions of {self.app_name} in {self.environment}", style="bold")
         if message.at is None:
-            title.append(f"  now ({format_moment(now, self.ctx.tz)})")
+            title.append(f"  now ({format_moment_bare(now, self.ctx.tz)})")
         else:
-            title.append(f"  at {format_moment(message.at, self.ctx.tz)} ({format_ago(message.at, now)})")
+            title.append(
+                f"  at {format_moment_bare(message.at, self.ctx.tz)} ({format_age_ticking(message.at, now)})"
+            )
         title.append(f"  {total} hosts with a known version", style="dim")
         self.query_one("#versions-title", Static).update(title)
         stacked = Text()
@@ -214,7 +208,7 @@ class VersionsScreen(Screen[None]):
     def _show_hosts(self, message: HostsRead) -> None:
         if message.version != self.version or message.at != self.at:
             return  # an answer to an older question
-        when = "now" if message.at is None else f"at {format_moment(message.at, self.ctx.tz)}"
+        when = "now" if message.at is None else f"at {format_moment_bare(message.at, self.ctx.tz)}"
         title = Text(f"{len(message.intervals)} hosts run ", style="bold")
         title.append(message.version, style="bold")
         title.append(f" {when}, and since when", style="bold")
@@ -226,8 +220,8 @@ class VersionsScreen(Screen[None]):
         return (
             Text(interval.host),
             Text(interval.datacenter),
-            Text(format_moment(interval.since, self.ctx.tz)),
-            Text(format_span(moment - interval.since), justify="right"),
+            Text(format_moment_bare(interval.since, self.ctx.tz)),
+            Text(format_span_ticking(moment - interval.since), justify="right"),
             Text(interval.deployment_id or "-", style="dim"),
         )
 

@@ -13,7 +13,7 @@ from rich.text import Text
 from textual.widgets import DataTable
 
 from deployer.results import DeploymentStatus, HostStatus
-from tui.model import DEPLOYMENT_GLYPHS, outcome_counts
+from tui.glyphs import DEPLOYMENT_GLYPHS, outcome_counts
 
 
 @lru_cache(maxsize=256)

@@ -12,7 +12,8 @@ from textual.strip import Strip
 from textual.widget import Widget
 
 from deployer.results import HostStatus
-from tui.model import HOST_GLYPHS, RUNNING_STYLE, DatacenterProgress
+from tui.glyphs import HOST_GLYPHS, RUNNING_STYLE
+from tui.model import DatacenterProgress
 from tui.widgets.host_grid import HostGrid
 
 # Left to right in the bar: what is done well, done badly, in flight, not started.
@@ -61,8 +62,8 @@ def progress_line(progress: DatacenterProgress, width: int) -> Text:
 class DatacenterBar(Widget):
     """The one-line progress of a datacenter, drawn to the width it gets.
 
-    Drawn as a line (the Line API), not as a renderable: a read repaints four of
-    these, and Textual's path for renderables cost about a millisecond each.
+    Drawn as a line (the Line API), not as a renderable: a read repaints every one of
+    these, and Textual's path for renderables is the slower one.
     """
 
     DEFAULT_CSS = """

@@ -12,7 +12,8 @@ from textual.message import Message
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
-from tui.model import ShownHost, host_glyph
+from tui.glyphs import host_glyph
+from tui.model import ShownHost
 from tui.widgets.cells import rich_style
 
 CELL_WIDTH = 2  # the symbol and a space

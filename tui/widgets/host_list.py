@@ -9,7 +9,9 @@ from rich.text import Text
 
 from deployer.results import HostStatus
 from deployer.terminal_text import escape_controls
-from tui.model import ShownHost, format_span, host_duration, host_glyph
+from deployer.timefmt import format_span_ticking
+from tui.glyphs import host_glyph
+from tui.model import ShownHost, host_duration
 from tui.widgets.virtual_table import Column, VirtualTable
 
 HOST_COLUMNS = (
@@ -40,7 +42,7 @@ def host_cells(host: ShownHost, now: datetime) -> Sequence[Text]:
         Text(host.datacenter),
         Text("-" if host.wave is None else str(host.wave)),
         Text(host.step.value if host.step else "-"),
-        Text("-" if duration is None else format_span(duration)),
+        Text("-" if duration is None else format_span_ticking(duration)),
         Text("-" if host.exit_status is None else str(host.exit_status)),
         Text(
             escape_controls(message.splitlines()[0]) if message else "",

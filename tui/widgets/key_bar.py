@@ -1,9 +1,9 @@
 """The key bar at the foot of every screen: what the keys do now, drawn as one line.
 
 Textual's Footer is a widget per key, and it builds them all anew after every change
-of focus or bindings: 15-20 ms and a new layout of the screen each time. The live
-screen's keys change as a deployment goes (pause gives way to resume, and all three
-controls go when it ends), and that rebuild was most of the refresh that showed it.
+of focus or bindings, with a new layout of the screen each time. The live screen's
+keys change as a deployment goes (pause gives way to resume, and all three controls
+go when it ends), and that rebuild would be most of the refresh that shows it.
 This bar is one widget drawn as one line: a change repaints that line, and nothing
 at all when the keys shown, their labels and whether they can be used stay the same.
 """

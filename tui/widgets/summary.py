@@ -10,20 +10,10 @@ from textual.widget import Widget
 
 from deployer.results import HostStatus
 from deployer.terminal_text import escape_controls
-from tui.model import (
-    BUDGET_STYLES,
-    DEPLOYMENT_GLYPHS,
-    HOST_GLYPHS,
-    RUNNING_STYLE,
-    BudgetState,
-    LiveSnapshot,
-    budget_meter,
-    control_note,
-    elapsed,
-    format_moment,
-    format_span,
-    step_legend,
-)
+from deployer.timefmt import format_moment_bare, format_span_ticking
+from tui.budget import BUDGET_STYLES, BudgetState, budget_meter
+from tui.glyphs import DEPLOYMENT_GLYPHS, HOST_GLYPHS, RUNNING_STYLE, step_legend
+from tui.model import LiveSnapshot, control_note, elapsed
 
 
 def summary_lines(snapshot: LiveSnapshot, now: datetime, tz: tzinfo) -> list[Text]:
@@ -40,7 +30,7 @@ def summary_lines(snapshot: LiveSnapshot, now: datetime, tz: tzinfo) -> list[Tex
     head.append(view.environment, style="bold")
     head.append(f"  {view.kind.value}  ")
     head.append(snapshot.wave.describe(), style="bold")
-    head.append(f"  {'took' if view.is_finished else 'elapsed'} {format_span(elapsed(view, now))}")
+    head.append(f"  {'took' if view.is_finished else 'elapsed'} {format_span_ticking(elapsed(view, now))}")
 
     counts = Text(no_wrap=True, overflow="ellipsis")
     budget = snapshot.budget
@@ -71,7 +61,7 @@ def summary_lines(snapshot: LiveSnapshot, now: datetime, tz: tzinfo) -> list[Tex
     who = Text(no_wrap=True, overflow="ellipsis", style="dim")
     who.append(
         f"{view.id}  started by {view.started_by} on {view.started_from} (pid {view.pid}) "
-        f"at {format_moment(view.started_at, tz)}"
+        f"at {format_moment_bare(view.started_at, tz)}"
     )
     if snapshot.liveness is not None:
         if snapshot.liveness.alive:
@@ -83,7 +73,7 @@ def summary_lines(snapshot: LiveSnapshot, now: datetime, tz: tzinfo) -> list[Tex
                 style="bold yellow",
             )
     elif view.finished_at is not None:
-        who.append(f"  finished at {format_moment(view.finished_at, tz)}")
+        who.append(f"  finished at {format_moment_bare(view.finished_at, tz)}")
 
     note = Text(no_wrap=True, overflow="ellipsis")
     pending = control_note(view, tz)

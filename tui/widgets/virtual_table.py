@@ -301,7 +301,7 @@ class VirtualTable(ScrollView, Generic[RowT], can_focus=True):
 
 def _cell_segments(cell: Text, base: Style) -> list[Segment] | None:
     """A one-line cell's segments, drawn here rather than by Rich (a table line is eight
-    cells, and Rich's drawing of them was most of the time a page of the list took).
+    cells, and Rich's general drawing would be most of the time a page of the list takes).
     None for what Rich must draw: spans that overlap."""
     plain = cell.plain
     style = base + rich_style(cell.style) if cell.style else base
