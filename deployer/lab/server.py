@@ -41,7 +41,6 @@ import fcntl
 import json
 import logging
 import os
-import resource
 import shlex
 import signal
 import sys
@@ -50,6 +49,7 @@ from pathlib import Path
 from typing import Any
 
 from deployer.errors import LabError
+from deployer.file_limits import raise_open_file_limit
 from deployer.fleet import Host
 from deployer.lab.host import LabHost, Sessions
 from deployer.lab.keys import load_key, public_key_line
@@ -62,7 +62,6 @@ log = logging.getLogger("deployer.lab")
 SHUTDOWN_GRACE = 2.0  # seconds between SIGTERM and SIGKILL for the hosts' commands at stop
 CONTROL_READ_TIMEOUT = 5.0
 WATCH_INTERVAL = 1.0  # how often the lab checks that its directory and owner still exist
-_WANTED_OPEN_FILES = 65536  # 100 hosts x a few channels x 3 pipes, with room to spare
 
 
 class LabServer:
@@ -287,7 +286,7 @@ def serve(paths: LabPaths, config: LabConfig, verdict: _Verdict) -> int:
         return 1
     try:
         paths.pid_file.write_text(f"{os.getpid()}\n")
-        _raise_open_file_limit()
+        raise_open_file_limit()
         if not become_subreaper():
             log.warning("cannot become a child subreaper: daemonized commands may outlive the lab")
         server = LabServer(paths, config)
@@ -303,13 +302,6 @@ def serve(paths: LabPaths, config: LabConfig, verdict: _Verdict) -> int:
                 paths.pid_file.unlink()
         paths.control_socket.unlink(missing_ok=True)
         os.close(lock)
-
-
-def _raise_open_file_limit() -> None:
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    wanted = _WANTED_OPEN_FILES if hard == resource.RLIM_INFINITY else min(hard, _WANTED_OPEN_FILES)
-    if soft != resource.RLIM_INFINITY and soft < wanted:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
 
 
 def _configure_logging() -> None:

@@ -1023,17 +1023,6 @@ def _pid_exists(pid: int) -> bool:
     return True
 
 
-def _seconds(span: timedelta) -> str:
-    total = max(0, int(span.total_seconds()))
-    minutes, seconds = divmod(total, 60)
-    hours, minutes = divmod(minutes, 60)
-    if hours:
-        return f"{hours}h {minutes}m"
-    if minutes:
-        return f"{minutes}m {seconds}s"
-    return f"{seconds}s"
-
-
 def _refuse_duplicates(names: Sequence[str]) -> None:
     seen: set[str] = set()
     for name in names:
