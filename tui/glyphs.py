@@ -3,7 +3,8 @@
 State is always shown by a symbol as well as a colour, so a 16-colour terminal and
 a colour-blind operator read the same thing::
 
-    ·  pending        1-9  running, at step n (1 connect ... 9 prune)
+    ·  pending        +    staged (pending; its release is ready beside the live one)
+    1-9  running, at step n (1 connect ... 9 prune)
     ✓  succeeded      ✗    failed            ?  unreachable
     -  skipped        ■    aborted (stopped before its switch; nothing changed)
     ○  not started (the deployment ended before reaching it)
@@ -54,17 +55,24 @@ DEPLOYMENT_GLYPHS: Mapping[DeploymentStatus, Glyph] = {
 }
 
 
-def host_glyph(status: HostStatus, step: Step | None) -> Glyph:
+# A pending host whose release is staged ahead of its wave: its wave costs one message.
+STAGED_GLYPH = Glyph("+", "cyan", "staged")
+
+
+def host_glyph(status: HostStatus, step: Step | None, staged: bool = False) -> Glyph:
     """The glyph of one host; a running host's symbol is its step's number."""
     if status is HostStatus.RUNNING and step is not None:
         return Glyph(str(STEP_NUMBERS[step]), RUNNING_STYLE, f"running: {step.value}")
+    if status is HostStatus.PENDING and staged:
+        return STAGED_GLYPH
     return HOST_GLYPHS[status]
 
 
 def legend() -> list[tuple[str, str, str]]:
     """(symbol, style, meaning) for the grid's legend line."""
     entries = [(HOST_GLYPHS[HostStatus.PENDING].symbol, "dim", "pending")]
-    entries.append(("1-9", RUNNING_STYLE, "running (step)"))
+    entries.append((STAGED_GLYPH.symbol, STAGED_GLYPH.style, STAGED_GLYPH.label))
+    entries.append(("1-9", RUNNING_STYLE, "running"))  # the number: its step (help, key ?)
     for status in (
         HostStatus.SUCCEEDED,
         HostStatus.FAILED,

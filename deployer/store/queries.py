@@ -575,6 +575,7 @@ HOST_PROGRESS = select(
     HD.c.error,
     HD.c.exit_status,
     HD.c.version,
+    HD.c.staged_at,
     HD.c.revision,
 ).where(HD.c.deployment_id == bindparam("of_deployment"), HD.c.revision > bindparam("after"))
 
@@ -624,7 +625,20 @@ def progress_view(conn: Connection, row: Row[Any], since: DeploymentProgress | N
     progress = dict(since.progress) if since is not None else {}
     revision = max(after, 0)
     replan = since is None
-    for row_id, host_id, wave, status, step, started, finished, error, exit_status, version, changed in fresh:
+    for (
+        row_id,
+        host_id,
+        wave,
+        status,
+        step,
+        started,
+        finished,
+        error,
+        exit_status,
+        version,
+        staged,
+        changed,
+    ) in fresh:
         name, datacenter = names[host_id]
         before = progress.get(row_id)
         replan = replan or before is None or (before.wave, before.name) != (wave, name)
@@ -640,6 +654,7 @@ def progress_view(conn: Connection, row: Row[Any], since: DeploymentProgress | N
             error=error,
             exit_status=exit_status,
             version=version,
+            staged=staged is not None,
         )
     if replan:  # a host joined or moved: ``progress`` is kept in plan order, so sort it again
         progress = dict(sorted(progress.items(), key=lambda item: _plan_position(item[1].wave, item[1].name)))

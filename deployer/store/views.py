@@ -142,6 +142,7 @@ class HostProgress:
     error: str | None
     exit_status: int | None
     version: str | None
+    staged: bool = False
 
 
 @dataclass(frozen=True, slots=True, eq=False)

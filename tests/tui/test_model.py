@@ -246,7 +246,14 @@ def test_a_running_host_shows_its_step_number() -> None:
     assert host_glyph(HostStatus.RUNNING, Step.SWITCH).symbol == "6"
     assert host_glyph(HostStatus.RUNNING, None).symbol == "▶"
     symbols = [host_glyph(status, None).symbol for status in HostStatus]
+    symbols.append(host_glyph(HostStatus.PENDING, None, staged=True).symbol)
     assert len(set(symbols)) == len(symbols)  # every state its own symbol, whatever the colours
+
+
+def test_a_staged_host_shows_as_staged_only_while_it_is_pending() -> None:
+    assert host_glyph(HostStatus.PENDING, None, staged=True).label == "staged"
+    assert host_glyph(HostStatus.NOT_STARTED, None, staged=True).label == "not started"
+    assert host_glyph(HostStatus.RUNNING, Step.START, staged=True).symbol == "7"
 
 
 @given(st.lists(st.sampled_from(list(HostStatus)), min_size=1, max_size=300), st.integers(30, 80))

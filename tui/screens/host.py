@@ -45,7 +45,7 @@ class HostReadFailed(Message):
 
 
 def host_header(view: DeploymentView, host: HostDeploymentView, ctx: Context) -> Text:
-    glyph = host_glyph(host.status, host.step)
+    glyph = host_glyph(host.status, host.step, host.staged)
     text = Text()
     text.append(f" {glyph.symbol} {glyph.label.upper()} ", style=f"{glyph.style} reverse")
     text.append("  ")

@@ -112,7 +112,7 @@ class HostGrid(ScrollView, can_focus=False):
         run_style = ""
         run: list[str] = []
         for host in members:
-            glyph = host_glyph(host.status, host.step)
+            glyph = host_glyph(host.status, host.step, host.staged)
             if glyph.style != run_style and run:
                 segments.append(Segment(" ".join(run) + " ", base + rich_style(run_style)))
                 run = []

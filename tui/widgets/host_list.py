@@ -27,7 +27,7 @@ HOST_COLUMNS = (
 
 
 def host_cells(host: ShownHost, now: datetime) -> Sequence[Text]:
-    glyph = host_glyph(host.status, host.step)
+    glyph = host_glyph(host.status, host.step, host.staged)
     label = "running" if host.status is HostStatus.RUNNING else glyph.label
     state = Text()
     state.append(glyph.symbol, style=glyph.style)
