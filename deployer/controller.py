@@ -228,6 +228,7 @@ class _Run:
         self.staging_tasks: set[asyncio.Task[StageReport]] = set()
         self.stage_slots = asyncio.Semaphore(STAGE_CONCURRENCY)
         self.steps_to_record: list[tuple[str, Step, datetime]] = []
+        self.staged_to_record: list[tuple[str, datetime]] = []
         self.stop_sent = False
         limit = controller._connection_limit
         self.max_parallel = min(rollout.max_parallel or limit, limit)
@@ -563,10 +564,18 @@ class _Run:
             self._prepare_after(self.wave_of[event.host])
 
     def _record_steps(self) -> None:
-        """The steps told since the last batch, in one write."""
+        """The steps told since the last batch, in one write; then the hosts staged since,
+        those still pending, in one more."""
         if self.steps_to_record:
             batch, self.steps_to_record = self.steps_to_record, []
             self.c._store.record_steps(self.deployment_id, batch)
+        if self.staged_to_record:
+            staged, self.staged_to_record = self.staged_to_record, []
+            waiting = [(name, at) for name, at in staged if self.statuses[name] is HostStatus.PENDING]
+            if waiting:
+                self.c._store.mark_staged(self.deployment_id, [name for name, _ in waiting], waiting[-1][1])
+            for name, at in waiting:
+                self.c._sink(HostStaged(self.deployment_id, name, at))
 
     def _stage_ahead(self, decision: Decision) -> None:
         """Stage the pending hosts of the next ``stage_ahead`` waves after the running one.
@@ -601,14 +610,14 @@ class _Run:
                 task.add_done_callback(self.staging_tasks.discard)
 
     async def _stage_host(self, name: str) -> StageReport:
+        """Stage one host; the loop records it (see _record_steps): a staging task does no
+        store I/O, so a lost store stops the loop, not a task nobody waits for."""
         async with self.stage_slots:
             if self.statuses[name] is not HostStatus.PENDING:  # its wave came first
                 return StageReport(name, staged=False)
             report = await self.c._runner.stage(self.targets[name], self.rollout.job)
-        if report.staged and self.statuses[name] is HostStatus.PENDING:
-            now = self.c._clock()
-            self.c._store.mark_staged(self.deployment_id, [name], now)
-            self.c._sink(HostStaged(self.deployment_id, name, now))
+        if report.staged:
+            self.staged_to_record.append((name, self.c._clock()))
         return report
 
     async def _run_host(self, name: str) -> HostResult:

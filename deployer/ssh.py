@@ -381,6 +381,10 @@ class SshRunner:
     async def aclose(self) -> None:
         """Close every connection this runner opened."""
         self._closed = True
+        stagings = list(self._staging.values())
+        for staging in stagings:
+            staging.cancel()
+        await asyncio.gather(*stagings, return_exceptions=True)
         for conversation in self._staged.values():
             conversation.close()
         self._staged.clear()
@@ -454,6 +458,16 @@ class SshRunner:
                 del self._staging[key]
 
     async def _stage(self, target: SshTarget, job: ReleaseJob) -> StageReport:
+        """Never raises: a staging that could not be done is done again at the host's wave."""
+        name = target.host.name
+        try:
+            return await self._stage_here(target, job)
+        except asyncio.CancelledError:
+            raise
+        except Exception as error:  # the runner closing under it, or a bug: the wave retries
+            return StageReport(name, staged=False, error=f"staging stopped: {error}")
+
+    async def _stage_here(self, target: SshTarget, job: ReleaseJob) -> StageReport:
         name = target.host.name
         opened = await self._converse(target, job)
         if isinstance(opened, HostResult):
