@@ -74,7 +74,6 @@ def utcnow() -> datetime:
 STEP_SLACK = 30.0  # seconds beyond a hook's own time limits before the controller gives up
 IDLE_LIMIT = 120.0  # seconds the driver may stay silent outside a hook (switch, prune, unpack)
 UPLOAD_RATE_FLOOR = 1 << 20  # bytes per second an upload is allowed to go no slower than
-STOP_GRACE = 5.0  # seconds to let a driver told `stop` end, when the controller is leaving
 STDERR_CAP = 4096
 ARTIFACT_CHUNK = 1 << 18  # bytes read from the artifact and written to the channel at a time
 _FAULTS = (ProtocolError, asyncssh.Error, OSError, asyncio.IncompleteReadError, TimeoutError)
@@ -234,19 +233,13 @@ class Conversation:
             self._process.stdin.write_eof()
         self._process.close()
 
-    async def leave(self) -> None:
-        """The controller is going away (cancelled). Before the go, the EOF lets the driver
-        go untouched. After it, while an abort still holds, tell the driver to stop and wait
-        (briefly) until it has: a connection closed right after could lose the `stop`
-        inside sshd. Else the EOF leaves it to finish the host by itself."""
-        with contextlib.suppress(asyncssh.Error, OSError, TimeoutError):
-            if self._events is not None and not self.transcript.committed:
-                self._process.stdin.write(encode(Stop()))
-                self._process.stdin.write_eof()
-                async with asyncio.timeout(STOP_GRACE):
-                    await self._process.wait_closed()
-            else:
-                self._process.stdin.write_eof()
+    def leave(self) -> None:
+        """The controller is going away (cancelled, or its store failed). Before the go, the
+        EOF lets the driver go, the host untouched; after it, the driver finishes the host by
+        itself and its journal tells ``deploy resume`` how it ended. Only an operator's
+        abort stops a host in flight (:meth:`stop`)."""
+        with contextlib.suppress(asyncssh.Error, OSError):
+            self._process.stdin.write_eof()
 
     def _fault(self, error: BaseException) -> HostResult:
         """The host's result when the conversation broke off: before the go nothing live

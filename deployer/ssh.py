@@ -502,7 +502,7 @@ class SshRunner:
         try:
             return await conversation.go(events)
         except BaseException:
-            await conversation.leave()
+            conversation.leave()
             raise
         finally:
             self._live[job.deployment_id].pop(name, None)
