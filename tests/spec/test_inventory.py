@@ -12,7 +12,8 @@ import pytest
 
 from deployer.errors import FleetError, SpecError
 from deployer.fleet import Host, endpoint
-from deployer.inventory import expand_host_pattern, is_inventory_script, load_inventory, split_host_port
+from deployer.inventory.load import is_inventory_script, load_inventory
+from deployer.inventory.patterns import expand_host_pattern, split_host_port
 
 VALID = Path(__file__).parent / "valid"
 INVENTORIES = VALID / "inventories"

@@ -12,10 +12,13 @@ import pytest
 
 from deployer.errors import ArtifactError, SpecError
 from deployer.fleet import SshOptions
+from deployer.operations import check_fabric_task
 from deployer.quantities import Count
 from deployer.results import Step
 from deployer.runner import HookCommand
-from deployer.spec import Gate, GateWhen, OnHalt, Stripe, load_spec
+from deployer.spec.hooks import hook_commands
+from deployer.spec.load import load_spec
+from deployer.spec.values import Gate, GateWhen, OnHalt, Stripe
 
 VALID = Path(__file__).parent / "valid"
 MINIMAL = VALID / "minimal.yaml"
@@ -40,7 +43,7 @@ BASE = textwrap.dedent(
 
 
 def test_defaults_of_a_minimal_spec() -> None:
-    spec = load_spec(MINIMAL)
+    spec = load_spec(MINIMAL, check_task=check_fabric_task)
     assert (spec.app, spec.version, spec.environment) == ("shop", "1.0.0", "production")
     assert spec.environments == ("production",)
     assert spec.keep_releases == 5
@@ -57,14 +60,14 @@ def test_defaults_of_a_minimal_spec() -> None:
 
 
 def test_path_and_hash_identify_the_file() -> None:
-    spec = load_spec(str(MINIMAL))
+    spec = load_spec(str(MINIMAL), check_task=check_fabric_task)
     assert spec.path == MINIMAL.absolute()
     assert spec.sha256 == hashlib.sha256(MINIMAL.read_bytes()).hexdigest()
 
 
 def test_every_field_of_the_full_spec(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("HOME", str(tmp_path))
-    spec = load_spec(FULL)
+    spec = load_spec(FULL, check_task=check_fabric_task)
     assert spec.version == "2.10"  # written unquoted; YAML alone would make it 2.1
     assert spec.environment == "prod"
     assert spec.environments == ("prod", "staging", "qa")
@@ -93,7 +96,7 @@ def test_every_field_of_the_full_spec(monkeypatch: pytest.MonkeyPatch, tmp_path:
 
 
 def test_hook_commands_of_a_directory_artifact() -> None:
-    commands = load_spec(FULL).hook_commands()
+    commands = hook_commands(load_spec(FULL, check_task=check_fabric_task))
     assert commands == {
         Step.STOP: HookCommand(Step.STOP, "systemctl stop billing || true", timeout=90.0, interval=2.0),
         # ./bin/preflight is a file in release/: a script, run from the release
@@ -142,7 +145,7 @@ def test_hook_commands_of_a_tarball_artifact(tmp_path: Path) -> None:
           validate: ../bin/run
         """,
     )
-    commands = load_spec(path).hook_commands()
+    commands = hook_commands(load_spec(path, check_task=check_fabric_task))
     assert (commands[Step.BEFORE_INSTALL].command, commands[Step.BEFORE_INSTALL].script) == (
         "scripts/migrate.sh --fast",
         True,
@@ -154,29 +157,35 @@ def test_hook_commands_of_a_tarball_artifact(tmp_path: Path) -> None:
 
 def test_hook_commands_need_the_artifact_only_to_tell_scripts(tmp_path: Path) -> None:
     path = write_spec(tmp_path, BASE + "hooks: {start: systemctl start shop}\n")
-    assert load_spec(path).hook_commands()[Step.START].command == "systemctl start shop"
+    assert (
+        hook_commands(load_spec(path, check_task=check_fabric_task))[Step.START].command
+        == "systemctl start shop"
+    )
     path = write_spec(tmp_path, BASE + "hooks: {start: bin/start}\n")
     with pytest.raises(ArtifactError, match="does not exist"):
-        load_spec(path).hook_commands()
+        hook_commands(load_spec(path, check_task=check_fabric_task))
     (tmp_path / "build").write_text("not a directory")
     with pytest.raises(SpecError, match=r"spec.yaml:4: artifact: .* is neither a directory nor a .tar.gz"):
-        load_spec(path)
+        load_spec(path, check_task=check_fabric_task)
 
 
 # --- --version and --env ---------------------------------------------------------------------
 
 
 def test_version_from_the_command_line_wins() -> None:
-    assert load_spec(MINIMAL, version="2.4.1+build.7~rc1").version == "2.4.1+build.7~rc1"
+    assert (
+        load_spec(MINIMAL, version="2.4.1+build.7~rc1", check_task=check_fabric_task).version
+        == "2.4.1+build.7~rc1"
+    )
 
 
 def test_version_may_come_only_from_the_command_line(tmp_path: Path) -> None:
     path = write_spec(tmp_path, BASE.replace('version: "1.0"\n', ""))
-    assert load_spec(path, version="3.0").version == "3.0"
+    assert load_spec(path, version="3.0", check_task=check_fabric_task).version == "3.0"
     with pytest.raises(
         SpecError, match=r"spec.yaml:1: version: required field is missing \(or give --version\)"
     ):
-        load_spec(path)
+        load_spec(path, check_task=check_fabric_task)
 
 
 @pytest.mark.parametrize(
@@ -196,14 +205,14 @@ def test_version_may_come_only_from_the_command_line(tmp_path: Path) -> None:
 )
 def test_injected_versions_are_refused(version: str) -> None:
     with pytest.raises(SpecError) as caught:
-        load_spec(MINIMAL, version=version)
+        load_spec(MINIMAL, version=version, check_task=check_fabric_task)
     (issue,) = caught.value.issues
     assert (issue.field, issue.line) == ("version (--version)", None)
     assert "expected a version of letters, digits" in issue.message
 
 
 def test_an_environment_lays_its_overrides_over_the_base() -> None:
-    spec = load_spec(FULL, environment="staging")
+    spec = load_spec(FULL, environment="staging", check_task=check_fabric_task)
     assert spec.environment == "staging"
     assert spec.target == "/srv/billing-staging"  # replaced
     assert spec.fleet.inline is not None and [host.name for host in spec.fleet.inline.hosts] == ["stg-1"]
@@ -219,7 +228,7 @@ def test_an_environment_lays_its_overrides_over_the_base() -> None:
 
 
 def test_an_environment_without_overrides_is_the_base() -> None:
-    spec = load_spec(FULL, environment="qa")
+    spec = load_spec(FULL, environment="qa", check_task=check_fabric_task)
     assert (spec.environment, spec.strategy.bake, spec.target) == ("qa", 60.0, "~/apps/billing")
 
 
@@ -227,9 +236,9 @@ def test_an_unknown_environment_names_the_known_ones() -> None:
     with pytest.raises(
         SpecError, match=r"full.yaml:33: environments: no environment 'dev' .*known: prod, staging, qa"
     ):
-        load_spec(FULL, environment="dev")
+        load_spec(FULL, environment="dev", check_task=check_fabric_task)
     with pytest.raises(SpecError, match=r"no environment 'staging' in this spec \(known: production\)"):
-        load_spec(MINIMAL, environment="staging")
+        load_spec(MINIMAL, environment="staging", check_task=check_fabric_task)
 
 
 def test_problems_found_after_merging_point_into_the_environment(tmp_path: Path) -> None:
@@ -245,9 +254,11 @@ def test_problems_found_after_merging_point_into_the_environment(tmp_path: Path)
             """
         ),
     )
-    assert load_spec(path).environment == "production"  # files of other environments are not needed
+    assert (
+        load_spec(path, check_task=check_fabric_task).environment == "production"
+    )  # files of other environments are not needed
     with pytest.raises(SpecError) as caught:
-        load_spec(path, environment="staging")
+        load_spec(path, environment="staging", check_task=check_fabric_task)
     assert [(issue.line, issue.field) for issue in caught.value.issues] == [
         (8, "environments.staging.fleet"),
         (9, "environments.staging.hooks.after_install.fabric"),
@@ -273,7 +284,7 @@ def test_several_errors_come_together_in_line_order(tmp_path: Path) -> None:
         """,
     )
     with pytest.raises(SpecError) as caught:
-        load_spec(path)
+        load_spec(path, check_task=check_fabric_task)
     assert str(caught.value).splitlines() == [
         f"{path}:6: strategy.batch[1]: '10x' is not a count;"
         " expected a whole number such as 3 or a percent such as 10%",
@@ -286,28 +297,28 @@ def test_several_errors_come_together_in_line_order(tmp_path: Path) -> None:
 
 def test_unreadable_and_empty_specs(tmp_path: Path) -> None:
     with pytest.raises(SpecError, match=r"nowhere.yaml: cannot read the spec: No such file"):
-        load_spec(tmp_path / "nowhere.yaml")
+        load_spec(tmp_path / "nowhere.yaml", check_task=check_fabric_task)
     (tmp_path / "empty.yaml").write_text("# nothing yet\n")
     with pytest.raises(SpecError, match=r"empty.yaml:1: expected a mapping of spec fields .*got nothing"):
-        load_spec(tmp_path / "empty.yaml")
+        load_spec(tmp_path / "empty.yaml", check_task=check_fabric_task)
     (tmp_path / "binary.yaml").write_bytes(b"app: \xff\xfe\n")
     with pytest.raises(SpecError, match=r"binary\.yaml: not a UTF-8 text file"):
-        load_spec(tmp_path / "binary.yaml")
+        load_spec(tmp_path / "binary.yaml", check_task=check_fabric_task)
 
 
 def test_x_keys_hold_anchors_and_are_ignored(tmp_path: Path) -> None:
     path = write_spec(tmp_path, BASE + "x-common: &t {timeout: 7s}\nhooks: {start: {command: go, <<: *t}}\n")
-    assert load_spec(path).hooks[Step.START].timeout == 7.0
+    assert load_spec(path, check_task=check_fabric_task).hooks[Step.START].timeout == 7.0
 
 
 @pytest.mark.parametrize(("written", "version"), [("2.10", "2.10"), ("2024-06-01", "2024-06-01"), ("7", "7")])
 def test_unquoted_versions_are_read_as_written(tmp_path: Path, written: str, version: str) -> None:
     path = write_spec(tmp_path, BASE.replace('version: "1.0"', f"version: {written}"))
-    assert load_spec(path).version == version
+    assert load_spec(path, check_task=check_fabric_task).version == version
 
 
 def test_gates_and_notify_sinks_with_their_defaults() -> None:
-    spec = load_spec(VALID / "gates.yaml")
+    spec = load_spec(VALID / "gates.yaml", check_task=check_fabric_task)
     error_rate, synthetic, window = spec.strategy.gates
     assert error_rate == Gate(
         name="error-rate",
@@ -338,4 +349,4 @@ def test_gates_and_notify_sinks_with_their_defaults() -> None:
         5.0,
     )
     assert command.events == frozenset({"halted", "failed", "rollback_finished"})
-    assert load_spec(VALID / "gates.yaml", environment="staging").notify == ()
+    assert load_spec(VALID / "gates.yaml", environment="staging", check_task=check_fabric_task).notify == ()
