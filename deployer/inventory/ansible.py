@@ -447,10 +447,13 @@ def ssh_common_args(text: str) -> dict[str, str]:
     return found
 
 
+_PORT_TEXT = re.compile(r"0*[0-9]{1,5}")  # ASCII digits only, and few: int() of 4,301 raises
+
+
 def _port(value: Any) -> int | None:
     if isinstance(value, bool):
         return None
-    if isinstance(value, str) and value.strip().isdigit():
+    if isinstance(value, str) and _PORT_TEXT.fullmatch(value.strip()):
         value = int(value.strip())
     if isinstance(value, int) and 1 <= value <= 65535:
         return value
