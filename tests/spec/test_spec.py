@@ -3,43 +3,19 @@
 from __future__ import annotations
 
 import hashlib
-import io
-import tarfile
 import textwrap
 from pathlib import Path
 
 import pytest
 
-from deployer.errors import ArtifactError, SpecError
+from deployer.errors import SpecError
 from deployer.fleet import SshOptions
 from deployer.operations import check_fabric_task
 from deployer.quantities import Count
 from deployer.results import Step
-from deployer.runner import HookCommand
-from deployer.spec.hooks import hook_commands
 from deployer.spec.load import load_spec
 from deployer.spec.values import Gate, GateWhen, OnHalt, Stripe
-
-VALID = Path(__file__).parent / "valid"
-MINIMAL = VALID / "minimal.yaml"
-FULL = VALID / "full.yaml"
-
-
-def write_spec(folder: Path, body: str, name: str = "spec.yaml") -> Path:
-    path = folder / name
-    path.write_text(textwrap.dedent(body))
-    return path
-
-
-BASE = textwrap.dedent(
-    """\
-    app: shop
-    version: "1.0"
-    fleet: {hosts: [{name: a, datacenter: east}]}
-    artifact: build/
-    target: /srv/shop
-    """
-)
+from tests.spec.support import BASE, FULL, MINIMAL, VALID, write_spec
 
 
 def test_defaults_of_a_minimal_spec() -> None:
@@ -93,80 +69,6 @@ def test_every_field_of_the_full_spec(monkeypatch: pytest.MonkeyPatch, tmp_path:
     )
     assert strategy.bake == 120.0  # the default environment's own override (the base says 1m)
     assert strategy.max_parallel == 4
-
-
-def test_hook_commands_of_a_directory_artifact() -> None:
-    commands = hook_commands(load_spec(FULL, check_task=check_fabric_task))
-    assert commands == {
-        Step.STOP: HookCommand(Step.STOP, "systemctl stop billing || true", timeout=90.0, interval=2.0),
-        # ./bin/preflight is a file in release/: a script, run from the release
-        Step.BEFORE_INSTALL: HookCommand(
-            Step.BEFORE_INSTALL, "bin/preflight --strict", timeout=90.0, interval=2.0, script=True
-        ),
-        Step.AFTER_INSTALL: HookCommand(
-            Step.AFTER_INSTALL,
-            f"{VALID / 'fabfile.py'}:migrate",
-            timeout=600.0,
-            interval=2.0,
-            fabric=f"{VALID / 'fabfile.py'}:migrate",
-            fabric_args={"dry_run": False},
-        ),
-        Step.START: HookCommand(
-            Step.START, "systemctl start billing", timeout=45.0, interval=2.0
-        ),  # <<: merged
-        Step.VALIDATE: HookCommand(
-            Step.VALIDATE, "curl -fsS localhost:9000/health", timeout=90.0, retries=5, interval=0.5
-        ),
-    }
-
-
-def make_tarball(path: Path, members: dict[str, bytes]) -> None:
-    with tarfile.open(path, "w:gz") as archive:
-        for name, data in members.items():
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            archive.addfile(info, io.BytesIO(data))
-
-
-def test_hook_commands_of_a_tarball_artifact(tmp_path: Path) -> None:
-    make_tarball(tmp_path / "app.tar.gz", {"./scripts/migrate.sh": b"#!/bin/sh\n", "bin/run": b""})
-    path = write_spec(
-        tmp_path,
-        """\
-        app: shop
-        version: "1.0"
-        fleet: {hosts: [{name: a, datacenter: east}]}
-        artifact: app.tar.gz
-        target: /srv/shop
-        hooks:
-          before_install: scripts/migrate.sh --fast
-          after_install: ./bin/run
-          start: scripts/absent.sh
-          validate: ../bin/run
-        """,
-    )
-    commands = hook_commands(load_spec(path, check_task=check_fabric_task))
-    assert (commands[Step.BEFORE_INSTALL].command, commands[Step.BEFORE_INSTALL].script) == (
-        "scripts/migrate.sh --fast",
-        True,
-    )
-    assert (commands[Step.AFTER_INSTALL].command, commands[Step.AFTER_INSTALL].script) == ("bin/run", True)
-    assert (commands[Step.START].command, commands[Step.START].script) == ("scripts/absent.sh", False)
-    assert (commands[Step.VALIDATE].command, commands[Step.VALIDATE].script) == ("../bin/run", False)
-
-
-def test_hook_commands_need_the_artifact_only_to_tell_scripts(tmp_path: Path) -> None:
-    path = write_spec(tmp_path, BASE + "hooks: {start: systemctl start shop}\n")
-    assert (
-        hook_commands(load_spec(path, check_task=check_fabric_task))[Step.START].command
-        == "systemctl start shop"
-    )
-    path = write_spec(tmp_path, BASE + "hooks: {start: bin/start}\n")
-    with pytest.raises(ArtifactError, match="does not exist"):
-        hook_commands(load_spec(path, check_task=check_fabric_task))
-    (tmp_path / "build").write_text("not a directory")
-    with pytest.raises(SpecError, match=r"spec.yaml:4: artifact: .* is neither a directory nor a .tar.gz"):
-        load_spec(path, check_task=check_fabric_task)
 
 
 # --- --version and --env ---------------------------------------------------------------------
