@@ -33,7 +33,7 @@ from deployer.fleet import Fleet
 from deployer.inventory.load import load_inventory
 from deployer.inventory.ours import InventoryModel, fleet_from_model, ssh_options
 from deployer.spec.hooks import TaskCheck, is_tarball_name, resolve_hooks
-from deployer.spec.schema import SpecFileModel, SpecModel
+from deployer.spec.schema import GateModel, NotifyModel, SpecFileModel, SpecModel, StrategyModel
 from deployer.spec.values import DEFAULT_ENVIRONMENT, FleetRef, Gate, NotifySink, Spec, Strategy
 from deployer.yamlload import (
     Locate,
@@ -217,7 +217,6 @@ def _resolve(
     if issues:
         raise SpecError(sorted_issues(issues))
     assert chosen_version is not None
-    strategy = model.strategy
     return Spec(
         path=spec_path,
         sha256=hashlib.sha256(raw).hexdigest(),
@@ -229,45 +228,54 @@ def _resolve(
         target=model.target,
         keep_releases=model.keep_releases,
         ssh=ssh_options(model.ssh, base),
-        strategy=Strategy(
-            batch=strategy.batch,
-            stripe=strategy.stripe,
-            max_failures=strategy.max_failures,
-            bake=strategy.bake,
-            on_halt=strategy.on_halt,
-            max_parallel=strategy.max_parallel,
-            gates=tuple(
-                Gate(
-                    name=gate.name,
-                    type=gate.type,
-                    when=gate.when,
-                    timeout=gate.timeout,
-                    interval=gate.interval,
-                    command=gate.command,
-                    url=gate.url,
-                    headers=dict(gate.headers),
-                    status=gate.status,
-                    field=gate.field,
-                    min=gate.min,
-                    max=gate.max,
-                )
-                for gate in strategy.gates
-            ),
-            preflight=strategy.preflight,
-        ),
+        strategy=_strategy(model.strategy),
         hooks=hooks,
         environments=known,
-        notify=tuple(
-            NotifySink(
-                type=sink.type,
-                url=sink.url,
-                headers=dict(sink.headers),
-                command=sink.command,
-                events=None if sink.events is None else frozenset(sink.events),
-                timeout=sink.timeout,
-            )
-            for sink in model.notify
-        ),
+        notify=tuple(_notify_sink(sink) for sink in model.notify),
+    )
+
+
+def _strategy(strategy: StrategyModel) -> Strategy:
+    """The strategy as the controller reads it (a field of ``strategy:`` is written in
+    :class:`~deployer.spec.schema.StrategyModel`, held by :class:`~deployer.spec.values.Strategy`
+    and carried over here)."""
+    return Strategy(
+        batch=strategy.batch,
+        stripe=strategy.stripe,
+        max_failures=strategy.max_failures,
+        bake=strategy.bake,
+        on_halt=strategy.on_halt,
+        max_parallel=strategy.max_parallel,
+        gates=tuple(_gate(gate) for gate in strategy.gates),
+        preflight=strategy.preflight,
+    )
+
+
+def _gate(gate: GateModel) -> Gate:
+    return Gate(
+        name=gate.name,
+        type=gate.type,
+        when=gate.when,
+        timeout=gate.timeout,
+        interval=gate.interval,
+        command=gate.command,
+        url=gate.url,
+        headers=dict(gate.headers),
+        status=gate.status,
+        field=gate.field,
+        min=gate.min,
+        max=gate.max,
+    )
+
+
+def _notify_sink(sink: NotifyModel) -> NotifySink:
+    return NotifySink(
+        type=sink.type,
+        url=sink.url,
+        headers=dict(sink.headers),
+        command=sink.command,
+        events=None if sink.events is None else frozenset(sink.events),
+        timeout=sink.timeout,
     )
 
 
