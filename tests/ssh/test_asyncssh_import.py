@@ -50,9 +50,7 @@ def test_with_ld_library_path_set_the_real_search_runs(tmp_path: Path) -> None:
 
 
 @pytest.mark.skipif(CACHE is None, reason="no linker cache here")
-@pytest.mark.parametrize(
-    "name", ["nettle", "libnettle-6", "oqs", "liboqs", "c", "z", "ssl", "ffi"]
-)
+@pytest.mark.parametrize("name", ["nettle", "libnettle-6", "oqs", "liboqs", "c", "z", "ssl", "ffi"])
 def test_the_linker_cache_answers_as_the_real_search_does(name: str) -> None:
     assert CACHE is not None
     answer = cached_soname(CACHE, name)
