@@ -41,7 +41,7 @@ from deployer.policy import should_halt
 from deployer.probing import probe_deadline, record_verdicts, settle_hosts
 from deployer.results import DeploymentStatus, HostResult, HostStatus, Step
 from deployer.runner import HostRunner, JobKind, ReleaseJob, StageReport, StepStarted
-from deployer.spec import Gate, GateWhen
+from deployer.spec.values import Gate, GateWhen
 from deployer.store import Store
 from deployer.wording import count_of
 

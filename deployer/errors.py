@@ -65,6 +65,12 @@ class SpecError(DeployerError):
         return cls([SpecIssue(file, line, field, message)])
 
 
+def sorted_issues(issues: Sequence[SpecIssue]) -> list[SpecIssue]:
+    """Issues in file and line order, each once."""
+    unique = list(dict.fromkeys(issues))
+    return sorted(unique, key=lambda issue: (issue.file, issue.line or 0))
+
+
 class FleetError(DeployerError):
     """The fleet cannot be built from its inventory."""
 

@@ -30,7 +30,6 @@ from deployer.controller import GracefulStop, utcnow
 from deployer.errors import ArtifactError, DeployerError, DeploymentLocked, PromotionRefused, SpecError
 from deployer.events import EventSink
 from deployer.fleet import Fleet
-from deployer.inventory import load_fleet
 from deployer.kept_artifacts import kept_artifact, versions_dir
 from deployer.operations import (
     Identity,
@@ -41,13 +40,15 @@ from deployer.operations import (
     most_common_version,
     plan_deployment,
     plan_for,
+    read_spec,
     retire_departed,
     select_hosts,
 )
 from deployer.planner import Plan, Skip
 from deployer.results import DeploymentKind, DeploymentStatus, HostStatus, Step
 from deployer.runner import HostRunner
-from deployer.spec import Spec, load_spec
+from deployer.spec.load import load_fleet
+from deployer.spec.values import Spec
 from deployer.store import Store
 from deployer.wording import count_of
 
@@ -78,7 +79,7 @@ class Unchanged:
 
 def load(options: PushOptions) -> Loaded:
     """Read the spec (for ``options.environment``) and its inventory now; SpecError/FleetError."""
-    spec = load_spec(options.spec_path, version=_ANY_VERSION, environment=options.environment)
+    spec = read_spec(options.spec_path, _ANY_VERSION, options.environment)
     return Loaded(spec, load_fleet(spec))
 
 

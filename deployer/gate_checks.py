@@ -27,7 +27,7 @@ from deployer.gates import GateVerdict, judge_command, judge_http
 from deployer.http_client import expand_headers, http_request
 from deployer.local_commands import run_local
 from deployer.release import shell_number
-from deployer.spec import Gate
+from deployer.spec.values import Gate
 
 
 @dataclass(frozen=True, slots=True)

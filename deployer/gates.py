@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from deployer.spec import Gate, GateWhen
+from deployer.spec.values import Gate, GateWhen
 
 _SHOWN = 200  # characters of an answer quoted in a verdict
 

@@ -43,7 +43,7 @@ from deployer.events import (
 from deployer.http_client import expand_headers, http_request
 from deployer.local_commands import run_local
 from deployer.render import deployment_json
-from deployer.spec import NotifySink
+from deployer.spec.values import NotifySink
 from deployer.store import Store
 
 log = logging.getLogger(__name__)

@@ -33,7 +33,7 @@ from deployer.controller import (
 from deployer.errors import ControlError, DeployerError, FleetError, NothingToRollBack, SpecError, StoreError
 from deployer.events import DeploymentStarted, EventSink
 from deployer.fleet import Fleet, Host, SshTarget, resolve_ssh
-from deployer.inventory import is_inventory_script, load_fleet
+from deployer.inventory.load import is_inventory_script
 from deployer.kept_artifacts import keep_artifact, kept_artifact, prune_kept
 from deployer.limit import limit_hosts
 from deployer.notify import notifying
@@ -44,11 +44,28 @@ from deployer.probing import probe_deadline, record_verdicts, settle_hosts
 from deployer.results import DeploymentKind, DeploymentStatus, HostStatus
 from deployer.runner import Artifact, HostRunner, ReleaseJob
 from deployer.settle import Verdict
-from deployer.spec import Gate, Spec, Stripe, load_spec
+from deployer.spec.hooks import hook_commands
+from deployer.spec.load import load_fleet, load_spec
+from deployer.spec.values import Gate, Spec, Stripe
 from deployer.ssh import SshRunner
 from deployer.store import DeploymentView, HostDeploymentView, Store
 
 log = logging.getLogger(__name__)
+
+
+def check_fabric_task(reference: str, args: Mapping[str, Any]) -> str | None:
+    """Why a spec's Fabric task cannot be called, or None: the check :func:`load_spec` is given.
+
+    Fabric is imported here, only for a spec that names a task.
+    """
+    from deployer.fabric_hooks import task_problem
+
+    return task_problem(reference, args)
+
+
+def read_spec(path: str, version: str | None, environment: str | None) -> Spec:
+    """The spec at ``path`` for ``version`` and ``environment``, its Fabric tasks checked."""
+    return load_spec(path, check_task=check_fabric_task, version=version, environment=environment)
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,7 +117,7 @@ def prepare(options: PushOptions, store: Store, *, settle_unknown: bool = False)
     With ``settle_unknown`` (push, rollback: not plan, which touches no host), the app's
     hosts whose outcome is UNKNOWN are probed first, so the plan starts from the truth.
     """
-    spec = load_spec(options.spec_path, version=options.version, environment=options.environment)
+    spec = read_spec(options.spec_path, options.version, options.environment)
     if settle_unknown:
         settle_unknown_hosts(store, spec.app, spec.environment)
     return plan_deployment(options, spec, load_fleet(spec), store)
@@ -145,7 +162,7 @@ async def reconcile(
                 continue
             options = _options_from_json(store.run_options(found_id))
             try:
-                spec = load_spec(options.spec_path, version=view.version, environment=view.environment)
+                spec = read_spec(options.spec_path, view.version, view.environment)
                 fleet = load_fleet(spec)
             except DeployerError as error:
                 note = f"not asked: its spec cannot be read now ({one_line_of(error)})"
@@ -252,7 +269,7 @@ def prepare_rollback(
     options: PushOptions, store: Store, to_version: str | None, *, settle_unknown: bool = False
 ) -> Prepared:
     """A rollback: a push of the previous good version (or ``to_version``) as kind ``rollback``."""
-    spec = load_spec(options.spec_path, version=options.version, environment=options.environment)
+    spec = read_spec(options.spec_path, options.version, options.environment)
     if to_version is not None:
         ran = store.versions_ever_run(spec.app, spec.environment)
         if to_version not in ran:  # no host keeps its release, and it never proved itself here
@@ -562,7 +579,7 @@ def _job(
         target=spec.target,
         keep_releases=spec.keep_releases,
         artifact=artifact,
-        hooks=spec.hook_commands(),
+        hooks=hook_commands(spec),
         started_by=identity.user,
         ignore_stop_failures=options.ignore_stop_failures,
     )
@@ -743,7 +760,7 @@ async def take_over(
     if not saved:
         raise ControlError(f"deployment {deployment_id} kept no options to {doing} it with")
     options = _options_from_json(saved)
-    spec = load_spec(options.spec_path, version=view.version, environment=view.environment)
+    spec = read_spec(options.spec_path, view.version, view.environment)
     if spec.sha256 != view.spec_sha256 and not spec_changed_ok:
         raise ControlError(
             f"the spec {options.spec_path} is not the one deployment {deployment_id} started with "

@@ -11,10 +11,9 @@ from deployer.artifact import prepare_artifact
 from deployer.cli.deploy import env_option, limit_option, version_option
 from deployer.cli.options import echo_json, json_option
 from deployer.exitcodes import ExitCode
-from deployer.inventory import load_fleet
-from deployer.operations import preflight, select_hosts
+from deployer.operations import preflight, read_spec, select_hosts
 from deployer.preflight import checks_json, checks_text, needed_bytes
-from deployer.spec import load_spec
+from deployer.spec.load import load_fleet
 from deployer.terminal_text import escape_controls
 
 
@@ -38,7 +37,7 @@ def check(spec: str, version: str | None, environment: str | None, limit: str | 
       deploy check specs/webapp.yaml --env staging --limit dc:fra
       deploy check specs/webapp.yaml --json | jq -r '.hosts[] | select(.status != "ok") | .name'
     """
-    loaded = load_spec(spec, version=version, environment=environment)
+    loaded = read_spec(spec, version, environment)
     fleet = load_fleet(loaded)
     hosts = select_hosts(fleet, limit)
     artifact = prepare_artifact(loaded.artifact)

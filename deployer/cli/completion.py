@@ -19,6 +19,7 @@ import click
 from click.shell_completion import CompletionItem
 
 from deployer.errors import DeployerError
+from deployer.spec.values import DEFAULT_ENVIRONMENT
 
 if TYPE_CHECKING:
     from deployer.store import Store
@@ -142,8 +143,6 @@ def _spec_environments(spec: Path) -> list[str]:
         return []
     if not isinstance(data, dict):
         return []
-    from deployer.spec import DEFAULT_ENVIRONMENT  # only here: pydantic is slow to import
-
     names = [data.get("environment", DEFAULT_ENVIRONMENT)]
     environments = data.get("environments")
     if isinstance(environments, dict):

@@ -11,7 +11,7 @@ import json
 
 import click
 
-from deployer.spec import inventory_json_schema, spec_json_schema
+from deployer.spec.json_schema import inventory_json_schema, spec_json_schema
 
 
 @click.command()

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from deployer.gate_checks import GateContext, check_gates
 from deployer.gates import GateVerdict
-from deployer.spec import Gate, GateWhen
+from deployer.spec.values import Gate, GateWhen
 
 CONTEXT = GateContext("shop", "2.0", "prod", "d-1", 2, ("web-a", "web-b"))
 

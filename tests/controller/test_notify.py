@@ -16,7 +16,7 @@ from deployer.events import (
     WaveStarted,
 )
 from deployer.notify import event_name, notification_json, sink_label
-from deployer.spec import NOTIFY_EVENTS, NotifySink
+from deployer.spec.values import NOTIFY_EVENTS, NotifySink
 
 AT = datetime(2026, 12, 6, 12, 0, tzinfo=UTC)
 STARTED = DeploymentStarted("d-1", "shop", "prod", "push", "2.0", "1.0", 3, 12, 0, {}, AT)

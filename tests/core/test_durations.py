@@ -15,8 +15,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from deployer.errors import SpecError, TimeExpressionError
+from deployer.operations import check_fabric_task
 from deployer.quantities import DURATION_PATTERN, UNIT_SECONDS, parse_duration
-from deployer.spec import load_spec
+from deployer.spec.load import load_spec
 from deployer.timeexpr import parse_time
 
 NOW = datetime(2026, 11, 27, 18, 30, tzinfo=UTC)
@@ -53,7 +54,7 @@ def test_every_form_reads_the_same_everywhere(text: str, seconds: float, tmp_pat
         "app: a\nversion: '1'\nfleet: {hosts: [{name: h, datacenter: d}]}\nartifact: .\n"
         f"target: /srv/a\nstrategy: {{bake: '{text}'}}\n"
     )
-    assert load_spec(spec).strategy.bake == pytest.approx(seconds)
+    assert load_spec(spec, check_task=check_fabric_task).strategy.bake == pytest.approx(seconds)
     if not text.strip().replace(".", "").isdigit():  # a TIME's span needs its unit
         assert parse_time(f"{text} ago", NOW) == NOW - timedelta(seconds=seconds)
 
@@ -80,7 +81,7 @@ def test_refused_everywhere(text: str, message: str, tmp_path: Path) -> None:
         f"target: /srv/a\nstrategy: {{bake: '{text}'}}\n"
     )
     with pytest.raises(SpecError, match=message):
-        load_spec(spec)
+        load_spec(spec, check_task=check_fabric_task)
 
 
 def test_a_time_span_needs_a_unit() -> None:

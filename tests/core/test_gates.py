@@ -11,7 +11,7 @@ import pytest
 from deployer.decide import Decision, GatePlan, RolloutState, decide
 from deployer.gates import field_value, judge_command, judge_http
 from deployer.results import DeploymentStatus, HostStatus
-from deployer.spec import Gate, GateWhen
+from deployer.spec.values import Gate, GateWhen
 
 NOW = datetime(2026, 12, 6, 12, 0, tzinfo=UTC)
 S, P, R = HostStatus.SUCCEEDED, HostStatus.PENDING, HostStatus.RUNNING

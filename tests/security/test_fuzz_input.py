@@ -21,6 +21,7 @@ import sys
 import tracemalloc
 import uuid
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -29,8 +30,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from deployer.errors import DeployerError
-from deployer.inventory import expand_host_pattern, load_inventory
-from deployer.spec import load_spec
+from deployer.inventory.load import load_inventory
+from deployer.inventory.patterns import expand_host_pattern
+from deployer.operations import check_fabric_task
+from deployer.spec.load import load_spec
 
 PEAK_BYTES = 64 << 20
 # Bounded for the suite; DEPLOYER_FUZZ_EXAMPLES=5000 for a longer hunt.
@@ -171,7 +174,7 @@ def test_fuzzed_specs_load_or_give_a_clean_error(
         text = text[:at] + inserted + text[at:]
     path = fresh(tmp_path, "spec.yaml")
     path.write_text(text, encoding="utf-8", errors="surrogatepass")
-    outcome(lambda: load_spec(path))
+    outcome(lambda: load_spec(path, check_task=check_fabric_task))
 
 
 HOST_KEYS = ["ansible_host", "ansible_port", "ansible_user", "datacenter", "tags", "ssh", "name"]
@@ -317,7 +320,7 @@ def test_a_file_too_large_is_refused_before_it_is_read(tmp_path: Path, name: str
     path = tmp_path / name
     with path.open("wb") as file:
         file.truncate(17 << 20)  # sparse: 17 MiB that take no disk
-    read = load_spec if name == "spec.yaml" else load_inventory
+    read = partial(load_spec, check_task=check_fabric_task) if name == "spec.yaml" else load_inventory
     with pytest.raises(DeployerError, match="file too large"):
         tracemalloc.start()
         try:

@@ -15,9 +15,11 @@ from pathlib import Path
 import pytest
 
 from deployer.fleet import SshOptions, resolve_ssh
+from deployer.operations import check_fabric_task
 from deployer.protocol import driver_command
 from deployer.results import HostResult, HostStatus, Step
-from deployer.spec import load_spec
+from deployer.spec.hooks import hook_commands
+from deployer.spec.load import load_spec
 from deployer.ssh import SshRunner
 from tests.plugins.sshd_fleet import FleetFactory, SshdFleet
 from tests.ssh.support import (
@@ -113,11 +115,11 @@ def test_the_spec_sets_contain_on_every_hook(tmp_path: Path) -> None:
         "fleet: {hosts: [{name: s1, datacenter: dc1}]}\n"
         "hooks: {start: 'true', validate: {command: 'true', retries: 2}, contain: true}\n"
     )
-    commands = load_spec(spec).hook_commands()
+    commands = hook_commands(load_spec(spec, check_task=check_fabric_task))
     assert {step: command.contain for step, command in commands.items()} == {
         Step.START: True,
         Step.VALIDATE: True,
     }
     spec.write_text(spec.read_text().replace("contain: true", "contain: yes please"))
     with pytest.raises(Exception, match="contain"):
-        load_spec(spec)
+        load_spec(spec, check_task=check_fabric_task)

@@ -17,7 +17,7 @@ import pytest
 
 from deployer.errors import SpecError
 from deployer.fleet import Host
-from deployer.inventory import load_inventory
+from deployer.inventory.load import load_inventory
 
 CORPUS = Path(__file__).resolve().parents[1] / "inventories"
 CASES = sorted(

@@ -19,8 +19,9 @@ from pathlib import Path
 import pytest
 
 from deployer.errors import SpecError
-from deployer.inventory import load_fleet, load_inventory
-from deployer.spec import load_spec
+from deployer.inventory.load import load_inventory
+from deployer.operations import check_fabric_task
+from deployer.spec.load import load_fleet, load_spec
 
 HERE = Path(__file__).parent
 REPO = HERE.parent.parent
@@ -74,7 +75,7 @@ def test_there_are_enough_invalid_fixtures() -> None:
 @pytest.mark.parametrize("path", INVALID_SPECS, ids=lambda path: path.name)
 def test_invalid_spec_reports_the_expected_issues(path: Path) -> None:
     with pytest.raises(SpecError) as caught:
-        load_spec(path)
+        load_spec(path, check_task=check_fabric_task)
     assert_issues(caught.value, expectations(path), str(path))
 
 
@@ -90,9 +91,9 @@ VALID_SPECS = [*sorted((HERE / "valid").glob("*.yaml")), REPO / "specs" / "webap
 
 @pytest.mark.parametrize("path", VALID_SPECS, ids=lambda path: path.name)
 def test_valid_spec_loads_in_every_environment_with_its_fleet(path: Path) -> None:
-    environments = load_spec(path).environments
+    environments = load_spec(path, check_task=check_fabric_task).environments
     for environment in environments:
-        spec = load_spec(path, environment=environment)
+        spec = load_spec(path, environment=environment, check_task=check_fabric_task)
         assert spec.environment == environment
         fleet = load_fleet(spec)
         assert fleet.hosts, f"{path} {environment}: no hosts"

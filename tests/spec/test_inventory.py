@@ -12,7 +12,8 @@ import pytest
 
 from deployer.errors import FleetError, SpecError
 from deployer.fleet import Host, endpoint
-from deployer.inventory import expand_host_pattern, is_inventory_script, load_inventory, split_host_port
+from deployer.inventory.load import is_inventory_script, load_inventory
+from deployer.inventory.patterns import expand_host_pattern, split_host_port
 
 VALID = Path(__file__).parent / "valid"
 INVENTORIES = VALID / "inventories"
@@ -96,6 +97,30 @@ def test_an_error_in_a_group_vars_file_names_that_file(tmp_path: Path) -> None:
         "ansible_port",
     )
     assert "expected a port number" in issue.message
+
+
+@pytest.mark.parametrize(
+    ("port", "expected"),
+    [
+        ("2222", 2222),
+        ("002222", 2222),  # leading zeros, as int() reads them
+        ("0", None),
+        ("65536", None),
+        ("9" * 4301, None),  # past Python's int() limit: refused, not a traceback
+        ("\u00b2", None),  # a Unicode digit that int() refuses
+        ("22a", None),
+    ],
+)
+def test_an_ansible_port_is_a_number_from_1_to_65535(tmp_path: Path, port: str, expected: int | None) -> None:
+    (tmp_path / "inventory.ini").write_text(f"[web]\nweb-1 ansible_port={port} datacenter=east\n")
+    if expected is not None:
+        assert load_inventory(tmp_path / "inventory.ini").hosts[0].port == expected
+        return
+    with pytest.raises(SpecError) as caught:
+        load_inventory(tmp_path / "inventory.ini")
+    (issue,) = caught.value.issues
+    assert (issue.line, issue.field) == (2, "web-1.ansible_port")
+    assert "expected a port number from 1 to 65535" in issue.message
 
 
 @pytest.mark.parametrize(

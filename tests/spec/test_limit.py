@@ -13,7 +13,7 @@ import pytest
 
 from deployer.errors import PatternError
 from deployer.fleet import Host
-from deployer.inventory import load_inventory
+from deployer.inventory.load import load_inventory
 from deployer.limit import limit_hosts, read_limit_files, split_pattern
 
 LIMIT = Path(__file__).resolve().parents[1] / "inventories" / "limit"

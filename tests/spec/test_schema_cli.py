@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from deployer.spec import inventory_json_schema, spec_json_schema
+from deployer.spec.json_schema import inventory_json_schema, spec_json_schema
 
 REPO = Path(__file__).parent.parent.parent
 DEPLOY = Path(sys.executable).parent / "deploy"

@@ -3,44 +3,23 @@
 from __future__ import annotations
 
 import hashlib
-import io
-import tarfile
 import textwrap
 from pathlib import Path
 
 import pytest
 
-from deployer.errors import ArtifactError, SpecError
+from deployer.errors import SpecError
 from deployer.fleet import SshOptions
+from deployer.operations import check_fabric_task
 from deployer.quantities import Count
 from deployer.results import Step
-from deployer.runner import HookCommand
-from deployer.spec import Gate, GateWhen, OnHalt, Stripe, load_spec
-
-VALID = Path(__file__).parent / "valid"
-MINIMAL = VALID / "minimal.yaml"
-FULL = VALID / "full.yaml"
-
-
-def write_spec(folder: Path, body: str, name: str = "spec.yaml") -> Path:
-    path = folder / name
-    path.write_text(textwrap.dedent(body))
-    return path
-
-
-BASE = textwrap.dedent(
-    """\
-    app: shop
-    version: "1.0"
-    fleet: {hosts: [{name: a, datacenter: east}]}
-    artifact: build/
-    target: /srv/shop
-    """
-)
+from deployer.spec.load import load_spec
+from deployer.spec.values import Gate, GateWhen, OnHalt, Stripe
+from tests.spec.support import BASE, FULL, MINIMAL, VALID, write_spec
 
 
 def test_defaults_of_a_minimal_spec() -> None:
-    spec = load_spec(MINIMAL)
+    spec = load_spec(MINIMAL, check_task=check_fabric_task)
     assert (spec.app, spec.version, spec.environment) == ("shop", "1.0.0", "production")
     assert spec.environments == ("production",)
     assert spec.keep_releases == 5
@@ -57,14 +36,14 @@ def test_defaults_of_a_minimal_spec() -> None:
 
 
 def test_path_and_hash_identify_the_file() -> None:
-    spec = load_spec(str(MINIMAL))
+    spec = load_spec(str(MINIMAL), check_task=check_fabric_task)
     assert spec.path == MINIMAL.absolute()
     assert spec.sha256 == hashlib.sha256(MINIMAL.read_bytes()).hexdigest()
 
 
 def test_every_field_of_the_full_spec(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("HOME", str(tmp_path))
-    spec = load_spec(FULL)
+    spec = load_spec(FULL, check_task=check_fabric_task)
     assert spec.version == "2.10"  # written unquoted; YAML alone would make it 2.1
     assert spec.environment == "prod"
     assert spec.environments == ("prod", "staging", "qa")
@@ -92,91 +71,23 @@ def test_every_field_of_the_full_spec(monkeypatch: pytest.MonkeyPatch, tmp_path:
     assert strategy.max_parallel == 4
 
 
-def test_hook_commands_of_a_directory_artifact() -> None:
-    commands = load_spec(FULL).hook_commands()
-    assert commands == {
-        Step.STOP: HookCommand(Step.STOP, "systemctl stop billing || true", timeout=90.0, interval=2.0),
-        # ./bin/preflight is a file in release/: a script, run from the release
-        Step.BEFORE_INSTALL: HookCommand(
-            Step.BEFORE_INSTALL, "bin/preflight --strict", timeout=90.0, interval=2.0, script=True
-        ),
-        Step.AFTER_INSTALL: HookCommand(
-            Step.AFTER_INSTALL,
-            f"{VALID / 'fabfile.py'}:migrate",
-            timeout=600.0,
-            interval=2.0,
-            fabric=f"{VALID / 'fabfile.py'}:migrate",
-            fabric_args={"dry_run": False},
-        ),
-        Step.START: HookCommand(
-            Step.START, "systemctl start billing", timeout=45.0, interval=2.0
-        ),  # <<: merged
-        Step.VALIDATE: HookCommand(
-            Step.VALIDATE, "curl -fsS localhost:9000/health", timeout=90.0, retries=5, interval=0.5
-        ),
-    }
-
-
-def make_tarball(path: Path, members: dict[str, bytes]) -> None:
-    with tarfile.open(path, "w:gz") as archive:
-        for name, data in members.items():
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            archive.addfile(info, io.BytesIO(data))
-
-
-def test_hook_commands_of_a_tarball_artifact(tmp_path: Path) -> None:
-    make_tarball(tmp_path / "app.tar.gz", {"./scripts/migrate.sh": b"#!/bin/sh\n", "bin/run": b""})
-    path = write_spec(
-        tmp_path,
-        """\
-        app: shop
-        version: "1.0"
-        fleet: {hosts: [{name: a, datacenter: east}]}
-        artifact: app.tar.gz
-        target: /srv/shop
-        hooks:
-          before_install: scripts/migrate.sh --fast
-          after_install: ./bin/run
-          start: scripts/absent.sh
-          validate: ../bin/run
-        """,
-    )
-    commands = load_spec(path).hook_commands()
-    assert (commands[Step.BEFORE_INSTALL].command, commands[Step.BEFORE_INSTALL].script) == (
-        "scripts/migrate.sh --fast",
-        True,
-    )
-    assert (commands[Step.AFTER_INSTALL].command, commands[Step.AFTER_INSTALL].script) == ("bin/run", True)
-    assert (commands[Step.START].command, commands[Step.START].script) == ("scripts/absent.sh", False)
-    assert (commands[Step.VALIDATE].command, commands[Step.VALIDATE].script) == ("../bin/run", False)
-
-
-def test_hook_commands_need_the_artifact_only_to_tell_scripts(tmp_path: Path) -> None:
-    path = write_spec(tmp_path, BASE + "hooks: {start: systemctl start shop}\n")
-    assert load_spec(path).hook_commands()[Step.START].command == "systemctl start shop"
-    path = write_spec(tmp_path, BASE + "hooks: {start: bin/start}\n")
-    with pytest.raises(ArtifactError, match="does not exist"):
-        load_spec(path).hook_commands()
-    (tmp_path / "build").write_text("not a directory")
-    with pytest.raises(SpecError, match=r"spec.yaml:4: artifact: .* is neither a directory nor a .tar.gz"):
-        load_spec(path)
-
-
 # --- --version and --env ---------------------------------------------------------------------
 
 
 def test_version_from_the_command_line_wins() -> None:
-    assert load_spec(MINIMAL, version="2.4.1+build.7~rc1").version == "2.4.1+build.7~rc1"
+    assert (
+        load_spec(MINIMAL, version="2.4.1+build.7~rc1", check_task=check_fabric_task).version
+        == "2.4.1+build.7~rc1"
+    )
 
 
 def test_version_may_come_only_from_the_command_line(tmp_path: Path) -> None:
     path = write_spec(tmp_path, BASE.replace('version: "1.0"\n', ""))
-    assert load_spec(path, version="3.0").version == "3.0"
+    assert load_spec(path, version="3.0", check_task=check_fabric_task).version == "3.0"
     with pytest.raises(
         SpecError, match=r"spec.yaml:1: version: required field is missing \(or give --version\)"
     ):
-        load_spec(path)
+        load_spec(path, check_task=check_fabric_task)
 
 
 @pytest.mark.parametrize(
@@ -196,14 +107,14 @@ def test_version_may_come_only_from_the_command_line(tmp_path: Path) -> None:
 )
 def test_injected_versions_are_refused(version: str) -> None:
     with pytest.raises(SpecError) as caught:
-        load_spec(MINIMAL, version=version)
+        load_spec(MINIMAL, version=version, check_task=check_fabric_task)
     (issue,) = caught.value.issues
     assert (issue.field, issue.line) == ("version (--version)", None)
     assert "expected a version of letters, digits" in issue.message
 
 
 def test_an_environment_lays_its_overrides_over_the_base() -> None:
-    spec = load_spec(FULL, environment="staging")
+    spec = load_spec(FULL, environment="staging", check_task=check_fabric_task)
     assert spec.environment == "staging"
     assert spec.target == "/srv/billing-staging"  # replaced
     assert spec.fleet.inline is not None and [host.name for host in spec.fleet.inline.hosts] == ["stg-1"]
@@ -219,7 +130,7 @@ def test_an_environment_lays_its_overrides_over_the_base() -> None:
 
 
 def test_an_environment_without_overrides_is_the_base() -> None:
-    spec = load_spec(FULL, environment="qa")
+    spec = load_spec(FULL, environment="qa", check_task=check_fabric_task)
     assert (spec.environment, spec.strategy.bake, spec.target) == ("qa", 60.0, "~/apps/billing")
 
 
@@ -227,9 +138,9 @@ def test_an_unknown_environment_names_the_known_ones() -> None:
     with pytest.raises(
         SpecError, match=r"full.yaml:33: environments: no environment 'dev' .*known: prod, staging, qa"
     ):
-        load_spec(FULL, environment="dev")
+        load_spec(FULL, environment="dev", check_task=check_fabric_task)
     with pytest.raises(SpecError, match=r"no environment 'staging' in this spec \(known: production\)"):
-        load_spec(MINIMAL, environment="staging")
+        load_spec(MINIMAL, environment="staging", check_task=check_fabric_task)
 
 
 def test_problems_found_after_merging_point_into_the_environment(tmp_path: Path) -> None:
@@ -245,9 +156,11 @@ def test_problems_found_after_merging_point_into_the_environment(tmp_path: Path)
             """
         ),
     )
-    assert load_spec(path).environment == "production"  # files of other environments are not needed
+    assert (
+        load_spec(path, check_task=check_fabric_task).environment == "production"
+    )  # files of other environments are not needed
     with pytest.raises(SpecError) as caught:
-        load_spec(path, environment="staging")
+        load_spec(path, environment="staging", check_task=check_fabric_task)
     assert [(issue.line, issue.field) for issue in caught.value.issues] == [
         (8, "environments.staging.fleet"),
         (9, "environments.staging.hooks.after_install.fabric"),
@@ -273,7 +186,7 @@ def test_several_errors_come_together_in_line_order(tmp_path: Path) -> None:
         """,
     )
     with pytest.raises(SpecError) as caught:
-        load_spec(path)
+        load_spec(path, check_task=check_fabric_task)
     assert str(caught.value).splitlines() == [
         f"{path}:6: strategy.batch[1]: '10x' is not a count;"
         " expected a whole number such as 3 or a percent such as 10%",
@@ -286,28 +199,28 @@ def test_several_errors_come_together_in_line_order(tmp_path: Path) -> None:
 
 def test_unreadable_and_empty_specs(tmp_path: Path) -> None:
     with pytest.raises(SpecError, match=r"nowhere.yaml: cannot read the spec: No such file"):
-        load_spec(tmp_path / "nowhere.yaml")
+        load_spec(tmp_path / "nowhere.yaml", check_task=check_fabric_task)
     (tmp_path / "empty.yaml").write_text("# nothing yet\n")
     with pytest.raises(SpecError, match=r"empty.yaml:1: expected a mapping of spec fields .*got nothing"):
-        load_spec(tmp_path / "empty.yaml")
+        load_spec(tmp_path / "empty.yaml", check_task=check_fabric_task)
     (tmp_path / "binary.yaml").write_bytes(b"app: \xff\xfe\n")
     with pytest.raises(SpecError, match=r"binary\.yaml: not a UTF-8 text file"):
-        load_spec(tmp_path / "binary.yaml")
+        load_spec(tmp_path / "binary.yaml", check_task=check_fabric_task)
 
 
 def test_x_keys_hold_anchors_and_are_ignored(tmp_path: Path) -> None:
     path = write_spec(tmp_path, BASE + "x-common: &t {timeout: 7s}\nhooks: {start: {command: go, <<: *t}}\n")
-    assert load_spec(path).hooks[Step.START].timeout == 7.0
+    assert load_spec(path, check_task=check_fabric_task).hooks[Step.START].timeout == 7.0
 
 
 @pytest.mark.parametrize(("written", "version"), [("2.10", "2.10"), ("2024-06-01", "2024-06-01"), ("7", "7")])
 def test_unquoted_versions_are_read_as_written(tmp_path: Path, written: str, version: str) -> None:
     path = write_spec(tmp_path, BASE.replace('version: "1.0"', f"version: {written}"))
-    assert load_spec(path).version == version
+    assert load_spec(path, check_task=check_fabric_task).version == version
 
 
 def test_gates_and_notify_sinks_with_their_defaults() -> None:
-    spec = load_spec(VALID / "gates.yaml")
+    spec = load_spec(VALID / "gates.yaml", check_task=check_fabric_task)
     error_rate, synthetic, window = spec.strategy.gates
     assert error_rate == Gate(
         name="error-rate",
@@ -338,4 +251,4 @@ def test_gates_and_notify_sinks_with_their_defaults() -> None:
         5.0,
     )
     assert command.events == frozenset({"halted", "failed", "rollback_finished"})
-    assert load_spec(VALID / "gates.yaml", environment="staging").notify == ()
+    assert load_spec(VALID / "gates.yaml", environment="staging", check_task=check_fabric_task).notify == ()
