@@ -358,3 +358,29 @@ HeaderName = Annotated[str, PlainValidator(_header_name), WithJsonSchema({"type"
 HeaderValue = Annotated[str, PlainValidator(_header_value), WithJsonSchema({"type": "string"})]
 Headers = dict[HeaderName, HeaderValue]
 Command = Annotated[str, AfterValidator(_non_blank)]
+
+
+def _waves_ahead(value: Any) -> int | None:
+    """``strategy.stage_ahead``: a whole number of waves ≥ 0, or ``all`` (None: every later wave)."""
+    if value == "all":
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise PydanticCustomError(
+            "waves_ahead",
+            "expected a number of waves (0 or more) or all (got {got})",
+            {"got": describe(value)},
+        )
+    return value
+
+
+WavesAhead = Annotated[
+    int | None,
+    PlainValidator(_waves_ahead),
+    PlainSerializer(lambda ahead: "all" if ahead is None else ahead),
+    WithJsonSchema(
+        {
+            "anyOf": [{"type": "integer", "minimum": 0}, {"const": "all"}],
+            "description": "a number of waves (0 or more), or all",
+        }
+    ),
+]

@@ -463,6 +463,7 @@ async def _run_new(
         failure_budget=prepared.failure_budget,
         bake=spec.strategy.bake,
         max_parallel=spec.strategy.max_parallel,
+        stage_ahead=spec.strategy.stage_ahead,
         discover=_joiners(prepared),
         budget_exempt=prepared.options.known_bad,
         gates=gates_for(spec, prepared.options),
@@ -825,6 +826,7 @@ async def resume_deployment(
             ),
             bake=spec.strategy.bake,
             max_parallel=spec.strategy.max_parallel,
+            stage_ahead=spec.strategy.stage_ahead,
             budget_exempt=options.known_bad,
             gates=gates_for(spec, options),
         )

@@ -248,6 +248,7 @@ def _strategy(strategy: StrategyModel) -> Strategy:
         max_parallel=strategy.max_parallel,
         gates=tuple(_gate(gate) for gate in strategy.gates),
         preflight=strategy.preflight,
+        stage_ahead=strategy.stage_ahead,
     )
 
 

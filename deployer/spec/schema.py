@@ -31,6 +31,7 @@ from deployer.fields import (
     Target,
     Url,
     Version,
+    WavesAhead,
     count_json,
 )
 from deployer.inventory.ours import InventoryModel, SshModel
@@ -252,6 +253,14 @@ class StrategyModel(FrozenModel):
     on_halt: OnHalt = Field(default=OnHalt.STOP, description="stop, or rollback the hosts already switched")
     max_parallel: int | None = Field(
         default=None, ge=1, strict=True, description="hosts running at once (default: the wave)"
+    )
+    stage_ahead: WavesAhead = Field(
+        default=1,
+        description=(
+            "waves whose hosts get their release ahead of their wave (sent and unpacked, nothing "
+            "live changed), so a wave costs one message per host; 0 turns it off, all stages every "
+            "later wave (default 1)"
+        ),
     )
     preflight: bool = Field(
         default=False,

@@ -79,6 +79,7 @@ class Strategy:
     max_parallel: int | None  # None: as many as the wave holds
     gates: tuple[Gate, ...] = ()
     preflight: bool = False  # deploy check before wave 1
+    stage_ahead: int | None = 1  # waves staged ahead of the running one; None: every later wave
 
 
 @dataclass(frozen=True, slots=True)

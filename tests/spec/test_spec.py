@@ -29,7 +29,7 @@ def test_defaults_of_a_minimal_spec() -> None:
     strategy = spec.strategy
     assert strategy.batch == (Count(1), Count(25, percent=True))
     assert (strategy.stripe, strategy.max_failures, strategy.bake) == (Stripe.DATACENTER, Count(0), 0.0)
-    assert (strategy.on_halt, strategy.max_parallel) == (OnHalt.STOP, None)
+    assert (strategy.on_halt, strategy.max_parallel, strategy.stage_ahead) == (OnHalt.STOP, None, 1)
     assert spec.hooks == {}
     assert spec.fleet.path is None and spec.fleet.inline is not None
     assert [host.name for host in spec.fleet.inline.hosts] == ["shop-1"]
@@ -69,6 +69,24 @@ def test_every_field_of_the_full_spec(monkeypatch: pytest.MonkeyPatch, tmp_path:
     )
     assert strategy.bake == 120.0  # the default environment's own override (the base says 1m)
     assert strategy.max_parallel == 4
+
+
+@pytest.mark.parametrize(("written", "ahead"), [("0", 0), ("3", 3), ("all", None)])
+def test_stage_ahead_is_a_number_of_waves_or_all(tmp_path: Path, written: str, ahead: int | None) -> None:
+    (tmp_path / "build").mkdir()
+    path = write_spec(tmp_path, BASE + f"strategy: {{stage_ahead: {written}}}\n")
+    assert load_spec(path, check_task=check_fabric_task).strategy.stage_ahead == ahead
+
+
+@pytest.mark.parametrize("written", ["-1", "everything", "true", "1.5"])
+def test_a_stage_ahead_that_is_no_number_of_waves_names_its_line(tmp_path: Path, written: str) -> None:
+    (tmp_path / "build").mkdir()
+    path = write_spec(tmp_path, BASE + f"strategy: {{stage_ahead: {written}}}\n")
+    with pytest.raises(SpecError) as caught:
+        load_spec(path, check_task=check_fabric_task)
+    assert f"{path}:6: strategy.stage_ahead: expected a number of waves (0 or more) or all" in str(
+        caught.value
+    )
 
 
 # --- --version and --env ---------------------------------------------------------------------
