@@ -26,7 +26,8 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
-from deployer.controller import GracefulStop, utcnow
+from deployer.clock import utcnow
+from deployer.controller import GracefulStop
 from deployer.errors import ArtifactError, DeployerError, DeploymentLocked, PromotionRefused, SpecError
 from deployer.events import EventSink
 from deployer.fleet import Fleet

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from deployer.artifact import prepare_artifact
+from deployer.clock import utcnow
 from deployer.controller import (
     Controller,
     Discover,
@@ -28,7 +29,6 @@ from deployer.controller import (
     Joining,
     Rollout,
     RolloutOutcome,
-    utcnow,
 )
 from deployer.errors import ControlError, DeployerError, FleetError, NothingToRollBack, SpecError, StoreError
 from deployer.events import DeploymentStarted, EventSink
@@ -38,7 +38,7 @@ from deployer.kept_artifacts import keep_artifact, kept_artifact, prune_kept
 from deployer.limit import limit_hosts
 from deployer.notify import notifying
 from deployer.planner import Plan, plan_waves
-from deployer.policy import failure_budget, rollback_due, rollback_groups
+from deployer.policy import failure_budget, rollback_due, rollback_groups, rolls_back_on_halt
 from deployer.preflight import HostCheck, check_hosts, needed_bytes
 from deployer.probing import probe_deadline, record_verdicts, settle_hosts
 from deployer.results import DeploymentKind, DeploymentStatus, HostStatus
@@ -379,7 +379,8 @@ async def execute(
         notifying(prepared.spec.notify, store, sink, utcnow) as sink,
     ):
         outcome = await _run_new(prepared, store, sink, identity, runner, stop)
-        await complete_automatic_rollback(outcome.deployment_id, store, sink, identity, runner, stop)
+        if outcome.rollback:
+            await complete_automatic_rollback(outcome.deployment_id, store, sink, identity, runner, stop)
     try:
         prune_kept_artifacts(store, prepared.spec.app)
     except StoreError as error:  # the deployment is over and recorded: housekeeping waits for the next
@@ -431,6 +432,8 @@ async def _run_new(
     unnumbered = _job(spec, "", prepared.kind, artifact, identity, prepared.options)
     targets = targets_for(prepared)
     now = utcnow()
+    # on_halt is kept beside the options so a halted push's views can tell a rollback was due.
+    run_options = {**_options_json(prepared.options), "on_halt": spec.strategy.on_halt.value}
     deployment_id = store.begin_deployment(
         app=spec.app,
         environment=spec.environment,
@@ -443,8 +446,7 @@ async def _run_new(
         spec_sha256=spec.sha256,
         hosts=[(host, wave.index) for wave in plan.waves for host in wave.hosts],
         skipped=[(skip.host, skip.reason) for skip in plan.skipped],
-        # on_halt is kept beside the options so a halted push's views can tell a rollback was due.
-        run_options={**_options_json(prepared.options), "on_halt": spec.strategy.on_halt.value},
+        run_options=run_options,
         failure_budget=prepared.failure_budget,
         rollback_of=prepared.options.rollback_of,
         previous_versions=prepared.current_versions,
@@ -467,6 +469,7 @@ async def _run_new(
         discover=_joiners(prepared),
         budget_exempt=prepared.options.known_bad,
         gates=gates_for(spec, prepared.options),
+        rollback_on_halt=rolls_back_on_halt(prepared.kind, run_options),
     )
     hosts = {h.name: h.datacenter for wave in plan.waves for h in wave.hosts}
     sink(_started(rollout, prepared.previous_version, hosts, now))
@@ -829,6 +832,7 @@ async def resume_deployment(
             stage_ahead=spec.strategy.stage_ahead,
             budget_exempt=options.known_bad,
             gates=gates_for(spec, options),
+            rollback_on_halt=rolls_back_on_halt(options.kind, store.run_options(deployment_id)),
         )
         datacenters = {h.name: h.datacenter for h in planned}
         async with notifying(spec.notify, store, sink, utcnow) as sink:
@@ -838,8 +842,10 @@ async def resume_deployment(
             )
             outcome = await controller.run(rollout, statuses)
             # A halted push's automatic rollback, or the rest of it when this was one of them.
-            undone = options.rollback_of or deployment_id
-            await complete_automatic_rollback(undone, store, sink, identity, runner, stop)
+            if options.rollback_of:
+                await complete_automatic_rollback(options.rollback_of, store, sink, identity, runner, stop)
+            elif outcome.rollback:
+                await complete_automatic_rollback(deployment_id, store, sink, identity, runner, stop)
             return outcome
 
 

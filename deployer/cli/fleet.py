@@ -17,7 +17,8 @@ from deployer.cli.deploy import (
     nothing_to_do,
 )
 from deployer.cli.options import db_option, echo_json, json_option
-from deployer.controller import GracefulStop, StopCause, utcnow
+from deployer.clock import utcnow
+from deployer.controller import GracefulStop, StopCause
 from deployer.fleet_sync import (
     Round,
     Unchanged,

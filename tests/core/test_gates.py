@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from deployer.decide import Decision, GatePlan, RolloutState, decide
+from deployer.decide import Decision, GatePlan, RolloutState, StopReason, decide
 from deployer.gates import field_value, judge_command, judge_http
 from deployer.results import DeploymentStatus, HostStatus
 from deployer.spec.values import Gate, GateWhen
@@ -154,11 +154,11 @@ BAKE = GatePlan(bake=True)
         # a failing gate halts: nothing starts; once nothing runs, halted
         (
             gated({"a": S, "b": P}, gates=AFTER, failure="gate x: HTTP 500"),
-            Decision(outcome=DeploymentStatus.HALTED, halting=True),
+            Decision(outcome=DeploymentStatus.HALTED, stop=StopReason.GATE, description="gate x: HTTP 500"),
         ),
         (
             gated({"a": R, "b": P}, gates=BAKE, failure="gate x: HTTP 500"),
-            Decision(outcome=None, halting=True),
+            Decision(outcome=None, stop=StopReason.GATE, description="gate x: HTTP 500"),
         ),
         # no gates: as before
         (gated({"a": S, "b": S}, gates=GatePlan()), Decision(outcome=DeploymentStatus.SUCCEEDED)),
