@@ -43,7 +43,7 @@ from deployer.preflight import HostCheck, check_hosts, needed_bytes
 from deployer.probing import probe_deadline, record_verdicts, settle_hosts
 from deployer.results import DeploymentKind, DeploymentStatus, HostStatus
 from deployer.runner import Artifact, HostRunner, ReleaseJob
-from deployer.settle import Verdict
+from deployer.settle import Verdict, settle_host
 from deployer.spec.hooks import hook_commands
 from deployer.spec.load import load_fleet, load_spec
 from deployer.spec.values import Gate, Spec, Stripe
@@ -165,10 +165,9 @@ async def reconcile(
                 spec = read_spec(options.spec_path, view.version, view.environment)
                 fleet = load_fleet(spec)
             except DeployerError as error:
-                note = f"not asked: its spec cannot be read now ({one_line_of(error)})"
-                learnt += [
-                    Reconciled(found_id, n, Verdict(HostStatus.UNKNOWN, note=note), False) for n in names
-                ]
+                why = f"its spec cannot be read now ({one_line_of(error)})"
+                verdict = settle_host(HostStatus.UNKNOWN, True, None, not_asked=why)
+                learnt += [Reconciled(found_id, n, verdict, False) for n in names]
                 continue
             inventory = {h.name: h for h in fleet.hosts}
             targets = {n: resolve_ssh(inventory[n], fleet.ssh, spec.ssh) for n in names if n in inventory}
@@ -179,10 +178,8 @@ async def reconcile(
                 app_target=spec.target,
                 deployment_id=found_id,
                 deadline=probe_deadline(targets),
+                reached_since=store.touched_since(found_id, names),
             )
-            for name in store.touched_since(found_id, names) & set(verdicts):
-                later = "a later deployment reached it since: its version is that one's"
-                verdicts[name] = replace(verdicts[name], version=None, note=f"{verdicts[name].note}; {later}")
             record_verdicts(store, found_id, verdicts, utcnow())
             learnt += [Reconciled(found_id, n, v, n in targets) for n, v in verdicts.items()]
     return learnt
@@ -896,12 +893,18 @@ async def abort_orphan(
                 deployment_id, pid=identity.pid, started_from=identity.machine, now=utcnow()
             )
             now = utcnow()
-            note = f"not asked: its spec cannot be read ({one_line_of(error)})"
+            why = f"its spec cannot be read ({one_line_of(error)})"
+            verdict = settle_host(HostStatus.RUNNING, True, None, not_asked=why)
             for host in view.hosts:
                 if host.status is HostStatus.RUNNING:
                     store.reconcile_host(
-                        deployment_id, host.name, status=HostStatus.UNKNOWN, version=None, note=note, now=now
+                        deployment_id,
+                        host.name,
+                        status=verdict.status,
+                        version=verdict.version,
+                        note=verdict.note,
+                        now=now,
                     )
-            reason += f"; its spec could not be read, so the hosts in flight were not asked ({note})"
+            reason += f"; its spec could not be read, so the hosts in flight were not asked ({verdict.note})"
     store.finish_deployment(deployment_id, DeploymentStatus.ABORTED, utcnow(), reason=reason)
     return store.deployment(deployment_id)
