@@ -31,7 +31,9 @@ from deployer.fleet_sync import (
     round_line,
     watch_sync,
 )
-from deployer.operations import Prepared, PushOptions, retire_departed, settle_unknown_hosts
+from deployer.operations.options import PushOptions
+from deployer.operations.plan import Prepared, retire_departed
+from deployer.operations.reconcile import settle_unknown_hosts
 from deployer.progress import PlainProgress
 from deployer.quantities import parse_duration
 from deployer.results import DeploymentKind

@@ -295,7 +295,7 @@ def abort(deployment_id: str, yes: bool, db_url: str | None, as_json: bool) -> N
 def _abort_orphan(store: Store, view: DeploymentView, liveness: Liveness, *, as_json: bool) -> None:
     import asyncio
 
-    from deployer.operations import abort_orphan  # only here: it imports asyncssh
+    from deployer.operations.resume import abort_orphan  # only here: it imports asyncssh
 
     if not as_json:
         click.echo(f"the controller of {view.id} is gone ({liveness.reason}); aborting from here", err=True)
@@ -308,7 +308,7 @@ def _abort_orphan(store: Store, view: DeploymentView, liveness: Liveness, *, as_
 
 def _resume_rollback(store: Store, deployment_id: str, *, as_json: bool) -> None:
     from deployer.cli.deploy import run_and_report  # only here: it imports asyncssh
-    from deployer.operations import resume_automatic_rollback
+    from deployer.operations.resume import resume_automatic_rollback
 
     if not as_json:
         click.echo(f"{deployment_id} halted before its rollback ran in full; running the rest", err=True)
@@ -324,11 +324,11 @@ def take_over(
 ) -> None:
     """``deploy resume`` of a deployment whose controller is dead: run it on from here.
 
-    :func:`deployer.operations.resume_deployment` takes the deployment over, learns
+    :func:`deployer.operations.resume.resume_deployment` takes the deployment over, learns
     from the hosts that were in flight what became of them, and runs the rest.
     """
     from deployer.cli.deploy import run_and_report  # only here: it imports asyncssh
-    from deployer.operations import resume_deployment
+    from deployer.operations.resume import resume_deployment
 
     if not as_json:
         click.echo(f"the controller of {view.id} is gone ({liveness.reason}); taking it over", err=True)
