@@ -12,21 +12,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 from deployer.clock import SYSTEM_CLOCK, Clock
-from deployer.decide import (
-    Control,
-    Decision,
-    GatePlan,
-    RolloutState,
-    StopReason,
-    counted_failures,
-    decide,
-)
-from deployer.decide import StopCause as StopCause  # GracefulStop's; the CLI and the TUI import it from here
+from deployer.decide import Control, Decision, RolloutState, StopCause, counted_failures, decide
 from deployer.errors import StoreError
 from deployer.events import (
     Baking,
@@ -48,7 +39,8 @@ from deployer.gate_checks import GateContext, check_gates
 from deployer.gates import gates_when
 from deployer.probing import probe_deadline, record_verdicts, settle_hosts
 from deployer.results import DeploymentStatus, HostResult, HostStatus, Step
-from deployer.runner import HostRunner, JobKind, ReleaseJob, StageReport, StepStarted
+from deployer.rollout_values import GracefulStop, Rollout, RolloutOutcome
+from deployer.runner import HostRunner, JobKind, StageReport, StepStarted
 from deployer.spec.values import Gate, GateWhen
 from deployer.store import Store
 from deployer.wording import count_of
@@ -61,83 +53,6 @@ _PAST_SWITCH = frozenset({Step.START, Step.VALIDATE, Step.PRUNE})
 STAGE_CONCURRENCY = 64
 
 log = logging.getLogger(__name__)
-
-# What the loop tells (ControlChanged.state) when it begins to stop, by the reason.
-_STOPPING_STATE = {
-    StopReason.ABORT: "aborting",
-    StopReason.SIGNAL: "stopping",
-    StopReason.DEADLINE: "stopping",
-    StopReason.REQUESTED: "stopping",
-    StopReason.BUDGET: "halting",
-    StopReason.GATE: "halting",
-}
-
-
-@dataclass(frozen=True, slots=True)
-class Joining:
-    """Hosts that joined the inventory while a deployment ran, and the failure budget counting them."""
-
-    targets: tuple[SshTarget, ...]
-    failure_budget: int  # for every host of the deployment, the joining ones included
-
-
-# Asked between waves for the hosts that joined the inventory since the deployment began
-# (None: nobody joined). The operations layer re-reads the inventory; the loop itself
-# does no inventory I/O, and a callback that cannot read it returns None.
-Discover = Callable[[], Awaitable[Joining | None]]
-
-
-@dataclass(frozen=True, slots=True)
-class Rollout:
-    """What one run of the loop starts with; only ``discover`` can add waves to it."""
-
-    deployment_id: str
-    job: ReleaseJob
-    targets: Mapping[str, SshTarget]  # by host name: every host of every wave
-    waves: tuple[tuple[str, ...], ...]
-    failure_budget: int
-    bake: float
-    max_parallel: int | None = None
-    discover: Discover | None = None
-    budget_exempt: frozenset[str] = frozenset()  # failures not counted (see RolloutState)
-    gates: tuple[Gate, ...] = ()  # checks between waves (none for an automatic rollback)
-    stage_ahead: int | None = 1  # waves staged ahead of the running one; None: all of them
-    rollback_on_halt: bool = False  # a halt is undone by automatic rollbacks (on_halt: rollback)
-
-    @property
-    def gate_plan(self) -> GatePlan:
-        return GatePlan(
-            before=bool(gates_when(self.gates, GateWhen.BEFORE)),
-            after_wave=bool(gates_when(self.gates, GateWhen.AFTER_WAVE)),
-            bake=bool(gates_when(self.gates, GateWhen.BAKE)),
-        )
-
-
-@dataclass(frozen=True, slots=True)
-class RolloutOutcome:
-    deployment_id: str
-    status: DeploymentStatus
-    reason: str
-    statuses: Mapping[str, HostStatus]
-    results: Mapping[str, HostResult] = field(default_factory=dict)
-    rollback: bool = False  # it halted, and on_halt: rollback undoes that (see Decision.rollback)
-
-
-class GracefulStop(asyncio.Event):
-    """Set once a deployment should stop gently: no new host starts, hosts in flight finish.
-
-    ``cause`` says why (the first request wins); the deployment then ends ``aborted``
-    with that reason, and the command exits with the cause's own code.
-    """
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.cause: StopCause | None = None
-
-    def request(self, cause: StopCause = StopCause.REQUESTED) -> None:
-        if self.cause is None:
-            self.cause = cause
-        self.set()
 
 
 class Controller:
@@ -275,7 +190,7 @@ class _RolloutInProgress:
                 return self._finish(decision, now)
             if decision.stop is not None and not self.stop_told:
                 self.stop_told = True
-                state = _STOPPING_STATE[decision.stop]
+                state = decision.stop.doing
                 reason = f"{decision.description}; hosts in flight finish, no new host starts"
                 self.sink(ControlChanged(self.deployment_id, state, reason, now))
             if decision.start and decision.wave is not None and decision.wave not in self.announced_waves:

@@ -27,7 +27,7 @@ class Control(StrEnum):
 
 
 class StopCause(StrEnum):
-    """Why a deployment was asked to stop gently (see ``controller.GracefulStop``)."""
+    """Why a deployment was asked to stop gently (see :class:`deployer.rollout_values.GracefulStop`)."""
 
     REQUESTED = "requested"  # by the program itself (sync --watch's last round, a test)
     SIGINT = "SIGINT"
@@ -56,6 +56,13 @@ class StopReason(StrEnum):
     SIGNAL = "signal"  # SIGINT or SIGTERM: a graceful stop
     DEADLINE = "deadline"  # the command's deadline passed: a graceful stop
     REQUESTED = "requested"  # the program asked for a graceful stop
+
+    @property
+    def doing(self) -> str:
+        """What the loop tells once it begins to stop: aborting, stopping or halting."""
+        if self in _HALTS:
+            return "halting"
+        return "aborting" if self is StopReason.ABORT else "stopping"
 
     @property
     def ends_as(self) -> DeploymentStatus:

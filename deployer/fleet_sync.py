@@ -27,7 +27,6 @@ from datetime import datetime
 from typing import Any
 
 from deployer.clock import utcnow
-from deployer.controller import GracefulStop
 from deployer.errors import ArtifactError, DeployerError, DeploymentLocked, PromotionRefused, SpecError
 from deployer.events import EventSink
 from deployer.fleet import Fleet
@@ -47,6 +46,7 @@ from deployer.operations.push import execute
 from deployer.operations.reading import read_spec
 from deployer.planner import Plan, Skip
 from deployer.results import DeploymentKind, DeploymentStatus, HostStatus, Step
+from deployer.rollout_values import GracefulStop
 from deployer.runner import HostRunner
 from deployer.spec.load import load_fleet
 from deployer.spec.values import Spec

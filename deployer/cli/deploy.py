@@ -26,11 +26,11 @@ from deployer.terminal_text import escape_controls
 from deployer.wording import count_of
 
 if TYPE_CHECKING:
-    from deployer.controller import GracefulStop, RolloutOutcome
     from deployer.events import Event, EventSink
     from deployer.live_progress import LiveProgress
     from deployer.operations.plan import Prepared
     from deployer.operations.reconcile import Reconciled
+    from deployer.rollout_values import GracefulStop, RolloutOutcome
     from deployer.store import Store
 
     Start = Callable[[EventSink, GracefulStop], Coroutine[Any, Any, RolloutOutcome]]
@@ -321,8 +321,8 @@ def run_and_report(
     seconds passed first (:func:`within_deadline`).
     """
     from deployer.cli.query import automatic_rollback
-    from deployer.controller import GracefulStop
     from deployer.render import deployment_json, rollback_sentence
+    from deployer.rollout_values import GracefulStop
 
     stop = GracefulStop()
     if tui:
@@ -378,7 +378,7 @@ async def within_deadline(
     """
     if deadline is None:
         return await run
-    from deployer.controller import StopCause
+    from deployer.decide import StopCause
 
     def passed() -> None:
         if stop.cause is None and say:
@@ -410,7 +410,7 @@ async def run_stoppable(
     The message names the deployment left running (``running`` when it is known before
     its events come, as for a resume), which may be an automatic rollback of the push.
     """
-    from deployer.controller import StopCause
+    from deployer.decide import StopCause
 
     loop = asyncio.get_running_loop()
     task = asyncio.current_task()

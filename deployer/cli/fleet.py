@@ -18,7 +18,7 @@ from deployer.cli.deploy import (
 )
 from deployer.cli.options import db_option, echo_json, json_option
 from deployer.clock import utcnow
-from deployer.controller import GracefulStop, StopCause
+from deployer.decide import StopCause
 from deployer.fleet_sync import (
     Round,
     Unchanged,
@@ -37,6 +37,7 @@ from deployer.operations.reconcile import settle_unknown_hosts
 from deployer.progress import PlainProgress
 from deployer.quantities import parse_duration
 from deployer.results import DeploymentKind
+from deployer.rollout_values import GracefulStop
 from deployer.store import Store, open_store
 from deployer.wording import count_of
 

@@ -8,7 +8,6 @@ import logging
 from collections.abc import Sequence
 
 from deployer.clock import utcnow
-from deployer.controller import GracefulStop, RolloutOutcome
 from deployer.errors import StoreError
 from deployer.events import EventSink
 from deployer.fleet import Fleet, Host, resolve_ssh
@@ -19,6 +18,7 @@ from deployer.operations.plan import Prepared
 from deployer.operations.rollback import complete_automatic_rollback
 from deployer.operations.rollout import run_new
 from deployer.preflight import HostCheck, check_hosts, needed_bytes
+from deployer.rollout_values import GracefulStop, RolloutOutcome
 from deployer.runner import Artifact, HostRunner
 from deployer.spec.values import Spec
 from deployer.ssh import SshRunner

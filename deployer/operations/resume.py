@@ -8,7 +8,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from deployer.clock import utcnow
-from deployer.controller import Controller, GracefulStop, Rollout, RolloutOutcome
+from deployer.controller import Controller
 from deployer.errors import ControlError, SpecError
 from deployer.events import EventSink
 from deployer.fleet import SshTarget, resolve_ssh
@@ -22,6 +22,7 @@ from deployer.operations.rollout import artifact_for, gates_for, release_job, st
 from deployer.policy import failure_budget, rolls_back_on_halt
 from deployer.probing import probe_deadline, record_verdicts, settle_hosts
 from deployer.results import DeploymentKind, DeploymentStatus, HostStatus
+from deployer.rollout_values import GracefulStop, Rollout, RolloutOutcome
 from deployer.runner import HostRunner
 from deployer.settle import settle_host
 from deployer.spec.load import load_fleet

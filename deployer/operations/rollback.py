@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 from dataclasses import replace
 
-from deployer.controller import GracefulStop
 from deployer.errors import DeployerError
 from deployer.events import EventSink
 from deployer.operations.context import Identity
@@ -14,6 +13,7 @@ from deployer.operations.plan import prepare
 from deployer.operations.rollout import run_new
 from deployer.policy import rollback_due, rollback_groups
 from deployer.results import DeploymentKind
+from deployer.rollout_values import GracefulStop
 from deployer.runner import HostRunner
 from deployer.store import Store
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from deployer.artifact import prepare_artifact
 from deployer.clock import utcnow
-from deployer.controller import Controller, Discover, GracefulStop, Joining, Rollout, RolloutOutcome
+from deployer.controller import Controller
 from deployer.errors import DeployerError
 from deployer.events import DeploymentStarted, EventSink
 from deployer.fleet import resolve_ssh
@@ -25,6 +25,7 @@ from deployer.operations.options import PushOptions, options_json
 from deployer.operations.plan import Prepared, retire_departed, targets_for
 from deployer.policy import failure_budget, rolls_back_on_halt
 from deployer.results import DeploymentKind
+from deployer.rollout_values import Discover, GracefulStop, Joining, Rollout, RolloutOutcome
 from deployer.runner import Artifact, HostRunner, ReleaseJob
 from deployer.spec.hooks import hook_commands
 from deployer.spec.load import load_fleet

@@ -9,10 +9,11 @@ from typing import TypeVar
 
 import pytest
 
-from deployer.controller import Controller, Rollout, RolloutOutcome
+from deployer.controller import Controller
 from deployer.events import Baking, ControlChanged, Event, HostFinished, WaveFinished, WaveStarted
 from deployer.fleet import Host, SshTarget
 from deployer.results import ControlAction, DeploymentKind, DeploymentStatus, HostStatus, Step
+from deployer.rollout_values import Rollout, RolloutOutcome
 from deployer.runner import ReleaseJob
 from deployer.store import Store, open_store
 from tests.controller.fake_runner import FakeRunner
