@@ -43,7 +43,6 @@ from deployer.rollout_values import GracefulStop, Rollout, RolloutOutcome
 from deployer.runner import HostRunner, JobKind, StageReport, StepStarted
 from deployer.spec.values import Gate, GateWhen
 from deployer.store import Store
-from deployer.wording import count_of
 
 # Steps a host reaches once its release is switched: its own hooks, then pruning.
 _PAST_SWITCH = frozenset({Step.START, Step.VALIDATE, Step.PRUNE})
@@ -421,6 +420,7 @@ class _RolloutInProgress:
             control=self.control,
             stop=self._stop_cause(),
             rollback_on_halt=self.rollout.rollback_on_halt,
+            restart=self.rollout.job.kind == JobKind.RESTART,
             budget_exempt=self.rollout.budget_exempt,
             gates=self.rollout.gate_plan,
             gated=frozenset(self.gated),
@@ -583,25 +583,8 @@ class _RolloutInProgress:
         )
 
     def _finish(self, decision: Decision, now: datetime) -> RolloutOutcome:
-        status = decision.outcome
+        status, reason = decision.outcome, decision.description
         assert status is not None
-        counts = _counts(self.statuses)
-        failed = sum(n for status, n in counts.items() if status.is_failure)
-        done = "restarted" if self.rollout.job.kind == JobKind.RESTART else "updated"
-        if status is DeploymentStatus.SUCCEEDED:
-            reason = f"{count_of(counts[HostStatus.SUCCEEDED], 'host')} {done}"
-            if failed:
-                reason += f", {failed} failed (within the {self.failure_budget} allowed)"
-        elif status is DeploymentStatus.FAILED:
-            reason = f"no host {done}: {count_of(failed, 'host')} failed"
-        else:
-            reason = decision.description  # why it stopped: aborted or halted
-            untouched = counts[HostStatus.PENDING]
-            if untouched:
-                kept = (
-                    "was not touched and keeps its" if untouched == 1 else "were not touched and keep their"
-                )
-                reason += f"; {count_of(untouched, 'host')} {kept} version"
         self.store.finish_deployment(self.deployment_id, status, now, reason=reason)
         final = {
             name: (HostStatus.NOT_STARTED if s is HostStatus.PENDING else s)

@@ -106,6 +106,7 @@ class RolloutState:
     control: Control = Control.RUN
     stop: StopCause | None = None  # a graceful stop was asked (a signal, the deadline), and why
     rollback_on_halt: bool = False  # a halt is undone by an automatic rollback (on_halt: rollback)
+    restart: bool = False  # a restart: its hosts are restarted, not updated (said in the final reason)
     # Hosts whose failures the budget does not count: in an automatic rollback, the hosts
     # that failed the deployment being undone (known bad; they must not stop the others).
     budget_exempt: frozenset[str] = frozenset()
@@ -132,9 +133,9 @@ class Decision:
     wave: int | None = None  # the wave being worked on (1-based)
     wait_until: datetime | None = None  # nothing to start before this moment (bake)
     outcome: DeploymentStatus | None = None  # the deployment is over, with this status
-    # Stopping: start nothing, let in-flight hosts finish (None: carry on), and why in a
-    # sentence, the first part of the deployment's final reason.
+    # Stopping: start nothing, let in-flight hosts finish (None: carry on).
     stop: StopReason | None = None
+    # Why it stops, in a sentence; with an outcome, the deployment's final reason (final_reason).
     description: str = ""
     rollback: bool = False  # a halt that an automatic rollback (on_halt: rollback) undoes
     # Check the gates now: 0 the ``before`` gates, N the ``after_wave`` gates of wave N.
@@ -191,10 +192,11 @@ def decide(state: RolloutState, now: datetime) -> Decision:
     stop = stopping(state)
     if stop is not None:
         reason, description = stop
+        outcome = reason.ends_as if running == 0 else None
         return Decision(
-            outcome=reason.ends_as if running == 0 else None,
+            outcome=outcome,
             stop=reason,
-            description=description,
+            description=final_reason(state, outcome, description) if outcome else description,
             rollback=reason in _HALTS and state.rollback_on_halt,
         )
     wave = active_wave(state)
@@ -268,4 +270,28 @@ def _after_last_wave(state: RolloutState, now: datetime) -> Decision:
             return Decision(wave=last + 1, wait_until=end + timedelta(seconds=state.bake))
         if _gates_due(state, last):
             return Decision(wave=last + 1, check_gates=last)
-    return Decision(outcome=ending_status(state.statuses))
+    outcome = ending_status(state.statuses)
+    return Decision(outcome=outcome, description=final_reason(state, outcome))
+
+
+def final_reason(state: RolloutState, outcome: DeploymentStatus, why: str = "") -> str:
+    """The reason a deployment ends with, as recorded and shown; ``why`` it stopped, if it did.
+
+    Examples (budget 2): "11 hosts updated, 1 failed (within the 2 allowed)"; "no host
+    updated: 2 hosts failed"; "3 hosts failed, more than the 2 allowed; 4 hosts were not
+    touched and keep their version" (halted before wave 3 of decide's example).
+    """
+    statuses = list(state.statuses.values())
+    failed = sum(1 for status in statuses if status.is_failure)
+    done = "restarted" if state.restart else "updated"
+    if outcome is DeploymentStatus.SUCCEEDED:
+        succeeded = sum(1 for status in statuses if status is HostStatus.SUCCEEDED)
+        reason = f"{count_of(succeeded, 'host')} {done}"
+        return reason + (f", {failed} failed (within the {state.failure_budget} allowed)" if failed else "")
+    if outcome is DeploymentStatus.FAILED:
+        return f"no host {done}: {count_of(failed, 'host')} failed"
+    untouched = sum(1 for status in statuses if status is HostStatus.PENDING)
+    if not untouched:
+        return why
+    kept = "was not touched and keeps its" if untouched == 1 else "were not touched and keep their"
+    return f"{why}; {count_of(untouched, 'host')} {kept} version"

@@ -13,8 +13,8 @@ from deployer.results import DeploymentStatus, HostStatus
 
 NOW = datetime(2026, 12, 6, 12, 0, tzinfo=UTC)
 OVER_BUDGET = "3 hosts failed, more than the 2 allowed"
-HALT = Decision(outcome=DeploymentStatus.HALTED, stop=StopReason.BUDGET, description=OVER_BUDGET)
-DONE = Decision(outcome=DeploymentStatus.SUCCEEDED)
+KEPT = "; 4 hosts were not touched and keep their version"  # the final reason's end: wave 3's hosts
+HALT = Decision(outcome=DeploymentStatus.HALTED, stop=StopReason.BUDGET, description=OVER_BUDGET + KEPT)
 S, F, P, R, U = (
     HostStatus.SUCCEEDED,
     HostStatus.FAILED,
@@ -34,6 +34,7 @@ def state(
     stop: StopCause | None = None,
     gate_failure: str | None = None,
     rollback_on_halt: bool = False,
+    restart: bool = False,
 ) -> RolloutState:
     return RolloutState(
         waves=tuple(tuple(w) for w in waves),
@@ -45,27 +46,35 @@ def state(
         stop=stop,
         gate_failure=gate_failure,
         rollback_on_halt=rollback_on_halt,
+        restart=restart,
     )
 
 
 @pytest.mark.parametrize(
-    ("statuses", "budget", "outcome"),
+    ("statuses", "budget", "outcome", "reason"),
     [
         # Every host done, one succeeded: a success, failures within the budget reported.
-        ({"a": S, "b": F}, 5, DeploymentStatus.SUCCEEDED),
+        ({"a": S, "b": F}, 5, DeploymentStatus.SUCCEEDED, "1 host updated, 1 failed (within the 5 allowed)"),
         # The issue's repro: 2 hosts, budget 5, both failed: no success, so FAILED.
-        ({"a": F, "b": F}, 5, DeploymentStatus.FAILED),
-        ({"a": U, "b": F}, 2, DeploymentStatus.FAILED),
-        ({"a": S, "b": S}, 0, DeploymentStatus.SUCCEEDED),
+        ({"a": F, "b": F}, 5, DeploymentStatus.FAILED, "no host updated: 2 hosts failed"),
+        ({"a": U, "b": F}, 2, DeploymentStatus.FAILED, "no host updated: 2 hosts failed"),
+        ({"a": S, "b": S}, 0, DeploymentStatus.SUCCEEDED, "2 hosts updated"),
         # Over the budget with nothing in flight: halted, success or not.
-        ({"a": F, "b": F}, 1, DeploymentStatus.HALTED),
-        ({"a": S, "b": F}, 0, DeploymentStatus.HALTED),
+        ({"a": F, "b": F}, 1, DeploymentStatus.HALTED, "2 hosts failed, more than the 1 allowed"),
+        ({"a": S, "b": F}, 0, DeploymentStatus.HALTED, "1 host failed, more than the 0 allowed"),
     ],
 )
 def test_how_a_deployment_ends(
-    statuses: dict[str, HostStatus], budget: int, outcome: DeploymentStatus
+    statuses: dict[str, HostStatus], budget: int, outcome: DeploymentStatus, reason: str
 ) -> None:
-    assert decide(state([list(statuses)], statuses, budget), NOW).outcome is outcome
+    decision = decide(state([list(statuses)], statuses, budget), NOW)
+    assert (decision.outcome, decision.description) == (outcome, reason)
+
+
+def test_a_restart_says_its_hosts_were_restarted() -> None:
+    statuses = {"a": S, "b": F}
+    decision = decide(state([list(statuses)], statuses, 1, restart=True), NOW)
+    assert decision.description == "1 host restarted, 1 failed (within the 1 allowed)"
 
 
 # decide's docstring example: 12 hosts in 3 waves of 4, budget 2.
@@ -99,13 +108,17 @@ ABORTED, HALTED, SUCCEEDED = DeploymentStatus.ABORTED, DeploymentStatus.HALTED, 
         (example(h20=F, h21=F), {}, HALT),
         (example(h20=F, h21=F, h22=R), {}, Decision(stop=StopReason.BUDGET, description=OVER_BUDGET)),
         # A failed gate halts.
-        (example(), {"gate_failure": GATE}, Decision(outcome=HALTED, stop=StopReason.GATE, description=GATE)),
+        (
+            example(),
+            {"gate_failure": GATE},
+            Decision(outcome=HALTED, stop=StopReason.GATE, description=GATE + KEPT),
+        ),
         (example(h23=R), {"gate_failure": GATE}, Decision(stop=StopReason.GATE, description=GATE)),
         # The operator's abort ends it aborted, whatever succeeded.
         (
             example(),
             {"control": Control.ABORT},
-            Decision(outcome=ABORTED, stop=StopReason.ABORT, description="aborted by the operator"),
+            Decision(outcome=ABORTED, stop=StopReason.ABORT, description="aborted by the operator" + KEPT),
         ),
         (
             example(h22=R),
@@ -116,7 +129,9 @@ ABORTED, HALTED, SUCCEEDED = DeploymentStatus.ABORTED, DeploymentStatus.HALTED, 
         (
             example(),
             {"stop": StopCause.SIGINT},
-            Decision(outcome=ABORTED, stop=StopReason.SIGNAL, description="interrupted by Ctrl-C (SIGINT)"),
+            Decision(
+                outcome=ABORTED, stop=StopReason.SIGNAL, description="interrupted by Ctrl-C (SIGINT)" + KEPT
+            ),
         ),
         (
             example(h30=R, h31=R),
@@ -126,35 +141,43 @@ ABORTED, HALTED, SUCCEEDED = DeploymentStatus.ABORTED, DeploymentStatus.HALTED, 
         (
             example(),
             {"stop": StopCause.DEADLINE},
-            Decision(outcome=ABORTED, stop=StopReason.DEADLINE, description="the deadline passed"),
+            Decision(outcome=ABORTED, stop=StopReason.DEADLINE, description="the deadline passed" + KEPT),
         ),
         (
             example(),
             {"stop": StopCause.REQUESTED},
             Decision(
-                outcome=ABORTED, stop=StopReason.REQUESTED, description="the controller was asked to stop"
+                outcome=ABORTED,
+                stop=StopReason.REQUESTED,
+                description="the controller was asked to stop" + KEPT,
             ),
         ),
         # ... even while paused.
         (
             example(),
             {"stop": StopCause.SIGTERM, "control": Control.PAUSE},
-            Decision(outcome=ABORTED, stop=StopReason.SIGNAL, description="stopped by SIGTERM"),
+            Decision(outcome=ABORTED, stop=StopReason.SIGNAL, description="stopped by SIGTERM" + KEPT),
         ),
         # Every host started: nothing is left to stop, the hosts in flight run to their end.
         (example(h30=R, h31=R, h32=R, h33=R), {"stop": StopCause.SIGINT}, Decision(wave=3)),
-        (example(h30=S, h31=S, h32=S, h33=S), {"stop": StopCause.SIGINT}, Decision(outcome=SUCCEEDED)),
+        (
+            example(h30=S, h31=S, h32=S, h33=S),
+            {"stop": StopCause.SIGINT},
+            Decision(outcome=SUCCEEDED, description="11 hosts updated, 1 failed (within the 2 allowed)"),
+        ),
         # Precedence: the operator's abort, then the budget, then a graceful stop, then a gate.
         (
             example(h20=F, h21=F),
             {"control": Control.ABORT, "stop": StopCause.SIGINT, "gate_failure": GATE},
-            Decision(outcome=ABORTED, stop=StopReason.ABORT, description="aborted by the operator"),
+            Decision(outcome=ABORTED, stop=StopReason.ABORT, description="aborted by the operator" + KEPT),
         ),
         (example(h20=F, h21=F), {"stop": StopCause.SIGINT, "gate_failure": GATE}, HALT),
         (
             example(),
             {"stop": StopCause.SIGINT, "gate_failure": GATE},
-            Decision(outcome=ABORTED, stop=StopReason.SIGNAL, description="interrupted by Ctrl-C (SIGINT)"),
+            Decision(
+                outcome=ABORTED, stop=StopReason.SIGNAL, description="interrupted by Ctrl-C (SIGINT)" + KEPT
+            ),
         ),
         # Every host started and a gate failed meanwhile: the gate's halt.
         (
