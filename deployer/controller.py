@@ -127,7 +127,6 @@ class _RolloutInProgress:
         self.host_done = asyncio.Event()  # set when a host task ends: wakes _wait
         self.wave_finished_at: dict[int, datetime] = {}
         self.control = Control.RUN
-        self.paused = False
         self.announced_waves: set[int] = set()
         self.announced_bake: set[int] = set()
         self.prepared_waves: set[int] = set()
@@ -170,14 +169,14 @@ class _RolloutInProgress:
             await self.runner.unstage(self.deployment_id)
 
     async def _loop(self) -> RolloutOutcome:
-        self._note_finished_waves(self._now(), tell=False)  # a resumed deployment's: told before
+        self._note_finished_waves(self.clock.now(), tell=False)  # a resumed deployment's: told before
         largest = max(min(len(wave), self.rollout.max_parallel or len(wave)) for wave in self.waves)
         note = capacity_note(largest, self.controller._connection_limit)
         if note is not None:
-            self.sink(Notice(self.deployment_id, note, self._now()))
+            self.sink(Notice(self.deployment_id, note, self.clock.now()))
         self.discovered_after = len(self.wave_finished_at)
         while True:
-            now = self._now()
+            now = self.clock.now()
             self._observe_control(now)
             self._beat(now)
             decision = decide(self._state(), now)
@@ -220,9 +219,6 @@ class _RolloutInProgress:
             self._stage_ahead(decision)
             await self._wait(now, self._wake_at(decision))
             self._record_steps()
-
-    def _now(self) -> datetime:
-        return self.clock.now()
 
     def _gate_context(self, wave: int) -> GateContext:
         job = self.rollout.job
@@ -314,7 +310,7 @@ class _RolloutInProgress:
             )
         finally:
             beating.cancel()
-        now = self._now()
+        now = self.clock.now()
         record_verdicts(self.store, self.deployment_id, verdicts, now)
         for name, verdict in verdicts.items():
             self.statuses[name] = verdict.status
@@ -332,7 +328,7 @@ class _RolloutInProgress:
 
     async def _keep_beating(self) -> None:
         while True:
-            now = self._now()
+            now = self.clock.now()
             self._beat(now)
             await self.clock.wait_until(now + timedelta(seconds=self.controller._heartbeat_interval))
 
@@ -376,7 +372,7 @@ class _RolloutInProgress:
         if not new:
             return False
         index = len(self.waves) + 1
-        now = self._now()
+        now = self.clock.now()
         self.store.add_hosts(self.deployment_id, [(t.host, index) for t in new], now)
         names = tuple(t.host.name for t in new)
         self.waves.append(names)
@@ -442,7 +438,7 @@ class _RolloutInProgress:
             self.statuses[name] = result.status
             self._prepare_after(self.wave_of[name])
         if done:
-            self._note_finished_waves(self._now())
+            self._note_finished_waves(self.clock.now())
 
     def _note_finished_waves(self, now: datetime, *, tell: bool = True) -> None:
         for index, hosts in enumerate(self.waves, start=1):
@@ -530,13 +526,13 @@ class _RolloutInProgress:
                 return StageReport(name, staged=False)
             report = await self.runner.stage(self.targets[name], self.rollout.job)
         if report.staged:
-            self.staged_to_record.append((name, self._now()))
+            self.staged_to_record.append((name, self.clock.now()))
         return report
 
     async def _run_host(self, name: str) -> HostResult:
         """Deploy one host and record its result; a bug here fails the host, not its wave."""
         target = self.targets[name]
-        started = self._now()
+        started = self.clock.now()
         try:
             result = await self.runner.deploy(target, self.rollout.job, self._host_event)
         except StoreError:
@@ -547,7 +543,7 @@ class _RolloutInProgress:
                 host=name,
                 status=HostStatus.FAILED,
                 started_at=started,
-                finished_at=self._now(),
+                finished_at=self.clock.now(),
                 error=f"internal error: {error!r}",
             )
         self._record_steps()  # before the result: a step recorded after it would reopen the host
