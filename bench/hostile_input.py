@@ -22,7 +22,7 @@ from pathlib import Path
 
 from deployer.errors import DeployerError
 from deployer.inventory.load import load_inventory
-from deployer.operations import check_fabric_task
+from deployer.operations.reading import check_fabric_task
 from deployer.spec.load import load_spec
 
 BASE = 'app: shop\nversion: "1"\nartifact: build/\ntarget: /srv/shop\n'

@@ -540,7 +540,7 @@ def report(
 PROFILE_POINTS = {
     ("deployer/cli/deploy.py", "<module>"): "importing the push command (and all it imports)",
     ("deployer/store/repository.py", "open_store"): "opening the store (migrations on a fresh one)",
-    ("deployer/operations.py", "prepare"): "spec, inventory, plan",
+    ("deployer/operations/plan.py", "prepare"): "spec, inventory, plan",
     ("deployer/store/repository.py", "begin_deployment"): "store: begin_deployment",
     ("deployer/store/repository.py", "record_steps"): "store: record_steps (one commit per batch)",
     ("deployer/store/repository.py", "record_host_result"): "store: record_host_result",

@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
-from enum import StrEnum
 
-from deployer.decide import Control, Decision, GatePlan, RolloutState, counted_failures, decide
+from deployer.clock import SYSTEM_CLOCK, Clock
+from deployer.decide import Control, Decision, RolloutState, StopCause, counted_failures, decide
 from deployer.errors import StoreError
 from deployer.events import (
     Baking,
@@ -37,13 +37,12 @@ from deployer.file_limits import capacity_note, current_connection_capacity
 from deployer.fleet import SshTarget
 from deployer.gate_checks import GateContext, check_gates
 from deployer.gates import gates_when
-from deployer.policy import should_halt
 from deployer.probing import probe_deadline, record_verdicts, settle_hosts
 from deployer.results import DeploymentStatus, HostResult, HostStatus, Step
-from deployer.runner import HostRunner, JobKind, ReleaseJob, StageReport, StepStarted
+from deployer.rollout_values import GracefulStop, Rollout, RolloutOutcome
+from deployer.runner import HostRunner, JobKind, StageReport, StepStarted
 from deployer.spec.values import Gate, GateWhen
 from deployer.store import Store
-from deployer.wording import count_of
 
 # Steps a host reaches once its release is switched: its own hooks, then pruning.
 _PAST_SWITCH = frozenset({Step.START, Step.VALIDATE, Step.PRUNE})
@@ -53,96 +52,6 @@ _PAST_SWITCH = frozenset({Step.START, Step.VALIDATE, Step.PRUNE})
 STAGE_CONCURRENCY = 64
 
 log = logging.getLogger(__name__)
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
-
-
-@dataclass(frozen=True, slots=True)
-class Joining:
-    """Hosts that joined the inventory while a deployment ran, and the failure budget counting them."""
-
-    targets: tuple[SshTarget, ...]
-    failure_budget: int  # for every host of the deployment, the joining ones included
-
-
-# Asked between waves for the hosts that joined the inventory since the deployment began
-# (None: nobody joined). The operations layer re-reads the inventory; the loop itself
-# does no inventory I/O, and a callback that cannot read it returns None.
-Discover = Callable[[], Awaitable[Joining | None]]
-
-
-@dataclass(frozen=True, slots=True)
-class Rollout:
-    """What one run of the loop starts with; only ``discover`` can add waves to it."""
-
-    deployment_id: str
-    job: ReleaseJob
-    targets: Mapping[str, SshTarget]  # by host name: every host of every wave
-    waves: tuple[tuple[str, ...], ...]
-    failure_budget: int
-    bake: float
-    max_parallel: int | None = None
-    discover: Discover | None = None
-    budget_exempt: frozenset[str] = frozenset()  # failures not counted (see RolloutState)
-    gates: tuple[Gate, ...] = ()  # checks between waves (none for an automatic rollback)
-    stage_ahead: int | None = 1  # waves staged ahead of the running one; None: all of them
-
-    @property
-    def gate_plan(self) -> GatePlan:
-        return GatePlan(
-            before=bool(gates_when(self.gates, GateWhen.BEFORE)),
-            after_wave=bool(gates_when(self.gates, GateWhen.AFTER_WAVE)),
-            bake=bool(gates_when(self.gates, GateWhen.BAKE)),
-        )
-
-
-@dataclass(frozen=True, slots=True)
-class RolloutOutcome:
-    deployment_id: str
-    status: DeploymentStatus
-    reason: str
-    statuses: Mapping[str, HostStatus]
-    results: Mapping[str, HostResult] = field(default_factory=dict)
-
-
-class StopCause(StrEnum):
-    """Why a deployment was asked to stop gently (see :class:`GracefulStop`)."""
-
-    REQUESTED = "requested"  # by the program itself (sync --watch's last round, a test)
-    SIGINT = "SIGINT"
-    SIGTERM = "SIGTERM"
-    DEADLINE = "deadline"
-
-    @property
-    def description(self) -> str:
-        return _STOP_DESCRIPTIONS[self]
-
-
-_STOP_DESCRIPTIONS = {
-    StopCause.REQUESTED: "the controller was asked to stop",
-    StopCause.SIGINT: "interrupted by Ctrl-C (SIGINT)",
-    StopCause.SIGTERM: "stopped by SIGTERM",
-    StopCause.DEADLINE: "the deadline passed",
-}
-
-
-class GracefulStop(asyncio.Event):
-    """Set once a deployment should stop gently: no new host starts, hosts in flight finish.
-
-    ``cause`` says why (the first request wins); the deployment then ends ``aborted``
-    with that reason, and the command exits with the cause's own code.
-    """
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.cause: StopCause | None = None
-
-    def request(self, cause: StopCause = StopCause.REQUESTED) -> None:
-        if self.cause is None:
-            self.cause = cause
-        self.set()
 
 
 class Controller:
@@ -156,7 +65,7 @@ class Controller:
         *,
         pid: int,
         machine: str,
-        clock: Callable[[], datetime] = utcnow,
+        clock: Clock = SYSTEM_CLOCK,
         poll_interval: float = 0.25,
         heartbeat_interval: float = 5.0,
         stop: GracefulStop | None = None,
@@ -164,7 +73,9 @@ class Controller:
     ) -> None:
         """``stop``, once set, stops the deployment as an abort does but gentler: no new
         host starts and the hosts in flight run to their end (an abort stops them before
-        their switch). It ends ``aborted`` unless no host was left to start."""
+        their switch). It ends ``aborted`` unless no host was left to start.
+
+        ``clock`` is where the loop reads the time and waits (for a poll, a bake, a host)."""
         self._store = store
         self._runner = runner
         self._sink = sink
@@ -185,15 +96,20 @@ class Controller:
         ``statuses`` gives hosts that are already final (a resumed deployment); every other
         planned host starts PENDING.
         """
-        run = _Run(self, rollout, statuses or {})
-        return await run.loop()
+        rolling = _RolloutInProgress(self, rollout, statuses or {})
+        return await rolling.loop()
 
 
-class _Run:
+class _RolloutInProgress:
     """The mutable state of one :meth:`Controller.run`; discarded when it ends."""
 
     def __init__(self, controller: Controller, rollout: Rollout, initial: Mapping[str, HostStatus]) -> None:
-        self.c = controller
+        self.controller = controller
+        # The controller's seams, used on every pass.
+        self.store = controller._store
+        self.runner = controller._runner
+        self.sink = controller._sink
+        self.clock = controller._clock
         self.rollout = rollout
         # Hosts that join mid-deployment add waves, targets and budget to these four.
         self.waves: list[tuple[str, ...]] = list(rollout.waves)
@@ -208,13 +124,13 @@ class _Run:
                 raise RuntimeError(f"host {name} is still running; probe it before resuming the loop")
         self.results: dict[str, HostResult] = {}
         self.tasks: dict[asyncio.Task[HostResult], str] = {}
+        self.host_done = asyncio.Event()  # set when a host task ends: wakes _wait
         self.wave_finished_at: dict[int, datetime] = {}
         self.control = Control.RUN
-        self.paused = False
         self.announced_waves: set[int] = set()
         self.announced_bake: set[int] = set()
         self.prepared_waves: set[int] = set()
-        self.halting_told = False
+        self.stop_told = False  # ControlChanged sent for the first decision to stop
         self.next_poll = datetime.min.replace(tzinfo=UTC)
         self.next_heartbeat = datetime.min.replace(tzinfo=UTC)
         self.discovered_after = 0  # finished waves when the inventory was last asked for joiners
@@ -250,39 +166,34 @@ class _Run:
                 task.cancel()
             if self.tasks or self.staging_tasks:
                 await asyncio.gather(*self.tasks, *self.staging_tasks, return_exceptions=True)
-            await self.c._runner.unstage(self.deployment_id)
+            await self.runner.unstage(self.deployment_id)
 
     async def _loop(self) -> RolloutOutcome:
-        self._note_finished_waves(self.c._clock(), tell=False)  # a resumed deployment's: told before
+        self._note_finished_waves(self.clock.now(), tell=False)  # a resumed deployment's: told before
         largest = max(min(len(wave), self.rollout.max_parallel or len(wave)) for wave in self.waves)
-        note = capacity_note(largest, self.c._connection_limit)
+        note = capacity_note(largest, self.controller._connection_limit)
         if note is not None:
-            self.c._sink(Notice(self.deployment_id, note, self.c._clock()))
+            self.sink(Notice(self.deployment_id, note, self.clock.now()))
         self.discovered_after = len(self.wave_finished_at)
         while True:
-            now = self.c._clock()
+            now = self.clock.now()
             self._observe_control(now)
             self._beat(now)
-            if await self._add_joiners():
-                now = self.c._clock()
             decision = decide(self._state(), now)
+            if decision.stop is None and await self._add_joiners():
+                continue  # a new last wave: decide again with it
             if decision.outcome is not None:
                 if await self._settle_unknown():
                     continue  # what the hosts said may change the outcome: decide again
-                return self._finish(decision.outcome, now)
-            if decision.halting and not self.halting_told:
-                self.halting_told = True
-                state = (
-                    "aborting"
-                    if self.control is Control.ABORT
-                    else "stopping"
-                    if self._stopping()
-                    else "halting"
-                )
-                self.c._sink(ControlChanged(self.deployment_id, state, self._halt_reason(), now))
+                return self._finish(decision, now)
+            if decision.stop is not None and not self.stop_told:
+                self.stop_told = True
+                state = decision.stop.doing
+                reason = f"{decision.description}; hosts in flight finish, no new host starts"
+                self.sink(ControlChanged(self.deployment_id, state, reason, now))
             if decision.start and decision.wave is not None and decision.wave not in self.announced_waves:
                 self.announced_waves.add(decision.wave)
-                self.c._sink(
+                self.sink(
                     WaveStarted(
                         self.deployment_id,
                         decision.wave,
@@ -298,12 +209,12 @@ class _Run:
                 assert decision.wave is not None
                 self.announced_bake.add(decision.wave)
                 final = decision.wave > len(self.waves)
-                self.c._sink(Baking(self.deployment_id, decision.wave, decision.wait_until, final=final))
+                self.sink(Baking(self.deployment_id, decision.wave, decision.wait_until, final=final))
             if decision.wait_until is not None and await self._poll_bake_gates(decision, now):
                 continue
             if self.control is Control.ABORT and not self.stop_sent:
                 self.stop_sent = True
-                self.c._runner.stop(self.deployment_id)
+                self.runner.stop(self.deployment_id)
             self._start_hosts(decision.start, now)
             self._stage_ahead(decision)
             await self._wait(now, self._wake_at(decision))
@@ -319,16 +230,16 @@ class _Run:
 
         A failing one becomes the halt reason. True when all passed.
         """
-        verdicts = await check_gates(gates, self._gate_context(wave), self.c._clock)
+        verdicts = await check_gates(gates, self._gate_context(wave), self.clock.now)
         for verdict in verdicts:
-            self.c._store.record_gate_check(
+            self.store.record_gate_check(
                 self.deployment_id,
                 verdict.name,
                 passed=verdict.passed,
                 message=verdict.message,
                 at=verdict.at,
             )
-            self.c._sink(GateChecked(self.deployment_id, verdict, wave))
+            self.sink(GateChecked(self.deployment_id, verdict, wave))
             if not verdict.passed and self.gate_failure is None:
                 self.gate_failure = verdict.reason
         return all(verdict.passed for verdict in verdicts)
@@ -390,7 +301,7 @@ class _Run:
         beating = asyncio.create_task(self._keep_beating())
         try:
             verdicts = await settle_hosts(
-                self.c._runner,
+                self.runner,
                 targets,
                 unknown,
                 app_target=self.rollout.job.target,
@@ -399,8 +310,8 @@ class _Run:
             )
         finally:
             beating.cancel()
-        now = self.c._clock()
-        record_verdicts(self.c._store, self.deployment_id, verdicts, now)
+        now = self.clock.now()
+        record_verdicts(self.store, self.deployment_id, verdicts, now)
         for name, verdict in verdicts.items():
             self.statuses[name] = verdict.status
             earlier = self.results.get(name) or HostResult(name, verdict.status, now, now)
@@ -412,13 +323,14 @@ class _Run:
                 version=verdict.version or earlier.version,
             )
             self.results[name] = result
-            self.c._sink(HostFinished(self.deployment_id, result, self._failed_count(), self.failure_budget))
+            self.sink(HostFinished(self.deployment_id, result, self._failed_count(), self.failure_budget))
         return True
 
     async def _keep_beating(self) -> None:
         while True:
-            self._beat(self.c._clock())
-            await asyncio.sleep(self.c._heartbeat_interval)
+            now = self.clock.now()
+            self._beat(now)
+            await self.clock.wait_until(now + timedelta(seconds=self.controller._heartbeat_interval))
 
     def _prepare_after(self, wave: int) -> None:
         """Let the runner connect to the pending hosts of the wave after ``wave`` (1-based).
@@ -434,14 +346,14 @@ class _Run:
         self.prepared_waves.add(wave)
         pending = [name for name in self.waves[wave] if self.statuses[name] is HostStatus.PENDING]
         if pending:
-            self.c._runner.prepare([self.targets[name] for name in pending])
+            self.runner.prepare([self.targets[name] for name in pending])
 
     async def _add_joiners(self) -> bool:
         """Between waves, ask for hosts that joined the inventory; they become a new last wave.
 
         Asked once after each wave ends (the last one included, so a host that joined
-        during the last wave is still deployed), never while paused, aborting or over the
-        failure budget. The joiners go in one wave after the current ones: they serve
+        during the last wave is still deployed), never while paused or asked to stop (nor
+        while the loop's decision is to stop). The joiners go in one wave after the current ones: they serve
         nothing yet, so updating them together costs no capacity, and ``max_parallel``
         still bounds how many run at once. Recorded in the store before any starts.
         True when hosts were added.
@@ -450,9 +362,7 @@ class _Run:
         finished = len(self.wave_finished_at)
         if discover is None or finished <= self.discovered_after or self.control is not Control.RUN:
             return False
-        if self._stopping():
-            return False
-        if should_halt(self._failed_count(), self.failure_budget):
+        if self._stop_cause() is not None:
             return False
         self.discovered_after = finished
         joining = await discover()
@@ -462,15 +372,15 @@ class _Run:
         if not new:
             return False
         index = len(self.waves) + 1
-        now = self.c._clock()
-        self.c._store.add_hosts(self.deployment_id, [(t.host, index) for t in new], now)
+        now = self.clock.now()
+        self.store.add_hosts(self.deployment_id, [(t.host, index) for t in new], now)
         names = tuple(t.host.name for t in new)
         self.waves.append(names)
         self.wave_of.update(dict.fromkeys(names, index))
         self.targets.update((t.host.name, t) for t in new)
         self.statuses.update(dict.fromkeys(names, HostStatus.PENDING))
         self.failure_budget = joining.failure_budget
-        self.c._sink(
+        self.sink(
             HostsJoined(
                 self.deployment_id,
                 index,
@@ -484,22 +394,16 @@ class _Run:
     def _failed_count(self) -> int:
         return counted_failures(self.statuses, self.rollout.budget_exempt)
 
-    def _stopping(self) -> bool:
-        return self.c._stop is not None and self.c._stop.is_set()
+    def _stop_cause(self) -> StopCause | None:
+        """Why a graceful stop was asked (see :class:`Controller`), if it was.
 
-    def _control(self) -> Control:
-        """The operator's request, as :func:`decide` should see it.
-
-        A stop (see :class:`Controller`) reads as an abort while hosts are left to start,
-        so none starts and the deployment ends once the hosts in flight are done. Hosts
-        in flight are not told to stop: only the operator's own abort does that.
+        :func:`decide` says what it means: no new host starts. Hosts in flight are not
+        told to stop: only the operator's own abort does that.
         """
-        if self.control is Control.ABORT or not self._stopping():
-            return self.control
-        pending = any(status is HostStatus.PENDING for status in self.statuses.values())
-        if pending and not should_halt(self._failed_count(), self.failure_budget):  # a halt stops it already
-            return Control.ABORT
-        return self.control
+        stop = self.controller._stop
+        if stop is None or not stop.is_set():
+            return None
+        return stop.cause or StopCause.REQUESTED
 
     def _state(self) -> RolloutState:
         return RolloutState(
@@ -509,7 +413,10 @@ class _Run:
             bake=self.rollout.bake,
             max_parallel=self.max_parallel,
             wave_finished_at=self.wave_finished_at,
-            control=self._control(),
+            control=self.control,
+            stop=self._stop_cause(),
+            rollback_on_halt=self.rollout.rollback_on_halt,
+            restart=self.rollout.job.kind == JobKind.RESTART,
             budget_exempt=self.rollout.budget_exempt,
             gates=self.rollout.gate_plan,
             gated=frozenset(self.gated),
@@ -517,14 +424,13 @@ class _Run:
         )
 
     async def _wait(self, now: datetime, wait_until: datetime | None) -> None:
-        """Until a host finishes, the next control poll, or the end of a bake."""
-        timeout = self.c._poll_interval
+        """Until a host finishes, the next control poll, or the end of a bake, on the clock."""
+        wake_at = now + timedelta(seconds=self.controller._poll_interval)
         if wait_until is not None:
-            timeout = max(0.0, min(timeout, (wait_until - now).total_seconds()))
-        if not self.tasks:
-            await asyncio.sleep(timeout)
-            return
-        done, _ = await asyncio.wait(self.tasks, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+            wake_at = min(wake_at, wait_until)
+        await self.clock.wait_until(wake_at, self.host_done)
+        self.host_done.clear()  # before looking: a host that ends after the look sets it again
+        done = [task for task in self.tasks if task.done()]
         for task in done:
             name = self.tasks.pop(task)
             result = task.result()  # _run_host never raises
@@ -532,7 +438,7 @@ class _Run:
             self.statuses[name] = result.status
             self._prepare_after(self.wave_of[name])
         if done:
-            self._note_finished_waves(self.c._clock())
+            self._note_finished_waves(self.clock.now())
 
     def _note_finished_waves(self, now: datetime, *, tell: bool = True) -> None:
         for index, hosts in enumerate(self.waves, start=1):
@@ -540,7 +446,7 @@ class _Run:
                 self.wave_finished_at[index] = now
                 if tell:
                     counts = _counts({name: self.statuses[name] for name in hosts})
-                    self.c._sink(WaveFinished(self.deployment_id, index, len(self.waves), counts, now))
+                    self.sink(WaveFinished(self.deployment_id, index, len(self.waves), counts, now))
 
     def _start_hosts(self, names: Sequence[str], now: datetime) -> None:
         """Start ``names``: recorded RUNNING together, in one write, BEFORE any host gets its
@@ -548,18 +454,19 @@ class _Run:
         what ran, and no hook runs twice."""
         if not names:
             return
-        self.c._store.record_steps(self.deployment_id, [(name, Step.CONNECT, now) for name in names])
+        self.store.record_steps(self.deployment_id, [(name, Step.CONNECT, now) for name in names])
         for name in names:
             self.statuses[name] = HostStatus.RUNNING
-            self.c._sink(HostStepStarted(self.deployment_id, name, Step.CONNECT, now))
+            self.sink(HostStepStarted(self.deployment_id, name, Step.CONNECT, now))
             task = asyncio.create_task(self._run_host(name), name=f"host {name}")
+            task.add_done_callback(lambda _: self.host_done.set())
             self.tasks[task] = name
 
     def _host_event(self, event: StepStarted) -> None:
         """A step a host began, as its driver streams it: told at once, recorded with the
         next batch (the host's journal is the record that it ran)."""
         self.steps_to_record.append((event.host, event.step, event.at))
-        self.c._sink(HostStepStarted(self.deployment_id, event.host, event.step, event.at))
+        self.sink(HostStepStarted(self.deployment_id, event.host, event.step, event.at))
         if event.step in _PAST_SWITCH:
             self._prepare_after(self.wave_of[event.host])
 
@@ -568,14 +475,14 @@ class _Run:
         those still pending, in one more."""
         if self.steps_to_record:
             batch, self.steps_to_record = self.steps_to_record, []
-            self.c._store.record_steps(self.deployment_id, batch)
+            self.store.record_steps(self.deployment_id, batch)
         if self.staged_to_record:
             staged, self.staged_to_record = self.staged_to_record, []
             waiting = [(name, at) for name, at in staged if self.statuses[name] is HostStatus.PENDING]
             if waiting:
-                self.c._store.mark_staged(self.deployment_id, [name for name, _ in waiting], waiting[-1][1])
+                self.store.mark_staged(self.deployment_id, [name for name, _ in waiting], waiting[-1][1])
             for name, at in waiting:
-                self.c._sink(HostStaged(self.deployment_id, name, at))
+                self.sink(HostStaged(self.deployment_id, name, at))
 
     def _stage_ahead(self, decision: Decision) -> None:
         """Stage the pending hosts of the next ``stage_ahead`` waves after the running one.
@@ -587,13 +494,15 @@ class _Run:
         simply staged again at its wave.
         """
         ahead = self.rollout.stage_ahead
-        if ahead == 0 or decision.wave is None or decision.halting or self.control is not Control.RUN:
+        if ahead == 0 or decision.wave is None or decision.stop is not None:
+            return
+        if self.control is not Control.RUN:
             return
         # Staged hosts hold a connection each, as running ones do: both within the limit.
         holding = len(self.tasks) + sum(
             1 for name in self.staging if self.statuses[name] is HostStatus.PENDING
         )
-        room = self.c._connection_limit - holding
+        room = self.controller._connection_limit - holding
         last = len(self.waves) if ahead is None else min(len(self.waves), decision.wave + ahead)
         # The wave after those connects meanwhile: its staging then starts with no handshake.
         self._prepare_after(last)
@@ -615,17 +524,17 @@ class _Run:
         async with self.stage_slots:
             if self.statuses[name] is not HostStatus.PENDING:  # its wave came first
                 return StageReport(name, staged=False)
-            report = await self.c._runner.stage(self.targets[name], self.rollout.job)
+            report = await self.runner.stage(self.targets[name], self.rollout.job)
         if report.staged:
-            self.staged_to_record.append((name, self.c._clock()))
+            self.staged_to_record.append((name, self.clock.now()))
         return report
 
     async def _run_host(self, name: str) -> HostResult:
         """Deploy one host and record its result; a bug here fails the host, not its wave."""
         target = self.targets[name]
-        started = self.c._clock()
+        started = self.clock.now()
         try:
-            result = await self.c._runner.deploy(target, self.rollout.job, self._host_event)
+            result = await self.runner.deploy(target, self.rollout.job, self._host_event)
         except StoreError:
             raise  # the store failed (lost): the whole loop stops, not just this host
         except Exception as error:  # a bug in the runner: fail this host loudly, keep the wave
@@ -634,79 +543,53 @@ class _Run:
                 host=name,
                 status=HostStatus.FAILED,
                 started_at=started,
-                finished_at=self.c._clock(),
+                finished_at=self.clock.now(),
                 error=f"internal error: {error!r}",
             )
         self._record_steps()  # before the result: a step recorded after it would reopen the host
-        self.c._store.record_host_result(self.deployment_id, result)
+        self.store.record_host_result(self.deployment_id, result)
         failed = counted_failures({**self.statuses, name: result.status}, self.rollout.budget_exempt)
-        self.c._sink(HostFinished(self.deployment_id, result, failed, self.failure_budget))
+        self.sink(HostFinished(self.deployment_id, result, failed, self.failure_budget))
         return result
 
     def _observe_control(self, now: datetime) -> None:
         """Read the operator's latest request from the store, at most once per poll interval."""
         if now < self.next_poll:
             return
-        self.next_poll = now + timedelta(seconds=self.c._poll_interval)
-        state = self.c._store.control_state(self.deployment_id)
+        self.next_poll = now + timedelta(seconds=self.controller._poll_interval)
+        state = self.store.control_state(self.deployment_id)
         wanted = Control.ABORT if state.wants_abort else Control.PAUSE if state.wants_pause else Control.RUN
         if wanted is self.control:
             return
         self.control = wanted
         who = f" by {state.requested_by}" if state.requested_by else ""
         if wanted is Control.PAUSE:
-            self.c._store.set_status(self.deployment_id, DeploymentStatus.PAUSED, now)
-            self.c._sink(ControlChanged(self.deployment_id, "paused", f"paused{who}", now))
+            self.store.set_status(self.deployment_id, DeploymentStatus.PAUSED, now)
+            self.sink(ControlChanged(self.deployment_id, "paused", f"paused{who}", now))
         elif wanted is Control.RUN:
-            self.c._store.set_status(self.deployment_id, DeploymentStatus.RUNNING, now)
-            self.c._sink(ControlChanged(self.deployment_id, "running", f"resumed{who}", now))
+            self.store.set_status(self.deployment_id, DeploymentStatus.RUNNING, now)
+            self.sink(ControlChanged(self.deployment_id, "running", f"resumed{who}", now))
 
     def _beat(self, now: datetime) -> None:
         if now < self.next_heartbeat:
             return
-        self.next_heartbeat = now + timedelta(seconds=self.c._heartbeat_interval)
-        self.c._store.heartbeat(self.deployment_id, pid=self.c._pid, started_from=self.c._machine, now=now)
+        self.next_heartbeat = now + timedelta(seconds=self.controller._heartbeat_interval)
+        self.store.heartbeat(
+            self.deployment_id, pid=self.controller._pid, started_from=self.controller._machine, now=now
+        )
 
-    def _halt_reason(self) -> str:
-        return f"{self._halt_cause()}; hosts in flight finish, no new host starts"
-
-    def _halt_cause(self) -> str:
-        """Why no new host starts, in a sentence: the first line of the final reason."""
-        failed = self._failed_count()
-        if self.control is Control.ABORT:
-            return "aborted by the operator"
-        if self.c._stop is not None and self._stopping() and not should_halt(failed, self.failure_budget):
-            cause = self.c._stop.cause or StopCause.REQUESTED
-            return cause.description
-        if self.gate_failure is not None and not should_halt(failed, self.failure_budget):
-            return self.gate_failure
-        return f"{count_of(failed, 'host')} failed, more than the {self.failure_budget} allowed"
-
-    def _finish(self, status: DeploymentStatus, now: datetime) -> RolloutOutcome:
-        counts = _counts(self.statuses)
-        failed = sum(n for status, n in counts.items() if status.is_failure)
-        done = "restarted" if self.rollout.job.kind == JobKind.RESTART else "updated"
-        if status is DeploymentStatus.SUCCEEDED:
-            reason = f"{count_of(counts[HostStatus.SUCCEEDED], 'host')} {done}"
-            if failed:
-                reason += f", {failed} failed (within the {self.failure_budget} allowed)"
-        elif status is DeploymentStatus.FAILED:
-            reason = f"no host {done}: {count_of(failed, 'host')} failed"
-        else:
-            reason = self._halt_cause()
-            untouched = counts[HostStatus.PENDING]
-            if untouched:
-                kept = (
-                    "was not touched and keeps its" if untouched == 1 else "were not touched and keep their"
-                )
-                reason += f"; {count_of(untouched, 'host')} {kept} version"
-        self.c._store.finish_deployment(self.deployment_id, status, now, reason=reason)
+    def _finish(self, decision: Decision, now: datetime) -> RolloutOutcome:
+        status, reason = decision.outcome, decision.description
+        assert status is not None
+        self.store.finish_deployment(self.deployment_id, status, now, reason=reason)
         final = {
             name: (HostStatus.NOT_STARTED if s is HostStatus.PENDING else s)
             for name, s in self.statuses.items()
         }
-        self.c._sink(DeploymentFinished(self.deployment_id, status.value, _counts(final), now))
-        return RolloutOutcome(self.deployment_id, status, reason, final, dict(self.results))
+        self.sink(DeploymentFinished(self.deployment_id, status.value, _counts(final), now))
+        return RolloutOutcome(
+            self.deployment_id, status, reason, final, dict(self.results), rollback=decision.rollback
+        )
 
 
 def _counts(statuses: Mapping[str, HostStatus]) -> dict[HostStatus, int]:

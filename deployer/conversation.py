@@ -29,10 +29,11 @@ import shlex
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import PurePath
 
 from deployer.asyncssh_import import asyncssh
+from deployer.clock import utcnow
 from deployer.protocol import (
     ARTIFACT_FAILED,
     ARTIFACT_MISSING,
@@ -65,11 +66,6 @@ from deployer.protocol import (
 from deployer.release import first_step, release_dir_name, runs_on_controller, version_of_dir
 from deployer.results import HostResult, HostStatus, Step, StepResult, cap_output, tail
 from deployer.runner import HookCommand, HostEvents, ReleaseJob, StepStarted
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
-
 
 STEP_SLACK = 30.0  # seconds beyond a hook's own time limits before the controller gives up
 IDLE_LIMIT = 120.0  # seconds the driver may stay silent outside a hook (switch, prune, unpack)

@@ -15,6 +15,7 @@ from enum import StrEnum
 
 from deployer.policy import may_start_count, should_halt
 from deployer.results import DeploymentStatus, HostStatus
+from deployer.wording import count_of
 
 
 class Control(StrEnum):
@@ -23,6 +24,59 @@ class Control(StrEnum):
     RUN = "run"
     PAUSE = "pause"
     ABORT = "abort"
+
+
+class StopCause(StrEnum):
+    """Why a deployment was asked to stop gently (see :class:`deployer.rollout_values.GracefulStop`)."""
+
+    REQUESTED = "requested"  # by the program itself (sync --watch's last round, a test)
+    SIGINT = "SIGINT"
+    SIGTERM = "SIGTERM"
+    DEADLINE = "deadline"
+
+    @property
+    def description(self) -> str:
+        return _STOP_DESCRIPTIONS[self]
+
+
+_STOP_DESCRIPTIONS = {
+    StopCause.REQUESTED: "the controller was asked to stop",
+    StopCause.SIGINT: "interrupted by Ctrl-C (SIGINT)",
+    StopCause.SIGTERM: "stopped by SIGTERM",
+    StopCause.DEADLINE: "the deadline passed",
+}
+
+
+class StopReason(StrEnum):
+    """Why :func:`decide` starts no new host: the deployment is stopping, and ends so."""
+
+    BUDGET = "budget"  # more hosts failed than the failure budget allows: a halt
+    GATE = "gate"  # a gate failed: a halt
+    ABORT = "abort"  # the operator aborted
+    SIGNAL = "signal"  # SIGINT or SIGTERM: a graceful stop
+    DEADLINE = "deadline"  # the command's deadline passed: a graceful stop
+    REQUESTED = "requested"  # the program asked for a graceful stop
+
+    @property
+    def doing(self) -> str:
+        """What the loop tells once it begins to stop: aborting, stopping or halting."""
+        if self in _HALTS:
+            return "halting"
+        return "aborting" if self is StopReason.ABORT else "stopping"
+
+    @property
+    def ends_as(self) -> DeploymentStatus:
+        """The status the deployment ends with once no host is in flight."""
+        return DeploymentStatus.HALTED if self in _HALTS else DeploymentStatus.ABORTED
+
+
+_HALTS = frozenset({StopReason.BUDGET, StopReason.GATE})
+_STOP_REASONS = {
+    StopCause.REQUESTED: StopReason.REQUESTED,
+    StopCause.SIGINT: StopReason.SIGNAL,
+    StopCause.SIGTERM: StopReason.SIGNAL,
+    StopCause.DEADLINE: StopReason.DEADLINE,
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +104,9 @@ class RolloutState:
     max_parallel: int | None = None  # at most this many hosts at once; None = the wave size
     wave_finished_at: Mapping[int, datetime] = field(default_factory=dict)  # 1-based wave -> end
     control: Control = Control.RUN
+    stop: StopCause | None = None  # a graceful stop was asked (a signal, the deadline), and why
+    rollback_on_halt: bool = False  # a halt is undone by an automatic rollback (on_halt: rollback)
+    restart: bool = False  # a restart: its hosts are restarted, not updated (said in the final reason)
     # Hosts whose failures the budget does not count: in an automatic rollback, the hosts
     # that failed the deployment being undone (known bad; they must not stop the others).
     budget_exempt: frozenset[str] = frozenset()
@@ -70,17 +127,19 @@ class RolloutState:
 
 @dataclass(frozen=True, slots=True)
 class Decision:
+    """What the loop does next: the one answer it acts on, judged once per pass."""
+
     start: tuple[str, ...] = ()  # hosts to start now
     wave: int | None = None  # the wave being worked on (1-based)
     wait_until: datetime | None = None  # nothing to start before this moment (bake)
     outcome: DeploymentStatus | None = None  # the deployment is over, with this status
-    halting: bool = False  # over the failure budget: start nothing, let in-flight hosts finish
+    # Stopping: start nothing, let in-flight hosts finish (None: carry on).
+    stop: StopReason | None = None
+    # Why it stops, in a sentence; with an outcome, the deployment's final reason (final_reason).
+    description: str = ""
+    rollback: bool = False  # a halt that an automatic rollback (on_halt: rollback) undoes
     # Check the gates now: 0 the ``before`` gates, N the ``after_wave`` gates of wave N.
     check_gates: int | None = None
-
-    @property
-    def is_final(self) -> bool:
-        return self.outcome is not None
 
 
 def counted_failures(statuses: Mapping[str, HostStatus], exempt: frozenset[str] = frozenset()) -> int:
@@ -112,9 +171,10 @@ def decide(state: RolloutState, now: datetime) -> Decision:
     """The next step of a rolling deployment.
 
     In order of precedence:
-    1. Abort: start nothing; once nothing is in flight, the deployment ends ``aborted``.
-    2. Halt: more failed hosts than the budget (counted across all waves, not per wave),
-       or a gate failed: start nothing, let in-flight hosts finish, then end ``halted``.
+    1. Stop (see :func:`stopping`): start nothing, let in-flight hosts finish, then end
+       ``aborted`` (an abort, a graceful stop) or ``halted`` (over the failure budget,
+       counted across all waves, not per wave; or a gate failed), rolled back when
+       ``rollback_on_halt``.
     3. All waves done: with gates that watch the waves, the last wave bakes and its
        ``after_wave`` gates are checked first; then ``succeeded`` if a host succeeded
        (failures within the budget are reported, not fatal); ``failed`` if none did
@@ -129,10 +189,16 @@ def decide(state: RolloutState, now: datetime) -> Decision:
     wave 2's last host is done; wave 3's hosts keep their old version.
     """
     running = state.running_count
-    if state.control is Control.ABORT:
-        return Decision(outcome=DeploymentStatus.ABORTED if running == 0 else None, halting=True)
-    if state.gate_failure is not None or should_halt(state.failed_count, state.failure_budget):
-        return Decision(outcome=DeploymentStatus.HALTED if running == 0 else None, halting=True)
+    stop = stopping(state)
+    if stop is not None:
+        reason, description = stop
+        outcome = reason.ends_as if running == 0 else None
+        return Decision(
+            outcome=outcome,
+            stop=reason,
+            description=final_reason(state, outcome, description) if outcome else description,
+            rollback=reason in _HALTS and state.rollback_on_halt,
+        )
     wave = active_wave(state)
     if wave is None:
         return _after_last_wave(state, now)
@@ -157,6 +223,33 @@ def decide(state: RolloutState, now: datetime) -> Decision:
     return Decision(start=tuple(pending[:count]), wave=wave)
 
 
+def stopping(state: RolloutState) -> tuple[StopReason, str] | None:
+    """Whether the deployment stops starting hosts, why, and that in a sentence; None: go on.
+
+    In order of precedence:
+    1. The operator's abort: "aborted by the operator".
+    2. More failed hosts than the budget: "3 hosts failed, more than the 2 allowed".
+    3. A graceful stop (a signal, the deadline), while hosts are left to start: it counts
+       as an abort. Once every host has started there is nothing left to stop, and the
+       hosts in flight run to their end as usual.
+    4. A failed gate: its verdict ("gate error-rate: ...").
+    """
+    failed = state.failed_count
+    if state.control is Control.ABORT:
+        return StopReason.ABORT, "aborted by the operator"
+    if should_halt(failed, state.failure_budget):
+        return (
+            StopReason.BUDGET,
+            f"{count_of(failed, 'host')} failed, more than the {state.failure_budget} allowed",
+        )
+    pending = any(status is HostStatus.PENDING for status in state.statuses.values())
+    if state.stop is not None and pending:
+        return _STOP_REASONS[state.stop], state.stop.description
+    if state.gate_failure is not None:
+        return StopReason.GATE, state.gate_failure
+    return None
+
+
 def _gates_due(state: RolloutState, point: int) -> bool:
     """Whether the gates at ``point`` (0: before wave 1; N: after wave N) are still to check."""
     has = state.gates.before if point == 0 else state.gates.after_wave
@@ -177,4 +270,28 @@ def _after_last_wave(state: RolloutState, now: datetime) -> Decision:
             return Decision(wave=last + 1, wait_until=end + timedelta(seconds=state.bake))
         if _gates_due(state, last):
             return Decision(wave=last + 1, check_gates=last)
-    return Decision(outcome=ending_status(state.statuses))
+    outcome = ending_status(state.statuses)
+    return Decision(outcome=outcome, description=final_reason(state, outcome))
+
+
+def final_reason(state: RolloutState, outcome: DeploymentStatus, why: str = "") -> str:
+    """The reason a deployment ends with, as recorded and shown; ``why`` it stopped, if it did.
+
+    Examples (budget 2): "11 hosts updated, 1 failed (within the 2 allowed)"; "no host
+    updated: 2 hosts failed"; "3 hosts failed, more than the 2 allowed; 4 hosts were not
+    touched and keep their version" (halted before wave 3 of decide's example).
+    """
+    statuses = list(state.statuses.values())
+    failed = sum(1 for status in statuses if status.is_failure)
+    done = "restarted" if state.restart else "updated"
+    if outcome is DeploymentStatus.SUCCEEDED:
+        succeeded = sum(1 for status in statuses if status is HostStatus.SUCCEEDED)
+        reason = f"{count_of(succeeded, 'host')} {done}"
+        return reason + (f", {failed} failed (within the {state.failure_budget} allowed)" if failed else "")
+    if outcome is DeploymentStatus.FAILED:
+        return f"no host {done}: {count_of(failed, 'host')} failed"
+    untouched = sum(1 for status in statuses if status is HostStatus.PENDING)
+    if not untouched:
+        return why
+    kept = "was not touched and keeps its" if untouched == 1 else "were not touched and keep their"
+    return f"{why}; {count_of(untouched, 'host')} {kept} version"

@@ -1,7 +1,7 @@
 """Fleets that change: ``deploy sync`` (and ``--watch``), ``deploy promote`` and ``deploy restart``.
 
-Each works out a :class:`~deployer.operations.Prepared` deployment (or says there is
-nothing to do) and leaves running it to :func:`~deployer.operations.execute`, like a
+Each works out a :class:`~deployer.operations.plan.Prepared` deployment (or says there is
+nothing to do) and leaves running it to :func:`~deployer.operations.push.execute`, like a
 push; nothing here prints.
 
     prepare_sync(options, store, loaded)      the hosts behind the environment's latest good version
@@ -26,26 +26,27 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
-from deployer.controller import GracefulStop, utcnow
+from deployer.clock import utcnow
 from deployer.errors import ArtifactError, DeployerError, DeploymentLocked, PromotionRefused, SpecError
 from deployer.events import EventSink
 from deployer.fleet import Fleet
 from deployer.kept_artifacts import kept_artifact, versions_dir
-from deployer.operations import (
-    Identity,
+from deployer.operations.context import Identity
+from deployer.operations.options import PushOptions
+from deployer.operations.plan import (
     Prepared,
-    PushOptions,
-    execute,
     latest_release,
     most_common_version,
     plan_deployment,
     plan_for,
-    read_spec,
     retire_departed,
     select_hosts,
 )
+from deployer.operations.push import execute
+from deployer.operations.reading import read_spec
 from deployer.planner import Plan, Skip
 from deployer.results import DeploymentKind, DeploymentStatus, HostStatus, Step
+from deployer.rollout_values import GracefulStop
 from deployer.runner import HostRunner
 from deployer.spec.load import load_fleet
 from deployer.spec.values import Spec

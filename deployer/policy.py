@@ -53,18 +53,17 @@ def may_start_count(
     pending_count: int,
     in_flight_count: int,
     max_parallel: int | None = None,
-    paused: bool = False,
-    halted: bool = False,
 ) -> int:
     """How many more hosts of the current wave may start now: the one concurrency bound.
 
     ``pending_count`` hosts of the wave have not started, ``in_flight_count``
     are running. At most ``max_parallel`` hosts run at once; by default the
-    whole wave may run at once (``max_parallel`` = ``wave_size``). Nothing new
-    starts while paused or halted; hosts already running are left to finish.
+    whole wave may run at once (``max_parallel`` = ``wave_size``). Hosts already
+    running beyond a lowered bound are left to finish. (Whether anything may start at
+    all, paused or stopping, is :func:`deployer.decide.decide`'s to say.)
 
         bound = max_parallel or wave_size
-        may start = min(pending, max(0, bound - in flight)), or 0 if paused/halted
+        may start = min(pending, max(0, bound - in flight))
 
     Example: a wave of 10 with max_parallel 3, 2 running and 6 not started:
     min(6, 3 - 2) = 1 may start. Without max_parallel: min(6, 10 - 2) = 6.
@@ -73,8 +72,6 @@ def may_start_count(
         raise ValueError("wave sizes and host counts cannot be negative")
     if max_parallel is not None and max_parallel < 1:
         raise ValueError(f"max_parallel must be at least 1, not {max_parallel}")
-    if paused or halted:
-        return 0
     bound = wave_size if max_parallel is None else max_parallel
     return min(pending_count, max(0, bound - in_flight_count))
 
@@ -115,15 +112,19 @@ def rollback_groups(switches: Mapping[str, tuple[str | None, str | None]]) -> Ro
     return RollbackGroups({version: tuple(names) for version, names in ordered}, tuple(first))
 
 
-def rollback_due(status: DeploymentStatus, kind: DeploymentKind, run_options: Mapping[str, Any]) -> bool:
-    """Whether a deployment's halt is one that ``on_halt: rollback`` undoes.
+def rolls_back_on_halt(kind: DeploymentKind, run_options: Mapping[str, Any]) -> bool:
+    """Whether a halt of this deployment is one that ``on_halt: rollback`` undoes.
 
     ``run_options`` are what it was started with (``on_halt`` kept beside them). Not a
     restart (it switched nothing) and not an automatic rollback itself.
     """
     return (
-        status is DeploymentStatus.HALTED
-        and run_options.get("on_halt") == "rollback"
+        run_options.get("on_halt") == "rollback"
         and kind is not DeploymentKind.RESTART
         and not run_options.get("rollback_of")
     )
+
+
+def rollback_due(status: DeploymentStatus, kind: DeploymentKind, run_options: Mapping[str, Any]) -> bool:
+    """Whether a recorded deployment halted and :func:`rolls_back_on_halt` (read from the store)."""
+    return status is DeploymentStatus.HALTED and rolls_back_on_halt(kind, run_options)

@@ -9,12 +9,12 @@ by ``deploy resume`` (the hosts in flight when its controller died), and by
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from datetime import datetime
 
 from deployer.fleet import DEFAULT_SSH, SshTarget
 from deployer.results import HostStatus, Step
-from deployer.runner import HostRunner
+from deployer.runner import HostProbe, HostRunner
 from deployer.settle import Verdict, settle_host
 from deployer.store import Store
 
@@ -41,30 +41,32 @@ async def settle_hosts(
     deployment_id: str,
     deadline: float,
     interval: float = PROBE_INTERVAL,
+    reached_since: Collection[str] = (),
 ) -> dict[str, Verdict]:
     """A verdict for every host of ``recorded`` (name -> its status in the store).
 
     The hosts are probed concurrently; one whose driver still runs is looked at again
     every ``interval`` seconds. One with no final answer after ``deadline`` seconds
-    stays UNKNOWN. A host missing from ``targets`` left the inventory.
+    stays UNKNOWN. A host missing from ``targets`` left the inventory; one in
+    ``reached_since`` was reached by a later deployment since (see settle_host).
     """
 
     async def one(name: str) -> Verdict:
         target = targets.get(name)
+        reached = name in reached_since
         if target is None:
-            return settle_host(recorded[name], False, None)
-        latest = Verdict(HostStatus.UNKNOWN, note=f"no answer within {deadline:g}s")
+            return settle_host(recorded[name], False, None, reached_since=reached)
+        probe: HostProbe | None = None  # the last answer
         try:
             async with asyncio.timeout(deadline):
                 while True:
                     probe = await runner.probe(target, app_target, deployment_id)
-                    latest = settle_host(recorded[name], True, probe)
-                    if not latest.waiting:
-                        return latest
+                    verdict = settle_host(recorded[name], True, probe, reached_since=reached)
+                    if not verdict.waiting:
+                        return verdict
                     await asyncio.sleep(interval)
         except TimeoutError:
-            note = "its driver was still running" if latest.waiting else latest.note
-            return Verdict(HostStatus.UNKNOWN, latest.version, f"{note} after {deadline:g}s")
+            return settle_host(recorded[name], True, probe, late=deadline, reached_since=reached)
 
     names = list(recorded)
     verdicts = await asyncio.gather(*(one(name) for name in names))

@@ -9,7 +9,7 @@ a deadline, and records the verdicts.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from deployer.protocol import parse_outcome
 from deployer.results import HostStatus
@@ -33,14 +33,26 @@ class Verdict:
     waiting: bool = False  # its driver still runs on its own: look again later
 
 
-def settle_host(recorded: HostStatus, in_inventory: bool, probe: HostProbe | None) -> Verdict:
+def settle_host(
+    recorded: HostStatus,
+    in_inventory: bool,
+    probe: HostProbe | None,
+    *,
+    not_asked: str | None = None,
+    late: float | None = None,
+    reached_since: bool = False,
+) -> Verdict:
     """The verdict on one host the controller lost sight of.
 
     ``recorded`` is its status in the store: RUNNING (its controller died: ``deploy
-    resume``) or UNKNOWN (the connection dropped mid-step). ``probe`` is what the host
-    says of this deployment (None when it was not asked: it left the inventory).
+    resume``), UNKNOWN (the connection dropped mid-step), or PENDING (``deploy resume``
+    of a host that left the inventory). ``probe`` is what the host says of this
+    deployment: the last thing it said, if anything, when ``late`` (the deadline, in
+    seconds, passed before a final answer); None when it was not asked (it left the
+    inventory, or ``not_asked`` says why: its spec cannot be read).
 
         recorded  in inventory  the host says               verdict
+        any       -             (not asked: why)            UNKNOWN: "not asked: why"
         PENDING   no            -                           NOT_STARTED, never started
         RUNNING   no            -                           UNKNOWN: can no longer be asked
         UNKNOWN   no            -                           UNKNOWN: can no longer be asked
@@ -48,11 +60,43 @@ def settle_host(recorded: HostStatus, in_inventory: bool, probe: HostProbe | Non
         RUNNING   yes           never heard of it           PENDING: nothing ran, start over
         UNKNOWN   yes           never heard of it           FAILED: its driver never started
         any       yes           running                     (waiting): look again
+        any       yes           running, then late          UNKNOWN: its driver still runs
+        any       yes           nothing before late         UNKNOWN: no answer in time
         any       yes           succeeded                   SUCCEEDED, on its current version
         any       yes           aborted:<step>              ABORTED, before its switch
         any       yes           failed:<step>:<exit>        FAILED at that step
         any       yes           interrupted:<step>          FAILED: the host stopped mid-step
+
+    With ``reached_since`` (``deploy reconcile``: a later deployment reached the host
+    since), the verdict stands but not its version: what the host runs is that
+    deployment's, not this one's.
+
+    Example: web1 was RUNNING when its controller died; asked by ``deploy resume``, it
+    says ``failed:validate:7``: FAILED at validate, exit 7, on the version it switched to.
     """
+    verdict = _verdict(recorded, in_inventory, probe, not_asked, late)
+    if not reached_since:
+        return verdict
+    later = "a later deployment reached it since: its version is that one's"
+    return replace(verdict, version=None, note=f"{verdict.note}; {later}")
+
+
+def _verdict(
+    recorded: HostStatus,
+    in_inventory: bool,
+    probe: HostProbe | None,
+    not_asked: str | None,
+    late: float | None,
+) -> Verdict:
+    if not_asked is not None:
+        return Verdict(HostStatus.UNKNOWN, note=f"not asked: {not_asked}")
+    if late is not None and in_inventory:
+        if probe is None:
+            return Verdict(HostStatus.UNKNOWN, note=f"no answer within {late:g}s after {late:g}s")
+        last = _verdict(recorded, in_inventory, probe, None, None)
+        if last.waiting:
+            return Verdict(HostStatus.UNKNOWN, last.version, f"its driver was still running after {late:g}s")
+        return last  # a final answer, however late
     if not in_inventory or probe is None:
         if recorded is HostStatus.PENDING:
             return Verdict(HostStatus.NOT_STARTED, note="left the inventory; not deployed")

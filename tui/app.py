@@ -29,11 +29,12 @@ from textual.binding import Binding, BindingType
 from textual.message import Message
 from textual.screen import Screen
 
-from deployer.controller import GracefulStop, StopCause
+from deployer.decide import StopCause
 from deployer.errors import DeployerError, NotFound
 from deployer.events import DeploymentStarted, Event, EventSink
 from deployer.progress import describe
 from deployer.results import ControlAction, DeploymentStatus
+from deployer.rollout_values import GracefulStop
 from deployer.store import Store, open_store
 from deployer.timefmt import LOCAL
 from tui.context import Context, operator, utcnow

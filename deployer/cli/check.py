@@ -11,7 +11,9 @@ from deployer.artifact import prepare_artifact
 from deployer.cli.deploy import env_option, limit_option, version_option
 from deployer.cli.options import echo_json, json_option
 from deployer.exitcodes import ExitCode
-from deployer.operations import preflight, read_spec, select_hosts
+from deployer.operations.plan import select_hosts
+from deployer.operations.push import preflight
+from deployer.operations.reading import read_spec
 from deployer.preflight import checks_json, checks_text, needed_bytes
 from deployer.spec.load import load_fleet
 from deployer.terminal_text import escape_controls

@@ -111,7 +111,7 @@ def demo(directory: str, own_spec: str | None, hosts: int, datacenters: int, add
     for stale in (db_file, Path(f"{db_file}-wal"), Path(f"{db_file}-shm")):
         stale.unlink(missing_ok=True)
     lab = start_lab(lab_dir, hosts=hosts, datacenters=datacenters, base_address=address)
-    from deployer.operations import check_fabric_task  # here: the demo's --help needs no asyncssh
+    from deployer.operations.reading import check_fabric_task  # here: the demo's --help needs no asyncssh
 
     # only now: its fleet is the inventory the lab just wrote
     spec = load_spec(spec_path, check_task=check_fabric_task)

@@ -26,17 +26,24 @@ from deployer.terminal_text import escape_controls
 from deployer.wording import count_of
 
 if TYPE_CHECKING:
-    from deployer.controller import GracefulStop, RolloutOutcome
     from deployer.events import Event, EventSink
     from deployer.live_progress import LiveProgress
-    from deployer.operations import Prepared, Reconciled
+    from deployer.operations.plan import Prepared
+    from deployer.operations.reconcile import Reconciled
+    from deployer.rollout_values import GracefulStop, RolloutOutcome
     from deployer.store import Store
 
     Start = Callable[[EventSink, GracefulStop], Coroutine[Any, Any, RolloutOutcome]]
 
 # Imported inside the commands, so that `deploy plan --help` loads neither asyncssh nor
 # SQLAlchemy; a run imports them up front all the same (deployer.cli.load_command).
-RUNTIME_IMPORTS = ("deployer.operations", "deployer.store", "deployer.render", "deployer.cli.query")
+RUNTIME_IMPORTS = (
+    "deployer.operations.push",
+    "deployer.operations.resume",
+    "deployer.store",
+    "deployer.render",
+    "deployer.cli.query",
+)
 
 version_option = click.option(
     "--version", "version", metavar="V", help="Deploy this version (overrides the spec)."
@@ -190,7 +197,8 @@ def plan(
       deploy plan specs/webapp.yaml --json | jq '.waves | length'
     """
 
-    from deployer.operations import PushOptions, prepare
+    from deployer.operations.options import PushOptions
+    from deployer.operations.plan import prepare
     from deployer.store import open_store
 
     with open_store(db_url) as store:
@@ -238,7 +246,7 @@ def confirm_and_run(
         click.confirm(question, abort=True, err=True)
     elif not as_json:
         click.echo(plan_text(prepared))
-    from deployer.operations import execute
+    from deployer.operations.push import execute
 
     run_and_report(
         store,
@@ -272,7 +280,8 @@ def run_preflight(prepared: Prepared, as_json: bool) -> None:
     Nothing is recorded then: no deployment, so no failure budget spent. With ``--json``
     the one object on stdout is the plan with ``"status": "preflight_failed"``.
     """
-    from deployer.operations import artifact_for, preflight
+    from deployer.operations.push import preflight
+    from deployer.operations.rollout import artifact_for
     from deployer.preflight import checks_json, checks_text, needed_bytes
 
     spec = prepared.spec
@@ -312,8 +321,8 @@ def run_and_report(
     seconds passed first (:func:`within_deadline`).
     """
     from deployer.cli.query import automatic_rollback
-    from deployer.controller import GracefulStop
     from deployer.render import deployment_json, rollback_sentence
+    from deployer.rollout_values import GracefulStop
 
     stop = GracefulStop()
     if tui:
@@ -369,7 +378,7 @@ async def within_deadline(
     """
     if deadline is None:
         return await run
-    from deployer.controller import StopCause
+    from deployer.decide import StopCause
 
     def passed() -> None:
         if stop.cause is None and say:
@@ -401,7 +410,7 @@ async def run_stoppable(
     The message names the deployment left running (``running`` when it is known before
     its events come, as for a resume), which may be an automatic rollback of the push.
     """
-    from deployer.controller import StopCause
+    from deployer.decide import StopCause
 
     loop = asyncio.get_running_loop()
     task = asyncio.current_task()
@@ -485,7 +494,8 @@ def push(
       deploy push specs/webapp.yaml --yes --json --timeout 30m   # in CI
     """
 
-    from deployer.operations import PushOptions, prepare
+    from deployer.operations.options import PushOptions
+    from deployer.operations.plan import prepare
     from deployer.store import open_store
 
     options = PushOptions(
@@ -526,7 +536,8 @@ def rollback(
       deploy rollback specs/webapp.yaml --limit web-fra-1,web-fra-2
     """
 
-    from deployer.operations import PushOptions, prepare_rollback
+    from deployer.operations.options import PushOptions
+    from deployer.operations.plan import prepare_rollback
     from deployer.store import open_store
 
     options = PushOptions(spec, None, environment, limit, ignore_stop_failures=ignore_stop_failures)
@@ -557,7 +568,7 @@ def reconcile_command(
     """
     if deployment_id is None and app is None:
         raise click.UsageError("name a deployment ID, or --app (and --env)")
-    from deployer.operations import reconcile
+    from deployer.operations.reconcile import reconcile
     from deployer.store import open_store
 
     with open_store(db_url) as store:

@@ -17,7 +17,8 @@ from deployer.cli.deploy import (
     nothing_to_do,
 )
 from deployer.cli.options import db_option, echo_json, json_option
-from deployer.controller import GracefulStop, StopCause, utcnow
+from deployer.clock import utcnow
+from deployer.decide import StopCause
 from deployer.fleet_sync import (
     Round,
     Unchanged,
@@ -30,10 +31,13 @@ from deployer.fleet_sync import (
     round_line,
     watch_sync,
 )
-from deployer.operations import Prepared, PushOptions, retire_departed, settle_unknown_hosts
+from deployer.operations.options import PushOptions
+from deployer.operations.plan import Prepared, retire_departed
+from deployer.operations.reconcile import settle_unknown_hosts
 from deployer.progress import PlainProgress
 from deployer.quantities import parse_duration
 from deployer.results import DeploymentKind
+from deployer.rollout_values import GracefulStop
 from deployer.store import Store, open_store
 from deployer.wording import count_of
 

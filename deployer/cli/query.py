@@ -11,12 +11,13 @@ from __future__ import annotations
 import getpass
 import socket
 import sys
-from datetime import UTC, datetime
+from datetime import datetime
 
 import click
 
 from deployer.cli.completion import complete_app, complete_deployment_id, complete_environment, complete_host
 from deployer.cli.options import TIME, db_option, echo_json, json_option
+from deployer.clock import utcnow
 from deployer.errors import ControlError, NotFound
 from deployer.policy import rollback_due
 from deployer.render import (
@@ -41,10 +42,6 @@ from deployer.terminal_text import escape_controls
 from deployer.timefmt import LOCAL
 
 AT_HELP = "The moment to ask about: ISO 8601 (local time unless zoned), `3h ago`, `2d`, `yesterday 18:30`."
-
-
-def _now() -> datetime:
-    return datetime.now(UTC)
 
 
 def _echo_lines(lines: list[str]) -> None:
@@ -74,7 +71,7 @@ def status(deployment_id: str | None, failed_only: bool, db_url: str | None, as_
     """One deployment with its hosts, or the latest deployment of each app and environment."""
     if failed_only and (deployment_id is None or as_json):
         raise click.UsageError("--failed needs a deployment ID, and prints names, not --json")
-    now = _now()
+    now = utcnow()
     with open_store(db_url) as store:
         if deployment_id is None:
             views = store.latest_deployments()
@@ -122,7 +119,7 @@ def hosts(
       deploy hosts --app webapp --env production --at "3h ago"
       deploy hosts --app webapp --env production --json | jq -r '.hosts[].name'
     """
-    now = _now()
+    now = utcnow()
     with open_store(db_url) as store:
         running = store.hosts_running(app, environment, version, at)
         retired = store.retired_hosts(app, environment)
@@ -155,7 +152,7 @@ def versions(app: str, environment: str, at: datetime | None, db_url: str | None
       deploy versions --app webapp --env production --at 2026-07-01T09:00
       deploy versions --app webapp --env production --at yesterday --json
     """
-    now = _now()
+    now = utcnow()
     with open_store(db_url) as store:
         counts = store.versions_at(app, environment, at)
     if as_json:
@@ -195,7 +192,7 @@ def history(
       deploy history --app webapp --env production --host web-fra-1
       deploy history --app webapp --json | jq -r '.deployments[0].id'
     """
-    now = _now()
+    now = utcnow()
     if host is not None and environment is None:
         raise click.UsageError("--host needs --env: a host's versions are recorded per environment")
     with open_store(db_url) as store:
@@ -252,7 +249,7 @@ def resume(deployment_id: str, spec_changed_ok: bool, db_url: str | None, as_jso
     started with (by its sha256), unless --spec-changed-ok. A halted deployment whose
     automatic rollback (on_halt: rollback) did not run in full runs the rest of it.
     """
-    now = _now()
+    now = utcnow()
     with open_store(db_url) as store:
         finished = store.deployment(deployment_id)
         rollback = automatic_rollback(store, finished) if finished.is_finished else None
@@ -288,7 +285,7 @@ def abort(deployment_id: str, yes: bool, db_url: str | None, as_json: bool) -> N
                 abort=True,
                 err=True,
             )
-        liveness = store.liveness(view, _now())
+        liveness = store.liveness(view, utcnow())
         if not liveness.alive:
             _abort_orphan(store, view, liveness, as_json=as_json)
             return
@@ -298,7 +295,7 @@ def abort(deployment_id: str, yes: bool, db_url: str | None, as_json: bool) -> N
 def _abort_orphan(store: Store, view: DeploymentView, liveness: Liveness, *, as_json: bool) -> None:
     import asyncio
 
-    from deployer.operations import abort_orphan  # only here: it imports asyncssh
+    from deployer.operations.resume import abort_orphan  # only here: it imports asyncssh
 
     if not as_json:
         click.echo(f"the controller of {view.id} is gone ({liveness.reason}); aborting from here", err=True)
@@ -311,7 +308,7 @@ def _abort_orphan(store: Store, view: DeploymentView, liveness: Liveness, *, as_
 
 def _resume_rollback(store: Store, deployment_id: str, *, as_json: bool) -> None:
     from deployer.cli.deploy import run_and_report  # only here: it imports asyncssh
-    from deployer.operations import resume_automatic_rollback
+    from deployer.operations.resume import resume_automatic_rollback
 
     if not as_json:
         click.echo(f"{deployment_id} halted before its rollback ran in full; running the rest", err=True)
@@ -327,11 +324,11 @@ def take_over(
 ) -> None:
     """``deploy resume`` of a deployment whose controller is dead: run it on from here.
 
-    :func:`deployer.operations.resume_deployment` takes the deployment over, learns
+    :func:`deployer.operations.resume.resume_deployment` takes the deployment over, learns
     from the hosts that were in flight what became of them, and runs the rest.
     """
     from deployer.cli.deploy import run_and_report  # only here: it imports asyncssh
-    from deployer.operations import resume_deployment
+    from deployer.operations.resume import resume_deployment
 
     if not as_json:
         click.echo(f"the controller of {view.id} is gone ({liveness.reason}); taking it over", err=True)
@@ -354,7 +351,7 @@ def _request(
     view: DeploymentView | None = None,
 ) -> None:
     """Record ``action`` for the deployment's controller to see, and say what was asked."""
-    now = _now()
+    now = utcnow()
     view = view or _unfinished(store, deployment_id)
     state = store.request_control(deployment_id, action, requested_by=_operator(), now=now)
     if as_json:

@@ -29,7 +29,7 @@ TaskCheck = Callable[[str, Mapping[str, Any]], str | None]
 """Why the Fabric task ``/absolute/fabfile.py:task`` cannot be called with ``args``, or None.
 
 The CLI and the operations that read specs pass :func:`deployer.fabric_hooks.task_problem`
-in (through :func:`deployer.operations.check_fabric_task`, which imports Fabric only when
+in (through :func:`deployer.operations.reading.check_fabric_task`, which imports Fabric only when
 a spec names a task): the spec code itself imports no Fabric.
 """
 

@@ -2,8 +2,10 @@
 
 It streams a step event as each step starts and honours ``stop`` before its switch,
 as the SSH runner's driver does, so the loop's recording, pausing and aborting are
-exercised for real; only the hosts are imaginary. End-to-end runs on real SSH hosts
-live in tests/e2e.
+exercised for real; only the hosts are imaginary. Its steps take ``step_seconds`` on
+the ``clock`` it is given (a test's fake clock: then they end when the test moves time
+on), and a test can wait for a host to reach a step (:meth:`FakeRunner.reached`).
+End-to-end runs on real SSH hosts live in tests/e2e.
 """
 
 from __future__ import annotations
@@ -11,8 +13,9 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime, timedelta
 
+from deployer.clock import SYSTEM_CLOCK, Clock
 from deployer.fleet import SshTarget
 from deployer.results import HostResult, HostStatus, Step
 from deployer.runner import HostEvents, HostProbe, ReleaseJob, StageReport, StepStarted
@@ -40,6 +43,12 @@ class FakeRunner:
     prepared: list[list[str]] = field(default_factory=list)  # each prepare call's hosts
     staged: list[str] = field(default_factory=list)  # hosts staged ahead, in order
     stopped: set[str] = field(default_factory=set)  # deployments told to stop
+    clock: Clock = SYSTEM_CLOCK
+    _reached: dict[tuple[str, Step], asyncio.Event] = field(default_factory=dict)
+
+    def reached(self, host: str, step: Step) -> asyncio.Event:
+        """Set once ``host`` has begun ``step`` (and told the loop)."""
+        return self._reached.setdefault((host, step), asyncio.Event())
 
     def prepare(self, targets: Sequence[SshTarget]) -> None:
         self.prepared.append([target.host.name for target in targets])
@@ -56,7 +65,7 @@ class FakeRunner:
 
     async def deploy(self, target: SshTarget, job: ReleaseJob, events: HostEvents) -> HostResult:
         name = target.host.name
-        began = datetime.now(UTC)
+        began = self.clock.now()
         self.started.append((name, began))
         previous = self.versions.get(name)
         for step in STEPS:
@@ -66,21 +75,22 @@ class FakeRunner:
                     name,
                     HostStatus.ABORTED,
                     began,
-                    datetime.now(UTC),
+                    self.clock.now(),
                     step=step,
                     version=self.versions.get(name),
                     previous_version=previous,
                 )
-            events(StepStarted(job.deployment_id, name, step, datetime.now(UTC)))
+            events(StepStarted(job.deployment_id, name, step, self.clock.now()))
+            self.reached(name, step).set()
             if step is Step.SWITCH and self.gate is not None:
                 await self.gate.wait()
-            await asyncio.sleep(self.step_seconds)
+            await self.clock.wait_until(self.clock.now() + timedelta(seconds=self.step_seconds))
             if self.fail_at.get(name) is step:
                 return HostResult(
                     name,
                     HostStatus.FAILED,
                     began,
-                    datetime.now(UTC),
+                    self.clock.now(),
                     step=step,
                     exit_status=1,
                     error=f"{step} exited 1",
@@ -93,7 +103,7 @@ class FakeRunner:
             name,
             HostStatus.SUCCEEDED,
             began,
-            datetime.now(UTC),
+            self.clock.now(),
             step=Step.PRUNE,
             version=job.version,
             previous_version=previous,

@@ -9,7 +9,9 @@ from pathlib import Path
 import pytest
 
 from deployer.fleet import SshTarget
-from deployer.operations import PushOptions, execute, prepare
+from deployer.operations.options import PushOptions
+from deployer.operations.plan import prepare
+from deployer.operations.push import execute
 from deployer.results import DeploymentStatus, HostResult, HostStatus
 from deployer.runner import HostEvents, ReleaseJob
 from deployer.store import Store

@@ -3,18 +3,24 @@
 from __future__ import annotations
 
 import asyncio
-import threading
-from datetime import UTC, datetime
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import TypeVar
 
 import pytest
 
-from deployer.controller import Controller, Rollout
-from deployer.events import Event, HostFinished, WaveStarted
+from deployer.controller import Controller
+from deployer.events import Baking, ControlChanged, Event, HostFinished, WaveFinished, WaveStarted
 from deployer.fleet import Host, SshTarget
 from deployer.results import ControlAction, DeploymentKind, DeploymentStatus, HostStatus, Step
+from deployer.rollout_values import Rollout, RolloutOutcome
 from deployer.runner import ReleaseJob
 from deployer.store import Store, open_store
 from tests.controller.fake_runner import FakeRunner
+from tests.fake_clock import FakeClock
+
+E = TypeVar("E", bound=Event)
+WITHIN = 10.0  # real seconds any one wait of these tests may take, at most
 
 
 def hosts(count: int = 12, datacenters: int = 3) -> list[Host]:
@@ -67,6 +73,49 @@ def run(store: Store, runner: FakeRunner, rollout: Rollout, events: list[Event] 
     return asyncio.run(asyncio.wait_for(controller.run(rollout), timeout=30))
 
 
+class Told:
+    """The events the loop told, as a sink; a test waits (bounded) for the one it needs."""
+
+    def __init__(self) -> None:
+        self.events: list[Event] = []
+        self._more = asyncio.Event()
+
+    def __call__(self, event: Event) -> None:
+        self.events.append(event)
+        self._more.set()
+
+    async def first(self, kind: type[E], test: Callable[[E], bool] = lambda event: True) -> E:
+        async with asyncio.timeout(WITHIN):
+            while True:
+                for event in self.events:
+                    if isinstance(event, kind) and test(event):
+                        return event
+                self._more.clear()
+                await self._more.wait()
+
+
+def start(
+    store: Store,
+    runner: FakeRunner,
+    rollout: Rollout,
+    told: Told,
+    clock: FakeClock,
+    poll_interval: float = 1.0,
+) -> asyncio.Task[RolloutOutcome]:
+    """The loop of ``rollout``, running on ``clock`` (the runner's too) as a task."""
+    runner.clock = clock
+    controller = Controller(
+        store, runner, told, pid=1, machine="here", clock=clock, poll_interval=poll_interval
+    )
+    return asyncio.create_task(controller.run(rollout))
+
+
+async def reached(runner: FakeRunner, step: Step, *names: str) -> None:
+    async with asyncio.timeout(WITHIN):
+        for name in names:
+            await runner.reached(name, step).wait()
+
+
 def test_halts_in_the_wave_where_the_third_failure_lands(store: Store) -> None:
     # 12 hosts in 3 datacenters, waves of 3 striped (one per datacenter); validate fails on the
     # 4 hosts of dc1; budget 2. Waves 1 and 2 lose one dc1 host each (2 failed: go on), wave 3
@@ -101,19 +150,18 @@ def test_the_next_wave_is_connected_to_once_a_host_of_this_one_is_past_its_switc
     runner = FakeRunner(gate=gate)
     rollout = begin(store, [fleet[:2], fleet[2:]], budget=0)
 
-    async def scenario() -> tuple[list[list[str]], list[list[str]], object]:
-        controller = Controller(store, runner, lambda e: None, pid=1, machine="here", poll_interval=0.02)
-        task = asyncio.create_task(controller.run(rollout))
-        await asyncio.sleep(0.1)  # wave 1 is in flight, held before its switch
+    async def scenario() -> tuple[list[list[str]], list[list[str]], RolloutOutcome]:
+        task = start(store, runner, rollout, Told(), FakeClock())
+        await reached(runner, Step.SWITCH, "h01", "h02")  # wave 1 is in flight, held before its switch
         before_switch = list(runner.prepared)
         gate.set()
-        outcome = await asyncio.wait_for(task, timeout=10)
+        outcome = await asyncio.wait_for(task, timeout=WITHIN)
         return before_switch, runner.prepared, outcome
 
     before_switch, prepared, outcome = asyncio.run(scenario())
     assert before_switch == []
     assert prepared == [["h03", "h04"]]
-    assert outcome.status is DeploymentStatus.SUCCEEDED  # type: ignore[attr-defined]
+    assert outcome.status is DeploymentStatus.SUCCEEDED
 
 
 def test_the_budget_is_fleet_wide_and_a_fully_failed_wave_does_not_end_the_run(store: Store) -> None:
@@ -139,18 +187,32 @@ def test_succeeds_within_the_budget_and_records_versions(store: Store) -> None:
 
 def test_waves_run_in_order_and_bake_between_them(store: Store) -> None:
     fleet = hosts(4, 2)
-    events: list[Event] = []
-    runner = FakeRunner(step_seconds=0.005)
-    outcome = run(store, runner, begin(store, [fleet[:2], fleet[2:]], budget=0, bake=0.3), events)
+    runner = FakeRunner()
+    rollout = begin(store, [fleet[:2], fleet[2:]], budget=0, bake=60)
+    clock, told = FakeClock(), Told()
+
+    async def scenario() -> tuple[set[str], RolloutOutcome]:
+        task = start(store, runner, rollout, told, clock)
+        await told.first(WaveFinished)
+        baking = await told.first(Baking)
+        assert baking.until == clock.now() + timedelta(seconds=60)
+        clock.advance(59.9)
+        await clock.sleeping()  # the loop woke, looked, and waits again
+        started_while_baking = {name for name, _ in runner.started}
+        clock.advance(0.1)
+        return started_while_baking, await asyncio.wait_for(task, timeout=WITHIN)
+
+    started_while_baking, outcome = asyncio.run(scenario())
     assert outcome.status is DeploymentStatus.SUCCEEDED
+    assert started_while_baking == {"h01", "h02"}
     first_wave_end = max(
         e.result.finished_at
-        for e in events
+        for e in told.events
         if isinstance(e, HostFinished) and e.result.host in ("h01", "h02")
     )
     second_wave_start = min(t for name, t in runner.started if name in ("h03", "h04"))
-    assert (second_wave_start - first_wave_end).total_seconds() >= 0.29
-    assert [e.index for e in events if isinstance(e, WaveStarted)] == [1, 2]
+    assert second_wave_start - first_wave_end == timedelta(seconds=60)
+    assert [e.index for e in told.events if isinstance(e, WaveStarted)] == [1, 2]
 
 
 def test_pause_from_another_process_starts_nothing_new_until_resumed(store: Store, tmp_path) -> None:  # type: ignore[no-untyped-def]
@@ -160,22 +222,24 @@ def test_pause_from_another_process_starts_nothing_new_until_resumed(store: Stor
     rollout = begin(store, [fleet[:2], fleet[2:]], budget=0)
     other = open_store(f"sqlite:///{tmp_path / 'state.db'}")  # another process's connection
 
+    clock, told = FakeClock(), Told()
+
     async def scenario() -> object:
-        controller = Controller(store, runner, lambda e: None, pid=1, machine="here", poll_interval=0.02)
-        task = asyncio.create_task(controller.run(rollout))
-        await asyncio.sleep(0.1)  # wave 1 is in flight, held before its switch
-        other.request_control(
-            rollout.deployment_id, ControlAction.PAUSE, requested_by="op", now=datetime.now(UTC)
-        )
-        await asyncio.sleep(0.1)
+        task = start(store, runner, rollout, told, clock, poll_interval=0.02)
+        await reached(runner, Step.SWITCH, "h01", "h02")  # wave 1 is in flight, held before its switch
+        other.request_control(rollout.deployment_id, ControlAction.PAUSE, requested_by="op", now=clock.now())
+        clock.advance(0.02)  # the next poll reads it
+        await told.first(ControlChanged, lambda e: e.state == "paused")
         gate.set()  # wave 1 finishes while paused
-        await asyncio.sleep(0.3)
+        await told.first(WaveFinished)
+        for _ in range(15):  # the loop polls on, paused, and starts nothing
+            clock.advance(0.02)
+            await clock.sleeping()
         paused_view = other.deployment(rollout.deployment_id)
         started_while_paused = {name for name, _ in runner.started}
-        other.request_control(
-            rollout.deployment_id, ControlAction.RESUME, requested_by="op", now=datetime.now(UTC)
-        )
-        outcome = await asyncio.wait_for(task, timeout=10)
+        other.request_control(rollout.deployment_id, ControlAction.RESUME, requested_by="op", now=clock.now())
+        clock.advance(0.02)
+        outcome = await asyncio.wait_for(task, timeout=WITHIN)
         return paused_view, started_while_paused, outcome
 
     paused_view, started_while_paused, outcome = asyncio.run(scenario())  # type: ignore[misc]
@@ -191,20 +255,25 @@ def test_abort_stops_hosts_before_their_switch(store: Store, tmp_path) -> None: 
     runner = FakeRunner(step_seconds=0.05)
     rollout = begin(store, [fleet[:2], fleet[2:]], budget=0)
     other = open_store(f"sqlite:///{tmp_path / 'state.db'}")
+    clock, told = FakeClock(), Told()
 
-    def abort_soon() -> None:
-        threading.Event().wait(0.08)  # the first wave is mid-way through its steps
-        other.request_control(
-            rollout.deployment_id, ControlAction.ABORT, requested_by="op", now=datetime.now(UTC)
-        )
+    async def scenario() -> RolloutOutcome:
+        task = start(store, runner, rollout, told, clock, poll_interval=0.02)
+        await reached(runner, Step.CONNECT, "h01", "h02")
+        for step in (Step.UPLOAD, Step.STOP, Step.BEFORE_INSTALL):  # the first wave goes mid-way
+            clock.advance(0.05)
+            await reached(runner, step, "h01", "h02")
+        other.request_control(rollout.deployment_id, ControlAction.ABORT, requested_by="op", now=clock.now())
+        clock.advance(0.02)  # the loop's next poll reads it; the hosts are still in their step
+        await told.first(ControlChanged, lambda e: e.state == "aborting")
+        clock.advance(0.05)  # their step ends: the next one is not begun
+        return await asyncio.wait_for(task, timeout=WITHIN)
 
-    thread = threading.Thread(target=abort_soon)
-    thread.start()
-    outcome = run(store, runner, rollout)
-    thread.join()
+    outcome = asyncio.run(scenario())
     other.close()
     assert outcome.status is DeploymentStatus.ABORTED
     assert outcome.statuses["h01"] is HostStatus.ABORTED
+    assert store.deployment(outcome.deployment_id).hosts[0].step is Step.AFTER_INSTALL
     assert outcome.statuses["h03"] is HostStatus.NOT_STARTED
     assert "h03" not in {name for name, _ in runner.started}
     assert store.current_versions("web", "prod") == {}

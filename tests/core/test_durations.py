@@ -15,7 +15,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from deployer.errors import SpecError, TimeExpressionError
-from deployer.operations import check_fabric_task
+from deployer.operations.reading import check_fabric_task
 from deployer.quantities import DURATION_PATTERN, UNIT_SECONDS, parse_duration
 from deployer.spec.load import load_spec
 from deployer.timeexpr import parse_time

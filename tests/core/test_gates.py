@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from deployer.decide import Decision, GatePlan, RolloutState, decide
+from deployer.decide import Decision, GatePlan, RolloutState, StopReason, decide
 from deployer.gates import field_value, judge_command, judge_http
 from deployer.results import DeploymentStatus, HostStatus
 from deployer.spec.values import Gate, GateWhen
@@ -149,19 +149,26 @@ BAKE = GatePlan(bake=True)
         ),
         (
             gated({"a": S, "b": S}, gates=AFTER, gated=frozenset({1, 2})),
-            Decision(outcome=DeploymentStatus.SUCCEEDED),
+            Decision(outcome=DeploymentStatus.SUCCEEDED, description="2 hosts updated"),
         ),
         # a failing gate halts: nothing starts; once nothing runs, halted
         (
             gated({"a": S, "b": P}, gates=AFTER, failure="gate x: HTTP 500"),
-            Decision(outcome=DeploymentStatus.HALTED, halting=True),
+            Decision(
+                outcome=DeploymentStatus.HALTED,
+                stop=StopReason.GATE,
+                description="gate x: HTTP 500; 1 host was not touched and keeps its version",
+            ),
         ),
         (
             gated({"a": R, "b": P}, gates=BAKE, failure="gate x: HTTP 500"),
-            Decision(outcome=None, halting=True),
+            Decision(outcome=None, stop=StopReason.GATE, description="gate x: HTTP 500"),
         ),
         # no gates: as before
-        (gated({"a": S, "b": S}, gates=GatePlan()), Decision(outcome=DeploymentStatus.SUCCEEDED)),
+        (
+            gated({"a": S, "b": S}, gates=GatePlan()),
+            Decision(outcome=DeploymentStatus.SUCCEEDED, description="2 hosts updated"),
+        ),
     ],
 )
 def test_decide_waits_for_gates_and_halts_on_a_failing_one(state: RolloutState, decision: Decision) -> None:

@@ -71,8 +71,6 @@ def test_budget_and_halt_together_across_waves() -> None:
         ({"wave_size": 10, "pending_count": 5, "in_flight_count": 5, "max_parallel": 2}, 0),
         ({"wave_size": 3, "pending_count": 3, "in_flight_count": 0, "max_parallel": 8}, 3),
         ({"wave_size": 10, "pending_count": 0, "in_flight_count": 3}, 0),
-        ({"wave_size": 10, "pending_count": 10, "in_flight_count": 0, "paused": True}, 0),
-        ({"wave_size": 10, "pending_count": 10, "in_flight_count": 0, "halted": True}, 0),
     ],
 )
 def test_may_start_count(kwargs: dict[str, Any], may_start: int) -> None:

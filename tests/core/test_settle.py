@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from deployer.results import HostStatus
@@ -51,3 +53,74 @@ def test_a_failure_says_which_step_and_how() -> None:
     verdict = settle_host(U, True, said("failed:validate:7"))
     assert (verdict.step, verdict.exit_status, verdict.note) == ("validate", 7, "probe: validate exited 7")
     assert settle_host(U, True, said("interrupted:start")).note == "probe: start was interrupted"
+
+
+@pytest.mark.parametrize(
+    ("recorded", "in_inventory", "probe", "asked", "status", "version", "note"),
+    [
+        # Not asked (its spec cannot be read): unknown, whatever was recorded.
+        (
+            R,
+            True,
+            None,
+            {"not_asked": "its spec cannot be read"},
+            U,
+            None,
+            "not asked: its spec cannot be read",
+        ),
+        (
+            U,
+            True,
+            None,
+            {"not_asked": "its spec cannot be read"},
+            U,
+            None,
+            "not asked: its spec cannot be read",
+        ),
+        # Late: the deadline passed with no answer at all, or with its driver still running.
+        (U, True, None, {"late": 40.0}, U, None, "no answer within 40s after 40s"),
+        (R, True, said("running"), {"late": 40.0}, U, "2.0", "its driver was still running after 40s"),
+        (U, True, said("succeeded"), {"late": 40.0}, HostStatus.SUCCEEDED, "2.0", "probe: it succeeded"),
+        # A later deployment reached it since: the verdict stands, its version is not this one's.
+        (
+            U,
+            True,
+            said("succeeded"),
+            {"reached_since": True},
+            HostStatus.SUCCEEDED,
+            None,
+            "probe: it succeeded; a later deployment reached it since: its version is that one's",
+        ),
+        (
+            U,
+            False,
+            None,
+            {"reached_since": True},
+            U,
+            None,
+            "left the inventory; its outcome cannot be asked; "
+            "a later deployment reached it since: its version is that one's",
+        ),
+        (
+            U,
+            True,
+            said("running"),
+            {"late": 40.0, "reached_since": True},
+            U,
+            None,
+            "its driver was still running after 40s; "
+            "a later deployment reached it since: its version is that one's",
+        ),
+    ],
+)
+def test_settle_host_when_not_asked_late_or_overtaken(
+    recorded: HostStatus,
+    in_inventory: bool,
+    probe: HostProbe | None,
+    asked: dict[str, Any],
+    status: HostStatus,
+    version: str | None,
+    note: str,
+) -> None:
+    verdict = settle_host(recorded, in_inventory, probe, **asked)
+    assert (verdict.status, verdict.version, verdict.note, verdict.waiting) == (status, version, note, False)

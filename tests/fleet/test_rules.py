@@ -9,7 +9,7 @@ import pytest
 from deployer.errors import PromotionRefused
 from deployer.fleet import Host
 from deployer.fleet_sync import promotable_version
-from deployer.operations import latest_release
+from deployer.operations.plan import latest_release
 from deployer.results import DeploymentKind, DeploymentStatus, HostResult, HostStatus
 from deployer.store import Store
 

@@ -32,7 +32,7 @@ from hypothesis import strategies as st
 from deployer.errors import DeployerError
 from deployer.inventory.load import load_inventory
 from deployer.inventory.patterns import expand_host_pattern
-from deployer.operations import check_fabric_task
+from deployer.operations.reading import check_fabric_task
 from deployer.spec.load import load_spec
 
 PEAK_BYTES = 64 << 20

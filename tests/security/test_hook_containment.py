@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from deployer.fleet import SshOptions, resolve_ssh
-from deployer.operations import check_fabric_task
+from deployer.operations.reading import check_fabric_task
 from deployer.protocol import driver_command
 from deployer.results import HostResult, HostStatus, Step
 from deployer.spec.hooks import hook_commands

@@ -20,7 +20,7 @@ import pytest
 
 from deployer.errors import SpecError
 from deployer.inventory.load import load_inventory
-from deployer.operations import check_fabric_task
+from deployer.operations.reading import check_fabric_task
 from deployer.spec.load import load_fleet, load_spec
 
 HERE = Path(__file__).parent

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from deployer.errors import ArtifactError, SpecError
-from deployer.operations import check_fabric_task
+from deployer.operations.reading import check_fabric_task
 from deployer.results import Step
 from deployer.runner import HookCommand
 from deployer.spec.hooks import hook_commands

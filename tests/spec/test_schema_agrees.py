@@ -24,7 +24,7 @@ import yaml
 
 from deployer.errors import SpecError
 from deployer.inventory.load import load_inventory
-from deployer.operations import check_fabric_task
+from deployer.operations.reading import check_fabric_task
 from deployer.spec.load import load_spec
 from deployer.yamlload import format_path
 

@@ -10,7 +10,7 @@ import pytest
 
 from deployer.errors import SpecError
 from deployer.fleet import SshOptions
-from deployer.operations import check_fabric_task
+from deployer.operations.reading import check_fabric_task
 from deployer.quantities import Count
 from deployer.results import Step
 from deployer.spec.load import load_spec

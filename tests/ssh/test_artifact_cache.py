@@ -12,7 +12,7 @@ import pytest
 
 from deployer.artifact import CACHE_KEEP_COUNT, prepare_artifact
 from deployer.kept_artifacts import kept_artifact, versions_dir
-from deployer.operations import prune_kept_artifacts
+from deployer.operations.push import prune_kept_artifacts
 from deployer.store import Store
 from tests.store.builders import at, deploy, hosts
 

@@ -636,7 +636,9 @@ def test_a_host_connected_to_ahead_gives_its_job_that_connection_or_why_there_is
         try:
             good, hung = fleet.target(0), fleet.target(1, connect_timeout=1.0)
             runner.prepare([good, hung])  # as the controller does for the next wave
-            await asyncio.sleep(1.5)  # both attempts are over: one connected, one timed out
+            attempts = [task for task in asyncio.all_tasks() if task.get_name().startswith("connect ")]
+            _, unfinished = await asyncio.wait(attempts, timeout=10)
+            assert len(attempts) == 2 and not unfinished  # both are over: one connected, one timed out
             began = time.monotonic()
             hung_result = await runner.deploy(hung, job(hung_dir, "1.0", None), Recorder())
             waited = time.monotonic() - began

@@ -8,11 +8,13 @@ import os
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 
-from deployer.controller import Controller, GracefulStop, Rollout, RolloutOutcome, StopCause
+from deployer.controller import Controller
+from deployer.decide import StopCause
 from deployer.errors import DeployerError
 from deployer.events import DeploymentStarted, EventSink
 from deployer.fleet import Host, SshTarget
 from deployer.results import DeploymentKind, DeploymentStatus, HostStatus
+from deployer.rollout_values import GracefulStop, Rollout, RolloutOutcome
 from deployer.runner import ReleaseJob
 from deployer.store import Store
 from tests.controller.fake_runner import FakeRunner
