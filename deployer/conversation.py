@@ -60,11 +60,10 @@ from deployer.protocol import (
     failure_sentence,
     output_end,
     parse_line,
-    parse_outcome,
     prune_choice,
 )
 from deployer.release import first_step, release_dir_name, runs_on_controller, version_of_dir
-from deployer.results import HostResult, HostStatus, Step, StepResult, cap_output, tail
+from deployer.results import HostResult, HostStatus, Step, StepResult, cap_output, parse_outcome, tail
 from deployer.runner import HookCommand, HostEvents, ReleaseJob, StepStarted
 
 STEP_SLACK = 30.0  # seconds beyond a hook's own time limits before the controller gives up

@@ -21,9 +21,8 @@ from typing import Any, Protocol
 
 from deployer.fleet import SshTarget
 from deployer.protocol import remote_script, split_marker
-from deployer.render import format_table
 from deployer.runner import Artifact, CheckAnswer
-from deployer.wording import count_of
+from deployer.wording import count_of, format_table
 
 CHECK_CONCURRENCY = 64  # hosts checked at once
 

@@ -383,23 +383,6 @@ ARTIFACT_FAILED = b"failed\n"
 # -- the journal, as the probe reads it ------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class Outcome:
-    """A ``@@done`` line or a journal's: ``succeeded``, ``failed:<step>:<exit>``, ``aborted:<step>``."""
-
-    status: str  # "succeeded", "failed", "aborted", "running" or "interrupted"
-    step: Step | None = None
-    exit_status: int | None = None
-
-
-def parse_outcome(text: str) -> Outcome:
-    status, _, rest = text.strip().partition(":")
-    step_name, _, exit_text = rest.partition(":")
-    step = Step(step_name) if step_name in Step._value2member_map_ else None
-    exit_status = int(exit_text) if exit_text.lstrip("-").isdigit() else None
-    return Outcome(status, step, exit_status)
-
-
 def parse_probe(host: str, text: str) -> HostProbe:
     """A probe's output (see ``deployer/remote/probe.sh``) as a :class:`HostProbe`."""
     current: str | None = None

@@ -26,7 +26,7 @@ from deployer.store.views import (
     VersionInterval,
 )
 from deployer.timefmt import format_age, format_moment, format_span, format_when
-from deployer.wording import count_of
+from deployer.wording import count_of, format_table
 
 # ---- JSON ------------------------------------------------------------------------
 
@@ -221,19 +221,6 @@ def _iso(moment: datetime | None) -> str | None:
 
 
 # ---- text: tables ---------------------------------------------------------------
-
-
-def format_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
-    """Columns aligned on two spaces; the last column is not padded (no trailing blanks)."""
-    widths = [len(header) for header in headers]
-    for row in rows:
-        for index, cell in enumerate(row):
-            widths[index] = max(widths[index], len(cell))
-    lines = []
-    for row in [list(headers), *map(list, rows)]:
-        cells = [cell.ljust(width) for cell, width in zip(row[:-1], widths, strict=False)] + row[-1:]
-        lines.append("  ".join(cells).rstrip())
-    return lines
 
 
 def format_counts(counts: Mapping[HostStatus, int]) -> str:

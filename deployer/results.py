@@ -127,3 +127,21 @@ class ControlAction(StrEnum):
     PAUSE = "pause"
     RESUME = "resume"
     ABORT = "abort"
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """How a host's driver ended, as its ``@@done`` line or its journal says:
+    ``succeeded``, ``failed:<step>:<exit>``, ``aborted:<step>``."""
+
+    status: str  # "succeeded", "failed", "aborted", "running" or "interrupted"
+    step: Step | None = None
+    exit_status: int | None = None
+
+
+def parse_outcome(text: str) -> Outcome:
+    status, _, rest = text.strip().partition(":")
+    step_name, _, exit_text = rest.partition(":")
+    step = Step(step_name) if step_name in Step._value2member_map_ else None
+    exit_status = int(exit_text) if exit_text.lstrip("-").isdigit() else None
+    return Outcome(status, step, exit_status)

@@ -11,8 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from deployer.protocol import parse_outcome
-from deployer.results import HostStatus
+from deployer.results import HostStatus, parse_outcome
 from deployer.runner import HostProbe
 
 _OUTCOME_STATUS = {

@@ -27,7 +27,7 @@ from zoneinfo import ZoneInfo
 import click
 import pytest
 
-from deployer import render
+from deployer import render, wording
 from deployer.cli.options import TimeParam
 from deployer.fleet import Host
 from deployer.limit import limit_hosts, read_limit_files
@@ -845,7 +845,7 @@ def test_control_json() -> None:
 
 
 def test_tables_align_columns_without_trailing_blanks() -> None:
-    assert render.format_table(
+    assert wording.format_table(
         ["HOST", "VERSION", "NOTE"], [["a1", "1.10", ""], ["web-b2", "2", "retired"]]
     ) == [
         "HOST    VERSION  NOTE",

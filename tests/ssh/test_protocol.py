@@ -23,7 +23,6 @@ from deployer.protocol import (
     Hello,
     HookResult,
     NeedArtifact,
-    Outcome,
     OutputFollows,
     Previous,
     ProtocolError,
@@ -37,12 +36,11 @@ from deployer.protocol import (
     encode,
     failure_sentence,
     parse_line,
-    parse_outcome,
     parse_probe,
     prune_choice,
     remote_script,
 )
-from deployer.results import Step
+from deployer.results import Outcome, Step, parse_outcome
 from deployer.runner import HookCommand
 from tests.ssh.support import hook, job
 
