@@ -57,6 +57,7 @@ from bench.push import (  # noqa: E402  (the repository's root must be on the pa
 APP = "wanbench"
 PROXY_PORT = 2222
 PROCESS_TIMEOUT = 300.0
+STAGE_AHEAD = ["1"]  # strategy.stage_ahead of our spec (--stage-ahead)
 
 
 # -- the delay proxy ---------------------------------------------------------------------------
@@ -208,7 +209,7 @@ def run_ours(inventory: Path, space: Workspace, run: str) -> float:
             target=f"wanbench/{run}",
             batch=BATCH,
             hook=HOOK,
-        )
+        ).replace("bake: 0s}", f"bake: 0s, stage_ahead: {STAGE_AHEAD[0]}}}")
     )
     argv = [sys.executable, "-m", "deployer", "push", str(spec), "--yes", "--json"]
     argv += ["--db", f"sqlite:///{run_dir / 'state.db'}"]
@@ -217,15 +218,21 @@ def run_ours(inventory: Path, space: Workspace, run: str) -> float:
     if result["status"] != "succeeded" or len({h["wave"] for h in result["hosts"]}) != WAVE_COUNT:
         raise SystemExit(f"ours: {result['status']}: {result['reason']}")
     if "--timeline" in sys.argv:
-        _print_timeline(result["hosts"])
+        _print_timeline(result["hosts"], finished.launched_at, finished.exited_at)
     return finished.wall
 
 
-def _print_timeline(hosts: list[dict[str, Any]]) -> None:
+def _print_timeline(hosts: list[dict[str, Any]], launched_at: float, exited_at: float) -> None:
     """Each wave's start and end, in seconds from the first host's start (for profiling)."""
     from datetime import datetime
 
     first = min(datetime.fromisoformat(h["started_at"]) for h in hosts)
+    last = max(datetime.fromisoformat(h["finished_at"]) for h in hosts)
+    print(
+        f"    launch → wave 1's go {first.timestamp() - launched_at:.2f}s;"
+        f" last end → exit {exited_at - last.timestamp():.2f}s",
+        file=sys.stderr,
+    )
     for wave in sorted({h["wave"] for h in hosts}):
         starts = [datetime.fromisoformat(h["started_at"]) for h in hosts if h["wave"] == wave]
         ends = [datetime.fromisoformat(h["finished_at"]) for h in hosts if h["wave"] == wave]
@@ -297,7 +304,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--runs", type=int, default=2)
     parser.add_argument("--bare", metavar="PLAN", help=argparse.SUPPRESS)
     parser.add_argument("--timeline", action="store_true", help="print when each of our waves ran")
+    parser.add_argument("--stage-ahead", default="1", help="strategy.stage_ahead of our spec (default 1)")
     args = parser.parse_args(argv)
+    STAGE_AHEAD[0] = args.stage_ahead
     if args.bare:
         return bare_main(args.bare)
     from deployer.quantities import parse_duration
