@@ -12,12 +12,7 @@ from sqlalchemy import func, select
 
 from deployer.store.base import StoreBase
 from deployer.store.models import dropped_notifications
-from deployer.store.queries import (
-    D,
-    aware,
-    deployment_row,
-    unfinished,
-)
+from deployer.store.queries import D, aware, deployment_row, unfinished
 from deployer.store.view_queries import (
     datacenter_sizes,
     full_view,
@@ -25,12 +20,7 @@ from deployer.store.view_queries import (
     progress_view,
     summary_views,
 )
-from deployer.store.views import (
-    DeploymentProgress,
-    DeploymentView,
-    DroppedNotification,
-    Liveness,
-)
+from deployer.store.views import DeploymentProgress, DeploymentView, DroppedNotification, Liveness
 
 
 class DeploymentReads(StoreBase):

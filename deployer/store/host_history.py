@@ -11,23 +11,9 @@ from sqlalchemy import bindparam, case, func, select, update
 
 from deployer.results import DeploymentKind, DeploymentStatus, HostStatus
 from deployer.store.base import StoreBase
-from deployer.store.queries import (
-    HD,
-    VI,
-    D,
-    H,
-    aware,
-    chunks,
-)
-from deployer.store.view_queries import (
-    covering_intervals,
-    interval_columns,
-    interval_view,
-)
-from deployer.store.views import (
-    HostRecord,
-    VersionInterval,
-)
+from deployer.store.queries import HD, VI, D, H, aware, chunks
+from deployer.store.view_queries import covering_intervals, interval_columns, interval_view
+from deployer.store.views import HostRecord, VersionInterval
 
 
 class HostHistory(StoreBase):

@@ -12,29 +12,12 @@ from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import (
-    BindParameter,
-    Connection,
-    Row,
-    Select,
-    bindparam,
-    delete,
-    func,
-    insert,
-    select,
-    update,
-)
+from sqlalchemy import BindParameter, Connection, Row, Select, bindparam, delete, func, insert, select, update
 
 from deployer.errors import NotFound
 from deployer.fleet import Host
 from deployer.results import HostStatus
-from deployer.store.models import (
-    deployments,
-    host_deployments,
-    host_steps,
-    hosts,
-    version_intervals,
-)
+from deployer.store.models import deployments, host_deployments, host_steps, hosts, version_intervals
 
 D = deployments
 H = hosts
