@@ -46,9 +46,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from sqlalchemy import func, select
 
-from deployer.store import Store, open_store
+from deployer.store import NewDeployment, Store, open_store
 from deployer.store.models import metadata
-from deployer.store.queries import covering_intervals
+from deployer.store.view_queries import covering_intervals
 from deployer.store.views import VersionInterval
 
 APP, ENVIRONMENT = "web", "prod"
@@ -487,9 +487,12 @@ def time_writes(url: str, host_count: int = 500) -> Timing:
     with open_store(url) as store:
         started = time.perf_counter()
         deployment_id = store.begin_deployment(
-            app="writes", environment=ENVIRONMENT, version="1.0", previous_version=None,
-            kind=DeploymentKind.PUSH, started_by="bench", started_from="bench", pid=os.getpid(),
-            spec_sha256="0" * 64, hosts=[(host, 0) for host in fleet], now=now,
+            NewDeployment(
+                app="writes", environment=ENVIRONMENT, version="1.0", previous_version=None,
+                kind=DeploymentKind.PUSH, started_by="bench", started_from="bench", pid=os.getpid(),
+                spec_sha256="0" * 64, hosts=[(host, 0) for host in fleet],
+            ),
+            now=now,
         )  # fmt: skip
         for host in fleet:
             for step in (Step.CONNECT, Step.UPLOAD, Step.SWITCH):

@@ -64,7 +64,7 @@ from deployer.results import (
     Step,
     StepResult,
 )
-from deployer.store import Store, open_store
+from deployer.store import NewDeployment, Store, open_store
 
 TARGET_MS = 50.0
 DATACENTERS = ("iad", "sfo", "fra", "sin")
@@ -84,16 +84,18 @@ def fleet(count: int) -> list[Host]:
 
 def begin(store: Store, hosts: list[Host], wave_size: int) -> str:
     return store.begin_deployment(
-        app="shop",
-        environment="prod",
-        version="2.0",
-        previous_version="1.9",
-        kind=DeploymentKind.PUSH,
-        started_by="bench",
-        started_from="bench-writer",
-        pid=os.getpid(),
-        spec_sha256="0" * 64,
-        hosts=[(host, index // wave_size + 1) for index, host in enumerate(hosts)],
+        NewDeployment(
+            app="shop",
+            environment="prod",
+            version="2.0",
+            previous_version="1.9",
+            kind=DeploymentKind.PUSH,
+            started_by="bench",
+            started_from="bench-writer",
+            pid=os.getpid(),
+            spec_sha256="0" * 64,
+            hosts=[(host, index // wave_size + 1) for index, host in enumerate(hosts)],
+        ),
         now=datetime.now(UTC),
     )
 

@@ -39,10 +39,10 @@ from deployer.gate_checks import GateContext, check_gates
 from deployer.gates import gates_when
 from deployer.probing import probe_deadline, record_verdicts, settle_hosts
 from deployer.results import DeploymentStatus, HostResult, HostStatus, Step
+from deployer.rollout_log import RolloutLog
 from deployer.rollout_values import GracefulStop, Rollout, RolloutOutcome
 from deployer.runner import HostRunner, JobKind, StageReport, StepStarted
 from deployer.spec.values import Gate, GateWhen
-from deployer.store import Store
 
 # Steps a host reaches once its release is switched: its own hooks, then pruning.
 _PAST_SWITCH = frozenset({Step.START, Step.VALIDATE, Step.PRUNE})
@@ -55,11 +55,11 @@ log = logging.getLogger(__name__)
 
 
 class Controller:
-    """Runs one deployment's waves on a :class:`HostRunner`, recording into a :class:`Store`."""
+    """Runs one deployment's waves on a :class:`HostRunner`, recording into a :class:`RolloutLog`."""
 
     def __init__(
         self,
-        store: Store,
+        store: RolloutLog,
         runner: HostRunner,
         sink: EventSink,
         *,

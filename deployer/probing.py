@@ -14,9 +14,9 @@ from datetime import datetime
 
 from deployer.fleet import DEFAULT_SSH, SshTarget
 from deployer.results import HostStatus, Step
+from deployer.rollout_log import RolloutLog
 from deployer.runner import HostProbe, HostRunner
 from deployer.settle import Verdict, settle_host
-from deployer.store import Store
 
 PROBE_INTERVAL = 0.5  # seconds between looks at a host whose driver still runs on its own
 PROBE_GRACE = 30.0  # seconds past the connect timeout that a host's driver gets to finish
@@ -73,7 +73,9 @@ async def settle_hosts(
     return dict(zip(names, verdicts, strict=True))
 
 
-def record_verdicts(store: Store, deployment_id: str, verdicts: Mapping[str, Verdict], now: datetime) -> None:
+def record_verdicts(
+    store: RolloutLog, deployment_id: str, verdicts: Mapping[str, Verdict], now: datetime
+) -> None:
     """Write each final verdict to the host's row, with a note saying when and what was learnt.
 
     PENDING verdicts (a resumed host whose driver never started) are left to the loop.

@@ -30,7 +30,7 @@ from deployer.runner import Artifact, HostRunner, ReleaseJob
 from deployer.spec.hooks import hook_commands
 from deployer.spec.load import load_fleet
 from deployer.spec.values import Gate, Spec
-from deployer.store import Store
+from deployer.store import NewDeployment, Store
 
 log = logging.getLogger(__name__)
 
@@ -53,21 +53,23 @@ async def run_new(
     # on_halt is kept beside the options so a halted push's views can tell a rollback was due.
     run_options = {**options_json(prepared.options), "on_halt": spec.strategy.on_halt.value}
     deployment_id = store.begin_deployment(
-        app=spec.app,
-        environment=spec.environment,
-        version=spec.version,
-        previous_version=prepared.previous_version,
-        kind=prepared.kind,
-        started_by=identity.user,
-        started_from=identity.machine,
-        pid=identity.pid,
-        spec_sha256=spec.sha256,
-        hosts=[(host, wave.index) for wave in plan.waves for host in wave.hosts],
-        skipped=[(skip.host, skip.reason) for skip in plan.skipped],
-        run_options=run_options,
-        failure_budget=prepared.failure_budget,
-        rollback_of=prepared.options.rollback_of,
-        previous_versions=prepared.current_versions,
+        NewDeployment(
+            app=spec.app,
+            environment=spec.environment,
+            version=spec.version,
+            previous_version=prepared.previous_version,
+            kind=prepared.kind,
+            started_by=identity.user,
+            started_from=identity.machine,
+            pid=identity.pid,
+            spec_sha256=spec.sha256,
+            hosts=[(host, wave.index) for wave in plan.waves for host in wave.hosts],
+            skipped=[(skip.host, skip.reason) for skip in plan.skipped],
+            run_options=run_options,
+            failure_budget=prepared.failure_budget,
+            rollback_of=prepared.options.rollback_of,
+            previous_versions=prepared.current_versions,
+        ),
         now=now,
     )
     retire_departed(store, spec.app, spec.environment, prepared.fleet, now)

@@ -12,7 +12,7 @@ views (:mod:`deployer.store.views`), never ORM objects.
 
 Writes (the controller)::
 
-    begin_deployment(...) -> id      take the app+environment's lock; DeploymentLocked if held
+    begin_deployment(new, ...) -> id take the app+environment's lock; DeploymentLocked if held
     takeover(id, ...)                resume a dead controller's deployment (deploy resume)
     heartbeat(id, ...)               prove the controller is alive; DeploymentLocked if it lost the lock
     set_status(id, status, now)      RUNNING <-> PAUSED once a pause or resume took effect
@@ -44,16 +44,11 @@ Reads (the CLI, the TUI, the planner)::
 
 from __future__ import annotations
 
-from deployer.store.repository import (
-    DEFAULT_STALE_AFTER,
-    Store,
-    default_url,
-    new_deployment_id,
-    open_store,
-    resolve_url,
-)
+from deployer.rollout_log import ControlState
+from deployer.store.base import DEFAULT_STALE_AFTER
+from deployer.store.repository import Store, default_url, open_store, resolve_url
+from deployer.store.rollouts import NewDeployment, new_deployment_id
 from deployer.store.views import (
-    ControlState,
     DeploymentView,
     DroppedNotification,
     GateView,
@@ -72,6 +67,7 @@ __all__ = [
     "HostDeploymentView",
     "HostRecord",
     "Liveness",
+    "NewDeployment",
     "Store",
     "VersionInterval",
     "default_url",

@@ -18,6 +18,7 @@ from deployer.results import (
     Step,
     StepResult,
 )
+from deployer.rollout_log import ControlState  # what the controller polls: defined beside its protocol
 
 
 @dataclass(frozen=True, slots=True)
@@ -197,30 +198,6 @@ class VersionInterval(NamedTuple):
             "until": None if self.until is None else self.until.isoformat(),
             "deployment_id": self.deployment_id,
         }
-
-
-@dataclass(frozen=True, slots=True)
-class ControlState:
-    """What the controller polls: the deployment's status and the latest operator request.
-
-    Requests are level-triggered: ``requested`` is the operator's latest wish (PAUSE:
-    be paused, RESUME or None: run, ABORT: stop), not an event to consume; the
-    controller compares it with ``status`` on every pass.
-    """
-
-    deployment_id: str
-    status: DeploymentStatus
-    requested: ControlAction | None
-    requested_at: datetime | None
-    requested_by: str | None
-
-    @property
-    def wants_pause(self) -> bool:
-        return self.requested is ControlAction.PAUSE
-
-    @property
-    def wants_abort(self) -> bool:
-        return self.requested is ControlAction.ABORT
 
 
 @dataclass(frozen=True, slots=True)

@@ -44,6 +44,7 @@ from deployer.store import (
     DeploymentView,
     HostDeploymentView,
     Liveness,
+    NewDeployment,
     Store,
     VersionInterval,
     open_store,
@@ -126,16 +127,18 @@ def _deploy(
     """
     outcome = outcome or {}
     deployment_id = store.begin_deployment(
-        app="webapp",
-        environment=environment,
-        version=version,
-        previous_version=previous,
-        kind=DeploymentKind.PUSH,
-        started_by="alice",
-        started_from="build-1",
-        pid=os.getpid(),
-        spec_sha256=SHA,
-        hosts=[(host, index) for index, wave in enumerate(waves, start=1) for host in wave],
+        NewDeployment(
+            app="webapp",
+            environment=environment,
+            version=version,
+            previous_version=previous,
+            kind=DeploymentKind.PUSH,
+            started_by="alice",
+            started_from="build-1",
+            pid=os.getpid(),
+            spec_sha256=SHA,
+            hosts=[(host, index) for index, wave in enumerate(waves, start=1) for host in wave],
+        ),
         now=start,
     )
     for index, wave in enumerate(waves):
@@ -535,16 +538,18 @@ def test_status_of_an_unknown_deployment_is_one_line_and_exit_2(sqlite_url: str)
 def _running(store: Store, *, pid: int | None = None, machine: str | None = None) -> str:
     """A deployment of webapp to canary that is running now, its controller this test process."""
     return store.begin_deployment(
-        app="webapp",
-        environment="canary",
-        version="2.0",
-        previous_version="1.9",
-        kind=DeploymentKind.PUSH,
-        started_by="carol",
-        started_from=machine or socket.gethostname(),
-        pid=os.getpid() if pid is None else pid,
-        spec_sha256=SHA,
-        hosts=[(A1, 1), (B1, 1), (A2, 2)],
+        NewDeployment(
+            app="webapp",
+            environment="canary",
+            version="2.0",
+            previous_version="1.9",
+            kind=DeploymentKind.PUSH,
+            started_by="carol",
+            started_from=machine or socket.gethostname(),
+            pid=os.getpid() if pid is None else pid,
+            spec_sha256=SHA,
+            hosts=[(A1, 1), (B1, 1), (A2, 2)],
+        ),
         now=datetime.now(UTC),
     )
 

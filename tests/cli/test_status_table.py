@@ -9,7 +9,7 @@ import pytest
 from deployer.errors import DeployerError, DeploymentLocked, NotFound, PromotionRefused, SpecError, StoreLost
 from deployer.exitcodes import ExitCode, exit_code_for
 from deployer.results import DeploymentStatus, HostStatus
-from deployer.store.repository import pick_last_good_version
+from deployer.store.host_history import pick_last_good_version
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "cli.md"
 

@@ -15,7 +15,7 @@ from deployer.fleet import Host, SshTarget
 from deployer.results import ControlAction, DeploymentKind, DeploymentStatus, HostStatus, Step
 from deployer.rollout_values import Rollout, RolloutOutcome
 from deployer.runner import ReleaseJob
-from deployer.store import Store, open_store
+from deployer.store import NewDeployment, Store, open_store
 from tests.controller.fake_runner import FakeRunner
 from tests.fake_clock import FakeClock
 
@@ -43,16 +43,18 @@ def begin(
 ) -> Rollout:
     """A rollout of ``waves``; no staging ahead unless asked (tests/controller/test_staging.py)."""
     deployment_id = store.begin_deployment(
-        app="web",
-        environment="prod",
-        version="2.0",
-        previous_version="1.0",
-        kind=DeploymentKind.PUSH,
-        started_by="test",
-        started_from="here",
-        pid=1,
-        spec_sha256="0" * 64,
-        hosts=[(h, i) for i, wave in enumerate(waves, start=1) for h in wave],
+        NewDeployment(
+            app="web",
+            environment="prod",
+            version="2.0",
+            previous_version="1.0",
+            kind=DeploymentKind.PUSH,
+            started_by="test",
+            started_from="here",
+            pid=1,
+            spec_sha256="0" * 64,
+            hosts=[(h, i) for i, wave in enumerate(waves, start=1) for h in wave],
+        ),
         now=datetime.now(UTC),
     )
     job = ReleaseJob(deployment_id, "web", "prod", "2.0", "push", "/srv/web", 5, None, {}, "test")

@@ -11,7 +11,7 @@ from deployer.fleet import Host
 from deployer.fleet_sync import promotable_version
 from deployer.operations.plan import latest_release
 from deployer.results import DeploymentKind, DeploymentStatus, HostResult, HostStatus
-from deployer.store import Store
+from deployer.store import NewDeployment, Store
 
 T0 = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
 HOSTS = [Host("h1", "127.0.0.1", "dc1"), Host("h2", "127.0.0.2", "dc2")]
@@ -37,16 +37,18 @@ class History:
         self.minutes += 1
         now = T0 + timedelta(minutes=self.minutes)
         deployment_id = self.store.begin_deployment(
-            app="web",
-            environment=environment,
-            version=version,
-            previous_version=None,
-            kind=kind,
-            started_by="test",
-            started_from="here",
-            pid=1,
-            spec_sha256="0" * 64,
-            hosts=[(host, 1) for host in HOSTS],
+            NewDeployment(
+                app="web",
+                environment=environment,
+                version=version,
+                previous_version=None,
+                kind=kind,
+                started_by="test",
+                started_from="here",
+                pid=1,
+                spec_sha256="0" * 64,
+                hosts=[(host, 1) for host in HOSTS],
+            ),
             now=now,
         )
         for index, host in enumerate(HOSTS):

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 from deployer.fleet import Host
 from deployer.results import DeploymentKind, DeploymentStatus, HostResult, HostStatus, Step, StepResult
-from deployer.store import Store
+from deployer.store import NewDeployment, Store
 
 T0 = datetime(2026, 11, 27, 18, 0, tzinfo=UTC)
 SHA = "0" * 64
@@ -41,17 +41,19 @@ def begin(
     skipped: Sequence[tuple[Host, str]] = (),
 ) -> str:
     return store.begin_deployment(
-        app=app,
-        environment=environment,
-        version=version,
-        previous_version=None,
-        kind=kind,
-        started_by=user,
-        started_from=machine,
-        pid=os.getpid() if pid is None else pid,
-        spec_sha256=SHA,
-        hosts=[(host, index // 2) for index, host in enumerate(fleet)],
-        skipped=skipped,
+        NewDeployment(
+            app=app,
+            environment=environment,
+            version=version,
+            previous_version=None,
+            kind=kind,
+            started_by=user,
+            started_from=machine,
+            pid=os.getpid() if pid is None else pid,
+            spec_sha256=SHA,
+            hosts=[(host, index // 2) for index, host in enumerate(fleet)],
+            skipped=skipped,
+        ),
         now=now,
     )
 

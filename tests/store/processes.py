@@ -11,7 +11,7 @@ from collections.abc import Sequence
 PRELUDE = """
 import os, socket, sys, time
 from datetime import UTC, datetime
-from deployer.store import open_store
+from deployer.store import NewDeployment, open_store
 from deployer.fleet import Host
 from deployer.results import DeploymentKind
 from deployer.errors import DeployerError

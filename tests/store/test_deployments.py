@@ -18,7 +18,7 @@ from deployer.results import (
     StepResult,
 )
 from deployer.store import Store
-from deployer.store.repository import pick_last_good_version
+from deployer.store.host_history import pick_last_good_version
 from tests.store.builders import SHA, T0, at, begin, deploy, hosts, result
 
 FLEET = hosts("web-a", "web-b", "web-c", "web-d")

@@ -73,11 +73,11 @@ RACE_BEGIN = """
 store = open_store(url)
 wait_for_the_start()
 try:
-    deployment_id = store.begin_deployment(
+    deployment_id = store.begin_deployment(NewDeployment(
         app="web", environment="prod", version="1.0", previous_version=None,
         kind=DeploymentKind.PUSH, started_by=f"user{os.getpid()}", started_from=socket.gethostname(),
-        pid=os.getpid(), spec_sha256="0" * 64, now=datetime.now(UTC),
-        hosts=[(Host(f"h{i}", "10.0.0.1", "iad"), 0) for i in range(50)])
+        pid=os.getpid(), spec_sha256="0" * 64,
+        hosts=[(Host(f"h{i}", "10.0.0.1", "iad"), 0) for i in range(50)]), now=datetime.now(UTC))
     print("won", deployment_id)
 except DeployerError as error:
     print("refused", type(error).__name__, error)
@@ -98,10 +98,10 @@ def test_two_processes_racing_for_the_lock_get_one_deployment(store_url: str, st
 
 
 BEGIN_AND_DIE = """
-deployment_id = open_store(url).begin_deployment(
+deployment_id = open_store(url).begin_deployment(NewDeployment(
     app="web", environment="prod", version="1.0", previous_version=None, kind=DeploymentKind.PUSH,
     started_by="alice", started_from=socket.gethostname(), pid=os.getpid(), spec_sha256="0" * 64,
-    hosts=[(Host("h1", "10.0.0.1", "iad"), 0)], now=datetime.now(UTC))
+    hosts=[(Host("h1", "10.0.0.1", "iad"), 0)]), now=datetime.now(UTC))
 print(deployment_id, os.getpid())
 """
 

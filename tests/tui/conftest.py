@@ -16,7 +16,7 @@ from textual.app import App
 from textual.pilot import Pilot
 
 from deployer.store import Store, open_store
-from deployer.store import repository as store_repository
+from deployer.store import rollouts as store_rollouts
 from tests.tui import scenario
 from tui.context import Context
 
@@ -42,7 +42,7 @@ def predictable_ids(monkeypatch: pytest.MonkeyPatch) -> None:
     def new_id(now: datetime) -> str:
         return f"d-{now.astimezone(UTC):%Y%m%d-%H%M}-{next(counter):04d}"
 
-    monkeypatch.setattr(store_repository, "new_deployment_id", new_id)
+    monkeypatch.setattr(store_rollouts, "new_deployment_id", new_id)
 
 
 @pytest.fixture

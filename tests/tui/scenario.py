@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 
 from deployer.fleet import Host
 from deployer.results import DeploymentKind, DeploymentStatus, HostResult, HostStatus, Step, StepResult
-from deployer.store import Store
+from deployer.store import NewDeployment, Store
 
 T0 = datetime(2026, 11, 27, 18, 0, tzinfo=UTC)
 NOW = T0 + timedelta(minutes=12, seconds=34)
@@ -50,16 +50,18 @@ def begin(
     wave_size: int = WAVE_SIZE,
 ) -> str:
     return store.begin_deployment(
-        app=app,
-        environment=environment,
-        version=version,
-        previous_version=previous,
-        kind=kind,
-        started_by=user,
-        started_from=MACHINE,
-        pid=4242,
-        spec_sha256=SHA,
-        hosts=[(host, index // wave_size + 1) for index, host in enumerate(hosts)],
+        NewDeployment(
+            app=app,
+            environment=environment,
+            version=version,
+            previous_version=previous,
+            kind=kind,
+            started_by=user,
+            started_from=MACHINE,
+            pid=4242,
+            spec_sha256=SHA,
+            hosts=[(host, index // wave_size + 1) for index, host in enumerate(hosts)],
+        ),
         now=now,
     )
 

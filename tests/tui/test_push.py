@@ -16,7 +16,7 @@ from deployer.fleet import Host, SshTarget
 from deployer.results import DeploymentKind, DeploymentStatus, HostStatus
 from deployer.rollout_values import GracefulStop, Rollout, RolloutOutcome
 from deployer.runner import ReleaseJob
-from deployer.store import Store
+from deployer.store import NewDeployment, Store
 from tests.controller.fake_runner import FakeRunner
 from tests.tui.conftest import SIZE, screen_text, wait_for, wait_in_thread
 from tui.app import DeployerApp, ShowPush
@@ -43,16 +43,18 @@ def push(
         waves = [hosts[i : i + 4] for i in range(0, len(hosts), 4)]
         now = datetime.now(UTC)
         deployment_id = store.begin_deployment(
-            app="web",
-            environment="prod",
-            version="2.0",
-            previous_version="1.0",
-            kind=DeploymentKind.PUSH,
-            started_by="tester",
-            started_from=MACHINE,
-            pid=os.getpid(),
-            spec_sha256="0" * 64,
-            hosts=[(host, index) for index, wave in enumerate(waves, start=1) for host in wave],
+            NewDeployment(
+                app="web",
+                environment="prod",
+                version="2.0",
+                previous_version="1.0",
+                kind=DeploymentKind.PUSH,
+                started_by="tester",
+                started_from=MACHINE,
+                pid=os.getpid(),
+                spec_sha256="0" * 64,
+                hosts=[(host, index) for index, wave in enumerate(waves, start=1) for host in wave],
+            ),
             now=now,
         )
         sink(
