@@ -215,8 +215,8 @@ def stacked_bar(shares: Sequence[VersionShare], width: int) -> list[tuple[str, s
     Cells are handed out by largest remainder, so the parts add up to ``width``
     and every version with a host gets at least one cell when there is room.
     """
-    if not shares or width <= 0:
-        return []
+    if width <= 0 or not any(share.host_count for share in shares):
+        return []  # no host runs any version: nothing to draw (the shares are all 0)
     raw = [share.share * width for share in shares]
     cells = [int(value) for value in raw]
     order = sorted(range(len(raw)), key=lambda i: raw[i] - cells[i], reverse=True)
