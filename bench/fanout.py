@@ -5,8 +5,8 @@ Run: /work/venv/bin/python bench/fanout.py [--hosts 100] [--fleet lab|openssh|bo
 On the same hosts (a lab fleet, then an OpenSSH fleet) it runs (a) a trivial hook
 (``true``) and (b) ``sleep 0.2`` on all hosts at once, twice each way:
 
-* ours: a restart-kind :class:`~deployer.runner.ReleaseJob` whose only hook is ``start``,
-  through :class:`deployer.ssh.SshRunner` (a fresh runner per round, so connecting counts);
+* ours: a restart-kind :class:`~deployer.core.runner.ReleaseJob` whose only hook is ``start``,
+  through :class:`deployer.hosts.ssh.SshRunner` (a fresh runner per round, so connecting counts);
   the driver script, its step acknowledgement and its state file all included;
 * bare: ``asyncssh.connect`` + ``conn.run(command)`` per host, the least a script can do.
 
@@ -33,11 +33,11 @@ from pathlib import Path
 
 import asyncssh
 
-from deployer.artifact import prepare_artifact
-from deployer.fleet import Host, SshOptions, SshTarget, resolve_ssh
-from deployer.results import HostStatus, Step
-from deployer.runner import HookCommand, JobKind, ReleaseJob
-from deployer.ssh import SshRunner
+from deployer.core.results import HostStatus, Step
+from deployer.core.runner import HookCommand, JobKind, ReleaseJob
+from deployer.core.targets import Host, SshOptions, SshTarget, resolve_ssh
+from deployer.hosts.artifact import prepare_artifact
+from deployer.hosts.ssh import SshRunner
 
 # The fleets live in the test plugins (tests.plugins.*): make the repository importable.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))

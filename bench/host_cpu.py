@@ -2,7 +2,7 @@
 
 Run: .venv/bin/python bench/host_cpu.py [--runs 30]
 
-The driver (deployer/remote/driver.sh, protocol v2) runs here under /bin/sh, as sshd
+The driver (deployer/hosts/remote/driver.sh, protocol v2) runs here under /bin/sh, as sshd
 would start it, with the controller's messages written to its stdin: the artifact, then
 the wave's go. Each deployment is a new version into the same target, so after the first
 few the host holds more releases than it keeps and the driver lists and prunes them: the
@@ -30,11 +30,11 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from deployer.artifact import prepare_artifact  # noqa: E402  (the repository's root first)
-from deployer.fleet import Host  # noqa: E402
-from deployer.protocol import Go, artifact_header, driver_command, encode  # noqa: E402
-from deployer.results import Step  # noqa: E402
-from deployer.runner import HookCommand, JobKind, ReleaseJob  # noqa: E402
+from deployer.core.results import Step  # noqa: E402
+from deployer.core.runner import HookCommand, JobKind, ReleaseJob  # noqa: E402
+from deployer.core.targets import Host  # noqa: E402
+from deployer.hosts.artifact import prepare_artifact  # noqa: E402  (the repository's root first)
+from deployer.hosts.protocol import Go, artifact_header, driver_command, encode  # noqa: E402
 
 TARGET_MS = 12.0
 HOST = Host(name="bench", address="127.0.0.1", datacenter="dc1")

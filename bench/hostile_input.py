@@ -20,7 +20,7 @@ import tracemalloc
 from functools import partial
 from pathlib import Path
 
-from deployer.errors import DeployerError
+from deployer.core.errors import DeployerError
 from deployer.inventory.load import load_inventory
 from deployer.operations.reading import check_fabric_task
 from deployer.spec.load import load_spec

@@ -18,9 +18,9 @@ import sys
 import time
 import tracemalloc
 
-from deployer.fleet import Host
-from deployer.planner import Plan, plan_waves
-from deployer.quantities import Count
+from deployer.core.planner import Plan, plan_waves
+from deployer.core.quantities import Count
+from deployer.core.targets import Host
 
 TIME_TARGET_S = 1.0
 MEMORY_TARGET_MB = 300.0

@@ -392,8 +392,8 @@ def push_ours(
 
 def bare_plan(fleet: PushFleet) -> list[list[dict[str, Any]]]:
     """The waves ``deploy push`` runs for the spec (the same planner), as the bare script reads them."""
-    from deployer.planner import plan_waves
-    from deployer.quantities import Count
+    from deployer.core.planner import plan_waves
+    from deployer.core.quantities import Count
 
     plan = plan_waves(
         fleet.bench.hosts,
@@ -428,7 +428,7 @@ def push_bare(
     *,
     preconnect: bool = False,
 ) -> ProcessCost:
-    from deployer.artifact import prepare_artifact  # the very .tar.gz ours sends
+    from deployer.hosts.artifact import prepare_artifact  # the very .tar.gz ours sends
 
     run_dir = space.dir / run
     run_dir.mkdir(exist_ok=True)
@@ -544,11 +544,14 @@ PROFILE_POINTS = {
     ("deployer/store/rollouts.py", "begin_deployment"): "store: begin_deployment",
     ("deployer/store/rollouts.py", "record_steps"): "store: record_steps (one commit per batch)",
     ("deployer/store/rollouts.py", "record_host_result"): "store: record_host_result",
-    ("deployer/conversation.py", "_stream_artifact"): "ssh: sending the artifact on the driver's channel",
-    ("deployer/conversation.py", "_send_artifact"): "ssh: the upload channel (hosts without GNU head)",
-    ("deployer/ssh.py", "aclose"): "ssh: closing the connections",
+    (
+        "deployer/hosts/conversation.py",
+        "_stream_artifact",
+    ): "ssh: sending the artifact on the driver's channel",
+    ("deployer/hosts/conversation.py", "_send_artifact"): "ssh: the upload channel (hosts without GNU head)",
+    ("deployer/hosts/ssh.py", "aclose"): "ssh: closing the connections",
     ("deployer/store/deployment_reads.py", "deployment"): "store: reading the result back",
-    ("deployer/render.py", "deployment_json"): "rendering the JSON",
+    ("deployer/views/render.py", "deployment_json"): "rendering the JSON",
     ("~", "<method 'poll' of 'select.epoll' objects>"): "idle: waiting for the hosts",
 }
 

@@ -479,8 +479,15 @@ def time_queries(url: str, history: History, runs: int) -> list[Timing]:
 
 def time_writes(url: str, host_count: int = 500) -> Timing:
     """The controller's write path on the big store: per host three steps and a result, each committed."""
-    from deployer.fleet import Host
-    from deployer.results import DeploymentKind, DeploymentStatus, HostResult, HostStatus, Step, StepResult
+    from deployer.core.results import (
+        DeploymentKind,
+        DeploymentStatus,
+        HostResult,
+        HostStatus,
+        Step,
+        StepResult,
+    )
+    from deployer.core.targets import Host
 
     fleet = [Host(f"w-{index:04d}", "10.9.0.1", datacenter(index)) for index in range(host_count)]
     now = T0 + SPACING * 10_000

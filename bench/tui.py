@@ -55,8 +55,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from deployer.fleet import Host
-from deployer.results import (
+from deployer.core.results import (
     DeploymentKind,
     DeploymentStatus,
     HostResult,
@@ -64,6 +63,7 @@ from deployer.results import (
     Step,
     StepResult,
 )
+from deployer.core.targets import Host
 from deployer.store import NewDeployment, Store, open_store
 
 TARGET_MS = 50.0

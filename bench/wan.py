@@ -246,10 +246,10 @@ def _print_timeline(hosts: list[dict[str, Any]], launched_at: float, exited_at: 
 def run_bare(inventory: Path, known_hosts: Path, fleet: Any, space: Workspace, run: str) -> float:
     import yaml
 
-    from deployer.artifact import prepare_artifact
-    from deployer.fleet import Host
-    from deployer.planner import plan_waves
-    from deployer.quantities import Count
+    from deployer.core.planner import plan_waves
+    from deployer.core.quantities import Count
+    from deployer.core.targets import Host
+    from deployer.hosts.artifact import prepare_artifact
 
     run_dir = space.dir / run
     run_dir.mkdir(exist_ok=True)
@@ -309,7 +309,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     STAGE_AHEAD[0] = args.stage_ahead
     if args.bare:
         return bare_main(args.bare)
-    from deployer.quantities import parse_duration
+    from deployer.core.quantities import parse_duration
 
     rtt = parse_duration(args.rtt)
     ideal = WAVE_COUNT * HOOK_SECONDS

@@ -1,4 +1,4 @@
-"""A clock whose time moves only when a test moves it (a :class:`deployer.clock.Clock`).
+"""A clock whose time moves only when a test moves it (a :class:`deployer.core.clock.Clock`).
 
 The controller reads the time and waits through its clock; handed this one, a bake of
 an hour ends the moment a test calls ``advance(3600)``, and nothing happens in between

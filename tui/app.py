@@ -29,14 +29,14 @@ from textual.binding import Binding, BindingType
 from textual.message import Message
 from textual.screen import Screen
 
-from deployer.decide import StopCause
-from deployer.errors import DeployerError, NotFound
-from deployer.events import DeploymentStarted, Event, EventSink
-from deployer.progress import describe
-from deployer.results import ControlAction, DeploymentStatus
-from deployer.rollout_values import GracefulStop
+from deployer.core.decide import StopCause
+from deployer.core.errors import DeployerError, NotFound
+from deployer.core.events import DeploymentStarted, Event, EventSink
+from deployer.core.results import ControlAction, DeploymentStatus
+from deployer.core.rollout import GracefulStop
+from deployer.core.timefmt import LOCAL
 from deployer.store import Store, open_store
-from deployer.timefmt import LOCAL
+from deployer.views.progress import describe
 from tui.context import Context, operator, utcnow
 from tui.model import pick_deployment_to_watch
 from tui.navigation import OpenDeployment, OpenHistory, OpenHost, OpenVersions

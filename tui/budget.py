@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from deployer.results import HostStatus
+from deployer.core.results import HostStatus
 from deployer.store.views import DeploymentView
 
 

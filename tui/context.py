@@ -8,7 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, tzinfo
 
-from deployer.clock import utcnow as utcnow  # the screens' clock: tui.app and tests import it here
+from deployer.core.clock import utcnow as utcnow  # the screens' clock: tui.app and tests import it here
 from deployer.store import Store
 
 

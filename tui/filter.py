@@ -11,8 +11,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 
-from deployer.errors import DeployerError
-from deployer.results import HostStatus
+from deployer.core.errors import DeployerError
+from deployer.core.results import HostStatus
 from tui.model import ShownHost
 
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from deployer.results import DeploymentStatus, HostStatus, Step
+from deployer.core.results import DeploymentStatus, HostStatus, Step
 
 
 @dataclass(frozen=True, slots=True)

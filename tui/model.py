@@ -4,7 +4,7 @@ Every function here takes plain data (store views, ``now``) and returns plain da
 so the screens only lay it out and the arithmetic is tested on its own. How states
 are drawn is in :mod:`tui.glyphs`, the host list's filter in :mod:`tui.filter`, the
 failure budget in :mod:`tui.budget`, and how times are written in
-:mod:`deployer.timefmt`.
+:mod:`deployer.core.timefmt`.
 """
 
 from __future__ import annotations
@@ -14,9 +14,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, tzinfo
 from typing import Protocol
 
-from deployer.results import ControlAction, DeploymentStatus, HostStatus, Step
+from deployer.core.results import ControlAction, DeploymentStatus, HostStatus, Step
+from deployer.core.timefmt import format_moment_bare
 from deployer.store.views import DeploymentProgress, DeploymentView, Liveness
-from deployer.timefmt import format_moment_bare
 from tui.budget import FailureBudget, budget_of, failed_count
 
 
@@ -116,7 +116,7 @@ def wave_position(hosts: Iterable[ShownHost]) -> WavePosition:
     """The wave being worked on: the first with a pending or running host; once all are done,
     the last wave the deployment reached (a halt in wave 3 of 5 stays "wave 3 of 5").
 
-    This is the controller's own rule (:func:`deployer.decide.active_wave`), read
+    This is the controller's own rule (:func:`deployer.core.decide.active_wave`), read
     back from the store. Skipped hosts have no wave and are not counted; a host the
     deployment never started (not started, or aborted in a store from before that
     status) did not reach its wave.

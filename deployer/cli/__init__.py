@@ -9,7 +9,7 @@ commands' own. A module whose commands need heavy libraries imports them inside 
 commands and names them in ``RUNTIME_IMPORTS``, so ``deploy CMD --help`` stays light
 while a run still imports them up front (:func:`load_command`).
 
-The CLI catches only :class:`~deployer.errors.DeployerError`: one clear line, then
+The CLI catches only :class:`~deployer.core.errors.DeployerError`: one clear line, then
 the error's exit status. Anything else is a bug and keeps its traceback.
 """
 
@@ -28,8 +28,8 @@ from typing import Any, NoReturn
 import click
 from click.shell_completion import CompletionItem
 
-from deployer.errors import DeployerError, SpecError
-from deployer.terminal_text import escape_controls
+from deployer.core.errors import DeployerError, SpecError
+from deployer.core.terminal_text import escape_controls
 
 # Command name -> the module of deployer.cli that defines it.
 COMMANDS: dict[str, str] = {
@@ -160,7 +160,7 @@ def asks_for_json(args: Sequence[str]) -> bool:
 def error_json(error: DeployerError | click.ClickException) -> dict[str, Any]:
     """The error object that ``--json`` prints on stdout (docs/cli.md, "Errors under --json").
 
-    ``kind`` is the error's class in deployer.errors, or ``UsageError`` for every
+    ``kind`` is the error's class in deployer.core.errors, or ``UsageError`` for every
     mistake on the command line that click finds; ``file``, ``line`` and ``field`` say
     where a spec's first problem is (``field`` is the option or argument of a usage
     error), null when unknown. A spec's every problem is also in ``issues``.
@@ -262,7 +262,7 @@ def quiet_library_warnings(environ: Mapping[str, str], warnoptions: Sequence[str
 def prepare_command() -> None:
     """Quiet library warnings, raise the open-file limit, import the command line's command."""
     quiet_library_warnings(os.environ, sys.warnoptions)
-    from deployer.file_limits import raise_open_file_limit
+    from deployer.hosts.file_limits import raise_open_file_limit
 
     raise_open_file_limit()
     args = sys.argv[1:]

@@ -1,4 +1,5 @@
-"""``deploy check``: a preflight of every selected host, changing nothing (see :mod:`deployer.preflight`)."""
+"""``deploy check``: a preflight of every selected host, changing nothing
+(see :mod:`deployer.hosts.preflight`)."""
 
 from __future__ import annotations
 
@@ -7,16 +8,16 @@ import sys
 
 import click
 
-from deployer.artifact import prepare_artifact
 from deployer.cli.deploy import env_option, limit_option, version_option
 from deployer.cli.options import echo_json, json_option
-from deployer.exitcodes import ExitCode
+from deployer.core.exitcodes import ExitCode
+from deployer.core.terminal_text import escape_controls
+from deployer.hosts.artifact import prepare_artifact
+from deployer.hosts.preflight import checks_json, checks_text, needed_bytes
 from deployer.operations.plan import select_hosts
 from deployer.operations.push import preflight
 from deployer.operations.reading import read_spec
-from deployer.preflight import checks_json, checks_text, needed_bytes
 from deployer.spec.load import load_fleet
-from deployer.terminal_text import escape_controls
 
 
 @click.command("check")

@@ -18,8 +18,8 @@ from typing import TYPE_CHECKING, Any
 import click
 from click.shell_completion import CompletionItem
 
-from deployer.errors import DeployerError
-from deployer.spec.values import DEFAULT_ENVIRONMENT
+from deployer.core.errors import DeployerError
+from deployer.core.spec import DEFAULT_ENVIRONMENT
 
 if TYPE_CHECKING:
     from deployer.store import Store

@@ -22,7 +22,7 @@ from pathlib import Path
 import click
 import yaml
 
-from deployer.errors import DeployerError
+from deployer.core.errors import DeployerError
 from deployer.lab import start_lab, stop_lab
 from deployer.spec.load import load_spec
 

@@ -18,20 +18,20 @@ from deployer.cli.completion import (
     spec_argument,
 )
 from deployer.cli.options import db_option, echo_json, json_option
-from deployer.errors import LeftRunning, PatternError
-from deployer.exitcodes import ExitCode, exit_code_for
-from deployer.limit import read_limit_files
-from deployer.results import HostStatus
-from deployer.terminal_text import escape_controls
-from deployer.wording import count_of
+from deployer.core.errors import LeftRunning, PatternError
+from deployer.core.exitcodes import ExitCode, exit_code_for
+from deployer.core.results import HostStatus
+from deployer.core.terminal_text import escape_controls
+from deployer.core.wording import count_of
+from deployer.inventory.limit import read_limit_files
 
 if TYPE_CHECKING:
-    from deployer.events import Event, EventSink
-    from deployer.live_progress import LiveProgress
+    from deployer.core.events import Event, EventSink
+    from deployer.core.rollout import GracefulStop, RolloutOutcome
     from deployer.operations.plan import Prepared
     from deployer.operations.reconcile import Reconciled
-    from deployer.rollout_values import GracefulStop, RolloutOutcome
     from deployer.store import Store
+    from deployer.views.live_progress import LiveProgress
 
     Start = Callable[[EventSink, GracefulStop], Coroutine[Any, Any, RolloutOutcome]]
 
@@ -41,7 +41,7 @@ RUNTIME_IMPORTS = (
     "deployer.operations.push",
     "deployer.operations.resume",
     "deployer.store",
-    "deployer.render",
+    "deployer.views.render",
     "deployer.cli.query",
 )
 
@@ -75,7 +75,7 @@ def _seconds(_context: click.Context, _parameter: click.Parameter, value: str | 
     """``--timeout 30m`` in seconds (None when not given); more than zero."""
     if value is None:
         return None
-    from deployer.quantities import parse_duration
+    from deployer.core.quantities import parse_duration
 
     try:
         seconds = parse_duration(value)
@@ -204,7 +204,7 @@ def plan(
     with open_store(db_url) as store:
         prepared = prepare(PushOptions(spec, version, environment, limit, force=force), store)
     # A push packs the artifact only once it runs: a missing one is told here instead.
-    from deployer.artifact import artifact_problem
+    from deployer.hosts.artifact import artifact_problem
 
     problem = artifact_problem(prepared.spec.artifact) if prepared.plan.waves else None
     if as_json:
@@ -280,9 +280,9 @@ def run_preflight(prepared: Prepared, as_json: bool) -> None:
     Nothing is recorded then: no deployment, so no failure budget spent. With ``--json``
     the one object on stdout is the plan with ``"status": "preflight_failed"``.
     """
+    from deployer.hosts.preflight import checks_json, checks_text, needed_bytes
     from deployer.operations.push import preflight
     from deployer.operations.rollout import artifact_for
-    from deployer.preflight import checks_json, checks_text, needed_bytes
 
     spec = prepared.spec
     artifact = artifact_for(prepared.kind, spec, kept=prepared.options.promoted_from is not None)
@@ -321,8 +321,8 @@ def run_and_report(
     seconds passed first (:func:`within_deadline`).
     """
     from deployer.cli.query import automatic_rollback
-    from deployer.render import deployment_json, rollback_sentence
-    from deployer.rollout_values import GracefulStop
+    from deployer.core.rollout import GracefulStop
+    from deployer.views.render import deployment_json, rollback_sentence
 
     stop = GracefulStop()
     if tui:
@@ -332,11 +332,11 @@ def run_and_report(
             lambda sink: within_deadline(deadline, stop, start(sink, stop), say=False), store=store, stop=stop
         )
     else:
-        from deployer.progress import PlainProgress
+        from deployer.views.progress import PlainProgress
 
         progress: LiveProgress | PlainProgress
         if sys.stderr.isatty() and not as_json:
-            from deployer.live_progress import LiveProgress  # rich: only when shown
+            from deployer.views.live_progress import LiveProgress  # rich: only when shown
 
             progress = LiveProgress()
         else:
@@ -378,7 +378,7 @@ async def within_deadline(
     """
     if deadline is None:
         return await run
-    from deployer.decide import StopCause
+    from deployer.core.decide import StopCause
 
     def passed() -> None:
         if stop.cause is None and say:
@@ -410,7 +410,7 @@ async def run_stoppable(
     The message names the deployment left running (``running`` when it is known before
     its events come, as for a resume), which may be an automatic rollback of the push.
     """
-    from deployer.decide import StopCause
+    from deployer.core.decide import StopCause
 
     loop = asyncio.get_running_loop()
     task = asyncio.current_task()
@@ -418,7 +418,7 @@ async def run_stoppable(
     seen: dict[str, str] = {}  # the signal that left
     unfinished = [running] if running else []  # deployments begun and not yet finished, in order
 
-    from deployer.events import DeploymentFinished, DeploymentStarted  # events import the spec models
+    from deployer.core.events import DeploymentFinished, DeploymentStarted  # events import the spec models
 
     def watch(event: Event) -> None:
         if isinstance(event, DeploymentStarted) and event.deployment_id not in unfinished:

@@ -17,9 +17,16 @@ from deployer.cli.deploy import (
     nothing_to_do,
 )
 from deployer.cli.options import db_option, echo_json, json_option
-from deployer.clock import utcnow
-from deployer.decide import StopCause
-from deployer.fleet_sync import (
+from deployer.core.clock import utcnow
+from deployer.core.decide import StopCause
+from deployer.core.quantities import parse_duration
+from deployer.core.results import DeploymentKind
+from deployer.core.rollout import GracefulStop
+from deployer.core.wording import count_of
+from deployer.operations.options import PushOptions
+from deployer.operations.plan import Prepared, retire_departed
+from deployer.operations.reconcile import settle_unknown_hosts
+from deployer.operations.sync import (
     Round,
     Unchanged,
     load,
@@ -31,15 +38,8 @@ from deployer.fleet_sync import (
     round_line,
     watch_sync,
 )
-from deployer.operations.options import PushOptions
-from deployer.operations.plan import Prepared, retire_departed
-from deployer.operations.reconcile import settle_unknown_hosts
-from deployer.progress import PlainProgress
-from deployer.quantities import parse_duration
-from deployer.results import DeploymentKind
-from deployer.rollout_values import GracefulStop
 from deployer.store import Store, open_store
-from deployer.wording import count_of
+from deployer.views.progress import PlainProgress
 
 yes_option = click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
 

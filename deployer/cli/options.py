@@ -10,9 +10,9 @@ from typing import Any, TypeVar
 
 import click
 
-from deployer.errors import TimeExpressionError
-from deployer.timeexpr import FORMS, parse_time
-from deployer.timefmt import LOCAL
+from deployer.core.errors import TimeExpressionError
+from deployer.core.timeexpr import FORMS, parse_time
+from deployer.core.timefmt import LOCAL
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -50,7 +50,7 @@ def echo_json(document: object) -> None:
 
 
 class TimeParam(click.ParamType[datetime, Any]):
-    """A TIME on the command line (see :mod:`deployer.timeexpr`): an aware UTC datetime.
+    """A TIME on the command line (see :mod:`deployer.core.timeexpr`): an aware UTC datetime.
 
     Relative forms count back from the moment the command runs; a time written
     without a zone is read in this machine's zone.

@@ -2,7 +2,7 @@
 ``pause``, ``resume`` and ``abort``.
 
 Each command opens the store, asks it one or two things, and hands the views to
-:mod:`deployer.render`. ``pause``, ``resume`` and ``abort`` only record the
+:mod:`deployer.views.render`. ``pause``, ``resume`` and ``abort`` only record the
 request in the store; the deployment's controller polls it and acts.
 """
 
@@ -17,10 +17,14 @@ import click
 
 from deployer.cli.completion import complete_app, complete_deployment_id, complete_environment, complete_host
 from deployer.cli.options import TIME, db_option, echo_json, json_option
-from deployer.clock import utcnow
-from deployer.errors import ControlError, NotFound
-from deployer.policy import rollback_due
-from deployer.render import (
+from deployer.core.clock import utcnow
+from deployer.core.errors import ControlError, NotFound
+from deployer.core.policy import rollback_due
+from deployer.core.results import ControlAction, HostStatus
+from deployer.core.terminal_text import escape_controls
+from deployer.core.timefmt import LOCAL
+from deployer.store import DeploymentView, Liveness, Store, open_store
+from deployer.views.render import (
     RollbackSummary,
     control_json,
     control_lines,
@@ -36,10 +40,6 @@ from deployer.render import (
     versions_json,
     versions_lines,
 )
-from deployer.results import ControlAction, HostStatus
-from deployer.store import DeploymentView, Liveness, Store, open_store
-from deployer.terminal_text import escape_controls
-from deployer.timefmt import LOCAL
 
 AT_HELP = "The moment to ask about: ISO 8601 (local time unless zoned), `3h ago`, `2d`, `yesterday 18:30`."
 

@@ -28,7 +28,7 @@ then name, group files over inventory group vars, host vars over both.
 Every format ends in :func:`~deployer.inventory.assemble.assemble_fleet`, which checks
 what holds for a whole fleet (a datacenter per host, unique names).
 
-Problems with what a file says are :class:`~deployer.errors.SpecError` issues (file,
+Problems with what a file says are :class:`~deployer.core.errors.SpecError` issues (file,
 line, field); a script that cannot be run, fails, times out or prints something
-other than JSON is a :class:`~deployer.errors.FleetError`.
+other than JSON is a :class:`~deployer.core.errors.FleetError`.
 """

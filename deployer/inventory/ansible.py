@@ -19,8 +19,10 @@ from typing import Any
 
 from pydantic_core import PydanticCustomError
 
-from deployer.errors import SpecError, SpecIssue, sorted_issues
-from deployer.fields import (
+from deployer.core.errors import SpecError, SpecIssue, sorted_issues
+from deployer.core.targets import Fleet, SshOptions
+from deployer.inventory.assemble import HostEntry, assemble_fleet, missing_datacenter
+from deployer.inventory.fields import (
     check_address,
     check_host_name,
     check_label,
@@ -28,9 +30,7 @@ from deployer.fields import (
     check_user,
     local_path,
 )
-from deployer.fleet import Fleet, SshOptions
-from deployer.inventory.assemble import HostEntry, assemble_fleet, missing_datacenter
-from deployer.yamlload import YamlDocument, YamlPath, describe, format_path, load_yaml, read_bounded
+from deployer.inventory.yamlload import YamlDocument, YamlPath, describe, format_path, load_yaml, read_bounded
 
 MAX_INVENTORY_HOSTS = 100_000  # hosts one Ansible inventory may hold, all its lines together
 _VARS_FILE_SUFFIXES = ("", ".yml", ".yaml", ".json")

@@ -6,7 +6,7 @@ from typing import Any
 
 from deployer.inventory.ansible import AnsibleInventory, Var, vars_from_yaml
 from deployer.inventory.patterns import expand_host_pattern, split_host_port
-from deployer.yamlload import YamlDocument, YamlPath, describe, format_path
+from deployer.inventory.yamlload import YamlDocument, YamlPath, describe, format_path
 
 
 def read_ansible_yaml(inventory: AnsibleInventory, document: YamlDocument) -> None:

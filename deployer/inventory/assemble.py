@@ -10,8 +10,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from deployer.errors import SpecError, SpecIssue
-from deployer.fleet import Fleet, Host, SshOptions
+from deployer.core.errors import SpecError, SpecIssue
+from deployer.core.targets import Fleet, Host, SshOptions
 
 
 @dataclass(frozen=True, slots=True)

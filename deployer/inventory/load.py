@@ -8,14 +8,14 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from deployer.errors import FleetError, SpecError
-from deployer.fleet import Fleet
+from deployer.core.errors import FleetError, SpecError
+from deployer.core.targets import Fleet
 from deployer.inventory.ansible import AnsibleInventory, ansible_fleet
 from deployer.inventory.ansible_yaml import read_ansible_yaml
 from deployer.inventory.ini import read_ini
 from deployer.inventory.ours import fleet_of_our_yaml, is_our_yaml
 from deployer.inventory.script import read_script
-from deployer.yamlload import YamlDocument, load_yaml, load_yaml_mapping, read_bounded
+from deployer.inventory.yamlload import YamlDocument, load_yaml, load_yaml_mapping, read_bounded
 
 SCRIPT_TIMEOUT = 30.0  # seconds a dynamic inventory script may take, all its calls together
 _DATA_SUFFIXES = frozenset({".yml", ".yaml", ".json", ".ini", ".cfg", ".txt"})

@@ -12,8 +12,10 @@ from typing import Any, Literal
 
 from pydantic import ConfigDict, Field, StrictBool, ValidationError
 
-from deployer.errors import SpecError
-from deployer.fields import (
+from deployer.core.errors import SpecError
+from deployer.core.targets import Fleet, SshOptions
+from deployer.inventory.assemble import HostEntry, assemble_fleet
+from deployer.inventory.fields import (
     Address,
     Duration,
     FrozenModel,
@@ -26,9 +28,7 @@ from deployer.fields import (
     UserName,
     local_path,
 )
-from deployer.fleet import Fleet, SshOptions
-from deployer.inventory.assemble import HostEntry, assemble_fleet
-from deployer.yamlload import Locate, YamlDocument, YamlPath, format_path, issues_from_validation
+from deployer.inventory.yamlload import Locate, YamlDocument, YamlPath, format_path, issues_from_validation
 
 
 class SshModel(FrozenModel):

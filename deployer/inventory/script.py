@@ -1,7 +1,7 @@
 """Ansible dynamic inventory scripts: ``--list`` (``--host NAME`` without ``_meta``), within a timeout.
 
 A script that cannot be run, fails, times out or prints something other than JSON is a
-:class:`~deployer.errors.FleetError`; what its JSON says wrongly is a spec issue, as in
+:class:`~deployer.core.errors.FleetError`; what its JSON says wrongly is a spec issue, as in
 any other inventory.
 """
 
@@ -18,10 +18,10 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from deployer.errors import FleetError
+from deployer.core.errors import FleetError
+from deployer.core.results import tail
 from deployer.inventory.ansible import AnsibleInventory, Var
-from deployer.results import tail
-from deployer.yamlload import MAX_INT_DIGITS, describe
+from deployer.inventory.yamlload import MAX_INT_DIGITS, describe
 
 
 def read_script(inventory: AnsibleInventory, path: Path, deadline: float, timeout: float) -> None:

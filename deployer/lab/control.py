@@ -26,8 +26,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from deployer.errors import LabError
-from deployer.fleet import Fleet, Host, SshOptions
+from deployer.core.errors import LabError
+from deployer.core.targets import Fleet, Host, SshOptions
 from deployer.lab.keys import ensure_key
 from deployer.lab.paths import LabPaths, unix_socket_address
 from deployer.lab.plan import (
@@ -97,7 +97,7 @@ class LabFleet:
     """A running lab, as the code that started (or found) it sees it.
 
     A context manager: leaving the block stops the lab. ``hosts`` are
-    :class:`deployer.fleet.Host` values exactly as ``inventory_path`` lists them.
+    :class:`deployer.core.targets.Host` values exactly as ``inventory_path`` lists them.
     """
 
     __slots__ = ("hosts", "paths", "pid")

@@ -22,7 +22,7 @@ from collections.abc import Mapping
 
 import asyncssh
 
-from deployer.fleet import Host
+from deployer.core.targets import Host
 from deployer.lab.paths import LabPaths
 from deployer.lab.plan import FaultMode
 from deployer.lab.procs import live_descendants, process_table

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import asyncssh
 
-from deployer.errors import LabError
+from deployer.core.errors import LabError
 
 
 def ensure_key(path: Path, comment: str) -> asyncssh.SSHKey:

@@ -14,8 +14,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from deployer.errors import LabError
-from deployer.fleet import Host
+from deployer.core.errors import LabError
+from deployer.core.targets import Host
 
 DEFAULT_PORT = 2222  # fixed and unprivileged, so a lab needs no root
 DEFAULT_BASE_ADDRESS = "127.0.20.1"

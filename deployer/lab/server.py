@@ -48,9 +48,9 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from deployer.errors import LabError
-from deployer.file_limits import raise_open_file_limit
-from deployer.fleet import Host
+from deployer.core.errors import LabError
+from deployer.core.targets import Host
+from deployer.hosts.file_limits import raise_open_file_limit
 from deployer.lab.host import LabHost, Sessions
 from deployer.lab.keys import load_key, public_key_line
 from deployer.lab.paths import LabPaths, unix_socket_address

@@ -9,8 +9,8 @@ import socket
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
-from deployer.runner import HostRunner
-from deployer.ssh import SshRunner
+from deployer.core.runner import HostRunner
+from deployer.hosts.ssh import SshRunner
 
 
 @dataclass(frozen=True, slots=True)

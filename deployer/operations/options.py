@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from deployer.results import DeploymentKind
+from deployer.core.results import DeploymentKind
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,17 +10,17 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 
-from deployer.errors import DeployerError, FleetError, NothingToRollBack
-from deployer.fleet import Fleet, Host, SshTarget, resolve_ssh
-from deployer.limit import limit_hosts
+from deployer.core.errors import DeployerError, FleetError, NothingToRollBack
+from deployer.core.planner import Plan, plan_waves
+from deployer.core.policy import failure_budget
+from deployer.core.results import DeploymentKind
+from deployer.core.spec import Spec, Stripe
+from deployer.core.targets import Fleet, Host, SshTarget, resolve_ssh
+from deployer.inventory.limit import limit_hosts
 from deployer.operations.options import PushOptions
 from deployer.operations.reading import read_spec
 from deployer.operations.reconcile import settle_unknown_hosts
-from deployer.planner import Plan, plan_waves
-from deployer.policy import failure_budget
-from deployer.results import DeploymentKind
 from deployer.spec.load import load_fleet
-from deployer.spec.values import Spec, Stripe
 from deployer.store import DeploymentView, Store
 
 log = logging.getLogger(__name__)

@@ -7,21 +7,21 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 
-from deployer.clock import utcnow
-from deployer.errors import StoreError
-from deployer.events import EventSink
-from deployer.fleet import Fleet, Host, resolve_ssh
-from deployer.kept_artifacts import prune_kept
-from deployer.notify import notifying
+from deployer.core.clock import utcnow
+from deployer.core.errors import StoreError
+from deployer.core.events import EventSink
+from deployer.core.rollout import GracefulStop, RolloutOutcome
+from deployer.core.runner import Artifact, HostRunner
+from deployer.core.spec import Spec
+from deployer.core.targets import Fleet, Host, resolve_ssh
+from deployer.hosts.kept_artifacts import prune_kept
+from deployer.hosts.preflight import HostCheck, check_hosts, needed_bytes
+from deployer.hosts.ssh import SshRunner
 from deployer.operations.context import Identity, runner_scope
 from deployer.operations.plan import Prepared
 from deployer.operations.rollback import complete_automatic_rollback
 from deployer.operations.rollout import run_new
-from deployer.preflight import HostCheck, check_hosts, needed_bytes
-from deployer.rollout_values import GracefulStop, RolloutOutcome
-from deployer.runner import Artifact, HostRunner
-from deployer.spec.values import Spec
-from deployer.ssh import SshRunner
+from deployer.rollout.notify import notifying
 from deployer.store import Store
 
 log = logging.getLogger(__name__)

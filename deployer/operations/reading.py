@@ -7,8 +7,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from deployer.core.spec import Spec
 from deployer.spec.load import load_spec
-from deployer.spec.values import Spec
 
 
 def check_fabric_task(reference: str, args: Mapping[str, Any]) -> str | None:
@@ -16,7 +16,7 @@ def check_fabric_task(reference: str, args: Mapping[str, Any]) -> str | None:
 
     Fabric is imported here, only for a spec that names a task.
     """
-    from deployer.fabric_hooks import task_problem
+    from deployer.hosts.fabric_hooks import task_problem
 
     return task_problem(reference, args)
 

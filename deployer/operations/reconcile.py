@@ -1,6 +1,6 @@
 """``deploy reconcile``: ask UNKNOWN hosts what became of them, and record it.
 
-The verdicts are :func:`deployer.settle.settle_host`'s; this reads the deployments'
+The verdicts are :func:`deployer.core.settle.settle_host`'s; this reads the deployments'
 specs and inventories to reach their hosts.
 """
 
@@ -9,16 +9,16 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass
 
-from deployer.clock import utcnow
-from deployer.errors import DeployerError
-from deployer.fleet import resolve_ssh
+from deployer.core.clock import utcnow
+from deployer.core.errors import DeployerError
+from deployer.core.results import HostStatus
+from deployer.core.runner import HostRunner
+from deployer.core.settle import Verdict, settle_host
+from deployer.core.targets import resolve_ssh
 from deployer.operations.context import one_line_of, runner_scope
 from deployer.operations.options import options_from_json
 from deployer.operations.reading import read_spec
-from deployer.probing import probe_deadline, record_verdicts, settle_hosts
-from deployer.results import HostStatus
-from deployer.runner import HostRunner
-from deployer.settle import Verdict, settle_host
+from deployer.rollout.probing import probe_deadline, record_verdicts, settle_hosts
 from deployer.spec.load import load_fleet
 from deployer.store import Store
 

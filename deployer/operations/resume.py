@@ -7,26 +7,26 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from deployer.clock import utcnow
-from deployer.controller import Controller
-from deployer.errors import ControlError, SpecError
-from deployer.events import EventSink
-from deployer.fleet import SshTarget, resolve_ssh
-from deployer.kept_artifacts import kept_artifact
-from deployer.notify import notifying
+from deployer.core.clock import utcnow
+from deployer.core.errors import ControlError, SpecError
+from deployer.core.events import EventSink
+from deployer.core.policy import failure_budget, rolls_back_on_halt
+from deployer.core.results import DeploymentKind, DeploymentStatus, HostStatus
+from deployer.core.rollout import GracefulStop, Rollout, RolloutOutcome
+from deployer.core.runner import HostRunner
+from deployer.core.settle import settle_host
+from deployer.core.spec import Spec
+from deployer.core.targets import SshTarget, resolve_ssh
+from deployer.hosts.kept_artifacts import kept_artifact
 from deployer.operations.context import Identity, one_line_of, runner_scope
 from deployer.operations.options import PushOptions, options_from_json
 from deployer.operations.reading import read_spec
 from deployer.operations.rollback import complete_automatic_rollback
 from deployer.operations.rollout import artifact_for, gates_for, release_job, started_event
-from deployer.policy import failure_budget, rolls_back_on_halt
-from deployer.probing import probe_deadline, record_verdicts, settle_hosts
-from deployer.results import DeploymentKind, DeploymentStatus, HostStatus
-from deployer.rollout_values import GracefulStop, Rollout, RolloutOutcome
-from deployer.runner import HostRunner
-from deployer.settle import settle_host
+from deployer.rollout.controller import Controller
+from deployer.rollout.notify import notifying
+from deployer.rollout.probing import probe_deadline, record_verdicts, settle_hosts
 from deployer.spec.load import load_fleet
-from deployer.spec.values import Spec
 from deployer.store import DeploymentView, HostDeploymentView, Store
 
 

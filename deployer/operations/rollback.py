@@ -5,16 +5,16 @@ from __future__ import annotations
 import logging
 from dataclasses import replace
 
-from deployer.errors import DeployerError
-from deployer.events import EventSink
+from deployer.core.errors import DeployerError
+from deployer.core.events import EventSink
+from deployer.core.policy import rollback_due, rollback_groups
+from deployer.core.results import DeploymentKind
+from deployer.core.rollout import GracefulStop
+from deployer.core.runner import HostRunner
 from deployer.operations.context import Identity
 from deployer.operations.options import options_from_json
 from deployer.operations.plan import prepare
 from deployer.operations.rollout import run_new
-from deployer.policy import rollback_due, rollback_groups
-from deployer.results import DeploymentKind
-from deployer.rollout_values import GracefulStop
-from deployer.runner import HostRunner
 from deployer.store import Store
 
 log = logging.getLogger(__name__)

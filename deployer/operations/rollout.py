@@ -11,25 +11,25 @@ from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 
-from deployer.artifact import prepare_artifact
-from deployer.clock import utcnow
-from deployer.controller import Controller
-from deployer.errors import DeployerError
-from deployer.events import DeploymentStarted, EventSink
-from deployer.fleet import resolve_ssh
+from deployer.core.clock import utcnow
+from deployer.core.errors import DeployerError
+from deployer.core.events import DeploymentStarted, EventSink
+from deployer.core.policy import failure_budget, rolls_back_on_halt
+from deployer.core.results import DeploymentKind
+from deployer.core.rollout import Discover, GracefulStop, Joining, Rollout, RolloutOutcome
+from deployer.core.runner import Artifact, HostRunner, ReleaseJob
+from deployer.core.spec import Gate, Spec
+from deployer.core.targets import resolve_ssh
+from deployer.hosts.artifact import prepare_artifact
+from deployer.hosts.kept_artifacts import keep_artifact, kept_artifact
+from deployer.inventory.limit import limit_hosts
 from deployer.inventory.load import is_inventory_script
-from deployer.kept_artifacts import keep_artifact, kept_artifact
-from deployer.limit import limit_hosts
 from deployer.operations.context import Identity
 from deployer.operations.options import PushOptions, options_json
 from deployer.operations.plan import Prepared, retire_departed, targets_for
-from deployer.policy import failure_budget, rolls_back_on_halt
-from deployer.results import DeploymentKind
-from deployer.rollout_values import Discover, GracefulStop, Joining, Rollout, RolloutOutcome
-from deployer.runner import Artifact, HostRunner, ReleaseJob
+from deployer.rollout.controller import Controller
 from deployer.spec.hooks import hook_commands
 from deployer.spec.load import load_fleet
-from deployer.spec.values import Gate, Spec
 from deployer.store import NewDeployment, Store
 
 log = logging.getLogger(__name__)

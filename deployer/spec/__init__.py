@@ -1,6 +1,6 @@
 """The deployment spec: YAML in, a validated and frozen spec out.
 
-* :mod:`~deployer.spec.values` — the :class:`~deployer.spec.values.Spec` the rest of
+* :mod:`~deployer.core.spec` — the :class:`~deployer.core.spec.Spec` the rest of
   deployer reads, its defaults and enums (no pydantic);
 * :mod:`~deployer.spec.schema` — the pydantic models of a spec file;
 * :mod:`~deployer.spec.load` — reading and checking a file, every problem with its file,
@@ -9,6 +9,6 @@
   them;
 * :mod:`~deployer.spec.json_schema` — the JSON Schemas for editors.
 
-The values people write are typed in :mod:`deployer.fields`; a fleet written inline in a
+The values people write are typed in :mod:`deployer.inventory.fields`; a fleet written inline in a
 spec is our inventory format (:mod:`deployer.inventory.ours`).
 """

@@ -15,12 +15,12 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from deployer.errors import ArtifactError
-from deployer.fields import local_path
-from deployer.results import Step
-from deployer.runner import HookCommand
-from deployer.spec.values import DEFAULT_HOOK_INTERVAL, Hook, Spec
-from deployer.yamlload import YamlPath
+from deployer.core.errors import ArtifactError
+from deployer.core.results import Step
+from deployer.core.runner import HookCommand
+from deployer.core.spec import DEFAULT_HOOK_INTERVAL, Hook, Spec
+from deployer.inventory.fields import local_path
+from deployer.inventory.yamlload import YamlPath
 
 if TYPE_CHECKING:
     from deployer.spec.schema import HooksModel
@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 TaskCheck = Callable[[str, Mapping[str, Any]], str | None]
 """Why the Fabric task ``/absolute/fabfile.py:task`` cannot be called with ``args``, or None.
 
-The CLI and the operations that read specs pass :func:`deployer.fabric_hooks.task_problem`
+The CLI and the operations that read specs pass :func:`deployer.hosts.fabric_hooks.task_problem`
 in (through :func:`deployer.operations.reading.check_fabric_task`, which imports Fabric only when
 a spec names a task): the spec code itself imports no Fabric.
 """

@@ -1,8 +1,8 @@
-"""Reading a spec: YAML in, a validated and frozen :class:`~deployer.spec.values.Spec` out.
+"""Reading a spec: YAML in, a validated and frozen :class:`~deployer.core.spec.Spec` out.
 
 Reading a spec takes four steps, each reporting every problem it finds at once:
 
-1. :func:`~deployer.yamlload.load_yaml` parses the file and remembers the line of
+1. :func:`~deployer.inventory.yamlload.load_yaml` parses the file and remembers the line of
    every key;
 2. :class:`~deployer.spec.schema.SpecFileModel` (pydantic, frozen, unknown keys
    forbidden) checks the shape of the whole file, every environment's overrides included;
@@ -12,9 +12,9 @@ Reading a spec takes four steps, each reporting every problem it finds at once:
    tasks load (the :data:`~deployer.spec.hooks.TaskCheck` the caller passes in), that an
    inline fleet's host names are unique, the version.
 
-Every problem becomes a :class:`~deployer.errors.SpecIssue` naming the file, the
+Every problem becomes a :class:`~deployer.core.errors.SpecIssue` naming the file, the
 line and the dotted field (``strategy.batch[1]``), raised together in one
-:class:`~deployer.errors.SpecError`.
+:class:`~deployer.core.errors.SpecError`.
 """
 
 from __future__ import annotations
@@ -27,15 +27,13 @@ from typing import Any
 from pydantic import ValidationError
 from pydantic_core import PydanticCustomError
 
-from deployer.errors import SpecError, SpecIssue, sorted_issues
-from deployer.fields import check_version, local_path
-from deployer.fleet import Fleet
+from deployer.core.errors import SpecError, SpecIssue, sorted_issues
+from deployer.core.spec import DEFAULT_ENVIRONMENT, FleetRef, Gate, NotifySink, Spec, Strategy
+from deployer.core.targets import Fleet
+from deployer.inventory.fields import check_version, local_path
 from deployer.inventory.load import load_inventory
 from deployer.inventory.ours import InventoryModel, fleet_from_model, ssh_options
-from deployer.spec.hooks import TaskCheck, is_tarball_name, resolve_hooks
-from deployer.spec.schema import GateModel, NotifyModel, SpecFileModel, SpecModel, StrategyModel
-from deployer.spec.values import DEFAULT_ENVIRONMENT, FleetRef, Gate, NotifySink, Spec, Strategy
-from deployer.yamlload import (
+from deployer.inventory.yamlload import (
     Locate,
     YamlDocument,
     YamlPath,
@@ -44,6 +42,8 @@ from deployer.yamlload import (
     load_yaml_mapping,
     read_bounded,
 )
+from deployer.spec.hooks import TaskCheck, is_tarball_name, resolve_hooks
+from deployer.spec.schema import GateModel, NotifyModel, SpecFileModel, SpecModel, StrategyModel
 
 # Keys of an environment's overrides that merge key by key into the base; others replace.
 MERGED_BY_KEY = frozenset({"ssh", "strategy", "hooks"})
@@ -237,7 +237,7 @@ def _resolve(
 
 def _strategy(strategy: StrategyModel) -> Strategy:
     """The strategy as the controller reads it (a field of ``strategy:`` is written in
-    :class:`~deployer.spec.schema.StrategyModel`, held by :class:`~deployer.spec.values.Strategy`
+    :class:`~deployer.spec.schema.StrategyModel`, held by :class:`~deployer.core.spec.Strategy`
     and carried over here)."""
     return Strategy(
         batch=strategy.batch,

@@ -15,7 +15,21 @@ from typing import Annotated, Any, Literal
 from pydantic import ConfigDict, Discriminator, Field, StrictBool, Tag, model_validator
 from pydantic_core import PydanticCustomError
 
-from deployer.fields import (
+from deployer.core.spec import (
+    DEFAULT_BATCH,
+    DEFAULT_ENVIRONMENT,
+    DEFAULT_GATE_INTERVAL,
+    DEFAULT_GATE_TIMEOUT,
+    DEFAULT_HOOK_TIMEOUT,
+    DEFAULT_KEEP_RELEASES,
+    DEFAULT_MAX_FAILURES,
+    MIN_KEEP_RELEASES,
+    GateWhen,
+    NotifyEvent,
+    OnHalt,
+    Stripe,
+)
+from deployer.inventory.fields import (
     NAME_PATTERN,
     VERSION_PATTERN,
     Batch,
@@ -35,21 +49,7 @@ from deployer.fields import (
     count_json,
 )
 from deployer.inventory.ours import InventoryModel, SshModel
-from deployer.spec.values import (
-    DEFAULT_BATCH,
-    DEFAULT_ENVIRONMENT,
-    DEFAULT_GATE_INTERVAL,
-    DEFAULT_GATE_TIMEOUT,
-    DEFAULT_HOOK_TIMEOUT,
-    DEFAULT_KEEP_RELEASES,
-    DEFAULT_MAX_FAILURES,
-    MIN_KEEP_RELEASES,
-    GateWhen,
-    NotifyEvent,
-    OnHalt,
-    Stripe,
-)
-from deployer.yamlload import describe
+from deployer.inventory.yamlload import describe
 
 _TASK = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]*")
 

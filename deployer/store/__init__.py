@@ -44,7 +44,7 @@ Reads (the CLI, the TUI, the planner)::
 
 from __future__ import annotations
 
-from deployer.rollout_log import ControlState
+from deployer.core.rollout_log import ControlState
 from deployer.store.base import DEFAULT_STALE_AFTER
 from deployer.store.repository import Store, default_url, open_store, resolve_url
 from deployer.store.rollouts import NewDeployment, new_deployment_id

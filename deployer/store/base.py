@@ -18,11 +18,11 @@ from typing import Self
 from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import OperationalError
 
-from deployer.errors import DeploymentLocked, StoreLost
+from deployer.core.errors import DeploymentLocked, StoreLost
+from deployer.core.timefmt import format_span_no_days
 from deployer.store.engine import display_url, one_line, writer
 from deployer.store.queries import unfinished
 from deployer.store.views import Liveness
-from deployer.timefmt import format_span_no_days
 
 # A running deployment whose controller has not written a heartbeat for this long is
 # taken for dead (whatever machine it ran on). Controllers heartbeat every few seconds.

@@ -17,7 +17,7 @@ from sqlalchemy.engine import URL, Connection, make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 from sqlalchemy.pool import StaticPool
 
-from deployer.errors import StoreError
+from deployer.core.errors import StoreError
 
 BUSY_TIMEOUT_MS = 30_000
 WRITE_OPTION = "deployer_write"  # execution option that marks a write transaction

@@ -9,7 +9,7 @@ from datetime import datetime
 
 from sqlalchemy import bindparam, case, func, select, update
 
-from deployer.results import DeploymentKind, DeploymentStatus, HostStatus
+from deployer.core.results import DeploymentKind, DeploymentStatus, HostStatus
 from deployer.store.base import StoreBase
 from deployer.store.queries import HD, VI, D, H, aware, chunks
 from deployer.store.view_queries import covering_intervals, interval_columns, interval_view

@@ -31,7 +31,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.exc import OperationalError
 
-from deployer.errors import StoreError
+from deployer.core.errors import StoreError
 from deployer.store.engine import writer
 from deployer.store.models import add_partial_indexes, metadata
 

@@ -14,9 +14,9 @@ from typing import Any
 
 from sqlalchemy import BindParameter, Connection, Row, Select, bindparam, delete, func, insert, select, update
 
-from deployer.errors import NotFound
-from deployer.fleet import Host
-from deployer.results import HostStatus
+from deployer.core.errors import NotFound
+from deployer.core.results import HostStatus
+from deployer.core.targets import Host
 from deployer.store.models import deployments, host_deployments, host_steps, hosts, version_intervals
 
 D = deployments

@@ -1,7 +1,7 @@
 """Hosts whose outcome the controller did not see: finding them, and correcting their rows
 from what a probe read on the host itself (``deploy resume``, ``deploy reconcile``).
 
-The rules that turn a probe into a verdict are :func:`deployer.settle.settle_host`.
+The rules that turn a probe into a verdict are :func:`deployer.core.settle.settle_host`.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from typing import Any
 
 from sqlalchemy import func, select, update
 
-from deployer.results import HostStatus, Step
+from deployer.core.results import HostStatus, Step
 from deployer.store.base import StoreBase
 from deployer.store.queries import (
     FIND_FOR_RESULT,

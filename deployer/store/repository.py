@@ -16,7 +16,7 @@ from datetime import timedelta
 
 from sqlalchemy.exc import DBAPIError
 
-from deployer.errors import StoreError
+from deployer.core.errors import StoreError
 from deployer.store import migrate
 from deployer.store.base import DEFAULT_STALE_AFTER
 from deployer.store.deployment_reads import DeploymentReads
@@ -73,5 +73,5 @@ class Store(RolloutWrites, Reconciling, DeploymentReads, HostHistory):
     (:mod:`~deployer.store.deployment_reads`), and which version ran where
     (:mod:`~deployer.store.host_history`); the pool and the transactions are
     :mod:`~deployer.store.base`. The controller's loop sees it as a
-    :class:`~deployer.rollout_log.RolloutLog`.
+    :class:`~deployer.core.rollout_log.RolloutLog`.
     """

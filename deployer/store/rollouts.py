@@ -1,7 +1,7 @@
 """The deployment's own writes: from its start and its lock, through each host's steps
 and results, to its end; and the operator's pause, resume and abort requests.
 
-The controller's loop makes these calls through :class:`deployer.rollout_log.RolloutLog`;
+The controller's loop makes these calls through :class:`deployer.core.rollout_log.RolloutLog`;
 ``deploy resume`` takes a dead controller's deployment over here.
 """
 
@@ -17,9 +17,8 @@ from typing import Any
 from sqlalchemy import insert, select, update
 from sqlalchemy.exc import IntegrityError
 
-from deployer.errors import ControlError, DeploymentLocked, StoreError
-from deployer.fleet import Host
-from deployer.results import (
+from deployer.core.errors import ControlError, DeploymentLocked, StoreError
+from deployer.core.results import (
     ControlAction,
     DeploymentKind,
     DeploymentStatus,
@@ -28,7 +27,8 @@ from deployer.results import (
     Step,
     cap_output,
 )
-from deployer.rollout_log import ControlState
+from deployer.core.rollout_log import ControlState
+from deployer.core.targets import Host
 from deployer.store.base import StoreBase
 from deployer.store.models import dropped_notifications, gate_checks
 from deployer.store.queries import (

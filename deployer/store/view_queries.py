@@ -15,7 +15,14 @@ from typing import Any
 
 from sqlalchemy import Connection, Row, Select, bindparam, func, or_, select, true
 
-from deployer.results import ControlAction, DeploymentKind, DeploymentStatus, HostStatus, Step, StepResult
+from deployer.core.results import (
+    ControlAction,
+    DeploymentKind,
+    DeploymentStatus,
+    HostStatus,
+    Step,
+    StepResult,
+)
 from deployer.store.models import gate_checks
 from deployer.store.queries import HD, HS, VI, H, chunks
 from deployer.store.views import (

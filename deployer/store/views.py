@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, NamedTuple
 
-from deployer.results import (
+from deployer.core.results import (
     ControlAction,
     DeploymentKind,
     DeploymentStatus,
@@ -18,7 +18,7 @@ from deployer.results import (
     Step,
     StepResult,
 )
-from deployer.rollout_log import ControlState  # what the controller polls: defined beside its protocol
+from deployer.core.rollout_log import ControlState  # what the controller polls: defined beside its protocol
 
 
 @dataclass(frozen=True, slots=True)

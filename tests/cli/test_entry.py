@@ -11,7 +11,7 @@ def test_deploy_raises_its_open_file_limit_to_the_hard_one() -> None:
     program = (
         "import resource\n"
         "resource.setrlimit(resource.RLIMIT_NOFILE, (256, resource.getrlimit(resource.RLIMIT_NOFILE)[1]))\n"
-        "from deployer.file_limits import raise_open_file_limit\n"
+        "from deployer.hosts.file_limits import raise_open_file_limit\n"
         "raise_open_file_limit()\n"
         "soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)\n"
         "print(soft == min(hard, 65536), soft > 256)\n"

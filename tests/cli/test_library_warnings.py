@@ -90,7 +90,7 @@ def _shown(module: str, environ: dict[str, str], warnoptions: list[str]) -> list
     [
         ("asyncssh.crypto.misc", {}, [], False),  # a library's own warning: hidden
         ("paramiko", {}, [], False),
-        ("deployer.ssh", {}, [], True),  # ours: always shown
+        ("deployer.hosts.ssh", {}, [], True),  # ours: always shown
         ("tui.app", {}, [], True),
         ("deployer_plugin", {}, [], False),  # a name that only starts like ours is not ours
         ("asyncssh.crypto.misc", {}, ["always"], True),  # -W or PYTHONWARNINGS: left as asked

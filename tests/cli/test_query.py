@@ -27,11 +27,9 @@ from zoneinfo import ZoneInfo
 import click
 import pytest
 
-from deployer import render, wording
 from deployer.cli.options import TimeParam
-from deployer.fleet import Host
-from deployer.limit import limit_hosts, read_limit_files
-from deployer.results import (
+from deployer.core import wording
+from deployer.core.results import (
     ControlAction,
     DeploymentKind,
     DeploymentStatus,
@@ -39,6 +37,9 @@ from deployer.results import (
     HostStatus,
     Step,
 )
+from deployer.core.targets import Host
+from deployer.core.timefmt import LOCAL
+from deployer.inventory.limit import limit_hosts, read_limit_files
 from deployer.store import (
     ControlState,
     DeploymentView,
@@ -49,7 +50,7 @@ from deployer.store import (
     VersionInterval,
     open_store,
 )
-from deployer.timefmt import LOCAL
+from deployer.views import render
 from tests.plugins.stores import PG_SERVER, pg_schema_url
 
 DEPLOY = str(Path(sys.executable).with_name("deploy"))

@@ -6,9 +6,16 @@ from pathlib import Path
 
 import pytest
 
-from deployer.errors import DeployerError, DeploymentLocked, NotFound, PromotionRefused, SpecError, StoreLost
-from deployer.exitcodes import ExitCode, exit_code_for
-from deployer.results import DeploymentStatus, HostStatus
+from deployer.core.errors import (
+    DeployerError,
+    DeploymentLocked,
+    NotFound,
+    PromotionRefused,
+    SpecError,
+    StoreLost,
+)
+from deployer.core.exitcodes import ExitCode, exit_code_for
+from deployer.core.results import DeploymentStatus, HostStatus
 from deployer.store.host_history import pick_last_good_version
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "cli.md"

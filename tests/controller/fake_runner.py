@@ -15,10 +15,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from deployer.clock import SYSTEM_CLOCK, Clock
-from deployer.fleet import SshTarget
-from deployer.results import HostResult, HostStatus, Step
-from deployer.runner import HostEvents, HostProbe, ReleaseJob, StageReport, StepStarted
+from deployer.core.clock import SYSTEM_CLOCK, Clock
+from deployer.core.results import HostResult, HostStatus, Step
+from deployer.core.runner import HostEvents, HostProbe, ReleaseJob, StageReport, StepStarted
+from deployer.core.targets import SshTarget
 
 STEPS = (
     Step.CONNECT,

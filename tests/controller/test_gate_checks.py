@@ -8,9 +8,9 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from deployer.gate_checks import GateContext, check_gates
-from deployer.gates import GateVerdict
-from deployer.spec.values import Gate, GateWhen
+from deployer.core.gates import GateVerdict
+from deployer.core.spec import Gate, GateWhen
+from deployer.rollout.gate_checks import GateContext, check_gates
 
 CONTEXT = GateContext("shop", "2.0", "prod", "d-1", 2, ("web-a", "web-b"))
 

@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from deployer.fleet import SshTarget
+from deployer.core.results import DeploymentStatus, HostResult, HostStatus
+from deployer.core.runner import HostEvents, ReleaseJob
+from deployer.core.targets import SshTarget
 from deployer.operations.options import PushOptions
 from deployer.operations.plan import prepare
 from deployer.operations.push import execute
-from deployer.results import DeploymentStatus, HostResult, HostStatus
-from deployer.runner import HostEvents, ReleaseJob
 from deployer.store import Store
 from tests.controller.fake_runner import FakeRunner
 from tests.store.builders import at, begin, hosts, result

@@ -9,12 +9,12 @@ from typing import TypeVar
 
 import pytest
 
-from deployer.controller import Controller
-from deployer.events import Baking, ControlChanged, Event, HostFinished, WaveFinished, WaveStarted
-from deployer.fleet import Host, SshTarget
-from deployer.results import ControlAction, DeploymentKind, DeploymentStatus, HostStatus, Step
-from deployer.rollout_values import Rollout, RolloutOutcome
-from deployer.runner import ReleaseJob
+from deployer.core.events import Baking, ControlChanged, Event, HostFinished, WaveFinished, WaveStarted
+from deployer.core.results import ControlAction, DeploymentKind, DeploymentStatus, HostStatus, Step
+from deployer.core.rollout import Rollout, RolloutOutcome
+from deployer.core.runner import ReleaseJob
+from deployer.core.targets import Host, SshTarget
+from deployer.rollout.controller import Controller
 from deployer.store import NewDeployment, Store, open_store
 from tests.controller.fake_runner import FakeRunner
 from tests.fake_clock import FakeClock

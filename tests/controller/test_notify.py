@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from deployer.events import (
+from deployer.core.events import (
     Baking,
     ControlChanged,
     DeploymentFinished,
@@ -15,8 +15,8 @@ from deployer.events import (
     WaveFinished,
     WaveStarted,
 )
-from deployer.notify import event_name, notification_json, sink_label
-from deployer.spec.values import NOTIFY_EVENTS, NotifySink
+from deployer.core.spec import NOTIFY_EVENTS, NotifySink
+from deployer.rollout.notify import event_name, notification_json, sink_label
 
 AT = datetime(2026, 12, 6, 12, 0, tzinfo=UTC)
 STARTED = DeploymentStarted("d-1", "shop", "prod", "push", "2.0", "1.0", 3, 12, 0, {}, AT)

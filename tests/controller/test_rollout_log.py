@@ -10,7 +10,9 @@ import pytest
 IMPORT_TIMEOUT = 60.0  # seconds for a fresh interpreter to import the module
 
 
-@pytest.mark.parametrize("module", ["deployer.controller", "deployer.probing", "deployer.rollout_log"])
+@pytest.mark.parametrize(
+    "module", ["deployer.rollout.controller", "deployer.rollout.probing", "deployer.core.rollout_log"]
+)
 def test_the_loop_imports_no_sqlalchemy(module: str) -> None:
     code = f"import sys, {module}; print(sorted(m for m in sys.modules if m.split('.')[0] == 'sqlalchemy'))"
     run = subprocess.run(

@@ -5,11 +5,11 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass, field, replace
 
-from deployer.controller import Controller, Rollout
-from deployer.events import Event, HostStaged, Notice
-from deployer.fleet import SshTarget
-from deployer.results import DeploymentStatus, HostStatus, Step
-from deployer.runner import ReleaseJob, StageReport
+from deployer.core.events import Event, HostStaged, Notice
+from deployer.core.results import DeploymentStatus, HostStatus, Step
+from deployer.core.runner import ReleaseJob, StageReport
+from deployer.core.targets import SshTarget
+from deployer.rollout.controller import Controller, Rollout
 from deployer.store import Store
 from tests.controller.fake_runner import FakeRunner
 from tests.controller.test_loop import begin, hosts

@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from deployer.decide import Control, Decision, RolloutState, StopCause, StopReason, decide
-from deployer.results import DeploymentStatus, HostStatus
+from deployer.core.decide import Control, Decision, RolloutState, StopCause, StopReason, decide
+from deployer.core.results import DeploymentStatus, HostStatus
 
 NOW = datetime(2026, 12, 6, 12, 0, tzinfo=UTC)
 OVER_BUDGET = "3 hosts failed, more than the 2 allowed"

@@ -14,11 +14,11 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from deployer.errors import SpecError, TimeExpressionError
+from deployer.core.errors import SpecError, TimeExpressionError
+from deployer.core.quantities import DURATION_PATTERN, UNIT_SECONDS, parse_duration
+from deployer.core.timeexpr import parse_time
 from deployer.operations.reading import check_fabric_task
-from deployer.quantities import DURATION_PATTERN, UNIT_SECONDS, parse_duration
 from deployer.spec.load import load_spec
-from deployer.timeexpr import parse_time
 
 NOW = datetime(2026, 11, 27, 18, 30, tzinfo=UTC)
 

@@ -8,10 +8,10 @@ from typing import Any
 
 import pytest
 
-from deployer.decide import Decision, GatePlan, RolloutState, StopReason, decide
-from deployer.gates import field_value, judge_command, judge_http
-from deployer.results import DeploymentStatus, HostStatus
-from deployer.spec.values import Gate, GateWhen
+from deployer.core.decide import Decision, GatePlan, RolloutState, StopReason, decide
+from deployer.core.gates import field_value, judge_command, judge_http
+from deployer.core.results import DeploymentStatus, HostStatus
+from deployer.core.spec import Gate, GateWhen
 
 NOW = datetime(2026, 12, 6, 12, 0, tzinfo=UTC)
 S, P, R = HostStatus.SUCCEEDED, HostStatus.PENDING, HostStatus.RUNNING

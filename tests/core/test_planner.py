@@ -12,9 +12,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from deployer.errors import FleetError
-from deployer.fleet import Host
-from deployer.planner import (
+from deployer.core.errors import FleetError
+from deployer.core.planner import (
     Plan,
     Skip,
     Wave,
@@ -24,7 +23,8 @@ from deployer.planner import (
     skip_current,
     wave_sizes,
 )
-from deployer.quantities import Count
+from deployer.core.quantities import Count
+from deployer.core.targets import Host
 
 PROPERTY_SETTINGS = settings(max_examples=150, deadline=None)
 

@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
-from deployer.policy import failure_budget, may_start_count, rollback_groups, should_halt
-from deployer.quantities import Count
+from deployer.core.policy import failure_budget, may_start_count, rollback_groups, should_halt
+from deployer.core.quantities import Count
 
 
 @pytest.mark.parametrize(

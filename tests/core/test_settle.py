@@ -6,9 +6,9 @@ from typing import Any
 
 import pytest
 
-from deployer.results import HostStatus
-from deployer.runner import HostProbe
-from deployer.settle import settle_host
+from deployer.core.results import HostStatus
+from deployer.core.runner import HostProbe
+from deployer.core.settle import settle_host
 
 P, R, U = HostStatus.PENDING, HostStatus.RUNNING, HostStatus.UNKNOWN
 DOWN = HostProbe("web1", reachable=False, error="connection refused")

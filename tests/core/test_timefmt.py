@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from deployer.timefmt import (
+from deployer.core.timefmt import (
     LOCAL,
     format_age,
     format_age_ticking,

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from deployer.fleet import Host
+from deployer.core.targets import Host
 
 HOOK_SCRIPT = """#!/bin/sh
 set -eu

@@ -6,7 +6,7 @@ import os
 import signal
 from collections import Counter
 
-from deployer.results import DeploymentStatus, HostStatus
+from deployer.core.results import DeploymentStatus, HostStatus
 from deployer.store import DeploymentView, open_store
 from tests.e2e.support import App, wait_until
 

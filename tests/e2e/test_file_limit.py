@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from deployer.file_limits import RESERVED_FILES
+from deployer.hosts.file_limits import RESERVED_FILES
 from deployer.lab import LabFleet
 from tests.e2e.support import E2EFleet, make_app
 

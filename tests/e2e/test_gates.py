@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from deployer.notify import EXIT_WAIT
+from deployer.rollout.notify import EXIT_WAIT
 from deployer.store import open_store
 from tests.e2e.conftest import fleet_of, store_of
 from tests.e2e.http_server import HANG, LocalHttp, serve

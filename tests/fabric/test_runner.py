@@ -12,12 +12,12 @@ from pathlib import Path
 
 import pytest
 
-from deployer.fabric_connection import HookVariables
-from deployer.fabric_hooks import FabricHooks, HookOutcome
-from deployer.fleet import SshOptions, SshTarget, resolve_ssh
-from deployer.results import HostResult, HostStatus, Step
-from deployer.runner import HookCommand, JobKind
-from deployer.ssh import SshRunner
+from deployer.core.results import HostResult, HostStatus, Step
+from deployer.core.runner import HookCommand, JobKind
+from deployer.core.targets import SshOptions, SshTarget, resolve_ssh
+from deployer.hosts.fabric_connection import HookVariables
+from deployer.hosts.fabric_hooks import FabricHooks, HookOutcome
+from deployer.hosts.ssh import SshRunner
 from tests.fabric.support import write_fabfile
 from tests.plugins.sshd_fleet import SshdFleet
 from tests.ssh.support import Recorder, hook, job, kill_marked, make_artifact, pids_running, run, wait_until
@@ -158,7 +158,7 @@ def test_a_changed_host_key_is_refused_under_both_policies(sshd_fleet: SshdFleet
             f"after_install Fabric task fabfile.py:hello could not connect: host key CHANGED for {where}: "
             "it offers ssh-ed25519 SHA256:"
         )
-        # The runner's own sentence: one verdict for both paths (deployer.host_keys).
+        # The runner's own sentence: one verdict for both paths (deployer.hosts.host_keys).
         assert f"which is not the key recorded in {known_hosts}; if the change is expected" in refused.error
     assert known_hosts.read_text() == before
 

@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from deployer.fabric_connection import CapturedOutput, bounded_command, exported
-from deployer.fabric_hooks import hook_variables, task_problem
-from deployer.fabric_tasks import load_task, task_label
-from deployer.fleet import Host
-from deployer.results import Step
+from deployer.core.results import Step
+from deployer.core.targets import Host
+from deployer.hosts.fabric_connection import CapturedOutput, bounded_command, exported
+from deployer.hosts.fabric_hooks import hook_variables, task_problem
+from deployer.hosts.fabric_tasks import load_task, task_label
 from tests.ssh.support import hook, job
 
 FABFILE = """

@@ -11,8 +11,8 @@ from typing import Any
 
 import yaml
 
-from deployer.fleet import Host
-from deployer.kept_artifacts import versions_dir
+from deployer.core.targets import Host
+from deployer.hosts.kept_artifacts import versions_dir
 from deployer.store import DeploymentView, open_store
 from tests.e2e.support import App, E2EFleet, make_app
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import signal
 from datetime import datetime
 
-from deployer.results import DeploymentStatus, HostStatus
+from deployer.core.results import DeploymentStatus, HostStatus
 from tests.e2e.support import wait_until
 from tests.fleet.support import ChangingFleet, deployment, json_lines, running, steps_of
 

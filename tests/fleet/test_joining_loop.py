@@ -8,11 +8,11 @@ from datetime import UTC, datetime
 
 import pytest
 
-from deployer.controller import Controller
-from deployer.events import Event, HostsJoined, WaveStarted
-from deployer.fleet import Host
-from deployer.results import ControlAction, DeploymentStatus, HostStatus, Step
-from deployer.rollout_values import GracefulStop, Joining, Rollout, RolloutOutcome
+from deployer.core.events import Event, HostsJoined, WaveStarted
+from deployer.core.results import ControlAction, DeploymentStatus, HostStatus, Step
+from deployer.core.rollout import GracefulStop, Joining, Rollout, RolloutOutcome
+from deployer.core.targets import Host
+from deployer.rollout.controller import Controller
 from deployer.store import Store, open_store
 from tests.controller.fake_runner import FakeRunner
 from tests.controller.test_loop import begin, hosts, target

@@ -6,11 +6,11 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from deployer.errors import PromotionRefused
-from deployer.fleet import Host
-from deployer.fleet_sync import promotable_version
+from deployer.core.errors import PromotionRefused
+from deployer.core.results import DeploymentKind, DeploymentStatus, HostResult, HostStatus
+from deployer.core.targets import Host
 from deployer.operations.plan import latest_release
-from deployer.results import DeploymentKind, DeploymentStatus, HostResult, HostStatus
+from deployer.operations.sync import promotable_version
 from deployer.store import NewDeployment, Store
 
 T0 = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import asyncssh
 
-from deployer.fleet import Host
+from deployer.core.targets import Host
 
 
 async def connect(

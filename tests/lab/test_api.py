@@ -9,7 +9,7 @@ from pathlib import Path
 import asyncssh
 import pytest
 
-from deployer.errors import LabError
+from deployer.core.errors import LabError
 from deployer.lab import FaultMode, LabFleet
 from tests.lab.clients import connect, run
 from tests.plugins.lab_fleet import LabFactory

@@ -18,7 +18,7 @@ import asyncssh
 import pytest
 import yaml
 
-from deployer.fleet import Host
+from deployer.core.targets import Host
 from deployer.lab import FaultMode, break_hosts, stop_lab
 from tests.lab.clients import connect, openssh, run
 from tests.plugins.lab_fleet import free_base_address

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from deployer.errors import LabError
-from deployer.fleet import Host
+from deployer.core.errors import LabError
+from deployer.core.targets import Host
 from deployer.lab import lab_status, process_is_alive, stop_lab
 from tests.lab.clients import run
 from tests.lab.test_cli import deploy

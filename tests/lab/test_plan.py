@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from deployer.errors import LabError
-from deployer.fleet import Host
+from deployer.core.errors import LabError
+from deployer.core.targets import Host
 from deployer.lab.host import session_environment
 from deployer.lab.plan import (
     FaultMode,

@@ -30,7 +30,7 @@ from typing import Protocol
 
 import pytest
 
-from deployer.errors import LabError
+from deployer.core.errors import LabError
 from deployer.lab import LabFleet, start_lab
 from deployer.lab.plan import DEFAULT_PORT
 

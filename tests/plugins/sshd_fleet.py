@@ -72,7 +72,7 @@ from typing import Protocol
 import pytest
 import yaml
 
-from deployer.fleet import Fleet, Host, SshOptions
+from deployer.core.targets import Fleet, Host, SshOptions
 
 PORT = 2222
 USER = "root"
@@ -273,7 +273,7 @@ class SshdFleet:
         )
 
     def as_fleet(self) -> Fleet:
-        """The fleet as :mod:`deployer.fleet` values, as if read from :attr:`inventory_path`."""
+        """The fleet as :mod:`deployer.core.targets` values, as if read from :attr:`inventory_path`."""
         return Fleet(hosts=tuple(self.hosts), ssh=self.ssh_options, source=str(self.inventory_path))
 
     def host(self, name: str) -> Host:

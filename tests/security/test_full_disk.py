@@ -15,10 +15,10 @@ from pathlib import Path
 
 import pytest
 
-from deployer.artifact import prepare_artifact
-from deployer.fleet import SshOptions, resolve_ssh
-from deployer.results import HostResult, HostStatus, Step
-from deployer.ssh import SshRunner
+from deployer.core.results import HostResult, HostStatus, Step
+from deployer.core.targets import SshOptions, resolve_ssh
+from deployer.hosts.artifact import prepare_artifact
+from deployer.hosts.ssh import SshRunner
 from tests.plugins.sshd_fleet import FleetFactory, SshdFleet
 from tests.ssh.support import Recorder, job, run
 

@@ -2,7 +2,7 @@
 traceback, and never an allocation without bound.
 
 Each case is read in-process the way the CLI reads it: it either loads or raises a
-:class:`~deployer.errors.DeployerError` whose exit code is 2 (the CLI prints it as one
+:class:`~deployer.core.errors.DeployerError` whose exit code is 2 (the CLI prints it as one
 line). Anything else escaping is a bug, and the test shows the case. Memory is watched
 with tracemalloc: a case that holds more than :data:`PEAK_BYTES` at once fails (the INI
 range ``web-[01:99999999]`` once reached 7 GB before failing; it is now refused before it
@@ -29,7 +29,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from deployer.errors import DeployerError
+from deployer.core.errors import DeployerError
 from deployer.inventory.load import load_inventory
 from deployer.inventory.patterns import expand_host_pattern
 from deployer.operations.reading import check_fabric_task

@@ -14,13 +14,13 @@ from pathlib import Path
 
 import pytest
 
-from deployer.fleet import SshOptions, resolve_ssh
+from deployer.core.results import HostResult, HostStatus, Step
+from deployer.core.targets import SshOptions, resolve_ssh
+from deployer.hosts.protocol import driver_command
+from deployer.hosts.ssh import SshRunner
 from deployer.operations.reading import check_fabric_task
-from deployer.protocol import driver_command
-from deployer.results import HostResult, HostStatus, Step
 from deployer.spec.hooks import hook_commands
 from deployer.spec.load import load_spec
-from deployer.ssh import SshRunner
 from tests.plugins.sshd_fleet import FleetFactory, SshdFleet
 from tests.ssh.support import (
     LOCAL_HOST,

@@ -16,12 +16,12 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-from deployer.events import HostFinished
-from deployer.live_progress import LiveProgress
-from deployer.progress import PlainProgress
-from deployer.results import DeploymentStatus, HostStatus
+from deployer.core.events import HostFinished
+from deployer.core.results import DeploymentStatus, HostStatus
+from deployer.core.terminal_text import escape_controls
 from deployer.store import Store, open_store
-from deployer.terminal_text import escape_controls
+from deployer.views.live_progress import LiveProgress
+from deployer.views.progress import PlainProgress
 from tests.store.builders import T0, at, begin, hosts, result
 from tui.context import Context
 from tui.screens.host import host_header

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy
 
-from deployer.results import DeploymentStatus, HostStatus
+from deployer.core.results import DeploymentStatus, HostStatus
 from deployer.store import DeploymentView, open_store
 from tests.e2e.support import App, E2EFleet, make_app, wait_until
 

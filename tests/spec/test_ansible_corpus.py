@@ -15,8 +15,8 @@ from typing import Any
 
 import pytest
 
-from deployer.errors import SpecError
-from deployer.fleet import Host
+from deployer.core.errors import SpecError
+from deployer.core.targets import Host
 from deployer.inventory.load import load_inventory
 
 CORPUS = Path(__file__).resolve().parents[1] / "inventories"

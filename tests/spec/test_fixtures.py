@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from deployer.errors import SpecError
+from deployer.core.errors import SpecError
 from deployer.inventory.load import load_inventory
 from deployer.operations.reading import check_fabric_task
 from deployer.spec.load import load_fleet, load_spec

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from deployer.errors import ArtifactError, SpecError
+from deployer.core.errors import ArtifactError, SpecError
+from deployer.core.results import Step
+from deployer.core.runner import HookCommand
 from deployer.operations.reading import check_fabric_task
-from deployer.results import Step
-from deployer.runner import HookCommand
 from deployer.spec.hooks import hook_commands
 from deployer.spec.load import load_spec
 from tests.spec.support import BASE, FULL, VALID, write_spec
@@ -138,7 +138,7 @@ def test_reading_a_spec_imports_no_fabric(tmp_path: Path) -> None:
         f"spec = load_spec({str(path)!r}, check_task=lambda reference, args: None)\n"
         "load_fleet(spec)\n"
         "print(sorted(m for m in sys.modules if m.split('.')[0] in ('fabric', 'invoke', 'paramiko')"
-        " or m == 'deployer.fabric_hooks'))\n"
+        " or m == 'deployer.hosts.fabric_hooks'))\n"
     )
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "[]"

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from deployer.errors import FleetError, SpecError
-from deployer.fleet import Host, endpoint
+from deployer.core.errors import FleetError, SpecError
+from deployer.core.targets import Host, endpoint
 from deployer.inventory.load import is_inventory_script, load_inventory
 from deployer.inventory.patterns import expand_host_pattern, split_host_port
 

@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from deployer.errors import PatternError
-from deployer.fleet import Host
+from deployer.core.errors import PatternError
+from deployer.core.targets import Host
+from deployer.inventory.limit import limit_hosts, read_limit_files, split_pattern
 from deployer.inventory.load import load_inventory
-from deployer.limit import limit_hosts, read_limit_files, split_pattern
 
 LIMIT = Path(__file__).resolve().parents[1] / "inventories" / "limit"
 ANSIBLE_SAYS: dict[str, list[str]] = json.loads((LIMIT / "patterns.json").read_text())

@@ -22,11 +22,11 @@ import jsonschema
 import pytest
 import yaml
 
-from deployer.errors import SpecError
+from deployer.core.errors import SpecError
 from deployer.inventory.load import load_inventory
+from deployer.inventory.yamlload import format_path
 from deployer.operations.reading import check_fabric_task
 from deployer.spec.load import load_spec
-from deployer.yamlload import format_path
 
 HERE = Path(__file__).parent
 REPO = HERE.parent.parent

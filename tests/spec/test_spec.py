@@ -8,13 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from deployer.errors import SpecError
-from deployer.fleet import SshOptions
+from deployer.core.errors import SpecError
+from deployer.core.quantities import Count
+from deployer.core.results import Step
+from deployer.core.spec import Gate, GateWhen, OnHalt, Stripe
+from deployer.core.targets import SshOptions
 from deployer.operations.reading import check_fabric_task
-from deployer.quantities import Count
-from deployer.results import Step
 from deployer.spec.load import load_spec
-from deployer.spec.values import Gate, GateWhen, OnHalt, Stripe
 from tests.spec.support import BASE, FULL, MINIMAL, VALID, write_spec
 
 

@@ -6,8 +6,8 @@ import textwrap
 
 import pytest
 
-from deployer.errors import SpecError
-from deployer.yamlload import data_path, format_path, load_yaml
+from deployer.core.errors import SpecError
+from deployer.inventory.yamlload import data_path, format_path, load_yaml
 
 
 def load(text: str):  # type: ignore[no-untyped-def]

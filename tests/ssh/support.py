@@ -22,11 +22,11 @@ from pathlib import Path
 
 import pytest
 
-from deployer.artifact import prepare_artifact
-from deployer.fleet import Host, SshOptions, SshTarget, resolve_ssh
-from deployer.protocol import Go, driver_command, encode
-from deployer.results import Step
-from deployer.runner import Artifact, HookCommand, JobKind, ReleaseJob, StepStarted
+from deployer.core.results import Step
+from deployer.core.runner import Artifact, HookCommand, JobKind, ReleaseJob, StepStarted
+from deployer.core.targets import Host, SshOptions, SshTarget, resolve_ssh
+from deployer.hosts.artifact import prepare_artifact
+from deployer.hosts.protocol import Go, driver_command, encode
 
 FLEETS = ["lab", pytest.param("openssh", marks=pytest.mark.openssh)]
 

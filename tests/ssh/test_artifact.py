@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from deployer.artifact import prepare_artifact
-from deployer.errors import ArtifactError
+from deployer.core.errors import ArtifactError
+from deployer.hosts.artifact import prepare_artifact
 
 
 def make_tree(root: Path) -> Path:

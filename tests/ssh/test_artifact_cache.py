@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from deployer.artifact import CACHE_KEEP_COUNT, prepare_artifact
-from deployer.kept_artifacts import kept_artifact, versions_dir
+from deployer.hosts.artifact import CACHE_KEEP_COUNT, prepare_artifact
+from deployer.hosts.kept_artifacts import kept_artifact, versions_dir
 from deployer.operations.push import prune_kept_artifacts
 from deployer.store import Store
 from tests.store.builders import at, deploy, hosts
@@ -24,7 +24,7 @@ PACKER = textwrap.dedent(
     """
     import sys
     from pathlib import Path
-    from deployer.artifact import prepare_artifact, sha256_of
+    from deployer.hosts.artifact import prepare_artifact, sha256_of
 
     work, me, count = Path(sys.argv[1]), sys.argv[2], int(sys.argv[3])
     for number in range(count):

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from deployer.fleet import SshOptions, resolve_ssh
-from deployer.results import HostResult, HostStatus, Step
-from deployer.ssh import SshRunner
+from deployer.core.results import HostResult, HostStatus, Step
+from deployer.core.targets import SshOptions, resolve_ssh
+from deployer.hosts.ssh import SshRunner
 from tests.plugins.lab_fleet import start_test_lab
 from tests.ssh.support import Recorder, drive_locally, go_line, hook, inline_artifact, job, make_artifact, run
 

@@ -1,4 +1,4 @@
-"""Importing asyncssh through deployer.asyncssh_import starts no process, and finds what
+"""Importing asyncssh through deployer.hosts.asyncssh_import starts no process, and finds what
 the real library search would."""
 
 from __future__ import annotations
@@ -11,14 +11,14 @@ from pathlib import Path
 
 import pytest
 
-from deployer.asyncssh_import import cached_soname, linker_cache
+from deployer.hosts.asyncssh_import import cached_soname, linker_cache
 
 PROGRAM = """
 import sys
 started = []
 SPAWNING = ("subprocess.Popen", "os.posix_spawn", "os.exec", "os.fork")
 sys.addaudithook(lambda event, args: started.append(event) if event in SPAWNING else None)
-import deployer.ssh
+import deployer.hosts.ssh
 import asyncssh
 print(len(started), asyncssh.__name__)
 """

@@ -20,11 +20,11 @@ from typing import Any
 
 import pytest
 
-from deployer.errors import SpecError
-from deployer.fleet import SshOptions
+from deployer.core.errors import SpecError
+from deployer.core.targets import SshOptions
+from deployer.hosts.ssh_config import endpoint_from, split_jump
 from deployer.inventory.ansible import ssh_common_args
 from deployer.inventory.load import load_inventory
-from deployer.ssh_config import endpoint_from, split_jump
 from tests.fabric.support import write_fabfile
 from tests.plugins.sshd_fleet import SshdFleet
 

@@ -16,10 +16,10 @@ from pathlib import Path
 
 import pytest
 
-from deployer.fleet import Host
-from deployer.protocol import driver_command
-from deployer.results import Step
-from deployer.runner import JobKind
+from deployer.core.results import Step
+from deployer.core.runner import JobKind
+from deployer.core.targets import Host
+from deployer.hosts.protocol import driver_command
 from tests.ssh.support import go_line, hook, job, kill_marked, pids_running
 
 TOOLS = ("sh", "setsid", "sleep", "mkdir", "tail", "wc", "cat", "rm", "sed", "ls", "kill")

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from deployer.protocol import parse_probe, probe_command
+from deployer.hosts.protocol import parse_probe, probe_command
 from tests.ssh.support import drive_locally, go_line, inline_artifact, job, make_artifact
 
 

@@ -12,8 +12,10 @@ from pathlib import Path
 import pytest
 
 import deployer
-from deployer.fleet import Host
-from deployer.protocol import (
+from deployer.core.results import Outcome, Step, parse_outcome
+from deployer.core.runner import HookCommand
+from deployer.core.targets import Host
+from deployer.hosts.protocol import (
     DRIVER_PARAMS,
     PROTOCOL_VERSION,
     Current,
@@ -40,8 +42,6 @@ from deployer.protocol import (
     prune_choice,
     remote_script,
 )
-from deployer.results import Outcome, Step, parse_outcome
-from deployer.runner import HookCommand
 from tests.ssh.support import hook, job
 
 HOST = Host(name="web 1", address="127.0.0.1", datacenter="dc;1")
@@ -70,7 +70,7 @@ def test_the_driver_reads_its_arguments_by_the_names_one_definition_gives() -> N
     unused = [name for name in DRIVER_PARAMS if not re.search(rf"\${name}\b|export .*\b{name}\b", body)]
     assert unused == [], "every argument is read (or exported to the hooks) by the driver"
     # No positional parameter is read outside a function: only the generated line does that.
-    raw = (Path(deployer.__file__).parent / "remote" / "driver.sh").read_text()
+    raw = (Path(deployer.__file__).parent / "hosts" / "remote" / "driver.sh").read_text()
     assert not re.search(r"^\w+=\$\{?[1-9]", raw, re.M)
 
 

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from deployer.release import (
+from deployer.core.results import Step
+from deployer.core.runner import HookCommand, JobKind
+from deployer.hosts.release import (
     first_step,
     job_problem,
     name_problem,
@@ -13,8 +15,6 @@ from deployer.release import (
     shell_number,
     version_of_dir,
 )
-from deployer.results import Step
-from deployer.runner import HookCommand, JobKind
 from tests.ssh.support import hook, job
 
 

@@ -15,11 +15,11 @@ from pathlib import Path
 import asyncssh
 import pytest
 
-from deployer.conversation import ARTIFACT_CHUNK
-from deployer.fleet import Host
-from deployer.results import HostStatus, Step
-from deployer.runner import JobKind
-from deployer.ssh import SshRunner
+from deployer.core.results import HostStatus, Step
+from deployer.core.runner import JobKind
+from deployer.core.targets import Host
+from deployer.hosts.conversation import ARTIFACT_CHUNK
+from deployer.hosts.ssh import SshRunner
 from tests.ssh.support import (
     AppFleet,
     Recorder,

@@ -12,9 +12,9 @@ PRELUDE = """
 import os, socket, sys, time
 from datetime import UTC, datetime
 from deployer.store import NewDeployment, open_store
-from deployer.fleet import Host
-from deployer.results import DeploymentKind
-from deployer.errors import DeployerError
+from deployer.core.targets import Host
+from deployer.core.results import DeploymentKind
+from deployer.core.errors import DeployerError
 
 url, go_at = sys.argv[1], float(sys.argv[2])
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from deployer.errors import ControlError, NotFound
-from deployer.results import ControlAction, DeploymentStatus
+from deployer.core.errors import ControlError, NotFound
+from deployer.core.results import ControlAction, DeploymentStatus
 from deployer.store import Store
 from tests.plugins.stores import StoreFactory
 from tests.store.builders import at, begin, hosts

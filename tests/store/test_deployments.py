@@ -7,8 +7,8 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from deployer.errors import ControlError, NotFound
-from deployer.results import (
+from deployer.core.errors import ControlError, NotFound
+from deployer.core.results import (
     OUTPUT_CAP,
     DeploymentKind,
     DeploymentStatus,

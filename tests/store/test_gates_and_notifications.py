@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from deployer.results import DeploymentStatus
+from deployer.core.results import DeploymentStatus
 from deployer.store import DroppedNotification, GateView, Store
 from tests.store.builders import at, begin, hosts
 

@@ -7,7 +7,7 @@ from datetime import timedelta
 
 import pytest
 
-from deployer.results import DeploymentKind, DeploymentStatus, HostStatus
+from deployer.core.results import DeploymentKind, DeploymentStatus, HostStatus
 from deployer.store import Store
 from tests.store.builders import at, begin, deploy, hosts, result
 

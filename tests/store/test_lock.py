@@ -10,8 +10,8 @@ import pytest
 from sqlalchemy import create_engine, insert
 from sqlalchemy.exc import IntegrityError
 
-from deployer.errors import ControlError, DeploymentLocked, NotFound
-from deployer.results import ControlAction, DeploymentStatus
+from deployer.core.errors import ControlError, DeploymentLocked, NotFound
+from deployer.core.results import ControlAction, DeploymentStatus
 from deployer.store import Store
 from deployer.store.queries import D
 from tests.plugins.stores import StoreFactory

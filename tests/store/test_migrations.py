@@ -14,8 +14,8 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import bindparam, create_engine, inspect, text
 
-from deployer.errors import StoreError
-from deployer.results import DeploymentStatus
+from deployer.core.errors import StoreError
+from deployer.core.results import DeploymentStatus
 from deployer.store import default_url, open_store, resolve_url
 from deployer.store.engine import build_engine, parse_url
 from deployer.store.migrate import HEAD_REVISION, alembic_config

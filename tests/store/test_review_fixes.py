@@ -3,7 +3,7 @@ and a finished deployment leaves no host RUNNING."""
 
 from __future__ import annotations
 
-from deployer.results import ControlAction, DeploymentKind, DeploymentStatus, HostStatus, Step
+from deployer.core.results import ControlAction, DeploymentKind, DeploymentStatus, HostStatus, Step
 from deployer.store import Store
 from tests.store.builders import at, begin, deploy, hosts
 

@@ -6,8 +6,8 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from deployer.errors import DeployerError, TimeExpressionError
-from deployer.timeexpr import parse_time
+from deployer.core.errors import DeployerError, TimeExpressionError
+from deployer.core.timeexpr import parse_time
 
 NOW = datetime(2026, 11, 27, 18, 30, 15, tzinfo=UTC)
 NEW_YORK = timezone(timedelta(hours=-5))

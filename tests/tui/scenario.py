@@ -12,8 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from deployer.fleet import Host
-from deployer.results import DeploymentKind, DeploymentStatus, HostResult, HostStatus, Step, StepResult
+from deployer.core.results import DeploymentKind, DeploymentStatus, HostResult, HostStatus, Step, StepResult
+from deployer.core.targets import Host
 from deployer.store import NewDeployment, Store
 
 T0 = datetime(2026, 11, 27, 18, 0, tzinfo=UTC)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC
 
-from deployer.results import DeploymentStatus
+from deployer.core.results import DeploymentStatus
 from deployer.store import Store
 from tests.store.builders import at, begin, hosts
 from tui.model import live_snapshot

@@ -11,7 +11,7 @@ import pytest
 from textual.pilot import Pilot
 from textual.widgets import DataTable
 
-from deployer.results import DeploymentStatus
+from deployer.core.results import DeploymentStatus
 from deployer.store import Store
 from tests.tui import scenario
 from tests.tui.conftest import SIZE, screen_text, wait_for

@@ -9,7 +9,7 @@ from datetime import timedelta
 import pytest
 from textual.widgets import Log
 
-from deployer.results import ControlAction, DeploymentStatus, HostStatus, Step
+from deployer.core.results import ControlAction, DeploymentStatus, HostStatus, Step
 from deployer.store import Store, open_store
 from tests.tui import scenario
 from tests.tui.conftest import SIZE, screen_text, wait_for, wait_in_thread

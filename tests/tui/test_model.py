@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from deployer.results import DeploymentKind, DeploymentStatus, HostStatus, Step
+from deployer.core.results import DeploymentKind, DeploymentStatus, HostStatus, Step
 from deployer.store.views import DeploymentView, HostDeploymentView
 from tui.budget import BudgetState, FailureBudget, budget_meter
 from tui.filter import FilterError, HostFilter, filter_hosts, parse_filter

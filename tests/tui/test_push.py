@@ -8,14 +8,14 @@ import os
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 
-from deployer.controller import Controller
-from deployer.decide import StopCause
-from deployer.errors import DeployerError
-from deployer.events import DeploymentStarted, EventSink
-from deployer.fleet import Host, SshTarget
-from deployer.results import DeploymentKind, DeploymentStatus, HostStatus
-from deployer.rollout_values import GracefulStop, Rollout, RolloutOutcome
-from deployer.runner import ReleaseJob
+from deployer.core.decide import StopCause
+from deployer.core.errors import DeployerError
+from deployer.core.events import DeploymentStarted, EventSink
+from deployer.core.results import DeploymentKind, DeploymentStatus, HostStatus
+from deployer.core.rollout import GracefulStop, Rollout, RolloutOutcome
+from deployer.core.runner import ReleaseJob
+from deployer.core.targets import Host, SshTarget
+from deployer.rollout.controller import Controller
 from deployer.store import NewDeployment, Store
 from tests.controller.fake_runner import FakeRunner
 from tests.tui.conftest import SIZE, screen_text, wait_for, wait_in_thread

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from textual.widgets import DataTable
 
-from deployer.errors import NotFound
+from deployer.core.errors import NotFound
 from deployer.store import Store
 from tests.tui import scenario
 from tests.tui.conftest import SIZE, screen_text, wait_for

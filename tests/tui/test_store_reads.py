@@ -14,8 +14,8 @@ from operator import attrgetter
 
 import pytest
 
-from deployer.errors import NotFound
-from deployer.results import DeploymentStatus, HostStatus, Step
+from deployer.core.errors import NotFound
+from deployer.core.results import DeploymentStatus, HostStatus, Step
 from deployer.store import Store
 from deployer.store.views import HostProgress
 from tests.store.builders import at, begin, hosts, result

@@ -7,7 +7,7 @@ from typing import ClassVar
 from textual.app import App, ComposeResult
 from textual.binding import Binding, BindingType
 
-from deployer.results import HostStatus
+from deployer.core.results import HostStatus
 from tests.tui.conftest import screen_text, wait_for
 from tests.tui.test_model import host
 from tui.widgets.host_grid import CELL_WIDTH, HostGrid

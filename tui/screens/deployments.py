@@ -15,10 +15,10 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Static
 from textual.worker import get_current_worker
 
-from deployer.errors import DeployerError
+from deployer.core.errors import DeployerError
+from deployer.core.terminal_text import escape_controls
+from deployer.core.timefmt import format_age_ticking, format_moment_bare, format_span_ticking
 from deployer.store.views import DeploymentView
-from deployer.terminal_text import escape_controls
-from deployer.timefmt import format_age_ticking, format_moment_bare, format_span_ticking
 from tui.context import Context
 from tui.model import elapsed, versions_label
 from tui.navigation import OpenDeployment, OpenHistory, OpenVersions

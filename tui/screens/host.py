@@ -14,11 +14,11 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Log, Static
 from textual.worker import get_current_worker
 
-from deployer.errors import DeployerError
-from deployer.results import StepResult
+from deployer.core.errors import DeployerError
+from deployer.core.results import StepResult
+from deployer.core.terminal_text import escape_controls
+from deployer.core.timefmt import format_moment_bare, format_span_ticking
 from deployer.store.views import DeploymentView, HostDeploymentView
-from deployer.terminal_text import escape_controls
-from deployer.timefmt import format_moment_bare, format_span_ticking
 from tui.context import Context
 from tui.glyphs import STEP_NUMBERS, host_glyph
 from tui.model import host_duration

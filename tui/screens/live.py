@@ -26,10 +26,10 @@ from textual.screen import Screen
 from textual.widgets import Input, Label, Static
 from textual.worker import Worker, get_current_worker
 
-from deployer.errors import DeployerError, NotFound
-from deployer.results import ControlAction, DeploymentStatus, HostStatus
+from deployer.core.errors import DeployerError, NotFound
+from deployer.core.results import ControlAction, DeploymentStatus, HostStatus
+from deployer.core.wording import count_of
 from deployer.store.views import DeploymentProgress
-from deployer.wording import count_of
 from tui.context import Context
 from tui.filter import FilterError, HostFilter, filter_hosts, parse_filter
 from tui.glyphs import legend

@@ -15,10 +15,10 @@ from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import DataTable, Input, Label, Static
 
-from deployer.errors import DeployerError, TimeExpressionError
+from deployer.core.errors import DeployerError, TimeExpressionError
+from deployer.core.timeexpr import FORMS, parse_time
+from deployer.core.timefmt import format_age_ticking, format_moment_bare, format_span_ticking
 from deployer.store.views import VersionInterval
-from deployer.timeexpr import FORMS, parse_time
-from deployer.timefmt import format_age_ticking, format_moment_bare, format_span_ticking
 from tui.context import Context
 from tui.model import VERSION_STYLES, VersionShare, bar, stacked_bar, version_shares
 from tui.navigation import OpenDeployment

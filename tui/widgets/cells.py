@@ -12,7 +12,7 @@ from rich.style import Style
 from rich.text import Text
 from textual.widgets import DataTable
 
-from deployer.results import DeploymentStatus, HostStatus
+from deployer.core.results import DeploymentStatus, HostStatus
 from tui.glyphs import DEPLOYMENT_GLYPHS, outcome_counts
 
 

@@ -11,7 +11,7 @@ from textual.containers import Vertical
 from textual.strip import Strip
 from textual.widget import Widget
 
-from deployer.results import HostStatus
+from deployer.core.results import HostStatus
 from tui.glyphs import HOST_GLYPHS, RUNNING_STYLE
 from tui.model import DatacenterProgress
 from tui.widgets.host_grid import HostGrid

@@ -7,9 +7,9 @@ from datetime import UTC, datetime
 
 from rich.text import Text
 
-from deployer.results import HostStatus
-from deployer.terminal_text import escape_controls
-from deployer.timefmt import format_span_ticking
+from deployer.core.results import HostStatus
+from deployer.core.terminal_text import escape_controls
+from deployer.core.timefmt import format_span_ticking
 from tui.glyphs import host_glyph
 from tui.model import ShownHost, host_duration
 from tui.widgets.virtual_table import Column, VirtualTable

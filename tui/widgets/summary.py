@@ -8,9 +8,9 @@ from rich.console import Group
 from rich.text import Text
 from textual.widget import Widget
 
-from deployer.results import HostStatus
-from deployer.terminal_text import escape_controls
-from deployer.timefmt import format_moment_bare, format_span_ticking
+from deployer.core.results import HostStatus
+from deployer.core.terminal_text import escape_controls
+from deployer.core.timefmt import format_moment_bare, format_span_ticking
 from tui.budget import BUDGET_STYLES, BudgetState, budget_meter
 from tui.glyphs import DEPLOYMENT_GLYPHS, HOST_GLYPHS, RUNNING_STYLE, step_legend
 from tui.model import LiveSnapshot, control_note, elapsed
