@@ -22,7 +22,7 @@ from deployer.core.errors import LeftRunning, PatternError
 from deployer.core.exitcodes import ExitCode, exit_code_for
 from deployer.core.results import HostStatus
 from deployer.core.terminal_text import escape_controls
-from deployer.core.wording import count_of
+from deployer.core.wording import count_of, format_table
 from deployer.inventory.limit import read_limit_files
 
 if TYPE_CHECKING:
@@ -150,10 +150,7 @@ def plan_text(prepared: Prepared) -> str:
                     names,
                 ]
             )
-        widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header) - 1)]
-        for row in [header, *rows]:
-            cells = [cell.ljust(width) for cell, width in zip(row, widths, strict=False)]
-            lines.append("  ".join([*cells, row[-1]]).rstrip())
+        lines += format_table(header, rows)
     for skip in plan.skipped:
         lines.append(f"skipped {skip.host.name}: {skip.reason}")
     if prepared.unknown:
