@@ -33,8 +33,8 @@ from pathlib import Path
 
 import asyncssh
 
-from deployer.core.results import HostStatus, Step
-from deployer.core.runner import HookCommand, JobKind, ReleaseJob
+from deployer.core.results import DeploymentKind, HostStatus, Step
+from deployer.core.runner import HookCommand, ReleaseJob
 from deployer.core.targets import Host, SshOptions, SshTarget, resolve_ssh
 from deployer.hosts.artifact import prepare_artifact
 from deployer.hosts.ssh import SshRunner
@@ -100,13 +100,13 @@ async def _prepare(fleet: BenchFleet, work_dir: Path) -> None:
     source.mkdir(exist_ok=True)
     (source / "VERSION").write_text("1.0\n")
     artifact = prepare_artifact(source, work_dir / "cache")
-    job = _job("bench-setup", JobKind.PUSH, "1.0")
+    job = _job("bench-setup", DeploymentKind.PUSH, "1.0")
     await _run_everywhere(fleet, dataclasses.replace(job, artifact=artifact), "setup")
 
 
 async def _ours(fleet: BenchFleet, command: str, round_number: int) -> None:
     start = HookCommand(step=Step.START, command=command, timeout=30)
-    job = _job(f"bench-{round_number}-{time.monotonic_ns()}", JobKind.RESTART, "1.0", start=start)
+    job = _job(f"bench-{round_number}-{time.monotonic_ns()}", DeploymentKind.RESTART, "1.0", start=start)
     await _run_everywhere(fleet, job, "ours")
 
 

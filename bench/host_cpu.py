@@ -26,12 +26,14 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
+from deployer.core.results import DeploymentKind
+
 REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
 from deployer.core.results import Step  # noqa: E402
-from deployer.core.runner import HookCommand, JobKind, ReleaseJob  # noqa: E402
+from deployer.core.runner import HookCommand, ReleaseJob  # noqa: E402
 from deployer.core.targets import Host  # noqa: E402
 from deployer.hosts.artifact import prepare_artifact  # noqa: E402  (the repository's root first)
 from deployer.hosts.protocol import Go, artifact_header, driver_command, encode  # noqa: E402
@@ -57,7 +59,7 @@ def one_deployment(work: Path, number: int, hooks: dict[Step, HookCommand]) -> f
         app="bench",
         environment="bench",
         version=str(number),
-        kind=JobKind.PUSH,
+        kind=DeploymentKind.PUSH,
         target=str(work / "app"),
         keep_releases=3,
         artifact=artifact,

@@ -98,7 +98,7 @@ def cap_output(text: str, limit: int = OUTPUT_CAP) -> str:
 
 
 class DeploymentKind(StrEnum):
-    """What a deployment does; the values are those of :class:`deployer.core.runner.JobKind`."""
+    """What a deployment does: a push, a rollback, a sync or a restart (its job on each host too)."""
 
     PUSH = "push"
     ROLLBACK = "rollback"

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
-from deployer.core.results import HostResult, Step
+from deployer.core.results import DeploymentKind, HostResult, Step
 from deployer.core.targets import SshTarget
 
 
@@ -46,13 +46,6 @@ class Artifact:
     size: int
 
 
-class JobKind:
-    PUSH = "push"
-    ROLLBACK = "rollback"
-    SYNC = "sync"
-    RESTART = "restart"
-
-
 @dataclass(frozen=True, slots=True)
 class ReleaseJob:
     """What one deployment does on each host; the same for every host of it."""
@@ -61,7 +54,7 @@ class ReleaseJob:
     app: str
     environment: str
     version: str
-    kind: str  # a JobKind value
+    kind: DeploymentKind
     target: str  # may start with ~ (the remote user's home)
     keep_releases: int
     artifact: Artifact | None  # None for a restart, or a rollback to a kept release

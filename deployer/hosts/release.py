@@ -21,8 +21,8 @@ import re
 import urllib.parse
 from collections.abc import Sequence
 
-from deployer.core.results import Step
-from deployer.core.runner import HookCommand, JobKind, ReleaseJob
+from deployer.core.results import DeploymentKind, Step
+from deployer.core.runner import HookCommand, ReleaseJob
 
 # Control characters would break a marker line or a revisions.log line.
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
@@ -67,7 +67,7 @@ def first_step(job: ReleaseJob) -> Step:
     is there); a restart with its first hook among STOP, START and VALIDATE. The runner
     acknowledges this step along with the exec request, saving a round trip per host.
     """
-    if job.kind != JobKind.RESTART:
+    if job.kind != DeploymentKind.RESTART:
         return Step.UPLOAD
     return next((step for step in (Step.STOP, Step.START, Step.VALIDATE) if step in job.hooks), Step.STOP)
 

@@ -199,7 +199,7 @@ def release_job(
         app=spec.app,
         environment=spec.environment,
         version=spec.version,
-        kind=kind.value,
+        kind=kind,
         target=spec.target,
         keep_releases=spec.keep_releases,
         artifact=artifact,

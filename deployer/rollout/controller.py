@@ -34,10 +34,10 @@ from deployer.core.events import (
     WaveStarted,
 )
 from deployer.core.gates import gates_when
-from deployer.core.results import DeploymentStatus, HostResult, HostStatus, Step
+from deployer.core.results import DeploymentKind, DeploymentStatus, HostResult, HostStatus, Step
 from deployer.core.rollout import GracefulStop, Rollout, RolloutOutcome
 from deployer.core.rollout_log import RolloutLog
-from deployer.core.runner import HostRunner, JobKind, StageReport, StepStarted
+from deployer.core.runner import HostRunner, StageReport, StepStarted
 from deployer.core.spec import Gate, GateWhen
 from deployer.core.targets import SshTarget
 from deployer.hosts.file_limits import capacity_note, current_connection_capacity
@@ -416,7 +416,7 @@ class _RolloutInProgress:
             control=self.control,
             stop=self._stop_cause(),
             rollback_on_halt=self.rollout.rollback_on_halt,
-            restart=self.rollout.job.kind == JobKind.RESTART,
+            restart=self.rollout.job.kind == DeploymentKind.RESTART,
             budget_exempt=self.rollout.budget_exempt,
             gates=self.rollout.gate_plan,
             gated=frozenset(self.gated),

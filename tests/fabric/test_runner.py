@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from deployer.core.results import HostResult, HostStatus, Step
-from deployer.core.runner import HookCommand, JobKind
+from deployer.core.results import DeploymentKind, HostResult, HostStatus, Step
+from deployer.core.runner import HookCommand
 from deployer.core.targets import SshOptions, SshTarget, resolve_ssh
 from deployer.hosts.fabric_connection import HookVariables
 from deployer.hosts.fabric_hooks import FabricHooks, HookOutcome
@@ -58,7 +58,7 @@ def test_a_task_is_told_the_deployment_and_its_output_is_the_step_s(
         None,
         fabric(Step.STOP, fabfile, "record", note="stop"),  # the first step: not answered in advance
         hook(Step.START, "true"),
-        kind=JobKind.RESTART,
+        kind=DeploymentKind.RESTART,
     )
     recorder = Recorder()
 

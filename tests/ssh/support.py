@@ -22,8 +22,8 @@ from pathlib import Path
 
 import pytest
 
-from deployer.core.results import Step
-from deployer.core.runner import Artifact, HookCommand, JobKind, ReleaseJob, StepStarted
+from deployer.core.results import DeploymentKind, Step
+from deployer.core.runner import Artifact, HookCommand, ReleaseJob, StepStarted
 from deployer.core.targets import Host, SshOptions, SshTarget, resolve_ssh
 from deployer.hosts.artifact import prepare_artifact
 from deployer.hosts.protocol import Go, driver_command, encode
@@ -105,7 +105,7 @@ def job(
     version: str,
     artifact: Artifact | None,
     *hooks: HookCommand,
-    kind: str = JobKind.PUSH,
+    kind: str = DeploymentKind.PUSH,
     keep: int = 5,
     deployment_id: str | None = None,
     **options: object,

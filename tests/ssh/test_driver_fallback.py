@@ -16,8 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from deployer.core.results import Step
-from deployer.core.runner import JobKind
+from deployer.core.results import DeploymentKind, Step
 from deployer.core.targets import Host
 from deployer.hosts.protocol import driver_command
 from tests.ssh.support import go_line, hook, job, kill_marked, pids_running
@@ -41,7 +40,7 @@ def test_without_gnu_timeout_a_slow_hook_is_killed_with_its_children(tmp_path: P
     marker = f"{400 + os.getpid() % 100}.{uuid.uuid4().int % 10**6:06d}"
     slow = hook(Step.START, f"sleep {marker} & trap '' TERM; sleep {marker}", timeout=1)
     fast = hook(Step.VALIDATE, "echo fine")
-    restart = job(str(app), "1.0", None, slow, fast, kind=JobKind.RESTART)
+    restart = job(str(app), "1.0", None, slow, fast, kind=DeploymentKind.RESTART)
     command = driver_command(restart, Host(name="local", address="127.0.0.1", datacenter="dc1"))
     began = time.monotonic()
     try:

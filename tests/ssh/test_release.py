@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from deployer.core.results import Step
-from deployer.core.runner import HookCommand, JobKind
+from deployer.core.results import DeploymentKind, Step
+from deployer.core.runner import HookCommand
 from deployer.hosts.release import (
     first_step,
     job_problem,
@@ -67,7 +67,10 @@ def test_job_problems() -> None:
     fabric = HookCommand(step=Step.AFTER_INSTALL, command="", timeout=5, fabric="/x/fabfile.py:migrate")
     assert job_problem(job("~/app", "1.0", None, hook(Step.START, "true"), fabric)) is None
     assert job_problem(job("~/app", "1.0", None)) is None
-    assert job_problem(job("~/app", "", None, kind=JobKind.RESTART)) == (Step.STOP, "the version is empty")
+    assert job_problem(job("~/app", "", None, kind=DeploymentKind.RESTART)) == (
+        Step.STOP,
+        "the version is empty",
+    )
 
 
 @pytest.mark.parametrize(("seconds", "text"), [(30, "30"), (0.25, "0.25"), (1e6, "1000000"), (1.5, "1.5")])
@@ -77,8 +80,8 @@ def test_shell_numbers(seconds: float, text: str) -> None:
 
 def test_the_first_step_is_known_before_the_driver_starts() -> None:
     assert first_step(job("~/a", "1", None)) == Step.UPLOAD
-    assert first_step(job("~/a", "1", None, hook(Step.START, "x"), kind=JobKind.RESTART)) == Step.START
-    validate_only = job("~/a", "1", None, hook(Step.VALIDATE, "x"), kind=JobKind.RESTART)
+    assert first_step(job("~/a", "1", None, hook(Step.START, "x"), kind=DeploymentKind.RESTART)) == Step.START
+    validate_only = job("~/a", "1", None, hook(Step.VALIDATE, "x"), kind=DeploymentKind.RESTART)
     assert first_step(validate_only) == Step.VALIDATE
-    both = job("~/a", "1", None, hook(Step.START, "x"), hook(Step.STOP, "y"), kind=JobKind.RESTART)
+    both = job("~/a", "1", None, hook(Step.START, "x"), hook(Step.STOP, "y"), kind=DeploymentKind.RESTART)
     assert first_step(both) == Step.STOP

@@ -15,8 +15,7 @@ from pathlib import Path
 import asyncssh
 import pytest
 
-from deployer.core.results import HostStatus, Step
-from deployer.core.runner import JobKind
+from deployer.core.results import DeploymentKind, HostStatus, Step
 from deployer.core.targets import Host
 from deployer.hosts.conversation import ARTIFACT_CHUNK
 from deployer.hosts.ssh import SshRunner
@@ -375,7 +374,7 @@ def test_pruning_keeps_the_newest_releases_and_never_current_nor_previous(fleet:
             after_pushes = sorted(p.name for p in (local / "releases").iterdir())
             # Roll back to 3 keeping one release: 3 is current, 5 was before it; 4 goes.
             back = await runner.deploy(
-                fleet.target(), job(target, "3", None, kind=JobKind.ROLLBACK, keep=1), Recorder()
+                fleet.target(), job(target, "3", None, kind=DeploymentKind.ROLLBACK, keep=1), Recorder()
             )
             probe = await runner.probe(fleet.target(), target, None)
             return pruned, after_pushes, back, probe
@@ -520,7 +519,7 @@ def test_restart_runs_stop_start_validate_in_the_current_release(fleet: AppFleet
             await runner.deploy(fleet.target(), job(target, "1.0", artifact), Recorder())
             recorder = Recorder()
             restarted = await runner.deploy(
-                fleet.target(), job(target, "1.0", None, *hooks, kind=JobKind.RESTART), recorder
+                fleet.target(), job(target, "1.0", None, *hooks, kind=DeploymentKind.RESTART), recorder
             )
             return restarted, recorder
         finally:
