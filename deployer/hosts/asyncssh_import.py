@@ -2,7 +2,7 @@
 
 On import, asyncssh asks ``ctypes.util.find_library`` for liboqs (sntrup761 key exchange)
 and libnettle (UMAC). On Linux each question runs ``ldconfig -p``, and ``gcc`` and ``ld``
-when that finds nothing, as subprocesses: about a tenth of a second of wall time at
+when that finds nothing, as subprocesses, a noticeable part of the wall time of
 every start of ``deploy``. During that import only, the questions are answered from the
 linker's cache file (/etc/ld.so.cache), which is what ``ldconfig -p`` prints: a library
 it names once is found, one it does not name is not. Where that cannot be told (no

@@ -66,8 +66,8 @@ PROBE_TIMEOUT = 60.0
 
 
 # AES-GCM first: asyncssh's default, chacha20-poly1305, builds cipher contexts in Python
-# for every packet and cost about half again as much controller CPU per host in
-# bench/push.py. Every OpenSSH server since 6.2 offers AES-GCM; the rest are fallbacks.
+# for every packet, which costs the controller CPU per host (bench/push.py measures it).
+# Every OpenSSH server since 6.2 offers AES-GCM; the rest are fallbacks.
 PREFERRED_CIPHERS = [
     "aes128-gcm@openssh.com",
     "aes256-gcm@openssh.com",
@@ -347,7 +347,7 @@ class SshRunner:
 
     def _identity(self, path: str) -> Sequence[asyncssh.SSHKeyPair]:
         """The key pairs of identity file ``path``, read once per runner: given the path,
-        asyncssh would read and parse it again for every host (about 0.2 ms each)."""
+        asyncssh would read and parse it again for every host."""
         keys = self._identities.get(path)
         if keys is None:
             keys = asyncssh.load_keypairs([path])

@@ -338,8 +338,7 @@ class _RolloutInProgress:
         Called once a host of ``wave`` is past its switch (its hooks run) or done: the
         wave's uploads and unpacking are then mostly over. Connecting changes nothing on a
         host, but a key exchange costs CPU at both ends; begun with the wave itself, it
-        slowed that wave's uploads on a busy machine (bench/push.py, 100 lab hosts: the
-        loop took 0.1 s longer).
+        competes with that wave's uploads.
         """
         if wave in self.prepared_waves or wave >= len(self.waves) or self.control is not Control.RUN:
             return

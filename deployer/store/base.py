@@ -96,7 +96,7 @@ class StoreBase:
 
         SQLite goes on writing to a file that was unlinked (or renamed over): without this
         check a push whose store was deleted reported success and its records went nowhere.
-        A stat per write transaction costs about a microsecond.
+        A stat per write transaction is cheap next to the transaction.
         """
         if self._file is None or _identity(self._file) == self._file_identity:
             return

@@ -2,8 +2,8 @@
 
 The common case, a store already at head, costs one small read. A new, empty database
 gets the tables at head straight from the models and is stamped with the head revision
-(alembic's own advice for new databases): alembic is not even imported, which saves a
-first command about 0.2 s. Otherwise the upgrade runs inside one transaction that
+(alembic's own advice for new databases): alembic is not even imported, which a first
+command would notice. Otherwise the upgrade runs inside one transaction that
 first takes a lock (SQLite: the write lock, ``BEGIN IMMEDIATE``; PostgreSQL: a
 transaction-scoped advisory lock), and checks the revision again under it: the
 second process to arrive waits, finds the schema at head, and does nothing. Both
@@ -57,8 +57,8 @@ if TYPE_CHECKING:
 def current_revision(connection: Connection) -> str | None:
     """The schema's alembic revision, read with plain SQL.
 
-    Alembic itself is imported only when a migration has to run: importing it costs a
-    command like ``deploy status`` about 0.4 s at start and 0.1 s at exit.
+    Alembic itself is imported only when a migration has to run: importing it is a large
+    part of a short command's start-up and exit.
     """
     if not inspect(connection).has_table("alembic_version"):
         return None

@@ -174,8 +174,7 @@ class VersionInterval(NamedTuple):
 
     The interval is half-open: at ``until`` the host already runs the next version.
     A named tuple, not a frozen dataclass like the other views: ``deploy hosts`` makes
-    one per host (10,000 of them), and a frozen dataclass takes three times as long to
-    make.
+    one per host, and a frozen dataclass takes much longer to make (bench/store.py).
     """
 
     host: str
