@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import signal
 from collections import Counter
+from collections.abc import Callable
 
 from deployer.core.results import DeploymentStatus, HostStatus
 from deployer.store import DeploymentView, open_store
@@ -83,52 +84,13 @@ def test_abort_from_another_process_leaves_the_untouched_hosts_alone(app: App) -
         assert app.current(host.name) == (host.version or "1.0")
 
 
-def test_a_killed_controller_is_resumed_and_no_host_runs_a_hook_twice(app: App) -> None:
+def kill_push_once(app: App, moment: Callable[[DeploymentView], bool]) -> DeploymentView:
+    """Start a push of slow hooks, SIGKILL its controller once ``moment`` holds of the
+    deployment as the store shows it; the deployment as it was left."""
     slow_everywhere(app, 1.0)
     push = app.popen("push", str(app.spec), "--yes")
     try:
-        # Kill the controller while wave 2 is in flight (its hosts are in their slow start hook).
-        def wave_two_in_flight() -> bool:
-            view = running(app)
-            return view is not None and any(
-                h.wave == 2 and h.status is HostStatus.RUNNING for h in view.hosts
-            )
-
-        assert wait_until(wave_two_in_flight, timeout=60)
-        os.kill(push.pid, signal.SIGKILL)
-        push.wait(timeout=10)
-    finally:
-        if push.poll() is None:
-            push.kill()
-            push.wait()
-    view = running(app)
-    assert view is not None and view.status is DeploymentStatus.RUNNING  # the store still says so
-    # A new push may not take the dead controller's lock; only resume may.
-    refused = app.deploy("push", str(app.spec), "--yes")
-    assert refused.returncode == 1 and view.id in refused.stderr
-    resumed = app.deploy_json("resume", view.id, timeout=120)
-    assert resumed["id"] == view.id and resumed["status"] == "succeeded"
-    assert resumed["counts"]["succeeded"] == 12
-    for host in app.fleet.hosts:
-        assert app.current(host.name) == "1.0"
-        runs = Counter(line[0] for line in app.hook_lines(host.name) if line[2] == view.id)
-        assert runs == {"before_install": 1, "after_install": 1, "start": 1, "validate": 1}, (host.name, runs)
-
-
-def test_a_controller_killed_while_it_stages_hosts_ahead_is_resumed_and_no_hook_runs_twice(app: App) -> None:
-    slow_everywhere(app, 1.0)
-    push = app.popen("push", str(app.spec), "--yes")
-    try:
-        # Kill the controller once a later wave is being staged: some of its hosts have
-        # their release ready (staged, still pending), others may be mid-upload.
-        def staging_ahead() -> bool:
-            view = running(app)
-            return view is not None and any(
-                h.staged and h.status is HostStatus.PENDING and h.wave is not None and h.wave > 1
-                for h in view.hosts
-            )
-
-        assert wait_until(staging_ahead, timeout=60)
+        assert wait_until(lambda: (view := running(app)) is not None and moment(view), timeout=60)
         os.kill(push.pid, signal.SIGKILL)
         push.wait(timeout=10)
     finally:
@@ -137,6 +99,36 @@ def test_a_controller_killed_while_it_stages_hosts_ahead_is_resumed_and_no_hook_
             push.wait()
     view = running(app)
     assert view is not None
+    return view
+
+
+def assert_every_hook_ran_once(app: App, deployment_id: str) -> None:
+    for host in app.fleet.hosts:
+        assert app.current(host.name) == "1.0"
+        runs = Counter(line[0] for line in app.hook_lines(host.name) if line[2] == deployment_id)
+        assert runs == {"before_install": 1, "after_install": 1, "start": 1, "validate": 1}, (host.name, runs)
+
+
+def test_a_killed_controller_is_resumed_and_no_host_runs_a_hook_twice(app: App) -> None:
+    # Killed while wave 2 is in flight (its hosts are in their slow start hook).
+    view = kill_push_once(app, lambda v: any(h.wave == 2 and h.status is HostStatus.RUNNING for h in v.hosts))
+    assert view is not None and view.status is DeploymentStatus.RUNNING  # the store still says so
+    # A new push may not take the dead controller's lock; only resume may.
+    refused = app.deploy("push", str(app.spec), "--yes")
+    assert refused.returncode == 1 and view.id in refused.stderr
+    resumed = app.deploy_json("resume", view.id, timeout=120)
+    assert resumed["id"] == view.id and resumed["status"] == "succeeded"
+    assert resumed["counts"]["succeeded"] == 12
+    assert_every_hook_ran_once(app, view.id)
+
+
+def test_a_controller_killed_while_it_stages_hosts_ahead_is_resumed_and_no_hook_runs_twice(app: App) -> None:
+    # Killed once a later wave is being staged: some of its hosts have their release
+    # ready (staged, still pending), others may be mid-upload.
+    view = kill_push_once(
+        app,
+        lambda v: any(h.staged and h.status is HostStatus.PENDING and (h.wave or 0) > 1 for h in v.hosts),
+    )
     staged = {h.name for h in view.hosts if h.staged and h.status is HostStatus.PENDING}
     assert staged
     for name in staged:  # staged only: nothing live changed, no hook ran
@@ -144,7 +136,4 @@ def test_a_controller_killed_while_it_stages_hosts_ahead_is_resumed_and_no_hook_
         assert [line for line in app.hook_lines(name) if line[2] == view.id] == []
     resumed = app.deploy_json("resume", view.id, timeout=120)
     assert resumed["status"] == "succeeded" and resumed["counts"]["succeeded"] == 12
-    for host in app.fleet.hosts:
-        assert app.current(host.name) == "1.0"
-        runs = Counter(line[0] for line in app.hook_lines(host.name) if line[2] == view.id)
-        assert runs == {"before_install": 1, "after_install": 1, "start": 1, "validate": 1}, (host.name, runs)
+    assert_every_hook_ran_once(app, view.id)
