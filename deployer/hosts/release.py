@@ -64,8 +64,9 @@ def first_step(job: ReleaseJob) -> Step:
     """The first step the driver runs for ``job``, known before it starts.
 
     A push, sync or rollback always starts with UPLOAD (which at least checks the release
-    is there); a restart with its first hook among STOP, START and VALIDATE. The runner
-    acknowledges this step along with the exec request, saving a round trip per host.
+    is there); a restart with its first hook among STOP, START and VALIDATE. A failure
+    before any step (a bad job, an abort before the host's go) is charged to it; the
+    driver (hosts/remote/driver.sh) works it out the same way.
     """
     if job.kind != DeploymentKind.RESTART:
         return Step.UPLOAD
