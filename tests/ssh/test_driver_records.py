@@ -113,3 +113,43 @@ def test_the_driver_refuses_to_work_in_the_home_itself(tmp_path: Path, target: s
     assert "@@done failed:upload:2" in lines
     assert any(line.startswith("@@error") and "home directory" in line for line in lines)
     assert list(home.iterdir()) == []  # no .deploy, releases or current
+
+
+def _outcome_of(app: Path, journal: str) -> str | None:
+    """What the probe reads of deployment d-journal, whose journal on the host is ``journal``."""
+    (app / ".deploy").mkdir(parents=True)
+    (app / ".deploy" / "d-journal.state").write_text(journal)
+    probed = subprocess.run(
+        ["/bin/sh", "-c", probe_command(str(app), "d-journal")],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+    )
+    return parse_probe("local", probed.stdout).outcome
+
+
+@pytest.mark.parametrize(
+    ("journal", "outcome"),
+    [
+        # Written by protocol v1's driver, before the upgrade: the same lines, no `ended`.
+        ("running 999999999 upload\nrunning 999999999 start\n", "interrupted:start"),
+        ("running 999999999 upload\nrunning 999999999 start\nsucceeded\n", "succeeded"),
+        ("running 999999999 upload\nfailed:validate:3\n", "failed:validate:3"),
+        ("running 999999999 upload\naborted:switch\n", "aborted:switch"),
+        # Protocol v2: a step's end, then nothing (the host stopped between two steps).
+        ("running 999999999 stop\nended 999999999 stop 0\n", "interrupted:stop"),
+        # Staged only, its driver gone: nothing live changed, as if it never began.
+        ("running 999999999 upload\nended 999999999 upload 0\nstaged 999999999\n", None),
+        ("", "running"),  # the driver is writing its first line
+    ],
+)
+def test_the_probe_reads_journals_of_both_protocols(
+    tmp_path: Path, journal: str, outcome: str | None
+) -> None:
+    assert _outcome_of(tmp_path / "app", journal) == outcome
+
+
+def test_a_running_driver_reads_as_running_between_its_steps_too(tmp_path: Path) -> None:
+    journal = f"running {os.getpid()} start\nended {os.getpid()} start 0\n"
+    assert _outcome_of(tmp_path / "app", journal) == "running"
