@@ -49,6 +49,11 @@ async def run_new(
     # error here leaves no deployment holding it.
     unnumbered = release_job(spec, "", prepared.kind, artifact, identity, prepared.options)
     targets = targets_for(prepared)
+    if plan.waves:
+        # Connecting changes nothing on a host: wave 1's handshakes begin while the
+        # deployment is recorded, instead of after.
+        runner.prepare([targets[host.name] for host in plan.waves[0].hosts])
+        await asyncio.sleep(0)
     now = utcnow()
     # on_halt is kept beside the options so a halted push's views can tell a rollback was due.
     run_options = {**options_json(prepared.options), "on_halt": spec.strategy.on_halt.value}

@@ -503,8 +503,10 @@ class _RolloutInProgress:
         )
         room = self.controller._connection_limit - holding
         last = len(self.waves) if ahead is None else min(len(self.waves), decision.wave + ahead)
-        # The wave after those connects meanwhile: its staging then starts with no handshake.
+        # The two waves after those connect meanwhile: a handshake takes several round
+        # trips, so one wave ahead is not always enough for its staging to start with none.
         self._prepare_after(last)
+        self._prepare_after(last + 1)
         for wave in range(decision.wave + 1, last + 1):
             for name in self.waves[wave - 1]:
                 if name in self.staging or self.statuses[name] is not HostStatus.PENDING:
