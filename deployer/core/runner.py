@@ -38,6 +38,18 @@ class HookCommand:
 
 
 @dataclass(frozen=True, slots=True)
+class HookOutcome:
+    """How a hook the controller runs itself (a Fabric task) ended on one host: for the
+    step's result, and for the driver waiting on it."""
+
+    exit_status: int
+    attempts: int
+    timed_out: bool
+    output: str
+    error: str | None = None  # one sentence when it failed: "after_install Fabric task ... raised ..."
+
+
+@dataclass(frozen=True, slots=True)
 class Artifact:
     """A release packed as a .tar.gz on the controller, ready to send."""
 

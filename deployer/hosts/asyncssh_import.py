@@ -34,16 +34,13 @@ def linker_cache() -> bytes | None:
         return None
 
 
-def cached_soname(cache: bytes, name: str) -> str | bool | None:
-    """``lib<name>.so.N`` as the cache names it (its paths end so); None when it names
-    none; False when it cannot tell which (several versions: the real search chooses)."""
+def cached_sonames(cache: bytes, name: str) -> set[str]:
+    """The ``lib<name>.so.N`` the cache names (its paths end so): none, one, or several
+    versions, among which only the real search chooses."""
     pattern = rb"/(lib" + re.escape(name.encode()) + rb"\.so(?:\.[0-9]+)*)\x00"
-    found = set(re.findall(pattern, cache))
-    versioned = {soname for soname in found if soname != f"lib{name}.so".encode()}
-    found = versioned or found  # ldconfig -p lists lib<name>.so.N before a dev link lib<name>.so
-    if len(found) > 1:
-        return False
-    return found.pop().decode() if found else None
+    found = {soname.decode() for soname in re.findall(pattern, cache)}
+    versioned = found - {f"lib{name}.so"}
+    return versioned or found  # ldconfig -p lists lib<name>.so.N before a dev link lib<name>.so
 
 
 @contextlib.contextmanager
@@ -51,10 +48,10 @@ def _answered_from(cache: bytes) -> Iterator[None]:
     real: Callable[[str], str | None] = ctypes.util.find_library
 
     def find_library(name: str) -> str | None:
-        answer = cached_soname(cache, name)
-        if answer is False or answer is True:
+        found = cached_sonames(cache, name)
+        if len(found) > 1:
             return real(name)
-        return answer
+        return found.pop() if found else None
 
     setattr(ctypes.util, "find_library", find_library)  # noqa: B010  (a module's function, for a while)
     try:

@@ -34,7 +34,7 @@ from pathlib import PurePath
 
 from deployer.core.clock import utcnow
 from deployer.core.results import HostResult, HostStatus, Step, StepResult, cap_output, parse_outcome, tail
-from deployer.core.runner import HookCommand, HostEvents, ReleaseJob, StepStarted
+from deployer.core.runner import HookCommand, HookOutcome, HostEvents, ReleaseJob, StepStarted
 from deployer.hosts.asyncssh_import import asyncssh
 from deployer.hosts.protocol import (
     ARTIFACT_FAILED,
@@ -74,19 +74,8 @@ ARTIFACT_CHUNK = 1 << 18  # bytes read from the artifact and written to the chan
 _FAULTS = (ProtocolError, asyncssh.Error, OSError, asyncio.IncompleteReadError, TimeoutError)
 
 
-@dataclass(frozen=True, slots=True)
-class ControllerHookOutcome:
-    """How a hook the controller ran (a Fabric task) ended."""
-
-    exit_status: int
-    attempts: int
-    timed_out: bool
-    output: str
-    error: str | None
-
-
 # Runs a controller-side hook with the variables the driver reported (see fabric_hooks).
-RunHere = Callable[[HookCommand, dict[str, str]], Awaitable[ControllerHookOutcome]]
+RunHere = Callable[[HookCommand, dict[str, str]], Awaitable[HookOutcome]]
 
 
 @dataclass(slots=True)
@@ -202,7 +191,7 @@ class Conversation:
         self._events = events
         run.started_at = utcnow()  # the host's part in its wave starts now; staging came before
         go = Go(
-            switch_at=utcnow(),
+            switch_at=run.started_at,
             previous_dir=run.previous_dir,
             prune=prune_choice(run.releases, run.new_dir, run.previous_dir, self.job.keep_releases),
         )

@@ -62,7 +62,7 @@ from typing import Any, TypeVar
 import paramiko  # type: ignore[import-untyped]
 from invoke.exceptions import CommandTimedOut, Failure, UnexpectedExit
 
-from deployer.core.runner import HookCommand, ReleaseJob
+from deployer.core.runner import HookCommand, HookOutcome, ReleaseJob
 from deployer.core.targets import Host, SshTarget
 from deployer.hosts.fabric_connection import (
     CapturedOutput,
@@ -139,17 +139,6 @@ def hook_variables(job: ReleaseJob, host: Host, reported: Mapping[str, str]) -> 
 
 
 # --- running ------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class HookOutcome:
-    """How a Fabric hook ended on one host, for the step's result and the driver."""
-
-    exit_status: int
-    attempts: int
-    timed_out: bool
-    output: str
-    error: str | None = None  # one sentence when it failed: "after_install Fabric task ... raised ..."
 
 
 @dataclass(frozen=True, slots=True)

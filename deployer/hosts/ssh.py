@@ -37,6 +37,7 @@ from deployer.core.results import HostResult, HostStatus, Step
 from deployer.core.runner import (
     CheckAnswer,
     HookCommand,
+    HookOutcome,
     HostEvents,
     HostProbe,
     ReleaseJob,
@@ -44,7 +45,7 @@ from deployer.core.runner import (
 )
 from deployer.core.targets import SshTarget, endpoint
 from deployer.hosts.asyncssh_import import asyncssh
-from deployer.hosts.conversation import ControllerHookOutcome, Conversation, new_transcript
+from deployer.hosts.conversation import Conversation, new_transcript
 from deployer.hosts.host_keys import (
     judge_host_key,
     known_keys,
@@ -461,22 +462,22 @@ class SshRunner:
         """Never raises: a staging that could not be done is done again at the host's wave."""
         name = target.host.name
         try:
-            return await self._stage_here(target, job)
-        except asyncio.CancelledError:
-            raise
+            staged = await self._staged_conversation(target, job)
         except Exception as error:  # the runner closing under it, or a bug: the wave retries
             return StageReport(name, staged=False, error=f"staging stopped: {error}")
+        if isinstance(staged, HostResult):
+            return StageReport(name, staged=False, error=staged.error)
+        self._staged[(job.deployment_id, name)] = staged
+        return StageReport(name, staged=True)
 
-    async def _stage_here(self, target: SshTarget, job: ReleaseJob) -> StageReport:
-        name = target.host.name
+    async def _staged_conversation(self, target: SshTarget, job: ReleaseJob) -> Conversation | HostResult:
+        """A conversation whose driver is staged and waits for its go, or how the host
+        ended before that (nothing live changed)."""
         opened = await self._converse(target, job)
         if isinstance(opened, HostResult):
-            return StageReport(name, staged=False, error=opened.error)
+            return opened
         ended = await opened.stage()
-        if ended is not None:
-            return StageReport(name, staged=False, error=ended.error)
-        self._staged[(job.deployment_id, name)] = opened
-        return StageReport(name, staged=True)
+        return opened if ended is None else ended
 
     async def deploy(self, target: SshTarget, job: ReleaseJob, events: HostEvents) -> HostResult:
         """Run ``job`` on one host; never raises for the host's own failures."""
@@ -489,13 +490,10 @@ class SshRunner:
         if conversation is not None and not conversation.is_open:
             conversation = None  # lost while it waited: staged again
         if conversation is None:
-            opened = await self._converse(target, job)
-            if isinstance(opened, HostResult):
-                return opened
-            conversation = opened
-            ended = await conversation.stage()
-            if ended is not None:
-                return ended
+            staged = await self._staged_conversation(target, job)
+            if isinstance(staged, HostResult):
+                return staged
+            conversation = staged
         self._live.setdefault(job.deployment_id, {})[name] = conversation
         if job.deployment_id in self._stopping:
             conversation.stop()
@@ -531,21 +529,18 @@ class SshRunner:
             return transcript.result(failure.status, Step.CONNECT)
         transcript.end(StepEnd(Step.CONNECT, 0, 1, False))
 
-        async def run_here(hook: HookCommand, reported: dict[str, str]) -> ControllerHookOutcome:
+        async def run_here(hook: HookCommand, reported: dict[str, str]) -> HookOutcome:
             return await self._run_here(target, job, hook, reported)
 
         return Conversation(job, transcript, connection, process, _where(target), run_here)
 
     async def _run_here(
         self, target: SshTarget, job: ReleaseJob, hook: HookCommand, reported: dict[str, str]
-    ) -> ControllerHookOutcome:
+    ) -> HookOutcome:
         """Runs a Fabric-task hook on the controller while the driver holds."""
         # Fabric and paramiko are imported only when a spec uses them.
         from deployer.hosts.fabric_hooks import FabricHooks, hook_variables
 
         if self._fabric_hooks is None:
             self._fabric_hooks = FabricHooks(self._connect_slots)
-        outcome = await self._fabric_hooks.run(target, hook, hook_variables(job, target.host, reported))
-        return ControllerHookOutcome(
-            outcome.exit_status, outcome.attempts, outcome.timed_out, outcome.output, outcome.error
-        )
+        return await self._fabric_hooks.run(target, hook, hook_variables(job, target.host, reported))

@@ -13,10 +13,10 @@ from pathlib import Path
 import pytest
 
 from deployer.core.results import Step
-from deployer.core.runner import HookCommand, HostProbe
+from deployer.core.runner import HookCommand, HookOutcome, HostProbe
 from deployer.core.targets import SshOptions, SshTarget, resolve_ssh
 from deployer.hosts.fabric_connection import HookVariables
-from deployer.hosts.fabric_hooks import FabricHooks, HookOutcome
+from deployer.hosts.fabric_hooks import FabricHooks
 from deployer.hosts.ssh import SshRunner
 from tests.fabric.support import write_fabfile
 from tests.plugins.sshd_fleet import FleetFactory, SshdFleet

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from deployer.hosts.asyncssh_import import cached_soname, linker_cache
+from deployer.hosts.asyncssh_import import cached_sonames, linker_cache
 
 PROGRAM = """
 import sys
@@ -53,6 +53,6 @@ def test_with_ld_library_path_set_the_real_search_runs(tmp_path: Path) -> None:
 @pytest.mark.parametrize("name", ["nettle", "libnettle-6", "oqs", "liboqs", "c", "z", "ssl", "ffi"])
 def test_the_linker_cache_answers_as_the_real_search_does(name: str) -> None:
     assert CACHE is not None
-    answer = cached_soname(CACHE, name)
-    if answer is not False:  # False: the cache cannot tell, and the real search is asked
-        assert answer == ctypes.util.find_library(name)
+    found = cached_sonames(CACHE, name)
+    if len(found) <= 1:  # several: the cache cannot tell, and the real search is asked
+        assert (found.pop() if found else None) == ctypes.util.find_library(name)
