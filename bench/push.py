@@ -543,7 +543,10 @@ PROFILE_POINTS = {
     ("deployer/operations/plan.py", "prepare"): "spec, inventory, plan",
     ("deployer/store/rollouts.py", "begin_deployment"): "store: begin_deployment",
     ("deployer/store/rollouts.py", "record_steps"): "store: record_steps (one commit per batch)",
-    ("deployer/store/rollouts.py", "record_host_result"): "store: record_host_result",
+    (
+        "deployer/store/rollouts.py",
+        "record_host_results",
+    ): "store: record_host_results (one commit per batch)",
     (
         "deployer/hosts/conversation.py",
         "_stream_artifact",

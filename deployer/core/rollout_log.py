@@ -72,8 +72,8 @@ class RolloutLog(Protocol):
         """``hosts`` (still pending) have their release staged ahead of their wave."""
         ...
 
-    def record_host_result(self, deployment_id: str, result: HostResult) -> None:
-        """A host's final status, steps and version."""
+    def record_host_results(self, deployment_id: str, results: Sequence[HostResult]) -> None:
+        """Hosts' final status, steps and version, in one write."""
         ...
 
     def reconcile_host(

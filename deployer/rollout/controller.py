@@ -429,13 +429,17 @@ class _RolloutInProgress:
             wake_at = min(wake_at, wait_until)
         await self.clock.wait_until(wake_at, self.host_done)
         self.host_done.clear()  # before looking: a host that ends after the look sets it again
-        done = [task for task in self.tasks if task.done()]
-        for task in done:
-            name = self.tasks.pop(task)
-            result = task.result()  # _run_host never raises
-            self.results[name] = result
-            self.statuses[name] = result.status
-            self._prepare_after(self.wave_of[name])
+        done = [task.result() for task in self.tasks if task.done()]  # _run_host never raises
+        if done:
+            self._record_steps()  # before the results: a step recorded after one would reopen it
+            self.store.record_host_results(self.deployment_id, done)
+        for result in done:
+            self.results[result.host] = result
+            self.statuses[result.host] = result.status
+            failed = counted_failures(self.statuses, self.rollout.budget_exempt)
+            self.sink(HostFinished(self.deployment_id, result, failed, self.failure_budget))
+            self._prepare_after(self.wave_of[result.host])
+        self.tasks = {task: name for task, name in self.tasks.items() if not task.done()}
         if done:
             self._note_finished_waves(self.clock.now())
 
@@ -547,11 +551,7 @@ class _RolloutInProgress:
                 finished_at=self.clock.now(),
                 error=f"internal error: {error!r}",
             )
-        self._record_steps()  # before the result: a step recorded after it would reopen the host
-        self.store.record_host_result(self.deployment_id, result)
-        failed = counted_failures({**self.statuses, name: result.status}, self.rollout.budget_exempt)
-        self.sink(HostFinished(self.deployment_id, result, failed, self.failure_budget))
-        return result
+        return result  # recorded by the loop, with the other hosts that ended meanwhile (_wait)
 
     def _observe_control(self, now: datetime) -> None:
         """Read the operator's latest request from the store, at most once per poll interval."""

@@ -17,7 +17,7 @@ Writes (the controller)::
     heartbeat(id, ...)               prove the controller is alive; DeploymentLocked if it lost the lock
     set_status(id, status, now)      RUNNING <-> PAUSED once a pause or resume took effect
     record_step(id, host, step, now) a host is RUNNING at ``step``
-    record_host_result(id, result)   a host's final status, steps, and version-history interval
+    record_host_results(id, results) hosts' final status, steps, and version-history intervals (one write)
     add_hosts(id, hosts, now)        hosts that joined mid-push
     finish_deployment(id, status, now, reason=...)   final status; releases the lock
     request_control(id, action, ...) pause/resume/abort from another process; ControlError if it cannot

@@ -196,7 +196,7 @@ def skipped_row(deployment_id: str, host_id: int, reason: str) -> dict[str, Any]
     }
 
 
-# record_host_result runs once per host of every deployment: its statements are built
+# record_host_results runs once per host of every deployment: its statements are built
 # once, here, so that each call only binds values (building a statement and its cache key
 # cost more than running it on SQLite).
 _RESULT: BindParameter[int] = bindparam("result_id")

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import Connection, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from deployer.core.errors import ControlError, DeploymentLocked, StoreError
@@ -277,54 +277,22 @@ class RolloutWrites(StoreBase):
                 conn.execute(MARK_STAGED, {"of_deployment": deployment_id, "host": host, "now": aware(now)})
 
     def record_host_result(self, deployment_id: str, result: HostResult) -> None:
-        """A host's final status, error, output tail and steps (replacing an earlier attempt's).
+        """One host's result: :meth:`record_host_results` of one."""
+        self.record_host_results(deployment_id, [result])
 
-        When ``result.version`` differs from the version the host is recorded as
+    def record_host_results(self, deployment_id: str, results: Sequence[HostResult]) -> None:
+        """Hosts' final status, error, output tail and steps (replacing an earlier attempt's),
+        in one transaction: the hosts of a wave end together, and one commit costs more than
+        the rows it writes.
+
+        When a result's ``version`` differs from the version the host is recorded as
         running, its open interval is closed and a new one opened at the moment of the
         switch (the end of the SWITCH step when the result has one, else
         ``result.finished_at``), attributed to this deployment.
         """
-        params = {"of_deployment": deployment_id, "host": result.host}
         with self._write() as conn:
-            found = conn.execute(FIND_FOR_RESULT, params).one_or_none()
-            if found is None:
-                raise RuntimeError(f"host {result.host} is not part of deployment {deployment_id}")
-            conn.execute(
-                RECORD_RESULT,
-                {
-                    "of_deployment": deployment_id,
-                    "result_id": found.id,
-                    "new_status": HostStatus(result.status).value,
-                    "new_step": None if result.step is None else Step(result.step).value,
-                    "new_started_at": aware(result.started_at),
-                    "new_finished_at": aware(result.finished_at),
-                    "new_error": result.error,
-                    "new_exit_status": result.exit_status,
-                    "new_output_tail": cap_output(result.output_tail),
-                    "new_version": result.version,
-                    "new_previous_version": result.previous_version,
-                },
-            )
-            conn.execute(FORGET_STEPS, {"result_id": found.id})
-            if result.steps:
-                conn.execute(
-                    RECORD_STEPS,
-                    [
-                        {
-                            "host_deployment_id": found.id,
-                            "position": position,
-                            "step": Step(step.step).value,
-                            "started_at": aware(step.started_at),
-                            "duration": step.duration,
-                            "exit_status": step.exit_status,
-                            "output": cap_output(step.output),
-                            "attempts": step.attempts,
-                        }
-                        for position, step in enumerate(result.steps)
-                    ],
-                )
-            if result.version is not None:
-                move_host_to_version(conn, found, result.version, _switch_moment(result), deployment_id)
+            for result in results:
+                _record_result(conn, deployment_id, result)
 
     def add_hosts(self, deployment_id: str, hosts: Sequence[tuple[Host, int]], now: datetime) -> None:
         """Add PENDING (host, wave) pairs to a running deployment; hosts already in it are left."""
@@ -474,3 +442,46 @@ def _switch_moment(result: HostResult) -> datetime:
         if step.step is Step.SWITCH:
             return aware(step.started_at) + timedelta(seconds=step.duration)
     return aware(result.finished_at)
+
+
+def _record_result(conn: Connection, deployment_id: str, result: HostResult) -> None:
+    params = {"of_deployment": deployment_id, "host": result.host}
+    found = conn.execute(FIND_FOR_RESULT, params).one_or_none()
+    if found is None:
+        raise RuntimeError(f"host {result.host} is not part of deployment {deployment_id}")
+    conn.execute(
+        RECORD_RESULT,
+        {
+            "of_deployment": deployment_id,
+            "result_id": found.id,
+            "new_status": HostStatus(result.status).value,
+            "new_step": None if result.step is None else Step(result.step).value,
+            "new_started_at": aware(result.started_at),
+            "new_finished_at": aware(result.finished_at),
+            "new_error": result.error,
+            "new_exit_status": result.exit_status,
+            "new_output_tail": cap_output(result.output_tail),
+            "new_version": result.version,
+            "new_previous_version": result.previous_version,
+        },
+    )
+    conn.execute(FORGET_STEPS, {"result_id": found.id})
+    if result.steps:
+        conn.execute(
+            RECORD_STEPS,
+            [
+                {
+                    "host_deployment_id": found.id,
+                    "position": position,
+                    "step": Step(step.step).value,
+                    "started_at": aware(step.started_at),
+                    "duration": step.duration,
+                    "exit_status": step.exit_status,
+                    "output": cap_output(step.output),
+                    "attempts": step.attempts,
+                }
+                for position, step in enumerate(result.steps)
+            ],
+        )
+    if result.version is not None:
+        move_host_to_version(conn, found, result.version, _switch_moment(result), deployment_id)
