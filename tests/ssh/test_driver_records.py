@@ -78,6 +78,10 @@ def test_releases_are_listed_by_their_last_unpack_or_switch_and_foreign_ones_las
         version_file.write_text(f"{name}\n")
         os.utime(version_file, (1_700_000_000 - age, 1_700_000_000 - age))
     (app / "releases" / "manual").mkdir()
+    assert _probed_releases(app) == ("1.0", "0.9", "0.8", "manual")
+
+
+def _probed_releases(app: Path) -> tuple[str, ...]:
     probed = subprocess.run(
         ["/bin/sh", "-c", probe_command(str(app), None)],
         capture_output=True,
@@ -85,7 +89,26 @@ def test_releases_are_listed_by_their_last_unpack_or_switch_and_foreign_ones_las
         timeout=30,
         check=True,
     )
-    assert parse_probe("local", probed.stdout).releases == ("1.0", "0.9", "0.8", "manual")
+    return parse_probe("local", probed.stdout).releases
+
+
+# Up to 32 releases are ordered by the shell's own -nt, more by one ls -t: both orders agree.
+@pytest.mark.parametrize("count", [7, 40])
+def test_releases_unpacked_in_the_same_instant_are_listed_by_name_as_ls_would(
+    tmp_path: Path, count: int
+) -> None:
+    app = tmp_path / "app"
+    mtimes = {}
+    for number in range(count):
+        name = f"{number % 5}.{number}"
+        (app / "releases" / name).mkdir(parents=True)
+        version_file = app / "releases" / name / ".deploy-version"
+        version_file.write_text(f"{name}\n")
+        # Three instants, so most releases tie with others; nanoseconds apart at the end.
+        mtimes[name] = 1_700_000_000_000_000_000 + (number % 3) * 60_000_000_000 + (number == 1)
+        os.utime(version_file, ns=(mtimes[name], mtimes[name]))
+    newest_first = sorted(mtimes, key=lambda name: (-mtimes[name], name))
+    assert _probed_releases(app) == tuple(newest_first)
 
 
 def test_a_target_that_cannot_be_made_fails_with_one_line_naming_it(tmp_path: Path) -> None:

@@ -6,7 +6,9 @@
 # POSIX sh only, no python on the host. Uses GNU `timeout` (or, where there is none,
 # `setsid` and a sleeping watchdog) to kill a hook with its children, `mv -T` (GNU or
 # busybox), head and tar. Shell built-ins do what they can: every process costs the host
-# CPU, for each of many hosts at once.
+# CPU, for each of many hosts at once. The driver's own tools run with LC_ALL=C: their
+# errors are matched below ("No space left"), whatever the host's language, and C spares
+# each process a locale lookup. Hooks keep the host's locale.
 #
 # A conversation has two phases.
 #
@@ -114,7 +116,7 @@ cleanup() {
     [ "$made_temporary" = 1 ] || return 0
     # Test first: most runs leave nothing, and a test costs no process.
     for leftover in "$target/releases/.tmp-$id" "$target/releases/.old-$id" "$target/.current-$id"; do
-        if [ -e "$leftover" ] || [ -L "$leftover" ]; then rm -rf "$leftover"; fi
+        if [ -e "$leftover" ] || [ -L "$leftover" ]; then LC_ALL=C rm -rf "$leftover"; fi
     done
     # The artifact's file stays, emptied (no process), until the records are pruned.
     [ -s "$records/$id.artifact.tar.gz" ] && : >"$records/$id.artifact.tar.gz"
@@ -457,7 +459,7 @@ has_sha() {
 # The file is emptied, to give the space back.
 receive() {
     receive_error=
-    err=$(head -c "$1" 2>&1 >"$file") && return 0
+    err=$(LC_ALL=C head -c "$1" 2>&1 >"$file") && return 0
     : >"$file" 2>/dev/null
     case $err in
     *"No space left"* | *"Disk quota exceeded"*)
@@ -486,7 +488,7 @@ upload() {
     made_temporary=1
     # Made empty with the records on a host's first deployment; else a run of this
     # deployment that stopped half-way may have left one.
-    [ "$tmp_made" = 1 ] || { [ -e "$tmp" ] && rm -rf "$tmp"; }
+    [ "$tmp_made" = 1 ] || { [ -e "$tmp" ] && LC_ALL=C rm -rf "$tmp"; }
     same=
     for other in "$target"/releases/*/.deploy-sha256; do
         has_sha "$other" && same=${other%/.deploy-sha256} && break
@@ -529,7 +531,7 @@ upload() {
         fi
         # No checksum here: SSH authenticates every byte on the way, and gzip checks its
         # CRC-32 and length as tar unpacks (a short or damaged file fails there).
-        { [ "$tmp_made" = 1 ] || mkdir "$tmp"; } && err=$(tar -x -o -z -f "$file" -C "$tmp" 2>&1) || {
+        { [ "$tmp_made" = 1 ] || LC_ALL=C mkdir "$tmp"; } && err=$(LC_ALL=C tar -x -o -z -f "$file" -C "$tmp" 2>&1) || {
             case $err in
             *"No space left"* | *"Disk quota exceeded"*)
                 upload_error="no space left on $DEPLOY_HOST under $target while unpacking the artifact"
@@ -550,25 +552,25 @@ upload() {
             upload_error="release $version is live on the host with other content; deploy it under a new version"
             return 1
         fi
-        mv "$rel" "$target/releases/.old-$id" >>"$log" 2>&1 || { upload_error="cannot replace $rel"; return 1; }
+        LC_ALL=C mv "$rel" "$target/releases/.old-$id" >>"$log" 2>&1 || { upload_error="cannot replace $rel"; return 1; }
     fi
-    mv "$tmp" "$rel" >>"$log" 2>&1 || { upload_error="cannot move the release into $rel"; return 1; }
-    [ -e "$target/releases/.old-$id" ] && rm -rf "$target/releases/.old-$id"
+    LC_ALL=C mv "$tmp" "$rel" >>"$log" 2>&1 || { upload_error="cannot move the release into $rel"; return 1; }
+    [ -e "$target/releases/.old-$id" ] && LC_ALL=C rm -rf "$target/releases/.old-$id"
     return 0
 }
 
 # The atomic switch: a new symlink under a temporary name, renamed over `current`.
 switch() {
     link=$target/.current-$id
-    [ -L "$link" ] && rm -f "$link"
-    ln -s "releases/$dir" "$link" && mv -T "$link" "$target/current" || return 1
+    [ -L "$link" ] && LC_ALL=C rm -f "$link"
+    LC_ALL=C ln -s "releases/$dir" "$link" && LC_ALL=C mv -T "$link" "$target/current" || return 1
     # Dates the switch for list_releases, without touch(1).
     printf '%s\n' "$version" >"$target/releases/$dir/.deploy-version"
     # The go message carries the time: one process less than date(1). Given none (or
     # anything else), or when hooks ran between the go and the switch, the host's clock says.
     [ "$hooked" = 1 ] && when=
     case $when in
-    '' | *[!0-9TZ:-]*) when=$(date -u +%Y-%m-%dT%H:%M:%SZ) ;;
+    '' | *[!0-9TZ:-]*) when=$(LC_ALL=C date -u +%Y-%m-%dT%H:%M:%SZ) ;;
     esac
     printf '%s\t%s\t%s\t%s\n' "$when" "$version" "$id" "$who" >>"$target/revisions.log"
 }
@@ -587,7 +589,7 @@ prune() {
         set -- "$@" "$target/releases/$name"
     done <"$records/$id.releases"
     printf '%s' "$said" >>"$log"
-    [ $# -eq 0 ] || rm -rf "$@"
+    [ $# -eq 0 ] || LC_ALL=C rm -rf "$@"
 }
 
 # Keeps the records of the newest 20 finished deployments (this one counted), and always
@@ -641,7 +643,7 @@ if [ ! -d "$records" ]; then
             made_temporary=1 tmp_made=1
         fi
     fi
-    if ! err=$(mkdir -p "$@" 2>&1); then
+    if ! err=$(LC_ALL=C mkdir -p "$@" 2>&1); then
         step=$first_step
         records=
         # mkdir says why once per directory: its first line says it all.
@@ -675,7 +677,7 @@ if [ "$kind" = restart ]; then
     DEPLOY_VERSION=$v
 else
     here=$target/releases/$dir
-    [ -d "$target/releases" ] || mkdir -p "$target/releases"
+    [ -d "$target/releases" ] || LC_ALL=C mkdir -p "$target/releases"
     begin upload
     upload
     rc=$?
