@@ -87,7 +87,8 @@ class DelayProxy:
         asyncio.run_coroutine_threadsafe(self._close(), self.loop).result(timeout=30)
         self.loop.call_soon_threadsafe(self.loop.stop)
         self._thread.join(timeout=30)
-        self.loop.close()
+        if not self._thread.is_alive():  # a loop still running cannot be closed
+            self.loop.close()
 
     async def _listen(self) -> None:
         for address, upstream in self.routes.items():

@@ -18,7 +18,6 @@ from datetime import UTC, datetime, timedelta
 
 from deployer.core.clock import SYSTEM_CLOCK, Clock
 from deployer.core.decide import Control, Decision, RolloutState, StopCause, counted_failures, decide
-from deployer.core.errors import StoreError
 from deployer.core.events import (
     Baking,
     ControlChanged,
@@ -157,7 +156,8 @@ class _RolloutInProgress:
         """Run to the end; if the loop itself fails (the store, say), stop every host task.
 
         The deployment is then left RUNNING in the store: its drivers finish on their own
-        and ``deploy resume`` reads what they did, once this controller is gone.
+        and ``deploy resume`` reads what they did, once this controller is gone (also for
+        hosts that had ended but whose results the loop had not recorded yet).
         """
         try:
             return await self._loop()
@@ -535,13 +535,12 @@ class _RolloutInProgress:
         return report
 
     async def _run_host(self, name: str) -> HostResult:
-        """Deploy one host and record its result; a bug here fails the host, not its wave."""
+        """Deploy one host; a bug here fails the host, not its wave. No store I/O: the loop
+        records the result with the other hosts that ended meanwhile (see _wait)."""
         target = self.targets[name]
         started = self.clock.now()
         try:
             result = await self.runner.deploy(target, self.rollout.job, self._host_event)
-        except StoreError:
-            raise  # the store failed (lost): the whole loop stops, not just this host
         except Exception as error:  # a bug in the runner: fail this host loudly, keep the wave
             log.exception("internal error while deploying %s", name)
             result = HostResult(
@@ -551,7 +550,7 @@ class _RolloutInProgress:
                 finished_at=self.clock.now(),
                 error=f"internal error: {error!r}",
             )
-        return result  # recorded by the loop, with the other hosts that ended meanwhile (_wait)
+        return result
 
     def _observe_control(self, now: datetime) -> None:
         """Read the operator's latest request from the store, at most once per poll interval."""

@@ -177,6 +177,18 @@ def test_the_budget_is_fleet_wide_and_a_fully_failed_wave_does_not_end_the_run(s
     assert outcome.statuses["h07"] is HostStatus.NOT_STARTED
 
 
+def test_hosts_that_end_together_each_count_the_failures_before_them(store: Store) -> None:
+    fleet = hosts(4, 2)
+    # No step takes time: the four end before the loop wakes, and it records them together.
+    runner = FakeRunner(fail_at={h.name: Step.START for h in fleet[:3]})
+    events: list[Event] = []
+    outcome = run(store, runner, begin(store, [fleet], budget=3), events)
+    assert outcome.status is DeploymentStatus.SUCCEEDED
+    told = [e.failed_count for e in events if isinstance(e, HostFinished) and e.result.host != "h04"]
+    assert sorted(told) == [1, 2, 3]
+    assert store.failed_hosts_of_last_deployment("web", "prod") == {"h01", "h02", "h03"}
+
+
 def test_succeeds_within_the_budget_and_records_versions(store: Store) -> None:
     fleet = hosts(6, 3)
     runner = FakeRunner(fail_at={"h02": Step.BEFORE_INSTALL})

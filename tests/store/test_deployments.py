@@ -109,6 +109,22 @@ def test_a_retried_host_replaces_its_earlier_steps(store: Store) -> None:
     assert [s.started_at for s in host.steps] == [at(5) - timedelta(seconds=1)]
 
 
+def test_hosts_that_ended_together_are_recorded_together_or_not_at_all(store: Store) -> None:
+    deployment_id = begin(store, "1.0", FLEET, at(0))
+    ended = [result("web-a", "1.0", at(2)), result("web-b", None, at(3), status=HostStatus.FAILED)]
+    store.record_host_results(deployment_id, ended)
+    statuses = {h.name: h.status for h in store.deployment(deployment_id).hosts}
+    assert (statuses["web-a"], statuses["web-b"]) == (HostStatus.SUCCEEDED, HostStatus.FAILED)
+    assert store.current_versions("web", "prod") == {"web-a": "1.0"}
+    # One write: a batch naming a host outside the deployment leaves its other hosts as they were.
+    with pytest.raises(RuntimeError, match="host web-x is not part of deployment"):
+        store.record_host_results(
+            deployment_id, [result("web-c", "1.0", at(4)), result("web-x", "1.0", at(4))]
+        )
+    assert {h.name: h.status for h in store.deployment(deployment_id).hosts}["web-c"] is HostStatus.PENDING
+    assert store.current_versions("web", "prod") == {"web-a": "1.0"}
+
+
 def test_output_is_capped(store: Store) -> None:
     deployment_id = begin(store, "1.0", FLEET, at(0))
     huge = "x" * (OUTPUT_CAP + 10)

@@ -6,9 +6,10 @@
 # POSIX sh only, no python on the host. Uses GNU `timeout` (or, where there is none,
 # `setsid` and a sleeping watchdog) to kill a hook with its children, `mv -T` (GNU or
 # busybox), head and tar. Shell built-ins do what they can: every process costs the host
-# CPU, for each of many hosts at once. The driver's own tools run with LC_ALL=C: their
-# errors are matched below ("No space left"), whatever the host's language, and C spares
-# each process a locale lookup. Hooks keep the host's locale.
+# CPU, for each of many hosts at once. The tools every deployment runs (head, mkdir, tar,
+# mv, ln, rm) run with LC_ALL=C: their errors are matched below ("No space left"),
+# whatever the host's language, and C spares each process a locale lookup. Hooks keep
+# the host's locale.
 #
 # A conversation has two phases.
 #

@@ -2,16 +2,18 @@
 
 # Prints the names of the releases in directory $1, one a line, newest first: by when
 # each was last unpacked or switched to, both of which rewrite its .deploy-version (no
-# touch(1) at a switch). Ties go by name, in byte order. A directory without that
-# file, which the driver did not make, comes last.
-# Up to 32 releases are ordered with test's -nt, a builtin: no process (a process costs the
-# host about a millisecond, and every deployment that prunes lists); more take one ls -t.
+# touch(1) at a switch). Ties go by name (in glob order; ls -t's is the same in the C
+# locale). A directory without that file, which the driver did not make, comes last.
+# Up to 16 releases are ordered with test's -nt, a builtin: no process (a process costs the
+# host about a millisecond, and every deployment that prunes lists); the sort is quadratic,
+# so more take one ls -t. busybox's -nt compares whole seconds: there, releases written in
+# the same second count as a tie.
 list_releases() {
     _releases=$1
     set -- "$_releases"/*/.deploy-version
     if [ ! -e "$1" ]; then
         :
-    elif [ $# -gt 32 ]; then
+    elif [ $# -gt 16 ]; then
         LC_ALL=C ls -1t "$@" | while IFS= read -r _release; do
             _release=${_release%/.deploy-version}
             printf '%s\n' "${_release##*/}"
