@@ -470,13 +470,16 @@ class SshRunner:
         self._staged[(job.deployment_id, name)] = staged
         return StageReport(name, staged=True)
 
-    async def _staged_conversation(self, target: SshTarget, job: ReleaseJob) -> Conversation | HostResult:
-        """A conversation whose driver is staged and waits for its go, or how the host
-        ended before that (nothing live changed)."""
+    async def _staged_conversation(
+        self, target: SshTarget, job: ReleaseJob, go_with: HostEvents | None = None
+    ) -> Conversation | HostResult:
+        """A conversation whose driver is staged and waits for its go (or, ``go_with``,
+        got it behind the artifact: see Conversation.stage), or how the host ended before
+        that (nothing live changed)."""
         opened = await self._converse(target, job)
         if isinstance(opened, HostResult):
             return opened
-        ended = await opened.stage()
+        ended = await opened.stage(go_with)
         return opened if ended is None else ended
 
     async def deploy(self, target: SshTarget, job: ReleaseJob, events: HostEvents) -> HostResult:
@@ -489,8 +492,9 @@ class SshRunner:
         conversation = self._staged.pop(key, None)
         if conversation is not None and not conversation.is_open:
             conversation = None  # lost while it waited: staged again
-        if conversation is None:
-            staged = await self._staged_conversation(target, job)
+        if conversation is None:  # its wave runs: the go goes with the artifact
+            go_with = None if job.deployment_id in self._stopping else events
+            staged = await self._staged_conversation(target, job, go_with)
             if isinstance(staged, HostResult):
                 return staged
             conversation = staged

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from deployer.core.results import Step
 from deployer.store import open_store
 from tests.e2e.conftest import fleet_of
 from tests.e2e.support import App, make_app, wait_until
@@ -33,9 +34,13 @@ def start_push(app: App, *args: str) -> subprocess.Popen[bytes]:
     victim = app.fleet.hosts[0].name
 
     def in_flight() -> bool:
+        # Past its upload: the host has its go, so its driver carries on whatever the
+        # controller does now (a host recorded at CONNECT may still be staging).
         with open_store(app.db_url) as store:
             running = store.running_deployment(app.name, "e2e")
-            return running is not None and any(h.name == victim and h.step for h in running.hosts)
+            return running is not None and any(
+                h.name == victim and h.step not in (None, Step.CONNECT, Step.UPLOAD) for h in running.hosts
+            )
 
     assert wait_until(in_flight, timeout=60)
     return pushing
