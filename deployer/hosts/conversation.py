@@ -4,13 +4,14 @@ The protocol is described in ``deployer/hosts/remote/driver.sh`` and typed in
 :mod:`deployer.hosts.protocol`. Seen from here:
 
     driver                                   controller
-    @@hello 2 / @@previous 1.3 / @@step upload start
-    @@release ... / @@need-artifact <path> stdin ──────────▶
+    @@hello 2 / @@previous 1.3 / @@release ... / @@step upload start
+    @@need-artifact <path> stdin ──────────▶
                                  ◀──────────  data <n>, the artifact's n bytes, sent
     @@step upload end 0 1 / @@staged
                  ... the host waits, staged, until its wave ...
                                  ◀──────────  go <time> <previous> <prune>   (the one message)
-    (A host whose wave runs already gets its go right behind the artifact.)
+    (A host whose wave runs already gets its go right behind the artifact, with no
+    switch time: the unpack comes between.)
     @@step stop start ... @@step validate end 0 1 / @@done succeeded / @@current 1.4
 
 Staging (:meth:`Conversation.stage`) runs before the host's wave and changes nothing
@@ -207,13 +208,13 @@ class Conversation:
             return self._fault(error)
         return await self._finish()
 
-    def _go_message(self, events: HostEvents, now: datetime) -> bytes:
+    def _go_message(self, events: HostEvents, switch_at: datetime | None) -> bytes:
         """The go, from what staging told (the previous release, the release list); from
         here on the driver's step events go to ``events``."""
         run = self.transcript
         self._events = events
         go = Go(
-            switch_at=now,
+            switch_at=switch_at,
             previous_dir=run.previous_dir,
             prune=prune_choice(run.releases, run.new_dir, run.previous_dir, self.job.keep_releases),
         )
@@ -307,8 +308,10 @@ class Conversation:
                         else:
                             self._process.stdin.write(await self._send_artifact(path))
                         if self._go_with is not None and run.uploaded and not self._stopped:
+                            # The unpack comes between this go and the switch: no switch
+                            # time in it, the host's clock dates the switch (driver.sh).
                             run.started_at = utcnow()  # as in go(): the wave's part starts here
-                            self._process.stdin.write(self._go_message(self._go_with, run.started_at))
+                            self._process.stdin.write(self._go_message(self._go_with, None))
                         limit.reschedule(loop.time() + IDLE_LIMIT + self._upload_time())
                     case Env(name, value):
                         run.reported_env[name] = value

@@ -470,16 +470,13 @@ class SshRunner:
         self._staged[(job.deployment_id, name)] = staged
         return StageReport(name, staged=True)
 
-    async def _staged_conversation(
-        self, target: SshTarget, job: ReleaseJob, go_with: HostEvents | None = None
-    ) -> Conversation | HostResult:
-        """A conversation whose driver is staged and waits for its go (or, ``go_with``,
-        got it behind the artifact: see Conversation.stage), or how the host ended before
-        that (nothing live changed)."""
+    async def _staged_conversation(self, target: SshTarget, job: ReleaseJob) -> Conversation | HostResult:
+        """A conversation whose driver is staged and waits for its go, or how the host
+        ended before that (nothing live changed)."""
         opened = await self._converse(target, job)
         if isinstance(opened, HostResult):
             return opened
-        ended = await opened.stage(go_with)
+        ended = await opened.stage()
         return opened if ended is None else ended
 
     async def deploy(self, target: SshTarget, job: ReleaseJob, events: HostEvents) -> HostResult:
@@ -492,22 +489,27 @@ class SshRunner:
         conversation = self._staged.pop(key, None)
         if conversation is not None and not conversation.is_open:
             conversation = None  # lost while it waited: staged again
-        if conversation is None:  # its wave runs: the go goes with the artifact
-            go_with = None if job.deployment_id in self._stopping else events
-            staged = await self._staged_conversation(target, job, go_with)
-            if isinstance(staged, HostResult):
-                return staged
-            conversation = staged
-        self._live.setdefault(job.deployment_id, {})[name] = conversation
-        if job.deployment_id in self._stopping:
-            conversation.stop()
+        staged_ahead = conversation is not None
+        if conversation is None:
+            opened = await self._converse(target, job)
+            if isinstance(opened, HostResult):
+                return opened
+            conversation = opened
+        live = self._live.setdefault(job.deployment_id, {})
+        live[name] = conversation  # from here an abort reaches it, while it stages too
         try:
+            if job.deployment_id in self._stopping:
+                conversation.stop()
+            if not staged_ahead:  # staged at its wave: the go follows the artifact (see stage)
+                ended = await conversation.stage(go_with=events)
+                if ended is not None:
+                    return ended
             return await conversation.go(events)
         except BaseException:
             conversation.leave()
             raise
         finally:
-            self._live[job.deployment_id].pop(name, None)
+            live.pop(name, None)
 
     def stop(self, deployment_id: str) -> None:
         self._stopping.add(deployment_id)

@@ -562,6 +562,35 @@ def test_an_abort_before_the_switch_changes_nothing(fleet: AppFleet) -> None:
     assert (local / "releases" / "1.1" / "VERSION").read_text() == "1.1\n"  # staged, not live
 
 
+def test_an_abort_while_a_host_is_staged_at_its_wave_keeps_it_on_its_old_version(fleet: AppFleet) -> None:
+    # A host not staged ahead gets its go right behind the artifact: an abort that comes
+    # while the artifact is on its way must keep that go from being sent at all.
+    target, local = fleet.app()
+    one = make_artifact(fleet.work, "1.0")
+    noise = base64.b64encode(random.Random(11).randbytes(12 * 1024 * 1024)).decode()
+    big = make_artifact(fleet.work, "1.1", {"noise.txt": noise})  # takes many writes to send
+    pushed = job(target, "1.1", big, hook(Step.STOP, "true"), hook(Step.START, "true"))
+    arriving = local / ".deploy" / f"{pushed.deployment_id}.artifact.tar.gz"
+
+    async def scenario():
+        runner = SshRunner()
+        try:
+            await runner.deploy(fleet.target(), job(target, "1.0", one), Recorder())
+            deploying = asyncio.create_task(runner.deploy(fleet.target(), pushed, Recorder()))
+            async with asyncio.timeout(60):
+                while not (arriving.exists() and arriving.stat().st_size > 0):  # the bytes are coming
+                    await asyncio.sleep(0.001)
+            runner.stop(pushed.deployment_id)
+            return await deploying
+        finally:
+            await runner.aclose()
+
+    result = run(scenario())
+    assert result.status == HostStatus.ABORTED, result.error
+    assert result.error == "aborted before its first step; the host still runs what it ran before"
+    assert (local / "current" / "VERSION").read_text() == "1.0\n"
+
+
 def test_an_identity_file_that_holds_no_key_fails_the_host_with_a_sentence(fleet: AppFleet) -> None:
     identity = fleet.work / "not-a-key"
     identity.write_text("this is not a private key\n")

@@ -28,7 +28,8 @@
 #      @@staged                       and WAITS for the one message of the host's wave:
 #    `go<TAB><UTC time><TAB><previous dir><TAB><positions to prune, space-separated>`
 #    (positions in the @@release list). A controller whose wave for this host already
-#    runs sends the go right behind the artifact's `sent`; it waits here all the same.
+#    runs sends the go right behind the artifact's `sent`, with no time (the unpack comes
+#    between: the host's clock dates the switch); it waits here all the same.
 #    EOF (or anything else) instead: the controller went away or let the host go before
 #    its wave; the driver leaves without a record, the staged release stays as an
 #    ordinary non-current one.
@@ -684,11 +685,13 @@ else
     [ -d "$target/releases" ] || LC_ALL=C mkdir -p "$target/releases"
     # Listed before the upload, so that a controller whose wave already runs for this
     # host can choose what to prune and send the go right behind the artifact. With the
-    # new release (counted here whether or not it is already on the host) no more than
-    # the spec keeps, there is nothing to prune: no listing. (The glob's trailing slash
-    # matches directories only.)
+    # new release no more than the spec keeps, there is nothing to prune: no listing.
+    # (The glob's trailing slash matches directories only.)
     set -- "$target"/releases/*/
-    if [ -d "$1" ] && [ $# -ge "$keep" ]; then
+    count=$#
+    [ -d "$1" ] || count=0
+    [ -d "$here" ] || count=$((count + 1))
+    if [ "$count" -gt "$keep" ]; then
         list_releases "$target/releases" >"$records/$id.releases"
         while IFS= read -r name; do say "@@release $name"; done <"$records/$id.releases"
     fi
