@@ -4,14 +4,12 @@ The protocol is described in ``deployer/hosts/remote/driver.sh`` and typed in
 :mod:`deployer.hosts.protocol`. Seen from here:
 
     driver                                   controller
-    @@hello 2 / @@previous 1.3 / @@release ... / @@step upload start
+    @@hello 2 / @@previous 1.3 / @@step upload start
     @@need-artifact <path> stdin ──────────▶
                                  ◀──────────  data <n>, the artifact's n bytes, sent
-    @@step upload end 0 1 / @@staged
+    @@step upload end 0 1 / @@release ... / @@staged
                  ... the host waits, staged, until its wave ...
                                  ◀──────────  go <time> <previous> <prune>   (the one message)
-    (A host whose wave runs already gets its go right behind the artifact, with no
-    switch time: the unpack comes between.)
     @@step stop start ... @@step validate end 0 1 / @@done succeeded / @@current 1.4
 
 Staging (:meth:`Conversation.stage`) runs before the host's wave and changes nothing
@@ -163,8 +161,7 @@ class Conversation:
         self._process = process
         self._where = where
         self._run_here = run_here
-        self._events: HostEvents | None = None  # set once the go is sent
-        self._go_with: HostEvents | None = None  # the go follows the artifact (see stage)
+        self._events: HostEvents | None = None
         self._stopped = False
 
     @property
@@ -173,15 +170,9 @@ class Conversation:
 
     # -- the two phases ------------------------------------------------------------------
 
-    async def stage(self, go_with: HostEvents | None = None) -> HostResult | None:
+    async def stage(self) -> HostResult | None:
         """Read until the driver is staged: None then, else how the host ended (it failed
-        before its wave, or could not be staged; nothing live changed either way).
-
-        ``go_with`` the step events' receiver when the host's wave already runs (it was
-        not staged ahead): the go then follows the artifact at once, a round trip sooner
-        than after the driver says it is staged, and :meth:`go` only follows the driver.
-        """
-        self._go_with = go_with
+        before its wave, or could not be staged; nothing live changed either way)."""
         try:
             await self._read(until_staged=True, budget=IDLE_LIMIT + self._upload_time())
         except _FAULTS as error:
@@ -191,34 +182,25 @@ class Conversation:
         return await self._finish()
 
     async def go(self, events: HostEvents) -> HostResult:
-        """Send the wave's one message (unless it went with the artifact, see :meth:`stage`)
-        and follow the driver to its end."""
+        """Send the wave's one message and follow the driver to its end."""
         run = self.transcript
-        gone = self._events is not None
-        if self._stopped and not gone:  # aborted before its wave began here: it goes untouched
+        if self._stopped:  # aborted before its wave began here: it goes untouched
             self.close()
             run.error = "aborted before its first step; the host still runs what it ran before"
             return run.result(HostStatus.ABORTED, first_step(self.job))
+        self._events = events
+        run.started_at = utcnow()  # the host's part in its wave starts now; staging came before
+        go = Go(
+            switch_at=run.started_at,
+            previous_dir=run.previous_dir,
+            prune=prune_choice(run.releases, run.new_dir, run.previous_dir, self.job.keep_releases),
+        )
         try:
-            if not gone:
-                run.started_at = utcnow()  # the host's part in its wave starts now; staging came before
-                self._process.stdin.write(self._go_message(events, run.started_at))
+            self._process.stdin.write(encode(go))
             await self._read(until_staged=False, budget=IDLE_LIMIT)
         except _FAULTS as error:
             return self._fault(error)
         return await self._finish()
-
-    def _go_message(self, events: HostEvents, switch_at: datetime | None) -> bytes:
-        """The go, from what staging told (the previous release, the release list); from
-        here on the driver's step events go to ``events``."""
-        run = self.transcript
-        self._events = events
-        go = Go(
-            switch_at=switch_at,
-            previous_dir=run.previous_dir,
-            prune=prune_choice(run.releases, run.new_dir, run.previous_dir, self.job.keep_releases),
-        )
-        return encode(go)
 
     def stop(self) -> None:
         """Tell the driver to stop before its next step (it ignores it once committed)."""
@@ -307,11 +289,6 @@ class Conversation:
                             await self._stream_artifact()
                         else:
                             self._process.stdin.write(await self._send_artifact(path))
-                        if self._go_with is not None and run.uploaded and not self._stopped:
-                            # The unpack comes between this go and the switch: no switch
-                            # time in it, the host's clock dates the switch (driver.sh).
-                            run.started_at = utcnow()  # as in go(): the wave's part starts here
-                            self._process.stdin.write(self._go_message(self._go_with, None))
                         limit.reschedule(loop.time() + IDLE_LIMIT + self._upload_time())
                     case Env(name, value):
                         run.reported_env[name] = value

@@ -489,27 +489,21 @@ class SshRunner:
         conversation = self._staged.pop(key, None)
         if conversation is not None and not conversation.is_open:
             conversation = None  # lost while it waited: staged again
-        staged_ahead = conversation is not None
         if conversation is None:
-            opened = await self._converse(target, job)
-            if isinstance(opened, HostResult):
-                return opened
-            conversation = opened
-        live = self._live.setdefault(job.deployment_id, {})
-        live[name] = conversation  # from here an abort reaches it, while it stages too
+            staged = await self._staged_conversation(target, job)
+            if isinstance(staged, HostResult):
+                return staged
+            conversation = staged
+        self._live.setdefault(job.deployment_id, {})[name] = conversation
+        if job.deployment_id in self._stopping:
+            conversation.stop()
         try:
-            if job.deployment_id in self._stopping:
-                conversation.stop()
-            if not staged_ahead:  # staged at its wave: the go follows the artifact (see stage)
-                ended = await conversation.stage(go_with=events)
-                if ended is not None:
-                    return ended
             return await conversation.go(events)
         except BaseException:
             conversation.leave()
             raise
         finally:
-            live.pop(name, None)
+            self._live[job.deployment_id].pop(name, None)
 
     def stop(self, deployment_id: str) -> None:
         self._stopping.add(deployment_id)

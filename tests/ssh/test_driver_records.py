@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from deployer.hosts.protocol import parse_probe, probe_command, prune_choice
+from deployer.hosts.protocol import parse_probe, probe_command
 from tests.ssh.support import drive_locally, go_line, inline_artifact, job, make_artifact
 
 
@@ -109,32 +109,6 @@ def test_releases_unpacked_in_the_same_instant_are_listed_by_name_as_ls_would(
         os.utime(version_file, ns=(mtimes[name], mtimes[name]))
     newest_first = sorted(mtimes, key=lambda name: (-mtimes[name], name))
     assert _probed_releases(app) == tuple(newest_first)
-
-
-def test_the_release_list_comes_before_the_artifact_so_the_go_can_follow_it(tmp_path: Path) -> None:
-    # A controller whose wave for the host runs already sends the go right behind the
-    # artifact (no round trip for @@staged): it must know what to prune before it sends.
-    app = tmp_path / "app"
-    artifacts = {version: make_artifact(tmp_path, version) for version in ("1", "2", "3", "4")}
-    previous = ""
-    for version in ("1", "2", "3"):
-        push = job(str(app), version, artifacts[version], keep=2)
-        lines = drive_locally(push, inline_artifact(artifacts[version]) + go_line(previous))
-        assert lines[-2:] == ["@@done succeeded", f"@@current {version}"]
-        previous = version
-    # What the controller knows when the driver asks for the artifact: 3, 2 and 1 are
-    # there, 3 current; keeping 2 with the new one, 1 and 2 go.
-    prune = prune_choice(["3", "2", "1"], "4", "3", keep=2)
-    push = job(str(app), "4", artifacts["4"], keep=2)
-    lines = drive_locally(push, inline_artifact(artifacts["4"]) + go_line("3", prune))
-    need = next(i for i, line in enumerate(lines) if line.startswith("@@need-artifact "))
-    assert [line for line in lines[:need] if line.startswith("@@release ")] == [
-        "@@release 3",
-        "@@release 2",
-        "@@release 1",
-    ]
-    assert lines[-2:] == ["@@done succeeded", "@@current 4"]
-    assert sorted(path.name for path in (app / "releases").iterdir()) == ["3", "4"]
 
 
 def test_a_target_that_cannot_be_made_fails_with_one_line_naming_it(tmp_path: Path) -> None:

@@ -117,7 +117,6 @@ def test_controller_messages_encode_as_the_driver_reads_them() -> None:
     moment = datetime(2026, 12, 6, 9, 5, 7, tzinfo=UTC)
     assert encode(Go(moment, "1.0 beta", (3, 4))) == b"go\t2026-12-06T09:05:07Z\t1.0 beta\t3 4\n"
     assert encode(Go(moment, "", ())) == b"go\t2026-12-06T09:05:07Z\t\t\n"
-    assert encode(Go(None, "1.0", ())) == b"go\t\t1.0\t\n"  # behind the artifact: the host dates the switch
     assert encode(Stop()) == b"stop\n"
     assert encode(HookResult(3, 2, False)) == b"done 3 2\n"
     assert encode(HookResult(124, 1, True)) == b"done 124 1 timeout\n"

@@ -563,8 +563,9 @@ def test_an_abort_before_the_switch_changes_nothing(fleet: AppFleet) -> None:
 
 
 def test_an_abort_while_a_host_is_staged_at_its_wave_keeps_it_on_its_old_version(fleet: AppFleet) -> None:
-    # A host not staged ahead gets its go right behind the artifact: an abort that comes
-    # while the artifact is on its way must keep that go from being sent at all.
+    # A host not staged ahead is staged at its wave, then given its go: an abort that
+    # comes while its artifact is on its way keeps that go from being sent at all.
+    # (A go sent right behind the artifact, to save the round trip, broke this once.)
     target, local = fleet.app()
     one = make_artifact(fleet.work, "1.0")
     noise = base64.b64encode(random.Random(11).randbytes(12 * 1024 * 1024)).decode()

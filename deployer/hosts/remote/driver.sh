@@ -16,20 +16,16 @@
 # 1. Staging, before the host's wave (nothing live changes). The driver says
 #      @@hello <protocol version>
 #      @@previous <dir>               what `current` points to now (may be empty)
-#      @@release <dir>                the releases on the host, newest first, when with the
-#                                     new one there would be more than the spec keeps (the
-#                                     controller picks what to prune)
 #      @@step upload start            (not for a restart) then, if the host lacks the release,
 #      @@need-artifact <path> <how>   and WAITS: <how> `stdin` (GNU head is here): the controller
 #                                     sends `data <bytes>`, exactly that many bytes, then `sent`;
 #                                     <how> `file`: `sent` once the controller wrote <path>
 #                                     through a channel of its own
 #      @@step upload end <exit> 1     the release is unpacked in releases/<dir>
+#      @@release <dir>                the kept releases, newest first, when there are more
+#                                     than the spec keeps (the controller picks what to prune)
 #      @@staged                       and WAITS for the one message of the host's wave:
-#    `go<TAB><UTC time><TAB><previous dir><TAB><positions to prune, space-separated>`
-#    (positions in the @@release list). A controller whose wave for this host already
-#    runs sends the go right behind the artifact's `sent`, with no time (the unpack comes
-#    between: the host's clock dates the switch); it waits here all the same.
+#    `go<TAB><UTC time><TAB><previous dir><TAB><positions to prune, space-separated>`.
 #    EOF (or anything else) instead: the controller went away or let the host go before
 #    its wave; the driver leaves without a record, the staged release stays as an
 #    ordinary non-current one.
@@ -683,23 +679,18 @@ if [ "$kind" = restart ]; then
 else
     here=$target/releases/$dir
     [ -d "$target/releases" ] || LC_ALL=C mkdir -p "$target/releases"
-    # Listed before the upload, so that a controller whose wave already runs for this
-    # host can choose what to prune and send the go right behind the artifact. With the
-    # new release no more than the spec keeps, there is nothing to prune: no listing.
-    # (The glob's trailing slash matches directories only.)
-    set -- "$target"/releases/*/
-    count=$#
-    [ -d "$1" ] || count=0
-    [ -d "$here" ] || count=$((count + 1))
-    if [ "$count" -gt "$keep" ]; then
-        list_releases "$target/releases" >"$records/$id.releases"
-        while IFS= read -r name; do say "@@release $name"; done <"$records/$id.releases"
-    fi
     begin upload
     upload
     rc=$?
     finish "$rc"
     [ "$rc" -eq 0 ] || fail "$rc" "$upload_error"
+    # With no more releases than the spec keeps there is nothing to prune: no listing.
+    # (The glob's trailing slash matches directories only.)
+    set -- "$target"/releases/*/
+    if [ $# -gt "$keep" ]; then
+        list_releases "$target/releases" >"$records/$id.releases"
+        while IFS= read -r name; do say "@@release $name"; done <"$records/$id.releases"
+    fi
 fi
 say "@@staged"
 put_state "staged $$"
