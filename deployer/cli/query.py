@@ -12,9 +12,12 @@ import getpass
 import socket
 import sys
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 import click
 
+# The store's SQLAlchemy part loads at the first stores.open_store(), not for --help.
+import deployer.store as stores
 from deployer.cli.completion import complete_app, complete_deployment_id, complete_environment, complete_host
 from deployer.cli.options import TIME, db_option, echo_json, json_option
 from deployer.core.clock import utcnow
@@ -23,7 +26,7 @@ from deployer.core.policy import rollback_due
 from deployer.core.results import ControlAction, HostStatus
 from deployer.core.terminal_text import escape_controls
 from deployer.core.timefmt import LOCAL
-from deployer.store import DeploymentView, Liveness, Store, open_store
+from deployer.store import DeploymentView, Liveness
 from deployer.views.render import (
     RollbackSummary,
     control_json,
@@ -40,6 +43,12 @@ from deployer.views.render import (
     versions_json,
     versions_lines,
 )
+
+if TYPE_CHECKING:
+    from deployer.store import Store
+
+# Imported before a command runs, as load_command does with the collector off (not for --help).
+RUNTIME_IMPORTS = ("deployer.store.repository",)
 
 AT_HELP = "The moment to ask about: ISO 8601 (local time unless zoned), `3h ago`, `2d`, `yesterday 18:30`."
 
@@ -72,7 +81,7 @@ def status(deployment_id: str | None, failed_only: bool, db_url: str | None, as_
     if failed_only and (deployment_id is None or as_json):
         raise click.UsageError("--failed needs a deployment ID, and prints names, not --json")
     now = utcnow()
-    with open_store(db_url) as store:
+    with stores.open_store(db_url) as store:
         if deployment_id is None:
             views = store.latest_deployments()
             controllers = {view.id: store.liveness(view, now) for view in views if not view.is_finished}
@@ -120,7 +129,7 @@ def hosts(
       deploy hosts --app webapp --env production --json | jq -r '.hosts[].name'
     """
     now = utcnow()
-    with open_store(db_url) as store:
+    with stores.open_store(db_url) as store:
         running = store.hosts_running(app, environment, version, at)
         retired = store.retired_hosts(app, environment)
     if as_json:
@@ -153,7 +162,7 @@ def versions(app: str, environment: str, at: datetime | None, db_url: str | None
       deploy versions --app webapp --env production --at yesterday --json
     """
     now = utcnow()
-    with open_store(db_url) as store:
+    with stores.open_store(db_url) as store:
         counts = store.versions_at(app, environment, at)
     if as_json:
         echo_json(versions_json(app, environment, at=at or now, versions=counts))
@@ -195,7 +204,7 @@ def history(
     now = utcnow()
     if host is not None and environment is None:
         raise click.UsageError("--host needs --env: a host's versions are recorded per environment")
-    with open_store(db_url) as store:
+    with stores.open_store(db_url) as store:
         if host is None:
             views = store.history(app, environment, limit=limit)
             if as_json:
@@ -229,7 +238,7 @@ def history(
 @json_option
 def pause(deployment_id: str, db_url: str | None, as_json: bool) -> None:
     """Ask a running deployment to start no new host until it is resumed."""
-    with open_store(db_url) as store:
+    with stores.open_store(db_url) as store:
         _request(store, deployment_id, ControlAction.PAUSE, as_json=as_json)
 
 
@@ -250,7 +259,7 @@ def resume(deployment_id: str, spec_changed_ok: bool, db_url: str | None, as_jso
     automatic rollback (on_halt: rollback) did not run in full runs the rest of it.
     """
     now = utcnow()
-    with open_store(db_url) as store:
+    with stores.open_store(db_url) as store:
         finished = store.deployment(deployment_id)
         rollback = automatic_rollback(store, finished) if finished.is_finished else None
         if rollback is not None and rollback.untried:
@@ -275,7 +284,7 @@ def abort(deployment_id: str, yes: bool, db_url: str | None, as_json: bool) -> N
     When its controller is dead, abort takes the deployment over, asks the hosts that
     were in flight how they ended (as resume does), and ends it aborted itself.
     """
-    with open_store(db_url) as store:
+    with stores.open_store(db_url) as store:
         view = _unfinished(store, deployment_id)
         if not yes and sys.stdin.isatty():
             waiting = view.counts.get(HostStatus.PENDING, 0) + view.counts.get(HostStatus.SKIPPED, 0)
@@ -320,7 +329,12 @@ def _resume_rollback(store: Store, deployment_id: str, *, as_json: bool) -> None
 
 
 def take_over(
-    store: Store, view: DeploymentView, liveness: Liveness, *, as_json: bool, spec_changed_ok: bool = False
+    store: Store,
+    view: DeploymentView,
+    liveness: Liveness,
+    *,
+    as_json: bool,
+    spec_changed_ok: bool = False,
 ) -> None:
     """``deploy resume`` of a deployment whose controller is dead: run it on from here.
 

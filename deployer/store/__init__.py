@@ -44,10 +44,10 @@ Reads (the CLI, the TUI, the planner)::
 
 from __future__ import annotations
 
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from deployer.core.rollout_log import ControlState
-from deployer.store.base import DEFAULT_STALE_AFTER
-from deployer.store.repository import Store, default_url, open_store, resolve_url
-from deployer.store.rollouts import NewDeployment, new_deployment_id
 from deployer.store.views import (
     DeploymentView,
     DroppedNotification,
@@ -57,6 +57,33 @@ from deployer.store.views import (
     Liveness,
     VersionInterval,
 )
+
+if TYPE_CHECKING:
+    from deployer.store.base import DEFAULT_STALE_AFTER
+    from deployer.store.repository import Store, default_url, open_store, resolve_url
+    from deployer.store.rollouts import NewDeployment, new_deployment_id
+
+# What needs SQLAlchemy is imported on first use, not with the package: the views above
+# are plain data, and a command's --help (deploy status --help) should not pay for it.
+_LAZY = {
+    "DEFAULT_STALE_AFTER": "deployer.store.base",
+    "Store": "deployer.store.repository",
+    "default_url": "deployer.store.repository",
+    "open_store": "deployer.store.repository",
+    "resolve_url": "deployer.store.repository",
+    "NewDeployment": "deployer.store.rollouts",
+    "new_deployment_id": "deployer.store.rollouts",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value  # once: later lookups find it like any other name
+    return value
+
 
 __all__ = [
     "DEFAULT_STALE_AFTER",

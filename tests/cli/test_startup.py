@@ -1,4 +1,4 @@
-"""``deploy --help`` and ``deploy plan --help`` start fast: no command module's heavy libraries.
+"""``deploy --help`` and a command's ``--help`` start fast: no command module's heavy libraries.
 
 Listing the commands reads their one-line helps from deployer.cli.SUMMARIES; the test
 below keeps that table equal to the commands' own docstrings.
@@ -28,7 +28,9 @@ def bench_startup() -> ModuleType:
     return module
 
 
-@pytest.mark.parametrize("args", [["--help"], ["plan", "--help"], ["push", "--help"]])
+@pytest.mark.parametrize(
+    "args", [["--help"], ["plan", "--help"], ["push", "--help"], ["status", "--help"], ["abort", "--help"]]
+)
 def test_help_imports_neither_asyncssh_nor_sqlalchemy(args: list[str]) -> None:
     report = bench_startup().measure(args)
     assert "asyncssh" not in report["loaded"]
@@ -40,6 +42,8 @@ def test_a_run_still_imports_its_libraries_up_front() -> None:
     # Without --help the entry point loads what the command will use with the collector off.
     report = bench_startup().measure(["plan", "/nonexistent/spec.yaml"])
     assert {"asyncssh", "sqlalchemy"} <= set(report["loaded"])  # type: ignore[arg-type]
+    report = bench_startup().measure(["status", "--db", "sqlite:////nonexistent/dir/state.db"])
+    assert "sqlalchemy" in report["loaded"]  # type: ignore[operator]
 
 
 def test_summaries_are_the_commands_own_helps() -> None:
