@@ -11,9 +11,8 @@
 list_releases() {
     _releases=$1
     set -- "$_releases"/*/.deploy-version
-    if [ ! -e "$1" ]; then
-        :
-    elif [ $# -gt 16 ]; then
+    [ -e "$1" ] || set -- # the glob matched nothing: it stands for itself
+    if [ $# -gt 16 ]; then
         LC_ALL=C ls -1t "$@" | while IFS= read -r _release; do
             _release=${_release%/.deploy-version}
             printf '%s\n' "${_release##*/}"
