@@ -242,8 +242,7 @@ def stopping(state: RolloutState) -> tuple[StopReason, str] | None:
             StopReason.BUDGET,
             f"{count_of(failed, 'host')} failed, more than the {state.failure_budget} allowed",
         )
-    pending = any(status is HostStatus.PENDING for status in state.statuses.values())
-    if state.stop is not None and pending:
+    if state.stop is not None and any(status is HostStatus.PENDING for status in state.statuses.values()):
         return _STOP_REASONS[state.stop], state.stop.description
     if state.gate_failure is not None:
         return StopReason.GATE, state.gate_failure

@@ -433,10 +433,11 @@ class _RolloutInProgress:
         if done:
             self._record_steps()  # before the results: a step recorded after one would reopen it
             self.store.record_host_results(self.deployment_id, done)
+        failed = counted_failures(self.statuses, self.rollout.budget_exempt)  # once: each result adds its own
         for result in done:
             self.results[result.host] = result
             self.statuses[result.host] = result.status
-            failed = counted_failures(self.statuses, self.rollout.budget_exempt)
+            failed += result.status.is_failure and result.host not in self.rollout.budget_exempt
             self.sink(HostFinished(self.deployment_id, result, failed, self.failure_budget))
             self._prepare_after(self.wave_of[result.host])
         self.tasks = {task: name for task, name in self.tasks.items() if not task.done()}

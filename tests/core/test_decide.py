@@ -217,3 +217,26 @@ def test_which_decisions_roll_back(
     without = decide(state(WAVES, statuses, 2, **asked), NOW)
     assert not without.rollback
     assert without == replace(with_rollback, rollback=False)  # the flag changes nothing else
+
+
+@pytest.mark.parametrize(
+    ("statuses", "exempt", "outcome", "stop", "start"),
+    [
+        # A rollback: a and b failed the deployment it undoes; their failing again is not counted.
+        ({"a": F, "b": F, "c": S, "d": P}, frozenset({"a", "b"}), None, None, ("d",)),
+        ({"a": F, "b": F, "c": S, "d": S}, frozenset({"a", "b"}), DeploymentStatus.SUCCEEDED, None, ()),
+        # A healthy host failing still counts: budget 0, c fails, so the rollback halts.
+        ({"a": F, "b": S, "c": F, "d": P}, frozenset({"a"}), DeploymentStatus.HALTED, StopReason.BUDGET, ()),
+        # Without the exemption the same failures halt it.
+        ({"a": F, "b": F, "c": S, "d": P}, frozenset(), DeploymentStatus.HALTED, StopReason.BUDGET, ()),
+    ],
+)
+def test_known_bad_hosts_do_not_spend_the_budget(
+    statuses: dict[str, HostStatus],
+    exempt: frozenset[str],
+    outcome: DeploymentStatus | None,
+    stop: StopReason | None,
+    start: tuple[str, ...],
+) -> None:
+    decision = decide(state([list(statuses)], statuses, 0, exempt=exempt), NOW)
+    assert (decision.outcome, decision.stop, decision.start) == (outcome, stop, start)

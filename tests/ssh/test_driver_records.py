@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from deployer.core.runner import HostProbe
 from deployer.hosts.protocol import parse_probe, probe_command
 from tests.ssh.support import drive_locally, go_line, inline_artifact, job, make_artifact
 
@@ -78,18 +79,19 @@ def test_releases_are_listed_by_their_last_unpack_or_switch_and_foreign_ones_las
         version_file.write_text(f"{name}\n")
         os.utime(version_file, (1_700_000_000 - age, 1_700_000_000 - age))
     (app / "releases" / "manual").mkdir()
-    assert _probed_releases(app) == ("1.0", "0.9", "0.8", "manual")
+    assert _probe(app).releases == ("1.0", "0.9", "0.8", "manual")
 
 
-def _probed_releases(app: Path) -> tuple[str, ...]:
+def _probe(app: Path, deployment_id: str | None = None) -> HostProbe:
+    """What the probe reads of ``app`` here (and of ``deployment_id``'s journal)."""
     probed = subprocess.run(
-        ["/bin/sh", "-c", probe_command(str(app), None)],
+        ["/bin/sh", "-c", probe_command(str(app), deployment_id)],
         capture_output=True,
         text=True,
         timeout=30,
         check=True,
     )
-    return parse_probe("local", probed.stdout).releases
+    return parse_probe("local", probed.stdout)
 
 
 # Up to 16 releases are ordered by the shell's own -nt, more by one ls -t: both orders agree.
@@ -108,7 +110,7 @@ def test_releases_unpacked_in_the_same_instant_are_listed_by_name_as_ls_would(
         mtimes[name] = 1_700_000_000_000_000_000 + (number % 3) * 60_000_000_000 + (number == 1)
         os.utime(version_file, ns=(mtimes[name], mtimes[name]))
     newest_first = sorted(mtimes, key=lambda name: (-mtimes[name], name))
-    assert _probed_releases(app) == tuple(newest_first)
+    assert _probe(app).releases == tuple(newest_first)
 
 
 def test_a_target_that_cannot_be_made_fails_with_one_line_naming_it(tmp_path: Path) -> None:
@@ -142,14 +144,7 @@ def _outcome_of(app: Path, journal: str) -> str | None:
     """What the probe reads of deployment d-journal, whose journal on the host is ``journal``."""
     (app / ".deploy").mkdir(parents=True)
     (app / ".deploy" / "d-journal.state").write_text(journal)
-    probed = subprocess.run(
-        ["/bin/sh", "-c", probe_command(str(app), "d-journal")],
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=True,
-    )
-    return parse_probe("local", probed.stdout).outcome
+    return _probe(app, "d-journal").outcome
 
 
 @pytest.mark.parametrize(
