@@ -225,29 +225,28 @@ def run_ours(inventory: Path, space: Workspace, run: str) -> tuple[float, float]
     result = json.loads(finished.stdout)
     if result["status"] != "succeeded" or len({h["wave"] for h in result["hosts"]}) != WAVE_COUNT:
         raise SystemExit(f"ours: {result['status']}: {result['reason']}")
-    if "--timeline" in sys.argv:
-        _print_timeline(result["hosts"], finished.launched_at, finished.exited_at)
     first, last = _window(result["hosts"])
+    if "--timeline" in sys.argv:
+        _print_timeline(result["hosts"], first, last, finished.launched_at, finished.exited_at)
     return finished.wall, last - first
 
 
-def _print_timeline(hosts: list[dict[str, Any]], launched_at: float, exited_at: float) -> None:
-    """Each wave's start and end, in seconds from the first host's start (for profiling)."""
+def _print_timeline(
+    hosts: list[dict[str, Any]], first: float, last: float, launched_at: float, exited_at: float
+) -> None:
+    """Each wave's start and end, in seconds from the first host's start (for profiling);
+    ``first`` and ``last``: the first start and last end, epoch seconds (see _window)."""
     from datetime import datetime
 
-    first = min(datetime.fromisoformat(h["started_at"]) for h in hosts)
-    last = max(datetime.fromisoformat(h["finished_at"]) for h in hosts)
     print(
-        f"    launch → wave 1's go {first.timestamp() - launched_at:.2f}s;"
-        f" last end → exit {exited_at - last.timestamp():.2f}s",
+        f"    launch → wave 1's go {first - launched_at:.2f}s; last end → exit {exited_at - last:.2f}s",
         file=sys.stderr,
     )
     for wave in sorted({h["wave"] for h in hosts}):
-        starts = [datetime.fromisoformat(h["started_at"]) for h in hosts if h["wave"] == wave]
-        ends = [datetime.fromisoformat(h["finished_at"]) for h in hosts if h["wave"] == wave]
+        starts = [datetime.fromisoformat(h["started_at"]).timestamp() for h in hosts if h["wave"] == wave]
+        ends = [datetime.fromisoformat(h["finished_at"]).timestamp() for h in hosts if h["wave"] == wave]
         print(
-            f"    wave {wave:2}: {(min(starts) - first).total_seconds():5.2f}"
-            f" → {(max(ends) - first).total_seconds():5.2f}",
+            f"    wave {wave:2}: {min(starts) - first:5.2f} → {max(ends) - first:5.2f}",
             file=sys.stderr,
         )
 

@@ -24,7 +24,6 @@ import yaml
 
 from deployer.core.errors import DeployerError
 from deployer.lab import start_lab, stop_lab
-from deployer.spec.load import load_spec
 
 
 def _step(title: str, args: list[str], env: dict[str, str], expect: tuple[int, ...] = (0,)) -> None:
@@ -111,10 +110,10 @@ def demo(directory: str, own_spec: str | None, hosts: int, datacenters: int, add
     for stale in (db_file, Path(f"{db_file}-wal"), Path(f"{db_file}-shm")):
         stale.unlink(missing_ok=True)
     lab = start_lab(lab_dir, hosts=hosts, datacenters=datacenters, base_address=address)
-    from deployer.operations.reading import check_fabric_task  # here: the demo's --help needs no asyncssh
+    from deployer.operations.reading import read_spec  # here: the demo's --help needs no asyncssh
 
     # only now: its fleet is the inventory the lab just wrote
-    spec = load_spec(spec_path, check_task=check_fabric_task)
+    spec = read_spec(spec_path, None, None)
     click.secho(
         f"lab fleet: {len(lab.hosts)} hosts in {datacenters} datacenters, inventory {lab.inventory_path}",
         bold=True,
