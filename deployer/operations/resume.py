@@ -10,9 +10,9 @@ from dataclasses import dataclass
 from deployer.core.clock import utcnow
 from deployer.core.errors import ControlError, SpecError
 from deployer.core.events import EventSink
-from deployer.core.policy import failure_budget, rolls_back_on_halt
+from deployer.core.policy import failure_budget
 from deployer.core.results import DeploymentKind, DeploymentStatus, HostStatus
-from deployer.core.rollout import GracefulStop, Rollout, RolloutOutcome
+from deployer.core.rollout import GracefulStop, RolloutOutcome
 from deployer.core.runner import HostRunner
 from deployer.core.settle import settle_host
 from deployer.core.spec import Spec
@@ -22,7 +22,7 @@ from deployer.operations.context import Identity, one_line_of, runner_scope
 from deployer.operations.options import PushOptions, options_from_json
 from deployer.operations.reading import read_spec
 from deployer.operations.rollback import complete_automatic_rollback
-from deployer.operations.rollout import artifact_for, gates_for, release_job, started_event
+from deployer.operations.rollout import artifact_for, release_job, rollout_for, started_event
 from deployer.rollout.controller import Controller
 from deployer.rollout.notify import notifying
 from deployer.rollout.probing import probe_deadline, record_verdicts, settle_hosts
@@ -153,20 +153,16 @@ async def resume_deployment(
             # What the hosts before the crash got, not whatever the build folder holds now.
             artifact = kept_artifact(spec.app, spec.version) if options.kind is DeploymentKind.PUSH else None
             artifact = artifact or artifact_for(options.kind, spec, kept=options.promoted_from is not None)
-        rollout = Rollout(
-            deployment_id=deployment_id,
+        rollout = rollout_for(
+            spec,
+            options,
+            store.run_options(deployment_id),
             job=release_job(spec, deployment_id, options.kind, artifact, identity, options),
             targets=taken.targets,
             waves=tuple(tuple(waves[index]) for index in sorted(waves)),
             failure_budget=failure_budget(
                 spec.strategy.max_failures, sum(1 for h in planned if h.name not in options.known_bad)
             ),
-            bake=spec.strategy.bake,
-            max_parallel=spec.strategy.max_parallel,
-            stage_ahead=spec.strategy.stage_ahead,
-            budget_exempt=options.known_bad,
-            gates=gates_for(spec, options),
-            rollback_on_halt=rolls_back_on_halt(options.kind, store.run_options(deployment_id)),
         )
         datacenters = {h.name: h.datacenter for h in planned}
         async with notifying(spec.notify, store, sink, utcnow) as sink:

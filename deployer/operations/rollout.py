@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Mapping
 from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from deployer.core.clock import utcnow
 from deployer.core.errors import DeployerError
@@ -19,7 +21,7 @@ from deployer.core.results import DeploymentKind
 from deployer.core.rollout import Discover, GracefulStop, Joining, Rollout, RolloutOutcome
 from deployer.core.runner import Artifact, HostRunner, ReleaseJob
 from deployer.core.spec import Gate, Spec
-from deployer.core.targets import resolve_ssh
+from deployer.core.targets import SshTarget, resolve_ssh
 from deployer.hosts.artifact import prepare_artifact
 from deployer.hosts.kept_artifacts import keep_artifact, kept_artifact
 from deployer.inventory.limit import limit_hosts
@@ -78,8 +80,10 @@ async def run_new(
         now=now,
     )
     retire_departed(store, spec.app, spec.environment, prepared.fleet, now)
-    rollout = Rollout(
-        deployment_id=deployment_id,
+    rollout = rollout_for(
+        spec,
+        prepared.options,
+        run_options,
         job=replace(
             unnumbered,
             deployment_id=deployment_id,
@@ -88,18 +92,41 @@ async def run_new(
         targets=targets,
         waves=tuple(tuple(h.name for h in wave.hosts) for wave in plan.waves),
         failure_budget=prepared.failure_budget,
-        bake=spec.strategy.bake,
-        max_parallel=spec.strategy.max_parallel,
-        stage_ahead=spec.strategy.stage_ahead,
         discover=_joiners(prepared),
-        budget_exempt=prepared.options.known_bad,
-        gates=gates_for(spec, prepared.options),
-        rollback_on_halt=rolls_back_on_halt(prepared.kind, run_options),
     )
     hosts = {h.name: h.datacenter for wave in plan.waves for h in wave.hosts}
     sink(started_event(rollout, prepared.previous_version, hosts, now))
     controller = Controller(store, runner, sink, pid=identity.pid, machine=identity.machine, stop=stop)
     return await controller.run(rollout)
+
+
+def rollout_for(
+    spec: Spec,
+    options: PushOptions,
+    run_options: Mapping[str, Any],
+    *,
+    job: ReleaseJob,
+    targets: Mapping[str, SshTarget],
+    waves: tuple[tuple[str, ...], ...],
+    failure_budget: int,
+    discover: Discover | None = None,
+) -> Rollout:
+    """What the controller runs for ``job`` (numbered): the given hosts and budget, and
+    what the spec and options say of the strategy, for a new deployment as for a resumed one."""
+    return Rollout(
+        deployment_id=job.deployment_id,
+        job=job,
+        targets=targets,
+        waves=waves,
+        failure_budget=failure_budget,
+        bake=spec.strategy.bake,
+        max_parallel=spec.strategy.max_parallel,
+        stage_ahead=spec.strategy.stage_ahead,
+        discover=discover,
+        budget_exempt=options.known_bad,
+        gates=gates_for(spec, options),
+        rollback_on_halt=rolls_back_on_halt(options.kind, run_options),
+    )
 
 
 def gates_for(spec: Spec, options: PushOptions) -> tuple[Gate, ...]:
