@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -20,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from deployer.core.targets import Host
+from deployer.store import DeploymentView, open_store
 
 HOOK_SCRIPT = """#!/bin/sh
 set -eu
@@ -160,3 +162,32 @@ def at_step(app: App, host: str, step: str) -> bool:
         if running is None:
             return False
         return any(h.name == host and h.step is not None and h.step.value == step for h in running.hosts)
+
+
+def running(app: App) -> DeploymentView | None:
+    """The app's running deployment in environment e2e, as the store shows it."""
+    with open_store(app.db_url) as store:
+        return store.running_deployment(app.name, "e2e")
+
+
+def slow_everywhere(app: App, seconds: float) -> None:
+    for host in app.fleet.hosts:
+        app.fault(host.name, "slow", str(seconds))
+
+
+def kill_push_once(app: App, moment: Callable[[DeploymentView], bool], slow: float = 1.0) -> DeploymentView:
+    """Start a push of hooks ``slow`` seconds long, SIGKILL its controller once ``moment``
+    holds of the deployment as the store shows it; the deployment as it was left."""
+    slow_everywhere(app, slow)
+    push = app.popen("push", str(app.spec), "--yes")
+    try:
+        assert wait_until(lambda: (view := running(app)) is not None and moment(view), timeout=60)
+        os.kill(push.pid, signal.SIGKILL)
+        push.wait(timeout=10)
+    finally:
+        if push.poll() is None:
+            push.kill()
+            push.wait()
+    view = running(app)
+    assert view is not None
+    return view

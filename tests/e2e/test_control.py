@@ -2,28 +2,15 @@
 
 from __future__ import annotations
 
-import os
-import signal
 from collections import Counter
-from collections.abc import Callable
 
 from deployer.core.results import DeploymentStatus, HostStatus
 from deployer.store import DeploymentView, open_store
-from tests.e2e.support import App, wait_until
-
-
-def running(app: App) -> DeploymentView | None:
-    with open_store(app.db_url) as store:
-        return store.running_deployment(app.name, "e2e")
+from tests.e2e.support import App, kill_push_once, running, slow_everywhere, wait_until
 
 
 def started_hosts(view: DeploymentView) -> set[str]:
     return {h.name for h in view.hosts if h.started_at is not None}
-
-
-def slow_everywhere(app: App, seconds: float) -> None:
-    for host in app.fleet.hosts:
-        app.fault(host.name, "slow", str(seconds))
 
 
 def test_a_second_push_is_refused_and_pause_resume_work_from_another_process(app: App) -> None:
@@ -82,24 +69,6 @@ def test_abort_from_another_process_leaves_the_untouched_hosts_alone(app: App) -
         assert app.current(name) == "1.0"
     for host in final.hosts:  # whatever ran is on disk exactly as the store says
         assert app.current(host.name) == (host.version or "1.0")
-
-
-def kill_push_once(app: App, moment: Callable[[DeploymentView], bool]) -> DeploymentView:
-    """Start a push of slow hooks, SIGKILL its controller once ``moment`` holds of the
-    deployment as the store shows it; the deployment as it was left."""
-    slow_everywhere(app, 1.0)
-    push = app.popen("push", str(app.spec), "--yes")
-    try:
-        assert wait_until(lambda: (view := running(app)) is not None and moment(view), timeout=60)
-        os.kill(push.pid, signal.SIGKILL)
-        push.wait(timeout=10)
-    finally:
-        if push.poll() is None:
-            push.kill()
-            push.wait()
-    view = running(app)
-    assert view is not None
-    return view
 
 
 def assert_every_hook_ran_once(app: App, deployment_id: str) -> None:

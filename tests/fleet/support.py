@@ -95,11 +95,6 @@ class ChangingFleet:
         os.replace(temporary, self.path)
 
 
-def running(app: App) -> DeploymentView | None:
-    with open_store(app.db_url) as store:
-        return store.running_deployment(app.name, "e2e")
-
-
 def deployment(app: App, deployment_id: str) -> DeploymentView:
     with open_store(app.db_url) as store:
         return store.deployment(deployment_id)

@@ -6,8 +6,8 @@ import signal
 from datetime import datetime
 
 from deployer.core.results import DeploymentStatus, HostStatus
-from tests.e2e.support import wait_until
-from tests.fleet.support import ChangingFleet, deployment, json_lines, running, steps_of
+from tests.e2e.support import running, wait_until
+from tests.fleet.support import ChangingFleet, deployment, json_lines, steps_of
 
 INSTALL = ["before_install", "after_install", "start", "validate"]
 

@@ -4,8 +4,6 @@ file the deployment started with (its sha256, recorded then), unless --spec-chan
 from __future__ import annotations
 
 import json
-import os
-import signal
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,7 +12,7 @@ import sqlalchemy
 
 from deployer.core.results import DeploymentStatus, HostStatus
 from deployer.store import DeploymentView, open_store
-from tests.e2e.support import App, E2EFleet, make_app, wait_until
+from tests.e2e.support import App, E2EFleet, kill_push_once, make_app, running
 
 
 @pytest.fixture(scope="module")
@@ -32,30 +30,9 @@ def app(lab3, tmp_path: Path) -> Iterator[App]:  # type: ignore[no-untyped-def]
     made.clear_faults()
 
 
-def running(app: App) -> DeploymentView | None:
-    with open_store(app.db_url) as store:
-        return store.running_deployment(app.name, "e2e")
-
-
 def killed_mid_flight(app: App) -> DeploymentView:
     """A push whose controller is SIGKILLed while its first host is in its slow start hook."""
-    for host in app.fleet.hosts:
-        app.fault(host.name, "slow", "1")
-    push = app.popen("push", str(app.spec), "--yes")
-    try:
-        assert wait_until(
-            lambda: (v := running(app)) is not None and any(h.status is HostStatus.RUNNING for h in v.hosts),
-            timeout=60,
-        )
-        os.kill(push.pid, signal.SIGKILL)
-        push.wait(timeout=10)
-    finally:
-        if push.poll() is None:
-            push.kill()
-            push.wait()
-    view = running(app)
-    assert view is not None
-    return view
+    return kill_push_once(app, lambda view: any(h.status is HostStatus.RUNNING for h in view.hosts))
 
 
 def test_an_edited_spec_is_refused_until_told_it_is_ok(app: App) -> None:
