@@ -13,7 +13,6 @@ unpacked size free (a .tar.gz says the latter in its last four bytes, modulo 4 G
 from __future__ import annotations
 
 import asyncio
-import shlex
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,7 +21,7 @@ from typing import Any, Protocol
 from deployer.core.runner import Artifact, CheckAnswer
 from deployer.core.targets import SshTarget
 from deployer.core.wording import count_of, format_table
-from deployer.hosts.protocol import remote_script, split_marker
+from deployer.hosts.protocol import remote_command, remote_script, split_marker
 
 CHECK_CONCURRENCY = 64  # hosts checked at once
 
@@ -49,8 +48,8 @@ class HostCheck:
 
 
 def check_command(app_target: str) -> str:
-    """The exec command that runs the check on a host: ``sh -c <check.sh> check <target>``."""
-    return " ".join(["sh", "-c", shlex.quote(remote_script("check.sh")), "check", shlex.quote(app_target)])
+    """The exec command that runs check.sh on a host (:func:`remote_command`)."""
+    return remote_command(remote_script("check.sh"), "check", app_target)
 
 
 def needed_bytes(artifact: Artifact | None) -> int:

@@ -84,6 +84,16 @@ def remote_script(name: str) -> str:
     return "\n".join(line for line in lines if line and not line.startswith("#")) + "\n"
 
 
+def remote_command(script: str, name: str, *args: str) -> str:
+    """The exec command ``exec sh -c <script> <name> <args>``, every word quoted.
+
+    The remote user's login shell (sshd runs it with -c) may be bash, zsh or fish: the
+    script needs a POSIX sh. ``exec`` replaces the login shell with it, a process fewer
+    per host (dash, unlike bash, forks for the last command of a -c string).
+    """
+    return " ".join(["exec", "sh", "-c", shlex.quote(script), name, *map(shlex.quote, args)])
+
+
 @cache
 def driver_script() -> str:
     """driver.sh behind the line that assigns its arguments and protocol version."""
@@ -138,7 +148,7 @@ def driver_arguments(job: ReleaseJob, host: Host) -> dict[str, str]:
 
 
 def driver_command(job: ReleaseJob, host: Host) -> str:
-    """The exec command that runs ``job`` on ``host``: ``sh -c <driver> driver <args>``.
+    """The exec command that runs ``job`` on ``host`` (:func:`remote_command`).
 
     Every argument is quoted; the driver reads them as positional parameters, so
     versions, paths, host names and hook commands are data until a hook runs its own
@@ -147,13 +157,13 @@ def driver_command(job: ReleaseJob, host: Host) -> str:
     values = driver_arguments(job, host)
     assert values.keys() == set(DRIVER_PARAMS), "DRIVER_PARAMS and driver_arguments disagree"
     args = (values[name] for name in DRIVER_PARAMS)
-    return " ".join(["sh", "-c", shlex.quote(driver_script()), "driver", *map(shlex.quote, args)])
+    return remote_command(driver_script(), "driver", *args)
 
 
 def probe_command(app_target: str, deployment_id: str | None) -> str:
     """The exec command that reads what ``app_target`` holds on a host (read-only)."""
     args = (app_target, deployment_id or "")
-    return " ".join(["sh", "-c", shlex.quote(remote_script("probe.sh")), "probe", *map(shlex.quote, args)])
+    return remote_command(remote_script("probe.sh"), "probe", *args)
 
 
 # -- what the driver says ----------------------------------------------------------------

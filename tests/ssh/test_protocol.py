@@ -50,11 +50,11 @@ HOST = Host(name="web 1", address="127.0.0.1", datacenter="dc;1")
 def test_the_driver_command_is_one_quoted_argument_list() -> None:
     pushed = job("~/my app's", "1.0;touch /tmp/x", None, hook(Step.START, "echo $HOME && true"))
     words = shlex.split(driver_command(pushed, HOST))
-    assert words[:2] == ["sh", "-c"]
-    assert words[2] == driver_script()
-    assert words[3:8] == ["driver", "~/my app's", pushed.deployment_id, "push", "1.0;touch /tmp/x"]
+    assert words[:3] == ["exec", "sh", "-c"]  # the login shell gives way to sh: no fork
+    assert words[3] == driver_script()
+    assert words[4:9] == ["driver", "~/my app's", pushed.deployment_id, "push", "1.0;touch /tmp/x"]
     assert "web 1" in words and "dc;1" in words and "echo $HOME && true" in words
-    assert len(words) == 4 + len(DRIVER_PARAMS)
+    assert len(words) == 5 + len(DRIVER_PARAMS)
     assert words[-1] == ""
     kept = driver_command(replace(pushed, keep_records=("d-1", "d-2")), HOST)
     assert shlex.split(kept)[-1] == "d-1 d-2"
@@ -77,7 +77,7 @@ def test_the_driver_reads_its_arguments_by_the_names_one_definition_gives() -> N
 def test_a_controller_hook_is_labelled_and_run_by_the_controller() -> None:
     fabric = HookCommand(step=Step.AFTER_INSTALL, command="", timeout=5, fabric="/x/fabfile.py:migrate")
     words = shlex.split(driver_command(job("~/app", "1.0", None, fabric), HOST))
-    at = 4 + DRIVER_PARAMS.index("ai_cmd")
+    at = words.index("driver") + 1 + DRIVER_PARAMS.index("ai_cmd")
     assert words[at : at + 6] == ["/x/fabfile.py:migrate", "0", "0", "0", "c", "0"]
 
 
