@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from deployer.core.results import HostResult, HostStatus, Step
+from deployer.core.runner import Artifact
 from deployer.core.targets import SshOptions, resolve_ssh
 from deployer.hosts.artifact import prepare_artifact
 from deployer.hosts.ssh import SshRunner
@@ -42,24 +43,33 @@ def small_disk(fleet: SshdFleet) -> Iterator[str]:
         fleet.run("h01", f"umount {target}")
 
 
-def test_a_full_disk_while_receiving_ends_the_upload_with_the_real_cause(
-    fleet: SshdFleet, small_disk: str, tmp_path: Path
-) -> None:
+def _deploy_blob(
+    fleet: SshdFleet, target_dir: str, tmp_path: Path, blob: bytes
+) -> tuple[Artifact, HostResult]:
+    """Deploys a release of one file, ``blob``, to h01's ``target_dir``: the artifact, the result."""
     source = tmp_path / "release"
     source.mkdir()
-    (source / "blob").write_bytes(os.urandom(3 << 20))  # incompressible: about 3 MB packed
+    (source / "blob").write_bytes(blob)
     artifact = prepare_artifact(source, tmp_path / "cache")
     target = resolve_ssh(fleet.host("h01"), fleet.ssh_options, SshOptions())
 
     async def scenario() -> HostResult:
         runner = SshRunner()
         try:
-            return await runner.deploy(target, job(small_disk, "1.0", artifact), Recorder())
+            return await runner.deploy(target, job(target_dir, "1.0", artifact), Recorder())
         finally:
             await runner.aclose()
 
     result = run(scenario())
     assert isinstance(result, HostResult)
+    return artifact, result
+
+
+def test_a_full_disk_while_receiving_ends_the_upload_with_the_real_cause(
+    fleet: SshdFleet, small_disk: str, tmp_path: Path
+) -> None:
+    # Incompressible: about 3 MB packed.
+    artifact, result = _deploy_blob(fleet, small_disk, tmp_path, os.urandom(3 << 20))
     assert result.status is HostStatus.FAILED
     assert result.steps[-1].step is Step.UPLOAD
     tenths = (artifact.size * 10 + (1 << 19)) >> 20  # rounded as the driver does
@@ -68,6 +78,21 @@ def test_a_full_disk_while_receiving_ends_the_upload_with_the_real_cause(
     # Nothing of the artifact came back as text, and the host holds no release.
     listing = fleet.run("h01", f"ls -A {small_disk}/releases; cat {small_disk}/current 2>&1", check=False)
     assert listing.stdout.split() == [] or "No such file" in listing.stdout
+
+
+def test_a_full_disk_while_unpacking_leaves_no_half_release(
+    fleet: SshdFleet, small_disk: str, tmp_path: Path
+) -> None:
+    """The .tar.gz fits, what it unpacks to does not: the release unpacks straight into
+    releases/1.0, so that half-written directory must go, giving the space back."""
+    artifact, result = _deploy_blob(fleet, small_disk, tmp_path, bytes(3 << 20))  # packs to a few KB
+    assert artifact.size < 64 << 10
+    assert result.status is HostStatus.FAILED and result.steps[-1].step is Step.UPLOAD
+    assert result.error == f"no space left on h01 under {small_disk} while unpacking the artifact"
+    listing = fleet.run("h01", f"ls -A {small_disk}/releases; df -k {small_disk} | tail -1", check=True)
+    lines = listing.stdout.splitlines()
+    assert len(lines) == 1, listing.stdout  # no release, only df's line
+    assert int(lines[0].split()[2]) < 256  # KB used: the space came back
 
 
 def test_check_and_preflight_find_a_disk_too_small_for_the_artifact(

@@ -116,3 +116,21 @@ def test_a_host_staged_but_never_given_its_go_keeps_the_release_and_nothing_else
     assert (app / "releases" / "1.0" / "VERSION").read_text() == "1.0\n"  # ready for a later run
     assert list((app / ".deploy").glob(f"{push.deployment_id}*")) == []  # as if it never began
     assert not (app / "started").exists()
+
+
+def test_a_release_left_half_unpacked_is_unpacked_again_whole(tmp_path: Path) -> None:
+    """A driver killed while unpacking leaves releases/1.0 without its .deploy-sha256 (the
+    release unpacks straight into its own directory, and that file is written last): the
+    next deployment of 1.0 must not take it for the release."""
+    app = tmp_path / "app"
+    half = app / "releases" / "1.0"
+    half.mkdir(parents=True)
+    (half / "VERSION").write_text("1.")
+    (half / "stray.partial").write_text("")
+    artifact = make_artifact(tmp_path, "1.0", {"app.py": "x = 1\n"})
+    lines = drive_locally(job(str(app), "1.0", artifact), inline_artifact(artifact) + go_line())
+    assert lines[-2:] == ["@@done succeeded", "@@current 1.0"]
+    whole = [".deploy-sha256", ".deploy-version", "VERSION", "app.py"]
+    assert sorted(p.name for p in half.iterdir()) == whole
+    assert (app / "current" / "VERSION").read_text() == "1.0\n"
+    assert sorted(p.name for p in (app / "releases").iterdir()) == ["1.0"]  # no .tmp- or .old- left

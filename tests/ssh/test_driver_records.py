@@ -30,6 +30,11 @@ def _old_records(records: Path, count: int) -> list[str]:
     return ids
 
 
+def _ids_left(records: Path) -> set[str]:
+    """The deployments with records left (dot files are the host's notes: .tool-ln, .tool-tar)."""
+    return {path.name.split(".")[0] for path in records.iterdir() if not path.name.startswith(".")}
+
+
 @pytest.mark.parametrize(("earlier", "kept"), [(29, 29), (30, 19)])
 def test_past_30_deployments_only_the_newest_20_keep_their_records(
     tmp_path: Path, earlier: int, kept: int
@@ -40,7 +45,7 @@ def test_past_30_deployments_only_the_newest_20_keep_their_records(
     push = job(str(app), "1.0", artifact)
     lines = drive_locally(push, inline_artifact(artifact) + go_line())
     assert lines[-2:] == ["@@done succeeded", "@@current 1.0"]
-    left = {path.name.split(".")[0] for path in (app / ".deploy").iterdir()}
+    left = _ids_left(app / ".deploy")
     # This run's records stay, with the newest of the earlier ones: state and logs alike.
     assert left == {push.deployment_id, *ids[earlier - kept :]}
 
@@ -61,7 +66,7 @@ def test_records_of_unfinished_and_unknown_outcome_deployments_are_kept_however_
     push = replace(job(str(app), "1.0", artifact), keep_records=(ids[3], "d-not-here"))
     lines = drive_locally(push, inline_artifact(artifact) + go_line())
     assert lines[-2:] == ["@@done succeeded", "@@current 1.0"]
-    left = {path.name.split(".")[0] for path in (app / ".deploy").iterdir()}
+    left = _ids_left(app / ".deploy")
     # The newest 20 finished (this one counted), and the four the controller may still ask about.
     assert left == {push.deployment_id, *ids[-19:], *ids[:4]}
     assert (app / ".deploy" / f"{ids[0]}.upload.log").exists()  # a record is kept whole

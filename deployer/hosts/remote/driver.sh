@@ -5,8 +5,9 @@
 # script's arguments (DRIVER_PARAMS there), so no position is kept in step by hand.
 # POSIX sh only, no python on the host. Uses GNU `timeout` (or, where there is none,
 # `setsid` and a sleeping watchdog) to kill a hook with its children, `mv -T` (GNU or
-# busybox), head and tar. Shell built-ins do what they can: every process costs the host
-# CPU, for each of many hosts at once. The tools every deployment runs (head, mkdir, tar,
+# busybox), head and tar; GNU ln and GNU tar each spare a process where a host has them
+# (tool_passes). Shell built-ins do what they can: every process costs the host CPU, for
+# each of many hosts at once. The tools every deployment runs (head, mkdir, tar,
 # mv, ln, rm) run with LC_ALL=C: their errors are matched below ("No space left"),
 # whatever the host's language, and C spares each process a locale lookup. Hooks keep
 # the host's locale.
@@ -57,6 +58,7 @@
 #   <id>.<step>.log     each step's output
 #   <id>.artifact.tar.gz  the artifact as it arrived; emptied once unpacked
 #   <id>.stop, <id>.reply  the listener's notes to the driver, removed as it leaves
+#   .tool-<tool>        what the host's ln and tar can do, learnt once (see tool_passes)
 
 
 # The arguments (target, id, kind, ..., keep_ids) and PROTOCOL are assigned by the line
@@ -66,7 +68,7 @@ DEPLOY_VERSION=$version DEPLOY_ID=$id DEPLOY_PREVIOUS_VERSION= DEPLOY_RELEASE_DI
 export DEPLOY_APP DEPLOY_ENVIRONMENT DEPLOY_HOST DEPLOY_DATACENTER DEPLOY_VERSION DEPLOY_ID
 export DEPLOY_PREVIOUS_VERSION DEPLOY_RELEASE_DIR
 
-said= committed=0 hooked=0 made_temporary=0 tmp_made=0 step= cur= prev= log=/dev/null records= state= listener=
+said= committed=0 hooked=0 made_temporary=0 unpacking= step= cur= prev= log=/dev/null records= state= listener=
 newline='
 '
 tab='	'
@@ -116,7 +118,7 @@ cleanup() {
     done
     [ "$made_temporary" = 1 ] || return 0
     # Test first: most runs leave nothing, and a test costs no process.
-    for leftover in "$target/releases/.tmp-$id" "$target/releases/.old-$id" "$target/.current-$id"; do
+    for leftover in ${unpacking:+"$unpacking"} "$target/releases/.tmp-$id" "$target/releases/.old-$id" "$target/.current-$id"; do
         if [ -e "$leftover" ] || [ -L "$leftover" ]; then LC_ALL=C rm -rf "$leftover"; fi
     done
     # The artifact's file stays, emptied (no process), until the records are pruned.
@@ -473,6 +475,10 @@ receive() {
 
 # Puts the release in releases/$dir: already there, copied from a release with the same
 # sha256, or sent by the controller. Sets $upload_error and returns non-zero on failure.
+# A release the host lacks goes straight into releases/$dir, no rename after: it is not
+# live, and its .deploy-sha256, written last, is what says it is whole (has_sha). Until
+# then $unpacking names it, for cleanup to remove if the run stops. Only a release that
+# is there with other content is rebuilt beside it, in .tmp-<id>, and renamed over it.
 upload() {
     rel=$target/releases/$dir
     tmp=$target/releases/.tmp-$id
@@ -487,17 +493,21 @@ upload() {
         return 0
     fi
     made_temporary=1
-    # Made empty with the records on a host's first deployment; else a run of this
-    # deployment that stopped half-way may have left one.
-    [ "$tmp_made" = 1 ] || { [ -e "$tmp" ] && LC_ALL=C rm -rf "$tmp"; }
+    into=$rel
+    if [ -z "$unpacking" ] && { [ -e "$rel" ] || [ -L "$rel" ]; }; then
+        into=$tmp
+        # A run of this deployment that stopped half-way may have left one.
+        [ -e "$tmp" ] && LC_ALL=C rm -rf "$tmp"
+    fi
     same=
     for other in "$target"/releases/*/.deploy-sha256; do
         has_sha "$other" && same=${other%/.deploy-sha256} && break
     done
     if [ -n "$same" ]; then
         printf '[deployer] copying %s, which has the same content\n' "$same" >>"$log"
-        [ "$tmp_made" = 1 ] && rmdir "$tmp"
-        cp -Rp "$same" "$tmp" >>"$log" 2>&1 || { upload_error="cannot copy $same"; return 1; }
+        [ -n "$unpacking" ] && rmdir "$unpacking"
+        [ "$into" = "$rel" ] && unpacking=$rel
+        cp -Rp "$same" "$into" >>"$log" 2>&1 || { upload_error="cannot copy $same"; return 1; }
     else
         file=$records/$id.artifact.tar.gz
         # GNU head -c reads exactly the bytes it is asked for and not one more, so the
@@ -532,39 +542,95 @@ upload() {
         fi
         # No checksum here: SSH authenticates every byte on the way, and gzip checks its
         # CRC-32 and length as tar unpacks (a short or damaged file fails there).
-        { [ "$tmp_made" = 1 ] || LC_ALL=C mkdir "$tmp"; } && err=$(LC_ALL=C tar -x -o -z -f "$file" -C "$tmp" 2>&1) || {
+        if [ -n "$unpacking" ] || [ "$into" = "$tmp" ]; then
+            # Already made (a host's first deployment), or beside a release of that name.
+            { [ -n "$unpacking" ] || LC_ALL=C mkdir "$tmp"; } && err=$(LC_ALL=C tar -x -o -z -f "$file" -C "$into" 2>&1)
+        elif case $dir in *[!A-Za-z0-9._%+-]*) false ;; esac && tool_passes tar tar_is_gnu; then
+            # GNU tar makes releases/$dir itself, one process less than mkdir: every member's
+            # name and hard link target gets the prefix, symbolic links' targets (S) do not.
+            # ($dir's characters mean nothing to sed's replacement.)
+            unpacking=$rel
+            err=$(LC_ALL=C tar -x -o -z -f "$file" -C "$target/releases" --transform "s|^|$dir/|S" 2>&1)
+        else
+            unpacking=$rel
+            LC_ALL=C mkdir "$rel" && err=$(LC_ALL=C tar -x -o -z -f "$file" -C "$rel" 2>&1)
+        fi || {
+            # GNU tar tells a full disk as a short write: "Wrote only 4608 of 10240 bytes".
             case $err in
-            *"No space left"* | *"Disk quota exceeded"*)
+            *"No space left"* | *"Disk quota exceeded"* | *"Wrote only "*)
                 upload_error="no space left on $DEPLOY_HOST under $target while unpacking the artifact"
                 ;;
-            *) upload_error="cannot unpack the artifact into $tmp" ;;
+            *) upload_error="cannot unpack the artifact into $into" ;;
             esac
             printf '%s\n' "$err" >>"$log"
             return 1
         }
         [ -n "$err" ] && printf '%s\n' "$err" >>"$log"
         : >"$file"
+        # An artifact with no member made no directory.
+        [ -d "$into" ] || LC_ALL=C mkdir "$into"
     fi
-    printf '%s\n' "$sha" >"$tmp/.deploy-sha256"
-    # Written last, also when copied: its time is the release's for list_releases.
-    printf '%s\n' "$version" >"$tmp/.deploy-version"
-    if [ -e "$rel" ]; then
-        if [ "$dir" = "$cur" ]; then
-            upload_error="release $version is live on the host with other content; deploy it under a new version"
-            return 1
-        fi
-        LC_ALL=C mv "$rel" "$target/releases/.old-$id" >>"$log" 2>&1 || { upload_error="cannot replace $rel"; return 1; }
+    printf '%s\n' "$version" >"$into/.deploy-version"
+    printf '%s\n' "$sha" >"$into/.deploy-sha256"
+    unpacking=
+    [ "$into" = "$rel" ] && return 0
+    if [ "$dir" = "$cur" ]; then
+        upload_error="release $version is live on the host with other content; deploy it under a new version"
+        return 1
     fi
+    LC_ALL=C mv "$rel" "$target/releases/.old-$id" >>"$log" 2>&1 || { upload_error="cannot replace $rel"; return 1; }
     LC_ALL=C mv "$tmp" "$rel" >>"$log" 2>&1 || { upload_error="cannot move the release into $rel"; return 1; }
-    [ -e "$target/releases/.old-$id" ] && LC_ALL=C rm -rf "$target/releases/.old-$id"
+    LC_ALL=C rm -rf "$target/releases/.old-$id"
     return 0
 }
 
-# The atomic switch: a new symlink under a temporary name, renamed over `current`.
+# Whether tool $1 on PATH passes test $2 on the first line of its --version. Busybox's
+# and toybox's tools never do: they are symbolic links to one multi-call binary (told
+# without running them). The answer costs a process once per host and tool path; it is
+# kept in $records/.tool-$1 as `yes <path>` or `no <path>`.
+tool_passes() {
+    find_command "$1" && [ ! -L "$found" ] || return 1
+    known=
+    [ -f "$records/.tool-$1" ] && IFS= read -r known <"$records/.tool-$1"
+    case $known in
+    "yes $found") return 0 ;;
+    "no $found") return 1 ;;
+    esac
+    known=no
+    said_version=$(LC_ALL=C "$found" --version 2>/dev/null)
+    "$2" "${said_version%%"$newline"*}" && known=yes
+    printf '%s %s\n' "$known" "$found" >"$records/.tool-$1"
+    [ "$known" = yes ]
+}
+
+# GNU ln from coreutils 8.27 on replaces a link atomically: it makes the new link under a
+# temporary name and renames it over the old one (others remove the old one first).
+ln_is_atomic() {
+    case $1 in "ln (GNU coreutils) "*) ;; *) return 1 ;; esac
+    release=${1#"ln (GNU coreutils) "}
+    major=${release%%.*} minor=${release#*.}
+    minor=${minor%%[!0-9]*}
+    case $major.$minor in *[!0-9.]* | .* | *.) return 1 ;; esac
+    [ "$major" -gt 8 ] || { [ "$major" -eq 8 ] && [ "$minor" -ge 27 ]; }
+}
+
+# GNU tar renames members as it unpacks (--transform, since 1.20).
+tar_is_gnu() {
+    case $1 in "tar (GNU tar) "*) return 0 ;; esac
+    return 1
+}
+
+# The atomic switch: `current` is replaced by a link to the new release in one rename,
+# never missing in between: by ln itself where it can (ln_is_atomic), else a new link
+# under a temporary name, renamed over `current` by mv -T.
 switch() {
-    link=$target/.current-$id
-    [ -L "$link" ] && LC_ALL=C rm -f "$link"
-    LC_ALL=C ln -s "releases/$dir" "$link" && LC_ALL=C mv -T "$link" "$target/current" || return 1
+    if tool_passes ln ln_is_atomic; then
+        LC_ALL=C ln -sfT "releases/$dir" "$target/current" || return 1
+    else
+        link=$target/.current-$id
+        [ -L "$link" ] && LC_ALL=C rm -f "$link"
+        LC_ALL=C ln -s "releases/$dir" "$link" && LC_ALL=C mv -T "$link" "$target/current" || return 1
+    fi
     # Dates the switch for list_releases, without touch(1).
     printf '%s\n' "$version" >"$target/releases/$dir/.deploy-version"
     # The go message carries the time: one process less than date(1). Given none (or
@@ -634,14 +700,13 @@ say "@@hello $PROTOCOL"
 records=$target/.deploy
 if [ ! -d "$records" ]; then
     # A host's first deployment: one mkdir for the records, the releases and the
-    # directory the release is unpacked into (it has none to copy from).
-    # (Not one this deployment left before its records were deleted: that one goes.)
+    # release's own directory, which the artifact unpacks into (see upload).
     set -- "$records"
     if [ "$kind" != restart ]; then
         set -- "$records" "$target/releases"
-        if [ ! -e "$target/releases/.tmp-$id" ]; then
-            set -- "$@" "$target/releases/.tmp-$id"
-            made_temporary=1 tmp_made=1
+        if [ -n "$sha" ] && [ ! -e "$target/releases/$dir" ] && [ ! -L "$target/releases/$dir" ]; then
+            set -- "$@" "$target/releases/$dir"
+            made_temporary=1 unpacking=$target/releases/$dir
         fi
     fi
     if ! err=$(LC_ALL=C mkdir -p "$@" 2>&1); then
