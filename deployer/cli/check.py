@@ -12,12 +12,10 @@ from deployer.cli.deploy import env_option, limit_option, version_option
 from deployer.cli.options import echo_json, json_option
 from deployer.core.exitcodes import ExitCode
 from deployer.core.terminal_text import escape_controls
-from deployer.hosts.artifact import prepare_artifact
-from deployer.hosts.preflight import checks_json, checks_text, needed_bytes
-from deployer.operations.plan import select_hosts
-from deployer.operations.push import preflight
-from deployer.operations.reading import read_spec
-from deployer.spec.load import load_fleet
+
+# Imported inside the command, so that `deploy check --help` loads neither asyncssh nor
+# SQLAlchemy; a run imports them up front all the same (deployer.cli.load_command).
+RUNTIME_IMPORTS = ("deployer.operations.push", "deployer.operations.reading", "deployer.hosts.preflight")
 
 
 @click.command("check")
@@ -40,6 +38,13 @@ def check(spec: str, version: str | None, environment: str | None, limit: str | 
       deploy check specs/webapp.yaml --env staging --limit dc:fra
       deploy check specs/webapp.yaml --json | jq -r '.hosts[] | select(.status != "ok") | .name'
     """
+    from deployer.hosts.artifact import prepare_artifact
+    from deployer.hosts.preflight import checks_json, checks_text, needed_bytes
+    from deployer.operations.plan import select_hosts
+    from deployer.operations.push import preflight
+    from deployer.operations.reading import read_spec
+    from deployer.spec.load import load_fleet
+
     loaded = read_spec(spec, version, environment)
     fleet = load_fleet(loaded)
     hosts = select_hosts(fleet, limit)

@@ -6,6 +6,7 @@ import asyncio
 import json
 import signal
 import sys
+from typing import TYPE_CHECKING
 
 import click
 
@@ -24,22 +25,20 @@ from deployer.core.results import DeploymentKind
 from deployer.core.rollout import GracefulStop
 from deployer.core.wording import count_of
 from deployer.operations.options import PushOptions
-from deployer.operations.plan import Prepared, retire_departed
-from deployer.operations.reconcile import settle_unknown_hosts
-from deployer.operations.sync import (
-    Round,
-    Unchanged,
-    load,
-    missing_artifact,
-    prepare_promote,
-    prepare_restart,
-    prepare_sync,
-    round_json,
-    round_line,
-    watch_sync,
+
+if TYPE_CHECKING:
+    from deployer.operations.plan import Prepared
+    from deployer.operations.sync import Round, Unchanged
+    from deployer.store import Store
+
+# Imported inside the commands, so that `deploy sync --help` loads neither asyncssh nor
+# SQLAlchemy; a run imports them up front all the same (deployer.cli.load_command).
+RUNTIME_IMPORTS = (
+    "deployer.operations.sync",
+    "deployer.operations.reconcile",
+    "deployer.store.repository",
+    "deployer.views.progress",
 )
-from deployer.store import Store, open_store
-from deployer.views.progress import PlainProgress
 
 yes_option = click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
 
@@ -71,6 +70,8 @@ def _unchanged(result: Unchanged, as_json: bool, retired: list[str]) -> None:
 
 def _run(prepared: Prepared, store: Store, as_json: bool, yes: bool, question: str) -> None:
     """Warn of a missing kept artifact, then confirm and run as ``deploy push`` does."""
+    from deployer.operations.sync import missing_artifact
+
     warning = missing_artifact(prepared)
     if warning:
         click.echo(f"warning: {warning}", err=True)
@@ -110,6 +111,11 @@ def sync(
     environment's latest successful deployment. With --watch, do that every
     interval as the inventory changes, never asking for confirmation.
     """
+    from deployer.operations.plan import retire_departed
+    from deployer.operations.reconcile import settle_unknown_hosts
+    from deployer.operations.sync import Unchanged, load, prepare_sync
+    from deployer.store import open_store
+
     options = PushOptions(spec, None, environment, limit, kind=DeploymentKind.SYNC)
     if watch:
         try:
@@ -138,6 +144,8 @@ def _watch(
     options: PushOptions, store: Store, interval: float, max_rounds: int | None, as_json: bool
 ) -> None:
     """Run the rounds; one line each on stdout, the deployments' progress on stderr."""
+    from deployer.operations.sync import round_json, round_line, watch_sync
+    from deployer.views.progress import PlainProgress
 
     def report(entry: Round) -> None:
         click.echo(json.dumps(round_json(entry)) if as_json else round_line(entry))
@@ -210,6 +218,9 @@ def promote(
     In full: --from's latest deployment (restarts aside) succeeded with no failed
     host. Anything else is refused, saying why (exit 1).
     """
+    from deployer.operations.sync import prepare_promote
+    from deployer.store import open_store
+
     options = PushOptions(spec, None, environment, limit)
     with open_store(db_url) as store:
         prepared = prepare_promote(options, store, source)
@@ -239,6 +250,9 @@ def restart(
     db_url: str | None,
 ) -> None:
     """Run the stop, start and validate hooks on every host, wave by wave; install nothing."""
+    from deployer.operations.sync import Unchanged, prepare_restart
+    from deployer.store import open_store
+
     options = PushOptions(spec, None, environment, limit)
     with open_store(db_url) as store:
         prepared = prepare_restart(options, store)

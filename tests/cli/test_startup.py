@@ -29,7 +29,14 @@ def bench_startup() -> ModuleType:
 
 
 @pytest.mark.parametrize(
-    "args", [["--help"], ["plan", "--help"], ["push", "--help"], ["status", "--help"], ["abort", "--help"]]
+    "args",
+    [
+        ["--help"],
+        *(
+            [name, "--help"]
+            for name in ("plan", "push", "status", "abort", "check", "sync", "promote", "restart")
+        ),
+    ],
 )
 def test_help_imports_neither_asyncssh_nor_sqlalchemy(args: list[str]) -> None:
     report = bench_startup().measure(args)
@@ -44,6 +51,10 @@ def test_a_run_still_imports_its_libraries_up_front() -> None:
     assert {"asyncssh", "sqlalchemy"} <= set(report["loaded"])  # type: ignore[arg-type]
     report = bench_startup().measure(["status", "--db", "sqlite:////nonexistent/dir/state.db"])
     assert "sqlalchemy" in report["loaded"]  # type: ignore[operator]
+    report = bench_startup().measure(["sync", "/nonexistent/spec.yaml"])
+    assert {"asyncssh", "sqlalchemy", "pydantic"} <= set(report["loaded"])  # type: ignore[arg-type]
+    report = bench_startup().measure(["check", "/nonexistent/spec.yaml"])
+    assert {"asyncssh", "pydantic"} <= set(report["loaded"])  # type: ignore[arg-type]
 
 
 def test_summaries_are_the_commands_own_helps() -> None:
