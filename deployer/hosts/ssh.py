@@ -452,11 +452,12 @@ class SshRunner:
         key = (job.deployment_id, target.host.name)
         staging = asyncio.ensure_future(self._stage(target, job))
         self._staging[key] = staging
-        try:
-            return await asyncio.shield(staging)  # its wave, if it comes now, waits for it
-        finally:
-            if self._staging.get(key) is staging:
-                del self._staging[key]
+        # Listed until the staging itself ends, not the task that asked for it: the host's
+        # wave must wait for it and unstage() find it, also once that task is cancelled.
+        staging.add_done_callback(
+            lambda _: self._staging.pop(key) if self._staging.get(key) is staging else None
+        )
+        return await asyncio.shield(staging)  # its wave, if it comes now, waits for it
 
     async def _stage(self, target: SshTarget, job: ReleaseJob) -> StageReport:
         """Never raises: a staging that could not be done is done again at the host's wave."""
@@ -476,7 +477,11 @@ class SshRunner:
         opened = await self._converse(target, job)
         if isinstance(opened, HostResult):
             return opened
-        ended = await opened.stage()
+        try:
+            ended = await opened.stage()
+        except asyncio.CancelledError:
+            opened.close()  # unstaged on its way: the driver leaves, nothing live changed
+            raise
         return opened if ended is None else ended
 
     async def deploy(self, target: SshTarget, job: ReleaseJob, events: HostEvents) -> HostResult:
@@ -511,6 +516,12 @@ class SshRunner:
             conversation.stop()
 
     async def unstage(self, deployment_id: str) -> None:
+        # Stagings still on their way first: one left running would hold its driver, waiting
+        # for a go, until the runner closes (sync --watch keeps one for many deployments).
+        stagings = [staging for key, staging in self._staging.items() if key[0] == deployment_id]
+        for staging in stagings:
+            staging.cancel()
+        await asyncio.gather(*stagings, return_exceptions=True)
         for key in [key for key in self._staged if key[0] == deployment_id]:
             self._staged.pop(key).close()
 

@@ -776,3 +776,33 @@ def test_a_staged_host_let_go_before_its_wave_is_left_as_it_was(fleet: AppFleet)
     assert (probe.outcome, probe.current_version, set(probe.releases)) == (None, "1.0", {"1.0", "1.1"})
     assert list((local / ".deploy").glob(f"{second.deployment_id}*")) == []
     assert not (local / "started").exists()
+
+
+def test_a_staging_whose_caller_gave_up_ends_with_its_deployment_not_with_the_runner(fleet: AppFleet) -> None:
+    # A deployment's end (a halt, say) cancels the controller's staging tasks and unstages:
+    # a staging still on its way must not leave its driver waiting for a go until the
+    # runner closes, which `sync --watch` does only after many deployments.
+    target, local = fleet.app()
+    noise = base64.b64encode(random.Random(12).randbytes(12 * 1024 * 1024)).decode()
+    pushed = job(target, "1.1", make_artifact(fleet.work, "1.1", {"noise.txt": noise}))
+    arriving = local / ".deploy" / f"{pushed.deployment_id}.artifact.tar.gz"
+
+    async def scenario() -> None:
+        runner = SshRunner()
+        try:
+            asking = asyncio.create_task(runner.stage(fleet.target(), pushed))
+            async with asyncio.timeout(60):
+                while not (arriving.exists() and arriving.stat().st_size > 0):  # the bytes are coming
+                    await asyncio.sleep(0.001)
+            asking.cancel()
+            await asyncio.gather(asking, return_exceptions=True)
+            await runner.unstage(pushed.deployment_id)
+            async with asyncio.timeout(30):  # the runner still open
+                while pids_running(pushed.deployment_id, word="driver"):
+                    await asyncio.sleep(0.05)
+        finally:
+            await runner.aclose()
+
+    run(scenario())
+    assert not (local / "current").exists()  # nothing live changed
+    assert list((local / ".deploy").glob(f"{pushed.deployment_id}*")) == []
