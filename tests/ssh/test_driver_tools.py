@@ -161,3 +161,25 @@ def test_a_version_sed_could_misread_is_unpacked_into_a_directory_made_by_mkdir(
     app = tmp_path / "app"
     assert _calls(log, "mkdir")[1:] == [f"mkdir {app}/releases/2.0|&x"]
     assert (app / "releases" / "2.0|&x" / "VERSION").read_text() == "2.0|&x\n"
+
+
+def test_a_tool_replaced_since_it_was_asked_is_asked_again_after_it_fails(tmp_path: Path) -> None:
+    env, log = _shims(tmp_path, "9.1")
+    _deploy(tmp_path, "1.0", env)
+    _deploy(tmp_path, "2.0", env, "1.0")  # GNU tar noted at its path
+    shim = tmp_path / "shims" / "tar"
+    shim.write_text(
+        f'#!/bin/sh\nprintf "tar %s\\n" "$*" >>"{log}"\n'
+        '[ "$1" = --version ] && { echo "bsdtar 3.7.2 - libarchive 3.7.2"; exit 0; }\n'
+        'case "$*" in *--transform*) echo "tar: Option --transform is not supported" >&2; exit 1 ;; esac\n'
+        'exec /bin/tar "$@"\n'
+    )
+    app = tmp_path / "app"
+    artifact = make_artifact(tmp_path, "3.0")
+    failed = drive_locally(job(str(app), "3.0", artifact), inline_artifact(artifact) + go_line("2.0"), env)
+    assert failed[-2:] == ["@@done failed:upload:1", "@@current 2.0"]
+    assert f"@@error cannot unpack the artifact into {app}/releases/3.0" in failed
+    assert not (app / "releases" / "3.0").exists()
+    _deploy(tmp_path, "3.0", env, "2.0")  # asked again: not GNU, so mkdir and tar -C
+    assert _calls(log, "tar").count("tar --version") == 2
+    assert (app / ".deploy" / ".tool-tar").read_text() == f"no {shim}\n"

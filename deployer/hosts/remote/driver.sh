@@ -550,7 +550,8 @@ upload() {
             # name and hard link target gets the prefix, symbolic links' targets (S) do not.
             # ($dir's characters mean nothing to sed's replacement.)
             unpacking=$rel
-            err=$(LC_ALL=C tar -x -o -z -f "$file" -C "$target/releases" --transform "s|^|$dir/|S" 2>&1)
+            err=$(LC_ALL=C tar -x -o -z -f "$file" -C "$target/releases" --transform "s|^|$dir/|S" 2>&1) ||
+                { forget_tool tar && false; }
         else
             unpacking=$rel
             LC_ALL=C mkdir "$rel" && err=$(LC_ALL=C tar -x -o -z -f "$file" -C "$rel" 2>&1)
@@ -587,7 +588,9 @@ upload() {
 # Whether tool $1 on PATH passes test $2 on the first line of its --version. Busybox's
 # and toybox's tools never do: they are symbolic links to one multi-call binary (told
 # without running them). The answer costs a process once per host and tool path; it is
-# kept in $records/.tool-$1 as `yes <path>` or `no <path>`.
+# kept in $records/.tool-$1 as `yes <path>` or `no <path>`, and forgotten when the tool
+# fails (forget_tool): should the tool at that path have been replaced, the next run asks
+# it again.
 tool_passes() {
     find_command "$1" && [ ! -L "$found" ] || return 1
     known=
@@ -601,6 +604,11 @@ tool_passes() {
     "$2" "${said_version%%"$newline"*}" && known=yes
     printf '%s %s\n' "$known" "$found" >"$records/.tool-$1"
     [ "$known" = yes ]
+}
+
+forget_tool() {
+    [ -f "$records/.tool-$1" ] && : >"$records/.tool-$1"
+    return 0
 }
 
 # GNU ln from coreutils 8.27 on replaces a link atomically: it makes the new link under a
@@ -625,7 +633,7 @@ tar_is_gnu() {
 # under a temporary name, renamed over `current` by mv -T.
 switch() {
     if tool_passes ln ln_is_atomic; then
-        LC_ALL=C ln -sfT "releases/$dir" "$target/current" || return 1
+        LC_ALL=C ln -sfT "releases/$dir" "$target/current" || { forget_tool ln && return 1; }
     else
         link=$target/.current-$id
         [ -L "$link" ] && LC_ALL=C rm -f "$link"
