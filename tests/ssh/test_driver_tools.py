@@ -1,6 +1,6 @@
-"""What the driver learns once per host about its tools, to spare a process each time:
-whether ln replaces `current` in one rename (GNU coreutils 8.27 on), whether tar can make
-the release's directory itself (GNU tar).
+"""The processes a deployment costs the host: what the driver learns once per host about
+its ln (whether it replaces `current` in one rename: GNU coreutils 8.27 on), and a new
+release unpacked straight into its own directory, which the run claims with a mkdir.
 
 Run locally (no SSH). The driver's PATH starts with shims that write each call to a log
 and then run the real tool: a shim is a script (a file, as GNU's tools are), whose
@@ -14,7 +14,6 @@ from pathlib import Path
 import pytest
 
 from deployer.core.runner import Artifact, ReleaseJob
-from deployer.hosts.artifact import prepare_artifact
 from tests.ssh.support import drive_locally, go_line, inline_artifact, job, make_artifact
 
 SHIM = """#!/bin/sh
@@ -29,20 +28,17 @@ def _shim(directory: Path, tool: str, log: Path, says: str) -> None:
     (directory / tool).chmod(0o755)
 
 
-def _shims(
-    tmp_path: Path, ln_release: str | None, tar_says: str | None = "tar (GNU tar) 1.34"
-) -> tuple[dict[str, str], Path]:
-    """A PATH whose ln says it is GNU coreutils ``ln_release`` and whose tar says
-    ``tar_says`` (None: a symbolic link, as busybox's are), and the log of the calls."""
+def _shims(tmp_path: Path, ln_release: str | None) -> tuple[dict[str, str], Path]:
+    """A PATH whose ln says it is GNU coreutils ``ln_release`` (None: a symbolic link, as
+    busybox's is) and whose mv, mkdir and tar log their calls too; and the log."""
     shims, log = tmp_path / "shims", tmp_path / "calls.log"
     shims.mkdir()
-    for tool, says in (("ln", ln_release and f"ln (GNU coreutils) {ln_release}"), ("tar", tar_says)):
-        if says is None:
-            (shims / tool).symlink_to(f"/bin/{tool}")
-        else:
-            _shim(shims, tool, log, says)
-    _shim(shims, "mv", log, "mv (GNU coreutils) 9.1")
-    _shim(shims, "mkdir", log, "mkdir (GNU coreutils) 9.1")
+    if ln_release is None:
+        (shims / "ln").symlink_to("/bin/ln")
+    else:
+        _shim(shims, "ln", log, f"ln (GNU coreutils) {ln_release}")
+    for tool in ("mv", "mkdir", "tar"):
+        _shim(shims, tool, log, f"{tool} (GNU coreutils) 9.1")
     return {"PATH": f"{shims}:/usr/bin:/bin", "HOME": str(tmp_path)}, log
 
 
@@ -113,73 +109,84 @@ def test_another_ln_on_the_path_is_asked_again(tmp_path: Path) -> None:
     assert (tmp_path / "app" / ".deploy" / ".tool-ln").read_text() == f"yes {newer}/ln\n"
 
 
-def test_gnu_tar_makes_the_release_directory_itself_links_and_all(tmp_path: Path) -> None:
-    env, log = _shims(tmp_path, "9.1")
-    _deploy(tmp_path, "1.0", env)  # the first deployment makes its directories in one mkdir
-    source = tmp_path / "linked"
-    (source / "lib").mkdir(parents=True)
-    (source / "VERSION").write_text("2.0\n")
-    (source / "lib" / "data").write_text("shared\n")
-    (source / "hard").hardlink_to(source / "lib" / "data")
-    (source / "soft").symlink_to("lib/data")
-    _deploy(tmp_path, "2.0", env, "1.0", prepare_artifact(source, tmp_path / "cache"))
-    _deploy(tmp_path, "3.0", env, "2.0")
-    app = tmp_path / "app"
-    assert len(_calls(log, "mkdir")) == 1
-    tars = _calls(log, "tar")
-    assert tars[0].endswith(f"-C {app}/releases/1.0")
-    assert tars[1] == "tar --version"
-    assert tars[2].endswith(f"-C {app}/releases --transform s|^|2.0/|S")
-    assert tars[3].endswith(f"-C {app}/releases --transform s|^|3.0/|S") and len(tars) == 4
-    assert (app / ".deploy" / ".tool-tar").read_text() == f"yes {tmp_path}/shims/tar\n"
-    two = app / "releases" / "2.0"
-    assert (two / "hard").read_text() == "shared\n" and (two / "hard").stat().st_ino == (
-        two / "lib" / "data"
-    ).stat().st_ino
-    assert (two / "soft").readlink() == Path("lib/data")
-    assert oct((two).stat().st_mode & 0o777) == oct((app / "releases" / "1.0").stat().st_mode & 0o777)
-
-
-@pytest.mark.parametrize(
-    "tar_says", [None, "bsdtar 3.7.2 - libarchive 3.7.2"], ids=["busybox-like", "bsdtar"]
-)
-def test_another_tar_unpacks_into_a_directory_made_by_mkdir(tmp_path: Path, tar_says: str | None) -> None:
-    env, log = _shims(tmp_path, "9.1", tar_says)
-    _deploy(tmp_path, "1.0", env)
-    _deploy(tmp_path, "2.0", env, "1.0")
-    _deploy(tmp_path, "3.0", env, "2.0")
-    app = tmp_path / "app"
-    assert _calls(log, "mkdir")[1:] == [f"mkdir {app}/releases/2.0", f"mkdir {app}/releases/3.0"]
-    assert not any("--transform" in line for line in log.read_text().splitlines())
-    assert (app / "releases" / "3.0" / "VERSION").read_text() == "3.0\n"
-
-
-def test_a_version_sed_could_misread_is_unpacked_into_a_directory_made_by_mkdir(tmp_path: Path) -> None:
+def test_a_failing_ln_is_asked_its_version_again_next_time(tmp_path: Path) -> None:
+    # Another ln put at the same path since (a failed call is the only sign): noted no more.
     env, log = _shims(tmp_path, "9.1")
     _deploy(tmp_path, "1.0", env)
-    _deploy(tmp_path, "2.0|&x", env, "1.0")
-    app = tmp_path / "app"
-    assert _calls(log, "mkdir")[1:] == [f"mkdir {app}/releases/2.0|&x"]
-    assert (app / "releases" / "2.0|&x" / "VERSION").read_text() == "2.0|&x\n"
-
-
-def test_a_tool_replaced_since_it_was_asked_is_asked_again_after_it_fails(tmp_path: Path) -> None:
-    env, log = _shims(tmp_path, "9.1")
-    _deploy(tmp_path, "1.0", env)
-    _deploy(tmp_path, "2.0", env, "1.0")  # GNU tar noted at its path
-    shim = tmp_path / "shims" / "tar"
+    shim = tmp_path / "shims" / "ln"
     shim.write_text(
-        f'#!/bin/sh\nprintf "tar %s\\n" "$*" >>"{log}"\n'
-        '[ "$1" = --version ] && { echo "bsdtar 3.7.2 - libarchive 3.7.2"; exit 0; }\n'
-        'case "$*" in *--transform*) echo "tar: Option --transform is not supported" >&2; exit 1 ;; esac\n'
-        'exec /bin/tar "$@"\n'
+        f'#!/bin/sh\nprintf "ln %s\\n" "$*" >>"{log}"\n'
+        '[ "$1" = --version ] && { echo "ln (GNU coreutils) 8.4"; exit 0; }\n'
+        'case "$1" in -sfT) echo "ln: invalid option" >&2; exit 1 ;; esac\n'
+        'exec /bin/ln "$@"\n'
     )
     app = tmp_path / "app"
+    artifact = make_artifact(tmp_path, "2.0")
+    failed = drive_locally(job(str(app), "2.0", artifact), inline_artifact(artifact) + go_line("1.0"), env)
+    assert failed[-2:] == ["@@done failed:switch:1", "@@current 1.0"]
+    assert (app / "current").readlink() == Path("releases/1.0")
+    _deploy(tmp_path, "3.0", env, "1.0")  # asked again: 8.4, so ln -s and mv -T
+    assert _calls(log, "ln").count("ln --version") == 2
+    assert (app / ".deploy" / ".tool-ln").read_text() == f"no {shim}\n"
+
+
+def test_a_new_release_is_unpacked_into_the_directory_its_run_made_nothing_renamed(tmp_path: Path) -> None:
+    env, log = _shims(tmp_path, "9.1")
+    _deploy(tmp_path, "1.0", env)
+    _deploy(tmp_path, "2.0", env, "1.0")
+    releases = tmp_path / "app" / "releases"
+    assert _calls(log, "mkdir")[1:] == [f"mkdir {releases}/1.0", f"mkdir {releases}/2.0"]
+    assert [call.rsplit(" ", 1)[-1] for call in _calls(log, "tar") if " -x " in call] == [
+        f"{releases}/1.0",
+        f"{releases}/2.0",
+    ]
+    assert _calls(log, "mv") == []  # the switch is ln's alone
+    assert (releases / "2.0" / ".deploy-sha256").read_text().strip() != ""
+    assert sorted(p.name for p in releases.iterdir()) == ["1.0", "2.0"]
+
+
+def test_a_run_that_fails_removes_its_half_release_but_never_one_that_is_no_longer_its_own(
+    tmp_path: Path,
+) -> None:
+    # While this run's tar unpacks, another run puts a whole 2.0 in its place (it found the
+    # directory half-made and rebuilt it beside it). This run's tar then fails: its
+    # cleanup must leave the other run's release alone.
+    env, _ = _shims(tmp_path, "9.1")
+    _deploy(tmp_path, "1.0", env)
+    releases = tmp_path / "app" / "releases"
+    (tmp_path / "shims" / "tar").write_text(
+        "#!/bin/sh\n"
+        f'rm -rf "{releases}/2.0" && mkdir "{releases}/2.0" && echo other >"{releases}/2.0/VERSION"\n'
+        f'echo 2.0 >"{releases}/2.0/.deploy-version" && echo 0123abcd >"{releases}/2.0/.deploy-sha256"\n'
+        'echo "tar: damaged" >&2; exit 2\n'
+    )
+    artifact = make_artifact(tmp_path, "2.0")
+    app = tmp_path / "app"
+    failed = drive_locally(job(str(app), "2.0", artifact), inline_artifact(artifact) + go_line("1.0"), env)
+    assert failed[-2:] == ["@@done failed:upload:1", "@@current 1.0"]
+    assert (releases / "2.0" / "VERSION").read_text() == "other\n"
+    # Without another run, the same failure takes its half release away.
+    (tmp_path / "shims" / "tar").write_text('#!/bin/sh\necho "tar: damaged" >&2; exit 2\n')
     artifact = make_artifact(tmp_path, "3.0")
-    failed = drive_locally(job(str(app), "3.0", artifact), inline_artifact(artifact) + go_line("2.0"), env)
-    assert failed[-2:] == ["@@done failed:upload:1", "@@current 2.0"]
-    assert f"@@error cannot unpack the artifact into {app}/releases/3.0" in failed
-    assert not (app / "releases" / "3.0").exists()
-    _deploy(tmp_path, "3.0", env, "2.0")  # asked again: not GNU, so mkdir and tar -C
-    assert _calls(log, "tar").count("tar --version") == 2
-    assert (app / ".deploy" / ".tool-tar").read_text() == f"no {shim}\n"
+    failed = drive_locally(job(str(app), "3.0", artifact), inline_artifact(artifact) + go_line("1.0"), env)
+    assert failed[-2:] == ["@@done failed:upload:1", "@@current 1.0"]
+    assert sorted(p.name for p in releases.iterdir()) == ["1.0", "2.0"]
+
+
+def test_a_half_unpacked_release_is_not_taken_when_no_artifact_comes(tmp_path: Path) -> None:
+    # A push killed while unpacking 2.0; then a rollback to 2.0 from a controller that kept
+    # no artifact of it: the host must not switch to the half tree.
+    env, _ = _shims(tmp_path, "9.1")
+    _deploy(tmp_path, "1.0", env)
+    app = tmp_path / "app"
+    half = app / "releases" / "2.0"
+    half.mkdir()
+    (half / ".deploy-sha256").write_text("unpacking d-killed 4242\n")
+    (half / "VERSION").write_text("2.")
+    lines = drive_locally(job(str(app), "2.0", None), go_line("1.0"), env)
+    assert lines[-2:] == ["@@done failed:upload:1", "@@current 1.0"]
+    assert (
+        "@@error release 2.0 is on the host only half-unpacked (no .deploy-version) and no artifact was given"
+        in lines
+    )
+    assert (app / "current").readlink() == Path("releases/1.0")

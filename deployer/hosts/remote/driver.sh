@@ -5,12 +5,11 @@
 # script's arguments (DRIVER_PARAMS there), so no position is kept in step by hand.
 # POSIX sh only, no python on the host. Uses GNU `timeout` (or, where there is none,
 # `setsid` and a sleeping watchdog) to kill a hook with its children, `mv -T` (GNU or
-# busybox), head and tar; GNU ln and GNU tar each spare a process where a host has them
-# (tool_passes). Shell built-ins do what they can: every process costs the host CPU, for
-# each of many hosts at once. The tools every deployment runs (head, mkdir, tar,
-# mv, ln, rm) run with LC_ALL=C: their errors are matched below ("No space left"),
-# whatever the host's language, and C spares each process a locale lookup. Hooks keep
-# the host's locale.
+# busybox), head and tar; GNU ln spares one where a host has it (tool_passes). Shell
+# built-ins do what they can: every process costs the host CPU, for each of many hosts
+# at once. The tools every deployment runs (head, mkdir, tar, mv, ln, rm) run with
+# LC_ALL=C: their errors are matched below ("No space left"), whatever the host's
+# language, and C spares each process a locale lookup. Hooks keep the host's locale.
 #
 # A conversation has two phases.
 #
@@ -58,7 +57,7 @@
 #   <id>.<step>.log     each step's output
 #   <id>.artifact.tar.gz  the artifact as it arrived; emptied once unpacked
 #   <id>.stop, <id>.reply  the listener's notes to the driver, removed as it leaves
-#   .tool-<tool>        what the host's ln and tar can do, learnt once (see tool_passes)
+#   .tool-ln            what the host's ln can do, learnt once (see tool_passes)
 
 
 # The arguments (target, id, kind, ..., keep_ids) and PROTOCOL are assigned by the line
@@ -117,8 +116,13 @@ cleanup() {
         [ -n "$records" ] && [ -e "$note" ] && rm -f "$note"
     done
     [ "$made_temporary" = 1 ] || return 0
+    # A release this run was unpacking, while it still is this run's (see upload).
+    if [ -n "$unpacking" ] && [ -f "$unpacking/.deploy-sha256" ] && IFS= read -r mark <"$unpacking/.deploy-sha256" &&
+        [ "$mark" = "unpacking $id $$" ]; then
+        LC_ALL=C rm -rf "$unpacking"
+    fi
     # Test first: most runs leave nothing, and a test costs no process.
-    for leftover in ${unpacking:+"$unpacking"} "$target/releases/.tmp-$id" "$target/releases/.old-$id" "$target/.current-$id"; do
+    for leftover in "$target/releases/.tmp-$id" "$target/releases/.old-$id" "$target/.current-$id"; do
         if [ -e "$leftover" ] || [ -L "$leftover" ]; then LC_ALL=C rm -rf "$leftover"; fi
     done
     # The artifact's file stays, emptied (no process), until the records are pruned.
@@ -475,17 +479,22 @@ receive() {
 
 # Puts the release in releases/$dir: already there, copied from a release with the same
 # sha256, or sent by the controller. Sets $upload_error and returns non-zero on failure.
-# A release the host lacks goes straight into releases/$dir, no rename after: it is not
-# live, and its .deploy-sha256, written last, is what says it is whole (has_sha). Until
-# then $unpacking names it, for cleanup to remove if the run stops. Only a release that
-# is there with other content is rebuilt beside it, in .tmp-<id>, and renamed over it.
+#
+# A release the host lacks unpacks straight into releases/$dir, with no rename after (it
+# is not live): the run claims that directory with a plain mkdir, which fails if another
+# run made it first. Until the release is whole its .deploy-sha256 says
+# `unpacking <id> <pid>` and $unpacking names it, so that cleanup removes it, if the run
+# stops, only while it still is this run's. The .deploy-version and the sha256, written
+# once it is unpacked, say it is whole. A release there already with other content (or
+# left half-made) is rebuilt beside it, in .tmp-<id>, and renamed over it; so is a copy.
 upload() {
     rel=$target/releases/$dir
     tmp=$target/releases/.tmp-$id
     upload_error=
     if [ -z "$sha" ]; then
-        [ -d "$rel" ] && return 0
+        [ -f "$rel/.deploy-version" ] && return 0
         upload_error="release $version is not on the host and no artifact was given"
+        [ -d "$rel" ] && upload_error="release $version is on the host only half-unpacked (no .deploy-version) and no artifact was given"
         return 1
     fi
     if has_sha "$rel/.deploy-sha256"; then
@@ -493,21 +502,16 @@ upload() {
         return 0
     fi
     made_temporary=1
-    into=$rel
-    if [ -z "$unpacking" ] && { [ -e "$rel" ] || [ -L "$rel" ]; }; then
-        into=$tmp
-        # A run of this deployment that stopped half-way may have left one.
-        [ -e "$tmp" ] && LC_ALL=C rm -rf "$tmp"
-    fi
+    # A run of this deployment that stopped half-way may have left one.
+    [ -e "$tmp" ] && LC_ALL=C rm -rf "$tmp"
     same=
     for other in "$target"/releases/*/.deploy-sha256; do
         has_sha "$other" && same=${other%/.deploy-sha256} && break
     done
+    into=$tmp
     if [ -n "$same" ]; then
         printf '[deployer] copying %s, which has the same content\n' "$same" >>"$log"
-        [ -n "$unpacking" ] && rmdir "$unpacking"
-        [ "$into" = "$rel" ] && unpacking=$rel
-        cp -Rp "$same" "$into" >>"$log" 2>&1 || { upload_error="cannot copy $same"; return 1; }
+        cp -Rp "$same" "$tmp" >>"$log" 2>&1 || { upload_error="cannot copy $same"; return 1; }
     else
         file=$records/$id.artifact.tar.gz
         # GNU head -c reads exactly the bytes it is asked for and not one more, so the
@@ -540,22 +544,16 @@ upload() {
             upload_error="the artifact was not sent ($reply)"
             return 1
         fi
+        if [ ! -e "$rel" ] && [ ! -L "$rel" ] && LC_ALL=C mkdir "$rel" 2>/dev/null; then
+            into=$rel unpacking=$rel
+            printf 'unpacking %s %s\n' "$id" "$$" >"$rel/.deploy-sha256"
+            err=
+        else
+            err=$(LC_ALL=C mkdir "$tmp" 2>&1)
+        fi
         # No checksum here: SSH authenticates every byte on the way, and gzip checks its
         # CRC-32 and length as tar unpacks (a short or damaged file fails there).
-        if [ -n "$unpacking" ] || [ "$into" = "$tmp" ]; then
-            # Already made (a host's first deployment), or beside a release of that name.
-            { [ -n "$unpacking" ] || LC_ALL=C mkdir "$tmp"; } && err=$(LC_ALL=C tar -x -o -z -f "$file" -C "$into" 2>&1)
-        elif case $dir in *[!A-Za-z0-9._%+-]*) false ;; esac && tool_passes tar tar_is_gnu; then
-            # GNU tar makes releases/$dir itself, one process less than mkdir: every member's
-            # name and hard link target gets the prefix, symbolic links' targets (S) do not.
-            # ($dir's characters mean nothing to sed's replacement.)
-            unpacking=$rel
-            err=$(LC_ALL=C tar -x -o -z -f "$file" -C "$target/releases" --transform "s|^|$dir/|S" 2>&1) ||
-                { forget_tool tar && false; }
-        else
-            unpacking=$rel
-            LC_ALL=C mkdir "$rel" && err=$(LC_ALL=C tar -x -o -z -f "$file" -C "$rel" 2>&1)
-        fi || {
+        [ -z "$err" ] && err=$(LC_ALL=C tar -x -o -z -f "$file" -C "$into" 2>&1) || {
             # GNU tar tells a full disk as a short write: "Wrote only 4608 of 10240 bytes".
             case $err in
             *"No space left"* | *"Disk quota exceeded"* | *"Wrote only "*)
@@ -568,20 +566,20 @@ upload() {
         }
         [ -n "$err" ] && printf '%s\n' "$err" >>"$log"
         : >"$file"
-        # An artifact with no member made no directory.
-        [ -d "$into" ] || LC_ALL=C mkdir "$into"
     fi
     printf '%s\n' "$version" >"$into/.deploy-version"
     printf '%s\n' "$sha" >"$into/.deploy-sha256"
     unpacking=
     [ "$into" = "$rel" ] && return 0
-    if [ "$dir" = "$cur" ]; then
-        upload_error="release $version is live on the host with other content; deploy it under a new version"
-        return 1
+    if [ -e "$rel" ]; then
+        if [ "$dir" = "$cur" ]; then
+            upload_error="release $version is live on the host with other content; deploy it under a new version"
+            return 1
+        fi
+        LC_ALL=C mv "$rel" "$target/releases/.old-$id" >>"$log" 2>&1 || { upload_error="cannot replace $rel"; return 1; }
     fi
-    LC_ALL=C mv "$rel" "$target/releases/.old-$id" >>"$log" 2>&1 || { upload_error="cannot replace $rel"; return 1; }
     LC_ALL=C mv "$tmp" "$rel" >>"$log" 2>&1 || { upload_error="cannot move the release into $rel"; return 1; }
-    LC_ALL=C rm -rf "$target/releases/.old-$id"
+    [ -e "$target/releases/.old-$id" ] && LC_ALL=C rm -rf "$target/releases/.old-$id"
     return 0
 }
 
@@ -620,12 +618,6 @@ ln_is_atomic() {
     minor=${minor%%[!0-9]*}
     case $major.$minor in *[!0-9.]* | .* | *.) return 1 ;; esac
     [ "$major" -gt 8 ] || { [ "$major" -eq 8 ] && [ "$minor" -ge 27 ]; }
-}
-
-# GNU tar renames members as it unpacks (--transform, since 1.20).
-tar_is_gnu() {
-    case $1 in "tar (GNU tar) "*) return 0 ;; esac
-    return 1
 }
 
 # The atomic switch: `current` is replaced by a link to the new release in one rename,
@@ -707,15 +699,10 @@ fi
 say "@@hello $PROTOCOL"
 records=$target/.deploy
 if [ ! -d "$records" ]; then
-    # A host's first deployment: one mkdir for the records, the releases and the
-    # release's own directory, which the artifact unpacks into (see upload).
+    # A host's first deployment: one mkdir for the records and the releases.
     set -- "$records"
     if [ "$kind" != restart ]; then
         set -- "$records" "$target/releases"
-        if [ -n "$sha" ] && [ ! -e "$target/releases/$dir" ] && [ ! -L "$target/releases/$dir" ]; then
-            set -- "$@" "$target/releases/$dir"
-            made_temporary=1 unpacking=$target/releases/$dir
-        fi
     fi
     if ! err=$(LC_ALL=C mkdir -p "$@" 2>&1); then
         step=$first_step
