@@ -385,9 +385,13 @@ class Conversation:
         artifact = self.job.artifact
         if artifact is None:
             return ARTIFACT_MISSING
-        result = await self._connection.run(
-            f"cat > {shlex.quote(path)}", stdin=PurePath(artifact.path), check=False, encoding=None
+        upload = await self._connection.create_process(
+            f"cat > {shlex.quote(path)}", stdin=PurePath(artifact.path), encoding=None
         )
+        try:
+            result = await upload.wait(check=False)
+        finally:
+            upload.close()  # cancelled (unstaged, say): asyncssh would go on feeding the file
         if result.exit_status != 0:
             stderr = result.stderr if isinstance(result.stderr, bytes) else str(result.stderr or "").encode()
             self.transcript.output += (

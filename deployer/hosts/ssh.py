@@ -474,13 +474,20 @@ class SshRunner:
     async def _staged_conversation(self, target: SshTarget, job: ReleaseJob) -> Conversation | HostResult:
         """A conversation whose driver is staged and waits for its go, or how the host
         ended before that (nothing live changed)."""
-        opened = await self._converse(target, job)
+        # Unstaged on its way (cancelled), the conversation is closed, also one still
+        # opening: its driver then leaves at EOF, nothing live changed.
+        opening = asyncio.ensure_future(self._converse(target, job))
+        try:
+            opened = await asyncio.shield(opening)
+        except asyncio.CancelledError:
+            opening.add_done_callback(_close_opened)
+            raise
         if isinstance(opened, HostResult):
             return opened
         try:
             ended = await opened.stage()
         except asyncio.CancelledError:
-            opened.close()  # unstaged on its way: the driver leaves, nothing live changed
+            opened.close()
             raise
         return opened if ended is None else ended
 
@@ -555,3 +562,11 @@ class SshRunner:
         if self._fabric_hooks is None:
             self._fabric_hooks = FabricHooks(self._connect_slots)
         return await self._fabric_hooks.run(target, hook, hook_variables(job, target.host, reported))
+
+
+def _close_opened(opening: asyncio.Future[Conversation | HostResult]) -> None:
+    """Close the conversation ``opening`` yielded, if any: its staging was cancelled."""
+    if not opening.cancelled() and opening.exception() is None:
+        opened = opening.result()
+        if isinstance(opened, Conversation):
+            opened.close()

@@ -8,7 +8,11 @@ not succeed. The last one deploys over SSH to a lab host without GNU head.
 
 from __future__ import annotations
 
+import asyncio
+import base64
 import os
+import random
+import sys
 from pathlib import Path
 
 import pytest
@@ -16,8 +20,18 @@ import pytest
 from deployer.core.results import HostResult, HostStatus, Step
 from deployer.core.targets import SshOptions, resolve_ssh
 from deployer.hosts.ssh import SshRunner
-from tests.plugins.lab_fleet import start_test_lab
-from tests.ssh.support import Recorder, drive_locally, go_line, hook, inline_artifact, job, make_artifact, run
+from tests.plugins.lab_fleet import LabFleet, start_test_lab
+from tests.ssh.support import (
+    Recorder,
+    drive_locally,
+    go_line,
+    hook,
+    inline_artifact,
+    job,
+    make_artifact,
+    pids_running,
+    run,
+)
 
 
 def test_the_artifact_comes_between_the_controllers_answers_on_one_channel(tmp_path: Path) -> None:
@@ -134,3 +148,51 @@ def test_a_release_left_half_unpacked_is_unpacked_again_whole(tmp_path: Path) ->
     assert sorted(p.name for p in half.iterdir()) == whole
     assert (app / "current" / "VERSION").read_text() == "1.0\n"
     assert sorted(p.name for p in (app / "releases").iterdir()) == ["1.0"]  # no .tmp- or .old- left
+
+
+SLOW_CAT = """#!/bin/sh
+# cat at 3 MB/s, noting the bytes it took when its input ends
+exec {python} -c '
+import sys, time
+taken = 0
+while chunk := sys.stdin.buffer.read1(65536):
+    sys.stdout.buffer.write(chunk)
+    taken += len(chunk)
+    time.sleep(0.02)
+open(sys.argv[1], "w").write(str(taken))
+' {taken}
+"""
+
+
+def test_a_staging_cancelled_mid_upload_on_the_second_channel_stops_sending(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    shims = _without_gnu_head(tmp_path)
+    taken = tmp_path / "taken"
+    (shims / "cat").write_text(SLOW_CAT.format(python=sys.executable, taken=taken))
+    (shims / "cat").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{shims}:{os.environ['PATH']}")  # the lab's hosts' PATH
+    noise = base64.b64encode(random.Random(13).randbytes(9 * 1024 * 1024)).decode()
+    artifact = make_artifact(tmp_path, "1.0", {"noise.txt": noise})  # about 9.5 MB packed
+    push = job("~/app", "1.0", artifact)
+
+    async def scenario(lab: LabFleet) -> None:
+        runner = SshRunner()
+        try:
+            target = resolve_ssh(lab.hosts[0], lab.ssh_options, SshOptions())
+            asking = asyncio.create_task(runner.stage(target, push))
+            async with asyncio.timeout(60):  # the upload has begun
+                while not pids_running(push.deployment_id, word="cat"):
+                    await asyncio.sleep(0.01)
+            asking.cancel()
+            await asyncio.gather(asking, return_exceptions=True)
+            await runner.unstage(push.deployment_id)
+            async with asyncio.timeout(60):  # the runner still open
+                while not taken.exists():
+                    await asyncio.sleep(0.05)
+        finally:
+            await runner.aclose()
+
+    with start_test_lab(tmp_path / "lab", 1, 1) as lab:
+        run(scenario(lab))
+    assert 0 < int(taken.read_text()) < artifact.size // 2

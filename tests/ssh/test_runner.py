@@ -806,3 +806,50 @@ def test_a_staging_whose_caller_gave_up_ends_with_its_deployment_not_with_the_ru
     run(scenario())
     assert not (local / "current").exists()  # nothing live changed
     assert list((local / ".deploy").glob(f"{pushed.deployment_id}*")) == []
+
+
+class _HeldOpen(SshRunner):
+    """A runner whose conversations, once open, wait for the test before staging goes on:
+    the moment a staging is cancelled with its driver started and its channel still
+    opening (the exec's answer on its way)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.opened = asyncio.Event()
+        self.go_on = asyncio.Event()
+
+    async def _converse(self, target, job):  # type: ignore[no-untyped-def]
+        opened = await super()._converse(target, job)
+        self.opened.set()
+        await self.go_on.wait()
+        return opened
+
+
+def test_a_staging_cancelled_while_its_channel_opens_lets_its_driver_go(fleet: AppFleet) -> None:
+    target, local = fleet.app()
+    pushed = job(target, "1.1", make_artifact(fleet.work, "1.1"))
+
+    async def scenario() -> None:
+        runner = _HeldOpen()
+        try:
+            asking = asyncio.create_task(runner.stage(fleet.target(), pushed))
+            async with asyncio.timeout(60):
+                await runner.opened.wait()
+            async with asyncio.timeout(30):  # sshd answers the exec as it starts the driver
+                while not pids_running(pushed.deployment_id, word="driver"):
+                    await asyncio.sleep(0.01)
+            asking.cancel()
+            await asyncio.gather(asking, return_exceptions=True)
+            unstaging = asyncio.create_task(runner.unstage(pushed.deployment_id))
+            await asyncio.sleep(0)
+            runner.go_on.set()  # the open completes only now, its staging already cancelled
+            await unstaging
+            async with asyncio.timeout(30):  # the runner still open
+                while pids_running(pushed.deployment_id, word="driver"):
+                    await asyncio.sleep(0.05)
+        finally:
+            await runner.aclose()
+
+    run(scenario())
+    assert not (local / "current").exists()
+    assert list((local / ".deploy").glob(f"{pushed.deployment_id}*")) == []
