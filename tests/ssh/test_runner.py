@@ -797,15 +797,25 @@ def test_a_staging_whose_caller_gave_up_ends_with_its_deployment_not_with_the_ru
             asking.cancel()
             await asyncio.gather(asking, return_exceptions=True)
             await runner.unstage(pushed.deployment_id)
-            async with asyncio.timeout(30):  # the runner still open
-                while pids_running(pushed.deployment_id, word="driver"):
-                    await asyncio.sleep(0.05)
+            await _drivers_gone(pushed.deployment_id)
         finally:
             await runner.aclose()
 
     run(scenario())
-    assert not (local / "current").exists()  # nothing live changed
-    assert list((local / ".deploy").glob(f"{pushed.deployment_id}*")) == []
+    _left_as_it_was(local, pushed.deployment_id)
+
+
+async def _drivers_gone(deployment_id: str) -> None:
+    """Until no driver of ``deployment_id`` runs (bounded): called with the runner still open."""
+    async with asyncio.timeout(30):
+        while pids_running(deployment_id, word="driver"):
+            await asyncio.sleep(0.05)
+
+
+def _left_as_it_was(local: Path, deployment_id: str) -> None:
+    """A first deployment let go before its wave: nothing live, no record left."""
+    assert not (local / "current").exists()
+    assert list((local / ".deploy").glob(f"{deployment_id}*")) == []
 
 
 class _HeldOpen(SshRunner):
@@ -844,12 +854,9 @@ def test_a_staging_cancelled_while_its_channel_opens_lets_its_driver_go(fleet: A
             await asyncio.sleep(0)
             runner.go_on.set()  # the open completes only now, its staging already cancelled
             await unstaging
-            async with asyncio.timeout(30):  # the runner still open
-                while pids_running(pushed.deployment_id, word="driver"):
-                    await asyncio.sleep(0.05)
+            await _drivers_gone(pushed.deployment_id)
         finally:
             await runner.aclose()
 
     run(scenario())
-    assert not (local / "current").exists()
-    assert list((local / ".deploy").glob(f"{pushed.deployment_id}*")) == []
+    _left_as_it_was(local, pushed.deployment_id)
