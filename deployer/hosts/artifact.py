@@ -99,6 +99,11 @@ def artifact_problem(source: str | os.PathLike[str]) -> str | None:
 # Where a release's files sit under the app's target directory: releases/<version>/.
 _RELEASE_DEPTH = 2
 _SET_ID_BITS = stat.S_ISUID | stat.S_ISGID
+# The driver's own record of a release, at its top: whether it is whole, and its version
+# (deployer/hosts/remote/driver.sh). An artifact must not bring its own: a half-unpacked
+# release would look whole. A directory packed is packed without them (a copy of a
+# deployed release has them); a given .tar.gz holding them is refused.
+RELEASE_RECORDS = frozenset({".deploy-sha256", ".deploy-version"})
 
 
 def member_problem(member: tarfile.TarInfo, links: frozenset[str]) -> str | None:
@@ -115,6 +120,8 @@ def member_problem(member: tarfile.TarInfo, links: frozenset[str]) -> str | None
     parts = name.split("/")
     if name.startswith("/") or ".." in parts:
         return "its name leads out of the release"
+    if name in RELEASE_RECORDS:
+        return "the host keeps its own record of a release under that name; leave it out of the archive"
     if any("/".join(parts[:end]) in links for end in range(1, len(parts))):
         return "it sits under a symbolic link of the archive"
     if member.isfile() or member.isdir():
@@ -177,6 +184,8 @@ def _entries(root: Path) -> list[tuple[str, os.stat_result]]:
     found: list[tuple[str, os.stat_result]] = []
     for directory, dirnames, filenames in os.walk(root, onerror=_raise):
         dirnames.sort()
+        if directory == os.fspath(root):
+            filenames = [name for name in filenames if name not in RELEASE_RECORDS]
         for name in [*dirnames, *sorted(filenames)]:
             full = os.path.join(directory, name)
             info = os.lstat(full)

@@ -45,6 +45,18 @@ def test_a_directory_is_packed_once_and_reproducibly(tmp_path: Path) -> None:
     assert elsewhere.sha256 == first.sha256 and elsewhere.path != first.path
 
 
+def test_a_copy_of_a_deployed_release_is_packed_without_the_hosts_records_of_it(tmp_path: Path) -> None:
+    # They say on a host that a release is whole: unpacked early, they would say so of a
+    # half-unpacked one (the driver writes its own once the release is whole).
+    tree = make_tree(tmp_path / "app")
+    (tree / ".deploy-sha256").write_text("0" * 64 + "\n")
+    (tree / ".deploy-version").write_text("0.9\n")
+    (tree / "bin" / ".deploy-version").write_text("an app's own file, deeper down\n")
+    with tarfile.open(prepare_artifact(tree, tmp_path / "cache").path) as archive:
+        names = sorted(archive.getnames())
+    assert names == ["VERSION", "bin", "bin/.deploy-version", "bin/start.sh", "link"]
+
+
 def test_a_changed_tree_is_packed_anew(tmp_path: Path) -> None:
     tree = make_tree(tmp_path / "app")
     first = prepare_artifact(tree, tmp_path / "cache")
@@ -114,6 +126,8 @@ def write_tarball(path: Path, *members: tarfile.TarInfo) -> Path:
         (_member("a/b/up", tarfile.SYMTYPE, linkname="../../../../../x"), "outside the app's target"),
         (_member("root", tarfile.SYMTYPE, linkname="/etc/passwd"), "outside the app's target"),
         (_member("zigzag", tarfile.SYMTYPE, linkname="shared/../../../.."), "outside the app's target"),
+        (_member(".deploy-version"), "the host keeps its own record of a release under that name"),
+        (_member("./.deploy-sha256"), "the host keeps its own record of a release under that name"),
         (_member("../escape"), "leads out of the release"),
         (_member("/abs"), "leads out of the release"),
     ],

@@ -190,3 +190,34 @@ def test_a_half_unpacked_release_is_not_taken_when_no_artifact_comes(tmp_path: P
         in lines
     )
     assert (app / "current").readlink() == Path("releases/1.0")
+
+
+def test_a_run_whose_release_another_run_replaced_meanwhile_fails_and_leaves_it(tmp_path: Path) -> None:
+    # Another run of 2.0, with other content, found this run's 2.0 half-made and renamed its
+    # own over it while this run's tar went on (into the directory renamed away).
+    env, _ = _shims(tmp_path, "9.1")
+    _deploy(tmp_path, "1.0", env)
+    releases = tmp_path / "app" / "releases"
+    (tmp_path / "shims" / "tar").write_text(
+        '#!/bin/sh\n/bin/tar "$@" || exit\n'
+        f'mv "{releases}/2.0" "{releases}/.gone" && mkdir "{releases}/2.0"\n'
+        f'echo other >"{releases}/2.0/VERSION" && echo 2.0 >"{releases}/2.0/.deploy-version"\n'
+        f'echo 0123abcd >"{releases}/2.0/.deploy-sha256"\n'
+    )
+    artifact = make_artifact(tmp_path, "2.0")
+    app = tmp_path / "app"
+    failed = drive_locally(job(str(app), "2.0", artifact), inline_artifact(artifact) + go_line("1.0"), env)
+    assert failed[-2:] == ["@@done failed:upload:1", "@@current 1.0"]
+    assert f"@@error another deployment replaced {releases}/2.0 while this one unpacked it" in failed
+    assert (releases / "2.0" / "VERSION").read_text() == "other\n"
+    assert (releases / "2.0" / ".deploy-sha256").read_text() == "0123abcd\n"  # not labelled as this run's
+
+
+def test_a_release_current_points_to_but_missing_appears_whole_at_once(tmp_path: Path) -> None:
+    env, log = _shims(tmp_path, "9.1")
+    app = tmp_path / "app"
+    (app / "releases").mkdir(parents=True)
+    (app / "current").symlink_to("releases/2.0")  # dangling: someone removed the release
+    _deploy(tmp_path, "2.0", env)
+    (move,) = _calls(log, "mv")  # built beside it, then one rename
+    assert move.startswith(f"mv {app}/releases/.tmp-") and move.endswith(f" {app}/releases/2.0")

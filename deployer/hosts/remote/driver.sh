@@ -108,6 +108,12 @@ flush() {
     pending=
 }
 
+# Whether releases/$dir still is the one this run claimed and is unpacking (see upload).
+still_unpacking() {
+    [ -f "$unpacking/.deploy-sha256" ] && IFS= read -r mark <"$unpacking/.deploy-sha256" &&
+        [ "$mark" = "unpacking $id $$" ]
+}
+
 # Removes what a run that stopped half-way may leave (only when it made any).
 cleanup() {
     [ -n "$listener" ] && kill "$listener" 2>/dev/null
@@ -117,10 +123,7 @@ cleanup() {
     done
     [ "$made_temporary" = 1 ] || return 0
     # A release this run was unpacking, while it still is this run's (see upload).
-    if [ -n "$unpacking" ] && [ -f "$unpacking/.deploy-sha256" ] && IFS= read -r mark <"$unpacking/.deploy-sha256" &&
-        [ "$mark" = "unpacking $id $$" ]; then
-        LC_ALL=C rm -rf "$unpacking"
-    fi
+    [ -n "$unpacking" ] && still_unpacking && LC_ALL=C rm -rf "$unpacking"
     # Test first: most runs leave nothing, and a test costs no process.
     for leftover in "$target/releases/.tmp-$id" "$target/releases/.old-$id" "$target/.current-$id"; do
         if [ -e "$leftover" ] || [ -L "$leftover" ]; then LC_ALL=C rm -rf "$leftover"; fi
@@ -544,7 +547,10 @@ upload() {
             upload_error="the artifact was not sent ($reply)"
             return 1
         fi
-        if [ ! -e "$rel" ] && [ ! -L "$rel" ] && LC_ALL=C mkdir "$rel" 2>/dev/null; then
+        # (Not when `current` points to a missing releases/$dir: it would show the release
+        # half-made. Then the rename below makes it appear whole, at once.)
+        if [ ! -e "$rel" ] && [ ! -L "$rel" ] && { [ -n "$cur" ] || [ ! -L "$target/current" ]; } &&
+            LC_ALL=C mkdir "$rel" 2>/dev/null; then
             into=$rel unpacking=$rel
             printf 'unpacking %s %s\n' "$id" "$$" >"$rel/.deploy-sha256"
             err=
@@ -566,6 +572,13 @@ upload() {
         }
         [ -n "$err" ] && printf '%s\n' "$err" >>"$log"
         : >"$file"
+    fi
+    if [ -n "$unpacking" ] && ! still_unpacking; then
+        # Another run put its own release here meanwhile (it found this one half-made):
+        # this run's files went with the directory it replaced, and its own stays.
+        unpacking=
+        upload_error="another deployment replaced $rel while this one unpacked it"
+        return 1
     fi
     printf '%s\n' "$version" >"$into/.deploy-version"
     printf '%s\n' "$sha" >"$into/.deploy-sha256"
