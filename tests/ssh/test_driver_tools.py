@@ -145,25 +145,37 @@ def test_a_new_release_is_unpacked_into_the_directory_its_run_made_nothing_renam
     assert sorted(p.name for p in releases.iterdir()) == ["1.0", "2.0"]
 
 
+def _tar_then_another_run(tmp_path: Path, before: str, after: str) -> None:
+    """A tar that runs ``before``, then puts another run's whole 2.0 (content "other", a
+    sha256 of its own) at releases/2.0, then runs ``after``."""
+    rel = tmp_path / "app" / "releases" / "2.0"
+    (tmp_path / "shims" / "tar").write_text(
+        f'#!/bin/sh\nrel="{rel}"\n{before}\n'
+        'mkdir "$rel" && echo other >"$rel/VERSION" && echo 2.0 >"$rel/.deploy-version"\n'
+        f'echo 0123abcd >"$rel/.deploy-sha256"\n{after}\n'
+    )
+
+
+def _push_2_0_failing(tmp_path: Path, env: dict[str, str]) -> list[str]:
+    """Push 2.0 over 1.0, which must fail at its upload and leave 1.0 live: the lines."""
+    artifact = make_artifact(tmp_path, "2.0")
+    app = tmp_path / "app"
+    failed = drive_locally(job(str(app), "2.0", artifact), inline_artifact(artifact) + go_line("1.0"), env)
+    assert failed[-2:] == ["@@done failed:upload:1", "@@current 1.0"]
+    return failed
+
+
 def test_a_run_that_fails_removes_its_half_release_but_never_one_that_is_no_longer_its_own(
     tmp_path: Path,
 ) -> None:
     # While this run's tar unpacks, another run puts a whole 2.0 in its place (it found the
     # directory half-made and rebuilt it beside it). This run's tar then fails: its
     # cleanup must leave the other run's release alone.
-    env, _ = _shims(tmp_path, "9.1")
+    app, env = tmp_path / "app", _shims(tmp_path, "9.1")[0]
     _deploy(tmp_path, "1.0", env)
-    releases = tmp_path / "app" / "releases"
-    (tmp_path / "shims" / "tar").write_text(
-        "#!/bin/sh\n"
-        f'rm -rf "{releases}/2.0" && mkdir "{releases}/2.0" && echo other >"{releases}/2.0/VERSION"\n'
-        f'echo 2.0 >"{releases}/2.0/.deploy-version" && echo 0123abcd >"{releases}/2.0/.deploy-sha256"\n'
-        'echo "tar: damaged" >&2; exit 2\n'
-    )
-    artifact = make_artifact(tmp_path, "2.0")
-    app = tmp_path / "app"
-    failed = drive_locally(job(str(app), "2.0", artifact), inline_artifact(artifact) + go_line("1.0"), env)
-    assert failed[-2:] == ["@@done failed:upload:1", "@@current 1.0"]
+    releases = app / "releases"
+    _tar_then_another_run(tmp_path, 'rm -rf "$rel"', 'echo "tar: damaged" >&2; exit 2')
+    _push_2_0_failing(tmp_path, env)
     assert (releases / "2.0" / "VERSION").read_text() == "other\n"
     # Without another run, the same failure takes its half release away.
     (tmp_path / "shims" / "tar").write_text('#!/bin/sh\necho "tar: damaged" >&2; exit 2\n')
@@ -195,19 +207,11 @@ def test_a_half_unpacked_release_is_not_taken_when_no_artifact_comes(tmp_path: P
 def test_a_run_whose_release_another_run_replaced_meanwhile_fails_and_leaves_it(tmp_path: Path) -> None:
     # Another run of 2.0, with other content, found this run's 2.0 half-made and renamed its
     # own over it while this run's tar went on (into the directory renamed away).
-    env, _ = _shims(tmp_path, "9.1")
+    app, env = tmp_path / "app", _shims(tmp_path, "9.1")[0]
     _deploy(tmp_path, "1.0", env)
-    releases = tmp_path / "app" / "releases"
-    (tmp_path / "shims" / "tar").write_text(
-        '#!/bin/sh\n/bin/tar "$@" || exit\n'
-        f'mv "{releases}/2.0" "{releases}/.gone" && mkdir "{releases}/2.0"\n'
-        f'echo other >"{releases}/2.0/VERSION" && echo 2.0 >"{releases}/2.0/.deploy-version"\n'
-        f'echo 0123abcd >"{releases}/2.0/.deploy-sha256"\n'
-    )
-    artifact = make_artifact(tmp_path, "2.0")
-    app = tmp_path / "app"
-    failed = drive_locally(job(str(app), "2.0", artifact), inline_artifact(artifact) + go_line("1.0"), env)
-    assert failed[-2:] == ["@@done failed:upload:1", "@@current 1.0"]
+    releases = app / "releases"
+    _tar_then_another_run(tmp_path, '/bin/tar "$@" || exit; mv "$rel" "$rel.gone"', "exit 0")
+    failed = _push_2_0_failing(tmp_path, env)
     assert f"@@error another deployment replaced {releases}/2.0 while this one unpacked it" in failed
     assert (releases / "2.0" / "VERSION").read_text() == "other\n"
     assert (releases / "2.0" / ".deploy-sha256").read_text() == "0123abcd\n"  # not labelled as this run's
