@@ -5,7 +5,7 @@
 # script's arguments (DRIVER_PARAMS there), so no position is kept in step by hand.
 # POSIX sh only, no python on the host. Uses GNU `timeout` (or, where there is none,
 # `setsid` and a sleeping watchdog) to kill a hook with its children, `mv -T` (GNU or
-# busybox), head and tar; GNU ln spares one where a host has it (tool_passes). Shell
+# busybox), head and tar; GNU ln spares one where a host has it (atomic_ln). Shell
 # built-ins do what they can: every process costs the host CPU, for each of many hosts
 # at once. The tools every deployment runs (head, mkdir, tar, mv, ln, rm) run with
 # LC_ALL=C: their errors are matched below ("No space left"), whatever the host's
@@ -57,7 +57,7 @@
 #   <id>.<step>.log     each step's output
 #   <id>.artifact.tar.gz  the artifact as it arrived; emptied once unpacked
 #   <id>.stop, <id>.reply  the listener's notes to the driver, removed as it leaves
-#   .tool-ln            what the host's ln can do, learnt once (see tool_passes)
+#   .tool-ln            whether the host's ln switches atomically, learnt once (atomic_ln)
 
 
 # The arguments (target, id, kind, ..., keep_ids) and PROTOCOL are assigned by the line
@@ -596,49 +596,43 @@ upload() {
     return 0
 }
 
-# Whether tool $1 on PATH passes test $2 on the first line of its --version. Busybox's
-# and toybox's tools never do: they are symbolic links to one multi-call binary (told
-# without running them). The answer costs a process once per host and tool path; it is
-# kept in $records/.tool-$1 as `yes <path>` or `no <path>`, and forgotten when the tool
-# fails (forget_tool): should the tool at that path have been replaced, the next run asks
-# it again.
-tool_passes() {
-    find_command "$1" && [ ! -L "$found" ] || return 1
+# Whether the host's ln replaces a link atomically: GNU ln from coreutils 8.27 on makes the
+# new link under a temporary name and renames it over the old one (others remove the old
+# one first). Busybox's and toybox's ln are symbolic links to one multi-call binary, told
+# without running them. Asking (ln --version) costs a process: the answer is kept in
+# $records/.tool-ln as `yes <path>` or `no <path>`, and emptied when ln fails (switch),
+# so that an ln replaced at that path is asked again.
+atomic_ln() {
+    find_command ln && [ ! -L "$found" ] || return 1
     known=
-    [ -f "$records/.tool-$1" ] && IFS= read -r known <"$records/.tool-$1"
+    [ -f "$records/.tool-ln" ] && IFS= read -r known <"$records/.tool-ln"
     case $known in
     "yes $found") return 0 ;;
     "no $found") return 1 ;;
     esac
     known=no
-    said_version=$(LC_ALL=C "$found" --version 2>/dev/null)
-    "$2" "${said_version%%"$newline"*}" && known=yes
-    printf '%s %s\n' "$known" "$found" >"$records/.tool-$1"
+    release=$(LC_ALL=C "$found" --version 2>/dev/null)
+    release=${release%%"$newline"*}
+    case $release in "ln (GNU coreutils) "*)
+        release=${release#"ln (GNU coreutils) "}
+        major=${release%%.*} minor=${release#*.}
+        minor=${minor%%[!0-9]*}
+        case $major.$minor in *[!0-9.]* | .* | *.) ;; *)
+            { [ "$major" -gt 8 ] || { [ "$major" -eq 8 ] && [ "$minor" -ge 27 ]; }; } && known=yes
+            ;;
+        esac
+        ;;
+    esac
+    printf '%s %s\n' "$known" "$found" >"$records/.tool-ln"
     [ "$known" = yes ]
 }
 
-forget_tool() {
-    [ -f "$records/.tool-$1" ] && : >"$records/.tool-$1"
-    return 0
-}
-
-# GNU ln from coreutils 8.27 on replaces a link atomically: it makes the new link under a
-# temporary name and renames it over the old one (others remove the old one first).
-ln_is_atomic() {
-    case $1 in "ln (GNU coreutils) "*) ;; *) return 1 ;; esac
-    release=${1#"ln (GNU coreutils) "}
-    major=${release%%.*} minor=${release#*.}
-    minor=${minor%%[!0-9]*}
-    case $major.$minor in *[!0-9.]* | .* | *.) return 1 ;; esac
-    [ "$major" -gt 8 ] || { [ "$major" -eq 8 ] && [ "$minor" -ge 27 ]; }
-}
-
 # The atomic switch: `current` is replaced by a link to the new release in one rename,
-# never missing in between: by ln itself where it can (ln_is_atomic), else a new link
+# never missing in between: by ln itself where it can (atomic_ln), else a new link
 # under a temporary name, renamed over `current` by mv -T.
 switch() {
-    if tool_passes ln ln_is_atomic; then
-        LC_ALL=C ln -sfT "releases/$dir" "$target/current" || { forget_tool ln && return 1; }
+    if atomic_ln; then
+        LC_ALL=C ln -sfT "releases/$dir" "$target/current" || { : >"$records/.tool-ln"; return 1; }
     else
         link=$target/.current-$id
         [ -L "$link" ] && LC_ALL=C rm -f "$link"
