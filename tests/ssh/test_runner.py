@@ -592,6 +592,35 @@ def test_an_abort_while_a_host_is_staged_at_its_wave_keeps_it_on_its_old_version
     assert (local / "current" / "VERSION").read_text() == "1.0\n"
 
 
+def test_a_host_staged_in_its_wave_gets_its_go_right_behind_the_artifact(fleet: AppFleet) -> None:
+    # A round trip sooner: the go does not wait for the driver to say it is staged, so the
+    # host's part in its wave begins before its upload ends. Staged ahead, the host holds
+    # until its wave: that begins after its upload ended.
+    target, local = fleet.app()
+    in_its_wave = job(target, "1.0", make_artifact(fleet.work, "1.0"), hook(Step.START, "true"))
+    ahead = job(target, "1.1", make_artifact(fleet.work, "1.1"), hook(Step.START, "true"))
+
+    async def scenario():
+        runner = SshRunner()
+        try:
+            first = await runner.deploy(fleet.target(), in_its_wave, Recorder())
+            staging = await runner.stage(fleet.target(), ahead)
+            assert staging.staged, staging.error
+            return first, await runner.deploy(fleet.target(), ahead, Recorder())
+        finally:
+            await runner.aclose()
+
+    def upload_ended(result) -> datetime:
+        upload = next(step for step in result.steps if step.step == Step.UPLOAD)
+        return upload.started_at + timedelta(seconds=upload.duration)
+
+    first, second = run(scenario())
+    assert (first.status, second.status) == (HostStatus.SUCCEEDED, HostStatus.SUCCEEDED), second.error
+    assert first.started_at < upload_ended(first)
+    assert second.started_at > upload_ended(second)
+    assert (local / "current" / "VERSION").read_text() == "1.1\n"
+
+
 def test_an_identity_file_that_holds_no_key_fails_the_host_with_a_sentence(fleet: AppFleet) -> None:
     identity = fleet.work / "not-a-key"
     identity.write_text("this is not a private key\n")
