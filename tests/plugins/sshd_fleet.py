@@ -221,6 +221,7 @@ class SshdFleet:
         reservation: socket.socket,
         owns_base_dir: bool,
         bastion: Host | None = None,
+        log_level: str = "INFO",
     ) -> None:
         self.base_dir = base_dir
         self.client_key = base_dir / "client_key"
@@ -232,6 +233,7 @@ class SshdFleet:
             self.hosts = [replace(host, address=host.name + PRIVATE_SUFFIX) for host in hosts]
         self.heals_between_tests = True
         self._authorized_keys = base_dir / "authorized_keys"
+        self._log_level = log_level  # sshd's LogLevel (DEBUG1 logs every request a client makes)
         self._states = {
             host.name: _HostState(
                 host,
@@ -432,7 +434,7 @@ class SshdFleet:
             stdin=subprocess.DEVNULL,
         )
         self._stop(state)
-        state.config.write_text(_sshd_config(state, self._authorized_keys))
+        state.config.write_text(_sshd_config(state, self._authorized_keys, self._log_level))
         self._launch_and_wait([state])
         return state.certificate
 
@@ -448,7 +450,7 @@ class SshdFleet:
             if state.certificate.exists():
                 self._stop(state)
                 state.certificate.unlink()
-                state.config.write_text(_sshd_config(state, self._authorized_keys))
+                state.config.write_text(_sshd_config(state, self._authorized_keys, self._log_level))
             if state.original_host_key.exists():
                 self._stop(state)
                 state.original_host_key.replace(state.host_key)
@@ -515,7 +517,7 @@ class SshdFleet:
             state.root.mkdir(parents=True, exist_ok=True)
             state.home.mkdir(mode=0o700, exist_ok=True)
             _generate_key(state.host_key)
-            state.config.write_text(_sshd_config(state, self._authorized_keys))
+            state.config.write_text(_sshd_config(state, self._authorized_keys, self._log_level))
             key_type, key_data, *_ = _pub(state.host_key).read_text().split()
             known_hosts.append(f"[{state.host.address}]:{state.host.port} {key_type} {key_data}\n")
             if state.etc_hosts is not None:
@@ -672,7 +674,12 @@ class SshdFleet:
 
 @contextlib.contextmanager
 def start_sshd_fleet(
-    count: int = 12, datacenters: int = 3, base_dir: Path | None = None, *, bastion: bool = False
+    count: int = 12,
+    datacenters: int = 3,
+    base_dir: Path | None = None,
+    *,
+    bastion: bool = False,
+    log_level: str = "INFO",
 ) -> Iterator[SshdFleet]:
     """Start ``count`` sshd hosts over ``datacenters``; stop them all when the block ends.
 
@@ -680,7 +687,7 @@ def start_sshd_fleet(
     there and stay after it ends; without, a temporary directory is made and removed.
     Raises :class:`OpenSshUnavailable` where the machine cannot run it.
     """
-    fleet = launch_sshd_fleet(count, datacenters, base_dir, bastion=bastion)
+    fleet = launch_sshd_fleet(count, datacenters, base_dir, bastion=bastion, log_level=log_level)
     try:
         yield fleet
     finally:
@@ -688,7 +695,12 @@ def start_sshd_fleet(
 
 
 def launch_sshd_fleet(
-    count: int, datacenters: int, base_dir: Path | None = None, *, bastion: bool = False
+    count: int,
+    datacenters: int,
+    base_dir: Path | None = None,
+    *,
+    bastion: bool = False,
+    log_level: str = "INFO",
 ) -> SshdFleet:
     """Start a fleet whose lifetime the caller owns (call :meth:`SshdFleet.close`);
     with ``bastion``, behind a jump host (see the module's docstring)."""
@@ -713,6 +725,7 @@ def launch_sshd_fleet(
         reservation=reservation,
         owns_base_dir=owns_base_dir,
         bastion=jump if bastion else None,
+        log_level=log_level,
     )
     try:
         fleet._write_files()
@@ -726,7 +739,7 @@ def launch_sshd_fleet(
 # -- files --------------------------------------------------------------------------------
 
 
-def _sshd_config(state: _HostState, authorized_keys: Path) -> str:
+def _sshd_config(state: _HostState, authorized_keys: Path, log_level: str) -> str:
     host = state.host
     # A host certificate, when certify_host_key made one.
     certificate = f"HostCertificate {state.certificate}\n" if state.certificate.exists() else ""
@@ -751,7 +764,7 @@ MaxAuthTries 10
 LoginGraceTime 30
 PrintMotd no
 Subsystem sftp internal-sftp
-LogLevel INFO
+LogLevel {log_level}
 """
 
 
@@ -883,7 +896,13 @@ class FleetFactory(Protocol):
     """What the ``sshd_fleet_factory`` fixture gives: call it to start a fleet."""
 
     def __call__(
-        self, count: int = 12, datacenters: int = 3, *, heal_between_tests: bool = True, bastion: bool = False
+        self,
+        count: int = 12,
+        datacenters: int = 3,
+        *,
+        heal_between_tests: bool = True,
+        bastion: bool = False,
+        log_level: str = "INFO",
     ) -> SshdFleet: ...
 
 
@@ -901,10 +920,15 @@ def sshd_fleet_factory() -> Iterator[FleetFactory]:
     made: list[SshdFleet] = []
 
     def make(
-        count: int = 12, datacenters: int = 3, *, heal_between_tests: bool = True, bastion: bool = False
+        count: int = 12,
+        datacenters: int = 3,
+        *,
+        heal_between_tests: bool = True,
+        bastion: bool = False,
+        log_level: str = "INFO",
     ) -> SshdFleet:
         try:
-            fleet = launch_sshd_fleet(count, datacenters, bastion=bastion)
+            fleet = launch_sshd_fleet(count, datacenters, bastion=bastion, log_level=log_level)
         except OpenSshUnavailable as error:
             pytest.skip(str(error))
         fleet.heals_between_tests = heal_between_tests
