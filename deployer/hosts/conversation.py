@@ -4,15 +4,13 @@ The protocol is described in ``deployer/hosts/remote/driver.sh`` and typed in
 :mod:`deployer.hosts.protocol`. Seen from here:
 
     driver                                   controller
-    @@hello 2 / @@previous 1.3 / @@release ... / @@step upload start
+    @@hello 2 / @@previous 1.3 / @@step upload start
     @@need-artifact <path> stdin ──────────▶
                                  ◀──────────  data <n>, the artifact's n bytes, sent
-    @@step upload end 0 1 / @@staged
+    @@step upload end 0 1 / @@release ... / @@staged
                  ... the host waits, staged, until its wave ...
                                  ◀──────────  go <time> <previous> <prune>   (the one message)
     @@step stop start ... @@step validate end 0 1 / @@done succeeded / @@current 1.4
-
-A host staged in its own wave gets its go right behind the artifact's ``sent``.
 
 Staging (:meth:`Conversation.stage`) runs before the host's wave and changes nothing
 live; at the wave, one ``go`` (:meth:`Conversation.go`) lets the driver run every step
@@ -165,8 +163,6 @@ class Conversation:
         self._run_here = run_here
         self._events: HostEvents | None = None
         self._stopped = False
-        self._go_early: Callable[[], bool] | None = None  # see stage
-        self._go_sent = False
 
     @property
     def is_open(self) -> bool:
@@ -174,17 +170,9 @@ class Conversation:
 
     # -- the two phases ------------------------------------------------------------------
 
-    async def stage(self, *, go_early: Callable[[], bool] | None = None) -> HostResult | None:
+    async def stage(self) -> HostResult | None:
         """Read until the driver is staged: None then, else how the host ended (it failed
-        before its wave, or could not be staged; nothing live changed either way).
-
-        ``go_early``, for a host staged in its wave (wave 1, or a host whose staging ahead
-        failed): asked once the artifact is sent, whether the go may follow it at once
-        (not once the deployment is being stopped). The driver then finds its go as it
-        says it is staged, a round trip sooner, and may have begun its wave by the time
-        this returns (:meth:`go` follows it).
-        """
-        self._go_early = go_early
+        before its wave, or could not be staged; nothing live changed either way)."""
         try:
             await self._read(until_staged=True, budget=IDLE_LIMIT + self._upload_time())
         except _FAULTS as error:
@@ -196,36 +184,30 @@ class Conversation:
     async def go(self, events: HostEvents) -> HostResult:
         """Send the wave's one message and follow the driver to its end."""
         run = self.transcript
-        if self._stopped and not self._go_sent:  # aborted before its wave began here
+        if self._stopped:  # aborted before its wave began here: it goes untouched
             self.close()
             run.error = "aborted before its first step; the host still runs what it ran before"
             return run.result(HostStatus.ABORTED, first_step(self.job))
         self._events = events
-        try:
-            if not self._go_sent:
-                self._send_go()
-            await self._read(until_staged=False, budget=IDLE_LIMIT)
-        except _FAULTS as error:
-            return self._fault(error)
-        return await self._finish()
-
-    def _send_go(self) -> None:
-        run = self.transcript
         run.started_at = utcnow()  # the host's part in its wave starts now; staging came before
         go = Go(
             switch_at=run.started_at,
             previous_dir=run.previous_dir,
             prune=prune_choice(run.releases, run.new_dir, run.previous_dir, self.job.keep_releases),
         )
-        self._process.stdin.write(encode(go))
-        self._go_sent = True
+        try:
+            self._process.stdin.write(encode(go))
+            await self._read(until_staged=False, budget=IDLE_LIMIT)
+        except _FAULTS as error:
+            return self._fault(error)
+        return await self._finish()
 
     def stop(self) -> None:
         """Tell the driver to stop before its next step (it ignores it once committed)."""
         if self._stopped or self.transcript.committed:
             return
         self._stopped = True
-        if self._go_sent:  # past its go: the driver's listener takes it
+        if self._events is not None:  # past its go: the driver's listener takes it
             with contextlib.suppress(asyncssh.Error, OSError):
                 self._process.stdin.write(encode(Stop()))
 
@@ -262,7 +244,7 @@ class Conversation:
         self._connection.close()  # broken under us: the runner opens a new one next time
         reason = getattr(error, "reason", None) or str(error) or type(error).__name__
         run.error = f"lost the connection to {self._where} during {step}: {reason}"
-        if not self._go_sent:
+        if self._events is None:
             return run.result(HostStatus.UNREACHABLE, step)
         run.error += "; the host carries on by itself (a probe tells how it ended)"
         return run.result(HostStatus.UNKNOWN, step)
@@ -307,8 +289,6 @@ class Conversation:
                             await self._stream_artifact()
                         else:
                             self._process.stdin.write(await self._send_artifact(path))
-                        if self._go_early is not None and self.transcript.uploaded and self._go_early():
-                            self._send_go()  # the release list came before: all it needs
                         limit.reschedule(loop.time() + IDLE_LIMIT + self._upload_time())
                     case Env(name, value):
                         run.reported_env[name] = value

@@ -475,11 +475,9 @@ class SshRunner:
         self._staged[(job.deployment_id, name)] = staged
         return StageReport(name, staged=True)
 
-    async def _staged_conversation(
-        self, target: SshTarget, job: ReleaseJob, *, in_its_wave: bool = False
-    ) -> Conversation | HostResult:
+    async def _staged_conversation(self, target: SshTarget, job: ReleaseJob) -> Conversation | HostResult:
         """A conversation whose driver is staged and waits for its go, or how the host
-        ended before that (nothing live changed). ``in_its_wave``: see Conversation.stage."""
+        ended before that (nothing live changed)."""
         # Unstaged on its way (cancelled), the conversation is closed, also one still
         # opening: its driver then leaves at EOF, nothing live changed.
         opening = asyncio.ensure_future(self._converse(target, job))
@@ -491,11 +489,7 @@ class SshRunner:
         if isinstance(opened, HostResult):
             return opened
         try:
-            # In its wave, an abort that comes while the artifact is on its way keeps
-            # the go from being sent at all (runner.stop cannot reach it yet).
-            ended = await opened.stage(
-                go_early=(lambda: job.deployment_id not in self._stopping) if in_its_wave else None
-            )
+            ended = await opened.stage()
         except asyncio.CancelledError:
             opened.close()
             raise
@@ -512,7 +506,7 @@ class SshRunner:
         if conversation is not None and not conversation.is_open:
             conversation = None  # lost while it waited: staged again
         if conversation is None:
-            staged = await self._staged_conversation(target, job, in_its_wave=True)
+            staged = await self._staged_conversation(target, job)
             if isinstance(staged, HostResult):
                 return staged
             conversation = staged

@@ -16,19 +16,16 @@
 # 1. Staging, before the host's wave (nothing live changes). The driver says
 #      @@hello <protocol version>
 #      @@previous <dir>               what `current` points to now (may be empty)
-#      @@release <dir>                (not for a restart) the kept releases, newest first,
-#                                     when there are as many as the spec keeps or more (the
-#                                     controller picks what to prune)
 #      @@step upload start            (not for a restart) then, if the host lacks the release,
 #      @@need-artifact <path> <how>   and WAITS: <how> `stdin` (GNU head is here): the controller
 #                                     sends `data <bytes>`, exactly that many bytes, then `sent`;
 #                                     <how> `file`: `sent` once the controller wrote <path>
 #                                     through a channel of its own
 #      @@step upload end <exit> 1     the release is unpacked in releases/<dir>
+#      @@release <dir>                the kept releases, newest first, when there are more
+#                                     than the spec keeps (the controller picks what to prune)
 #      @@staged                       and WAITS for the one message of the host's wave:
 #    `go<TAB><UTC time><TAB><previous dir><TAB><positions to prune, space-separated>`.
-#    A host staged in its own wave (wave 1, say) gets the go right behind the artifact: the
-#    driver finds it waiting as it says @@staged, a round trip sooner.
 #    EOF (or anything else) instead: the controller went away or let the host go before
 #    its wave; the driver leaves without a record, the staged release stays as an
 #    ordinary non-current one.
@@ -749,22 +746,18 @@ if [ "$kind" = restart ]; then
 else
     here=$target/releases/$dir
     [ -d "$target/releases" ] || LC_ALL=C mkdir -p "$target/releases"
-    # The kept releases, listed before the upload: the controller picks what to prune from
-    # this list, so that its go can follow the artifact at once, in a host's own wave. The
-    # new release, newest once switched, is never picked, listed or not. With fewer
-    # releases than the spec keeps there is nothing to prune: no listing. (The glob's
-    # trailing slash matches directories only; matching none, it stands for itself.)
-    set -- "$target"/releases/*/
-    [ -d "$1" ] || set --
-    if [ $# -ge "$keep" ]; then
-        list_releases "$target/releases" >"$records/$id.releases"
-        while IFS= read -r name; do say "@@release $name"; done <"$records/$id.releases"
-    fi
     begin upload
     upload
     rc=$?
     finish "$rc"
     [ "$rc" -eq 0 ] || fail "$rc" "$upload_error"
+    # With no more releases than the spec keeps there is nothing to prune: no listing.
+    # (The glob's trailing slash matches directories only.)
+    set -- "$target"/releases/*/
+    if [ $# -gt "$keep" ]; then
+        list_releases "$target/releases" >"$records/$id.releases"
+        while IFS= read -r name; do say "@@release $name"; done <"$records/$id.releases"
+    fi
 fi
 say "@@staged"
 put_state "staged $$"
