@@ -10,8 +10,11 @@ So a connection this module is told about (:func:`sign_first`) starts with
 ``publickey``, and signs at once with a key read from a file. It still asks first for
 a key that may stop to ask its owner: one held by an agent (which may want a
 confirmation) or a security key (which wants a touch). A server that refuses the key
-answers as it would have to the question; asyncssh then carries on as usual (the
-next key, then the methods the server named, ``none`` last).
+answers as it would have to the question, naming the methods it takes; asyncssh then
+carries on as usual (the next key, then those methods). ``none`` itself is sent only
+when there is no key to offer: a server that lets anyone in with ``none`` but refuses
+our key now refuses us (deployer signs in with keys; such a server is not a host of
+ours).
 
 asyncssh has no option for either, so this leans on two of its internals: the class
 that runs public-key authentication, and the list of methods a connection tries. Where
@@ -21,6 +24,7 @@ before (tests/ssh/test_quick_auth.py counts the requests sshd saw).
 
 from __future__ import annotations
 
+import inspect
 import weakref
 from typing import Any
 
@@ -33,10 +37,15 @@ try:
     from asyncssh.public_key import SSHLocalKeyPair
 
     _PublicKeyAuth: Any = _auth._ClientPublicKeyAuth
-    _PublicKeyAuth._send_signed_request  # noqa: B018  (what _SignedFirst calls: still there)
-    if _auth._client_auth_handlers.get(b"publickey") is _PublicKeyAuth:
+    # What _SignedFirst relies on: all still there, and as it was, or asyncssh is left alone.
+    _SENDS = inspect.signature(_PublicKeyAuth.send_request).parameters
+    if (
+        _auth._client_auth_handlers.get(b"publickey") is _PublicKeyAuth
+        and callable(getattr(_PublicKeyAuth, "_send_signed_request", None))
+        and {"key", "trivial"} <= _SENDS.keys()
+    ):  # (and a key it cannot find, send_request asks about as asyncssh did)
         _HANDLERS = _auth._client_auth_handlers
-except (ImportError, AttributeError):  # another asyncssh: it asks, as it always did
+except (ImportError, AttributeError, TypeError, ValueError):  # another asyncssh: it asks
     _PublicKeyAuth = object
 
 _SIGNING_FIRST: weakref.WeakSet[Any] = weakref.WeakSet()  # the connections told about
@@ -66,7 +75,7 @@ class _SignedFirst(_PublicKeyAuth):  # type: ignore[misc]
 
     async def send_request(self, *args: bytes, key: Any = None, trivial: bool = True) -> None:
         asking = key is None and args[:1] == (Boolean(False),)
-        if asking and self._conn in _SIGNING_FIRST and _signs_unasked(self._keypair):
+        if asking and self._conn in _SIGNING_FIRST and _signs_unasked(getattr(self, "_keypair", None)):
             await self._send_signed_request()  # which sends it, with the key, through here
             return
         await super().send_request(*args, key=key, trivial=trivial)
