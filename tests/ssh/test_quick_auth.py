@@ -54,14 +54,14 @@ def _target(fleet: SshdFleet, identity_file: str | None = "") -> SshTarget:
     return resolve_ssh(fleet.hosts[0], options, SshOptions())
 
 
-def _deploy(fleet: SshdFleet, tmp_path: Path) -> HostStatus:
+def _deploy(fleet: SshdFleet, tmp_path: Path, target: SshTarget) -> HostStatus:
     app = f"/srv/quick-auth-{tmp_path.name}"
     pushed = job(app, "1.0", make_artifact(tmp_path, "1.0"), hook(Step.START, "true"))
 
     async def scenario() -> HostStatus:
         runner = SshRunner()
         try:
-            return (await runner.deploy(_target(fleet), pushed, _no_events)).status
+            return (await runner.deploy(target, pushed, _no_events)).status
         finally:
             await runner.aclose()
 
@@ -74,7 +74,7 @@ def _no_events(_event: object) -> None:
 
 def test_a_key_from_a_file_signs_in_with_one_request(verbose_fleet: SshdFleet, tmp_path: Path) -> None:
     before = _counts(verbose_fleet)
-    assert _deploy(verbose_fleet, tmp_path) == HostStatus.SUCCEEDED
+    assert _deploy(verbose_fleet, tmp_path, _target(verbose_fleet)) == HostStatus.SUCCEEDED
     assert _requests_since(verbose_fleet, before) == 1
 
 
@@ -112,17 +112,8 @@ def test_a_key_held_by_an_agent_is_still_asked_about_first(
         monkeypatch.setenv("SSH_AUTH_SOCK", str(socket_path))
         monkeypatch.setenv("HOME", str(tmp_path))  # no ~/.ssh keys of the machine's own
         before = _counts(verbose_fleet)
-        pushed = job(f"/srv/quick-auth-{tmp_path.name}", "1.0", make_artifact(tmp_path, "1.0"))
-        target = _target(verbose_fleet, identity_file=None)
-
-        async def scenario() -> HostStatus:
-            runner = SshRunner()
-            try:
-                return (await runner.deploy(target, pushed, _no_events)).status
-            finally:
-                await runner.aclose()
-
-        assert run(scenario()) == HostStatus.SUCCEEDED
+        through_the_agent = _target(verbose_fleet, identity_file=None)
+        assert _deploy(verbose_fleet, tmp_path, through_the_agent) == HostStatus.SUCCEEDED
         assert _requests_since(verbose_fleet, before) == 2
     finally:
         agent.terminate()
