@@ -1,13 +1,18 @@
-"""A connection authenticates with one request, not three (deployer.hosts.quick_auth).
+"""A connection authenticates with one request, not three, sent without waiting for the
+service to be accepted (deployer.hosts.quick_auth).
 
-Counted by a real sshd at LogLevel DEBUG1, which logs each authentication request a
-client makes. asyncssh left as it is makes three: `none`, the question whether the key
-would do, and the signed request.
+The requests are counted by a real sshd at LogLevel DEBUG1, which logs each
+authentication request a client makes. asyncssh left as it is makes three: `none`, the
+question whether the key would do, and the signed request. The order of the packets
+comes from asyncssh's own packet log, on the client.
 """
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
+import re
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,7 +20,7 @@ from pathlib import Path
 import asyncssh
 import pytest
 
-from deployer.core.results import HostStatus, Step
+from deployer.core.results import HostResult, HostStatus, Step
 from deployer.core.targets import SshOptions, SshTarget, resolve_ssh
 from deployer.hosts.ssh import SshRunner
 from tests.plugins.sshd_fleet import FleetFactory, SshdFleet
@@ -72,6 +77,46 @@ def _no_events(_event: object) -> None:
     pass
 
 
+@contextlib.contextmanager
+def _packets(caplog: pytest.LogCaptureFixture) -> Iterator[list[str]]:
+    """asyncssh's log of the packets sent and received meanwhile, in order (once done)."""
+    asyncssh.set_debug_level(3)
+    messages: list[str] = []
+    try:
+        with caplog.at_level(logging.DEBUG, logger="asyncssh"):
+            caplog.clear()
+            yield messages
+            messages.extend(record.getMessage() for record in caplog.records)
+    finally:
+        asyncssh.set_debug_level(1)
+
+
+def _first(messages: list[str], pattern: str) -> int:
+    return next(i for i, message in enumerate(messages) if re.search(pattern, message))
+
+
+def _plain_session(fleet: SshdFleet) -> None:
+    """One command through a plain asyncssh client, with the fleet's key."""
+    host = fleet.hosts[0]
+
+    async def plain() -> None:
+        async with asyncssh.connect(
+            host.address,
+            port=host.port,
+            known_hosts=str(fleet.known_hosts),
+            client_keys=[str(fleet.client_key)],
+            username="root",
+            agent_path=None,
+        ) as connection:
+            await connection.run("true", check=True)
+
+    run(plain())
+
+
+SENT_USERAUTH_REQUEST = r"\bSent \S+ \(50\)"  # the message numbers of RFC 4250
+RECEIVED_SERVICE_ACCEPT = r"\bReceived \S+ \(6\)"
+
+
 def test_a_key_from_a_file_signs_in_with_one_request(verbose_fleet: SshdFleet, tmp_path: Path) -> None:
     before = _counts(verbose_fleet)
     assert _deploy(verbose_fleet, tmp_path, _target(verbose_fleet)) == HostStatus.SUCCEEDED
@@ -80,21 +125,8 @@ def test_a_key_from_a_file_signs_in_with_one_request(verbose_fleet: SshdFleet, t
 
 def test_asyncssh_left_as_it_is_makes_three(verbose_fleet: SshdFleet) -> None:
     # What the one request saves, seen on the same server: a plain asyncssh client.
-    host = verbose_fleet.hosts[0]
     before = _counts(verbose_fleet)
-
-    async def plain() -> None:
-        async with asyncssh.connect(
-            host.address,
-            port=host.port,
-            known_hosts=str(verbose_fleet.known_hosts),
-            client_keys=[str(verbose_fleet.client_key)],
-            username="root",
-            agent_path=None,
-        ) as connection:
-            await connection.run("true", check=True)
-
-    run(plain())
+    _plain_session(verbose_fleet)
     assert _requests_since(verbose_fleet, before) == 3
 
 
@@ -118,3 +150,49 @@ def test_a_key_held_by_an_agent_is_still_asked_about_first(
     finally:
         agent.terminate()
         agent.wait(timeout=10)
+
+
+def test_the_signed_request_goes_before_the_service_is_accepted(
+    verbose_fleet: SshdFleet, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # One round trip fewer: the request rides behind the service request, and sshd takes
+    # it once it accepted the service. The deployment goes as usual, with one request.
+    before = _counts(verbose_fleet)
+    with _packets(caplog) as packets:
+        assert _deploy(verbose_fleet, tmp_path, _target(verbose_fleet)) == HostStatus.SUCCEEDED
+    assert _requests_since(verbose_fleet, before) == 1
+    assert _first(packets, SENT_USERAUTH_REQUEST) < _first(packets, RECEIVED_SERVICE_ACCEPT)
+
+
+def test_asyncssh_left_as_it_is_waits_for_the_accept(
+    verbose_fleet: SshdFleet, caplog: pytest.LogCaptureFixture
+) -> None:
+    with _packets(caplog) as packets:
+        _plain_session(verbose_fleet)
+    assert _first(packets, RECEIVED_SERVICE_ACCEPT) < _first(packets, SENT_USERAUTH_REQUEST)
+
+
+def test_a_key_the_host_refuses_ends_in_a_clear_refusal(
+    verbose_fleet: SshdFleet, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # The signed request went early, and sshd refused it: asyncssh goes on as it would
+    # have (the methods the server named, none of which we have), and says so.
+    stranger = tmp_path / "stranger"
+    subprocess.run(
+        ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(stranger)], check=True, timeout=30
+    )
+    app = f"/srv/quick-auth-{tmp_path.name}"
+    pushed = job(app, "1.0", make_artifact(tmp_path, "1.0"), hook(Step.START, "true"))
+
+    async def scenario() -> HostResult:
+        runner = SshRunner()
+        try:
+            return await runner.deploy(_target(verbose_fleet, str(stranger)), pushed, _no_events)
+        finally:
+            await runner.aclose()
+
+    with _packets(caplog) as packets:
+        result = run(scenario())
+    assert _first(packets, SENT_USERAUTH_REQUEST) < _first(packets, RECEIVED_SERVICE_ACCEPT)
+    assert (result.status, result.step) == (HostStatus.FAILED, Step.CONNECT)
+    assert result.error is not None and "Permission denied for user root" in result.error
