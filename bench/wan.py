@@ -355,9 +355,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     print(f"  ours ÷ bare: {best_ours / best_bare:.2f}   (targets: ≤ 1.5 round trips per wave beyond, ≤ 0.7)")
     # Where ours' time goes: its waves, and before them start-up (imports), the SSH
-    # handshake (about 5 round trips: TCP, version, key exchange, service, one auth
-    # request: deployer.hosts.quick_auth) and staging wave 1 (a channel, the exec, the
-    # artifact, the go).
+    # handshake (about 4 round trips: TCP, version, key exchange, then the service and
+    # the one auth request together: deployer.hosts.quick_auth) and staging wave 1 (a
+    # channel, the exec, the artifact, the go).
     print(
         f"  ours' waves alone {waves:.2f}s = ideal + {beyond(waves):.2f} round trips per wave;"
         f" before wave 1: {best_ours - waves:.2f}s = {(best_ours - waves) / rtt:.1f} round trips"

@@ -1,4 +1,4 @@
-"""Public-key authentication in one round trip instead of four.
+"""Public-key authentication in one round trip instead of four (a key file, against OpenSSH).
 
 asyncssh's client does what OpenSSH's does. First it sends the ``none`` method, to learn
 which methods the server takes. Then it asks whether a key would do, and only then
@@ -18,7 +18,7 @@ ours).
 
 Before any of that, asyncssh asks for the authentication service and waits for the
 server to accept it. Against OpenSSH, :func:`request_auth_early` sends the signed request
-right behind that question, in the same flight: sshd reads its packets in order, accepts
+right behind that question, in the same round trip: sshd reads its packets in order, accepts
 the service, then takes the request already waiting (RFC 4253 does not ask a client to
 wait). It starts once the server's extension info is in (which names the signature
 algorithms it takes, for an RSA key), and only for a server whose version says OpenSSH:
@@ -27,7 +27,7 @@ get the question answered first, as before.
 
 asyncssh has no option for any of it, so this leans on its internals: the class that
 runs public-key authentication, the list of methods a connection tries, and the
-handlers of two packets. Where a later asyncssh changed them, these functions do nothing
+handlers of two packets. Where a later asyncssh lacks them, these functions do nothing
 and asyncssh goes as before (tests/ssh/test_quick_auth.py counts the requests sshd saw,
 and checks the order of the packets).
 """
@@ -118,6 +118,8 @@ def _ext_info_then_auth(connection: Any, pkttype: int, pktid: int, packet: Any) 
         and version.startswith("SSH-2.0-OpenSSH_")
     ):
         _ACCEPTED_EARLY.add(connection)
+        # (asyncssh then logs the service as accepted: what follows is its usual path)
+        connection.logger.debug1("Beginning auth before the service accept: the server is OpenSSH")
         _on_service_accept(connection, MSG_SERVICE_ACCEPT, pktid, SSHPacket(String(_USERAUTH)))
 
 
@@ -131,6 +133,7 @@ def _service_accepted(connection: Any, pkttype: int, pktid: int, packet: Any) ->
     packet.check_end()
     if service != _USERAUTH:
         raise ServiceNotAvailable("Unexpected service in service accept")
+    connection.logger.debug1("Service ssh-userauth accepted (auth was already under way)")
 
 
 def _signs_unasked(keypair: Any) -> bool:

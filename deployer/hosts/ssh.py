@@ -134,7 +134,7 @@ class _HostKeyCheck(asyncssh.SSHClient):
         self.problem: str | None = None
 
     def connection_made(self, conn: asyncssh.SSHClientConnection) -> None:
-        # three round trips fewer (deployer.hosts.quick_auth)
+        # up to three round trips fewer (deployer.hosts.quick_auth)
         sign_first(conn)
         request_auth_early(conn)
 
