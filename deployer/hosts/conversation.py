@@ -4,13 +4,17 @@ The protocol is described in ``deployer/hosts/remote/driver.sh`` and typed in
 :mod:`deployer.hosts.protocol`. Seen from here:
 
     driver                                   controller
-    @@hello 2 / @@previous 1.3 / @@step upload start
+    @@hello 2 / @@previous 1.3 / @@release ... / @@step upload start
     @@need-artifact <path> stdin ──────────▶
                                  ◀──────────  data <n>, the artifact's n bytes, sent
-    @@step upload end 0 1 / @@release ... / @@staged
+    @@step upload end 0 1 / @@staged
                  ... the host waits, staged, until its wave ...
                                  ◀──────────  go <time> <previous> <prune>   (the one message)
     @@step stop start ... @@step validate end 0 1 / @@done succeeded / @@current 1.4
+
+A host staged in its own wave (not ahead of it) gets its go right behind the artifact
+(``sent go``, then the go): one round trip fewer. Its driver then hands its input to
+the listener before it unpacks, so an abort that comes meanwhile still holds.
 
 Staging (:meth:`Conversation.stage`) runs before the host's wave and changes nothing
 live; at the wave, one ``go`` (:meth:`Conversation.go`) lets the driver run every step
@@ -40,6 +44,7 @@ from deployer.hosts.protocol import (
     ARTIFACT_FAILED,
     ARTIFACT_MISSING,
     ARTIFACT_SENT,
+    ARTIFACT_SENT_GO,
     PROTOCOL_VERSION,
     Current,
     Done,
@@ -161,7 +166,8 @@ class Conversation:
         self._process = process
         self._where = where
         self._run_here = run_here
-        self._events: HostEvents | None = None
+        self._events: HostEvents | None = None  # set once the go is sent
+        self._wave: HostEvents | None = None  # staged in its own wave: its go rides with the artifact
         self._stopped = False
 
     @property
@@ -170,9 +176,15 @@ class Conversation:
 
     # -- the two phases ------------------------------------------------------------------
 
-    async def stage(self) -> HostResult | None:
+    async def stage(self, wave: HostEvents | None = None) -> HostResult | None:
         """Read until the driver is staged: None then, else how the host ended (it failed
-        before its wave, or could not be staged; nothing live changed either way)."""
+        before its wave, or could not be staged; nothing live changed either way).
+
+        ``wave``: the host's wave runs already, and these are its events. Its go then goes
+        right behind the artifact, if the host asks for one (nothing is aborted by then),
+        and :meth:`go` sends nothing more; a host that ends here then ended in its wave.
+        """
+        self._wave = wave
         try:
             await self._read(until_staged=True, budget=IDLE_LIMIT + self._upload_time())
         except _FAULTS as error:
@@ -184,23 +196,36 @@ class Conversation:
     async def go(self, events: HostEvents) -> HostResult:
         """Send the wave's one message and follow the driver to its end."""
         run = self.transcript
-        if self._stopped:  # aborted before its wave began here: it goes untouched
+        if self._stopped and self._events is None:  # aborted before its go: it goes untouched
             self.close()
             run.error = "aborted before its first step; the host still runs what it ran before"
             return run.result(HostStatus.ABORTED, first_step(self.job))
+        try:
+            if self._events is None:  # not sent yet with the artifact
+                self._process.stdin.write(self._go(events))
+            await self._read(until_staged=False, budget=IDLE_LIMIT)
+        except _FAULTS as error:
+            return self._fault(error)
+        return await self._finish()
+
+    def _go(self, events: HostEvents) -> bytes:
+        """The go message; the host's part in its wave starts now (staging came before)."""
+        run = self.transcript
         self._events = events
-        run.started_at = utcnow()  # the host's part in its wave starts now; staging came before
+        run.started_at = utcnow()
         go = Go(
             switch_at=run.started_at,
             previous_dir=run.previous_dir,
             prune=prune_choice(run.releases, run.new_dir, run.previous_dir, self.job.keep_releases),
         )
-        try:
-            self._process.stdin.write(encode(go))
-            await self._read(until_staged=False, budget=IDLE_LIMIT)
-        except _FAULTS as error:
-            return self._fault(error)
-        return await self._finish()
+        return encode(go)
+
+    def _artifact_sent(self) -> bytes:
+        """What follows the artifact: ``sent``, or for a host staged in its own wave that
+        nothing stopped, ``sent go`` and its go (the release list came before the upload)."""
+        if self._wave is None or self._stopped:
+            return ARTIFACT_SENT
+        return ARTIFACT_SENT_GO + self._go(self._wave)
 
     def stop(self) -> None:
         """Tell the driver to stop before its next step (it ignores it once committed)."""
@@ -288,7 +313,9 @@ class Conversation:
                         if inline:
                             await self._stream_artifact()
                         else:
-                            self._process.stdin.write(await self._send_artifact(path))
+                            reply = await self._send_artifact(path)
+                            sent = reply == ARTIFACT_SENT
+                            self._process.stdin.write(self._artifact_sent() if sent else reply)
                         limit.reschedule(loop.time() + IDLE_LIMIT + self._upload_time())
                     case Env(name, value):
                         run.reported_env[name] = value
@@ -365,7 +392,7 @@ class Conversation:
                     break
                 left -= len(chunk)
                 try:
-                    stdin.write(pending + chunk + (b"" if left else ARTIFACT_SENT))
+                    stdin.write(pending + chunk + (b"" if left else self._artifact_sent()))
                     pending = b""
                     await stdin.drain()
                 except (OSError, asyncssh.Error):
@@ -377,7 +404,7 @@ class Conversation:
             # channel frees it (it then leaves the host as it found it).
             raise ProtocolError(f"the artifact {artifact.path} shrank while it was being sent")
         if pending:  # an empty artifact: nothing was written yet
-            stdin.write(pending + ARTIFACT_SENT)
+            stdin.write(pending + self._artifact_sent())
         self.transcript.uploaded = True
 
     async def _send_artifact(self, path: str) -> bytes:

@@ -386,6 +386,8 @@ def artifact_header(size: int) -> bytes:
 
 
 ARTIFACT_SENT = b"sent\n"
+# Instead of ARTIFACT_SENT for a host staged in its own wave: its Go follows at once.
+ARTIFACT_SENT_GO = b"sent go\n"
 ARTIFACT_MISSING = b"missing\n"
 ARTIFACT_FAILED = b"failed\n"
 

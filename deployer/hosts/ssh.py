@@ -480,14 +480,7 @@ class SshRunner:
     async def _staged_conversation(self, target: SshTarget, job: ReleaseJob) -> Conversation | HostResult:
         """A conversation whose driver is staged and waits for its go, or how the host
         ended before that (nothing live changed)."""
-        # Unstaged on its way (cancelled), the conversation is closed, also one still
-        # opening: its driver then leaves at EOF, nothing live changed.
-        opening = asyncio.ensure_future(self._converse(target, job))
-        try:
-            opened = await asyncio.shield(opening)
-        except asyncio.CancelledError:
-            opening.add_done_callback(_close_opened)
-            raise
+        opened = await self._opened_conversation(target, job)
         if isinstance(opened, HostResult):
             return opened
         try:
@@ -496,6 +489,17 @@ class SshRunner:
             opened.close()
             raise
         return opened if ended is None else ended
+
+    async def _opened_conversation(self, target: SshTarget, job: ReleaseJob) -> Conversation | HostResult:
+        """A conversation with the host's driver, or why none could start. Cancelled on its
+        way, the conversation is closed, also one still opening: its driver then leaves at
+        EOF, nothing live changed."""
+        opening = asyncio.ensure_future(self._converse(target, job))
+        try:
+            return await asyncio.shield(opening)
+        except asyncio.CancelledError:
+            opening.add_done_callback(_close_opened)
+            raise
 
     async def deploy(self, target: SshTarget, job: ReleaseJob, events: HostEvents) -> HostResult:
         """Run ``job`` on one host; never raises for the host's own failures."""
@@ -507,15 +511,21 @@ class SshRunner:
         conversation = self._staged.pop(key, None)
         if conversation is not None and not conversation.is_open:
             conversation = None  # lost while it waited: staged again
+        in_its_wave = conversation is None  # staged now: its go rides behind the artifact
         if conversation is None:
-            staged = await self._staged_conversation(target, job)
-            if isinstance(staged, HostResult):
-                return staged
-            conversation = staged
+            opened = await self._opened_conversation(target, job)
+            if isinstance(opened, HostResult):
+                return opened
+            conversation = opened
+        # Live from here, staging included: an abort must keep a go from riding along.
         self._live.setdefault(job.deployment_id, {})[name] = conversation
         if job.deployment_id in self._stopping:
             conversation.stop()
         try:
+            if in_its_wave:
+                ended = await conversation.stage(events)
+                if ended is not None:
+                    return ended
             return await conversation.go(events)
         except BaseException:
             conversation.leave()

@@ -16,15 +16,21 @@
 # 1. Staging, before the host's wave (nothing live changes). The driver says
 #      @@hello <protocol version>
 #      @@previous <dir>               what `current` points to now (may be empty)
+#      @@release <dir>                (not for a restart) the kept releases, newest first,
+#                                     when there are more than the spec keeps, the new one
+#                                     counted (the controller picks what to prune)
 #      @@step upload start            (not for a restart) then, if the host lacks the release,
 #      @@need-artifact <path> <how>   and WAITS: <how> `stdin` (GNU head is here): the controller
 #                                     sends `data <bytes>`, exactly that many bytes, then `sent`;
 #                                     <how> `file`: `sent` once the controller wrote <path>
-#                                     through a channel of its own
+#                                     through a channel of its own. `sent go` instead of
+#                                     `sent`: the host's wave runs already, and its go
+#                                     (below) follows at once; the driver takes it, and
+#                                     from then on the listener (phase 2) reads the
+#                                     controller's lines, during the unpack too
 #      @@step upload end <exit> 1     the release is unpacked in releases/<dir>
-#      @@release <dir>                the kept releases, newest first, when there are more
-#                                     than the spec keeps (the controller picks what to prune)
-#      @@staged                       and WAITS for the one message of the host's wave:
+#      @@staged                       and, unless it has its go, WAITS for the one message
+#                                     of the host's wave:
 #    `go<TAB><UTC time><TAB><previous dir><TAB><positions to prune, space-separated>`.
 #    EOF (or anything else) instead: the controller went away or let the host go before
 #    its wave; the driver leaves without a record, the staged release stays as an
@@ -67,7 +73,7 @@ DEPLOY_VERSION=$version DEPLOY_ID=$id DEPLOY_PREVIOUS_VERSION= DEPLOY_RELEASE_DI
 export DEPLOY_APP DEPLOY_ENVIRONMENT DEPLOY_HOST DEPLOY_DATACENTER DEPLOY_VERSION DEPLOY_ID
 export DEPLOY_PREVIOUS_VERSION DEPLOY_RELEASE_DIR
 
-said= committed=0 hooked=0 made_temporary=0 unpacking= step= cur= prev= log=/dev/null records= state= listener=
+said= committed=0 hooked=0 made_temporary=0 unpacking= step= cur= prev= log=/dev/null records= state= listener= went=
 newline='
 '
 tab='	'
@@ -234,6 +240,19 @@ listen() {
 start_listener() {
     listen <&3 >/dev/null 2>&1 &
     listener=$!
+}
+
+# Takes the go in $reply: `go<TAB><time><TAB><previous dir><TAB><positions>` (a version
+# holds no control character); anything else, the controller let the host go. From then
+# on the listener reads the controller's lines.
+take_go() {
+    case $reply in "go$tab"*) ;; *) vanish ;; esac
+    reply=${reply#go"$tab"}
+    when=${reply%%"$tab"*} reply=${reply#*"$tab"}
+    expected=${reply%%"$tab"*} doomed=${reply#*"$tab"}
+    went=1
+    exec 3<&0 </dev/null
+    start_listener
 }
 
 # Sets $found to the path of command $1 on $PATH (empty if none), without the process a
@@ -543,10 +562,20 @@ upload() {
             ask
             ;;
         esac
-        if [ "$reply" != sent ]; then
+        case $reply in
+        sent) ;;
+        "sent go")
+            # The host's wave runs already: its go came right behind the artifact. From
+            # here the listener takes the controller's lines, so that an abort that
+            # comes during the unpack, however long, is noted before the first step.
+            ask
+            take_go
+            ;;
+        *)
             upload_error="the artifact was not sent ($reply)"
             return 1
-        fi
+            ;;
+        esac
         # (Not when `current` points to a missing releases/$dir: it would show the release
         # half-made. Then the rename below makes it appear whole, at once.)
         if [ ! -e "$rel" ] && [ ! -L "$rel" ] && { [ -n "$cur" ] || [ ! -L "$target/current" ]; } &&
@@ -746,31 +775,31 @@ if [ "$kind" = restart ]; then
 else
     here=$target/releases/$dir
     [ -d "$target/releases" ] || LC_ALL=C mkdir -p "$target/releases"
+    # The kept releases, listed before the upload: the controller picks what to prune as
+    # it sends the artifact, with the go right behind it for a host in its wave. With no
+    # more releases than the spec keeps, the new one counted, there is nothing to prune:
+    # no listing. (The glob's trailing slash matches directories only.)
+    set -- "$target"/releases/*/
+    [ -e "$1" ] || set --
+    [ -d "$here" ] || set -- "$@" "$here"
+    if [ $# -gt "$keep" ]; then
+        list_releases "$target/releases" >"$records/$id.releases"
+        while IFS= read -r name; do say "@@release $name"; done <"$records/$id.releases"
+    fi
     begin upload
     upload
     rc=$?
     finish "$rc"
     [ "$rc" -eq 0 ] || fail "$rc" "$upload_error"
-    # With no more releases than the spec keeps there is nothing to prune: no listing.
-    # (The glob's trailing slash matches directories only.)
-    set -- "$target"/releases/*/
-    if [ $# -gt "$keep" ]; then
-        list_releases "$target/releases" >"$records/$id.releases"
-        while IFS= read -r name; do say "@@release $name"; done <"$records/$id.releases"
-    fi
 fi
 say "@@staged"
 put_state "staged $$"
-ask
-# `go<TAB><time><TAB><previous dir><TAB><positions>`: a version holds no control character.
-case $reply in "go$tab"*) ;; *) vanish ;; esac
-reply=${reply#go"$tab"}
-when=${reply%%"$tab"*} reply=${reply#*"$tab"}
-expected=${reply%%"$tab"*} doomed=${reply#*"$tab"}
+if [ -z "$went" ]; then
+    ask
+    take_go
+fi
 
 # Phase 2, the wave: every step without waiting; the listener takes `stop` and results.
-exec 3<&0 </dev/null
-start_listener
 if [ -n "$prev" ]; then
     hook_step stop "$target/releases/$prev" "$stop_cmd" "$stop_timeout" "$stop_retries" "$stop_interval" "$stop_script" "$stop_contain"
 fi
