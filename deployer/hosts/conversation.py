@@ -202,19 +202,20 @@ class Conversation:
             return run.result(HostStatus.ABORTED, first_step(self.job))
         try:
             if self._events is None:  # not sent yet with the artifact
-                self._process.stdin.write(self._go(events))
+                self._process.stdin.write(self._go(events, dated=True))
             await self._read(until_staged=False, budget=IDLE_LIMIT)
         except _FAULTS as error:
             return self._fault(error)
         return await self._finish()
 
-    def _go(self, events: HostEvents) -> bytes:
-        """The go message; the host's part in its wave starts now (staging came before)."""
+    def _go(self, events: HostEvents, *, dated: bool) -> bytes:
+        """The go message; the host's part in its wave starts now (staging came before).
+        ``dated``: the go carries the switch's time (else the host's clock dates it)."""
         run = self.transcript
         self._events = events
         run.started_at = utcnow()
         go = Go(
-            switch_at=run.started_at,
+            switch_at=run.started_at if dated else None,
             previous_dir=run.previous_dir,
             prune=prune_choice(run.releases, run.new_dir, run.previous_dir, self.job.keep_releases),
         )
@@ -225,7 +226,7 @@ class Conversation:
         nothing stopped, ``sent go`` and its go (the release list came before the upload)."""
         if self._wave is None or self._stopped:
             return ARTIFACT_SENT
-        return ARTIFACT_SENT_GO + self._go(self._wave)
+        return ARTIFACT_SENT_GO + self._go(self._wave, dated=False)  # the unpack comes first
 
     def stop(self) -> None:
         """Tell the driver to stop before its next step (it ignores it once committed)."""

@@ -345,7 +345,9 @@ def failure_sentence(end: StepEnd, hook: HookCommand | None) -> str:
 class Go:
     """The one message of a host's wave."""
 
-    switch_at: datetime  # UTC, for revisions.log
+    # UTC, for revisions.log; None: the host's clock dates the switch (a go sent before the
+    # unpack, which may take a while, would date it too early)
+    switch_at: datetime | None
     previous_dir: str  # `current` as staging saw it: pruning holds only while it still is
     prune: tuple[int, ...]  # 1-based positions in the release list sent at staging
 
@@ -372,7 +374,8 @@ def encode(message: ControllerMessage) -> bytes:
     match message:
         case Go(switch_at, previous_dir, prune):
             positions = " ".join(map(str, prune))
-            return f"go\t{switch_at:%Y-%m-%dT%H:%M:%SZ}\t{previous_dir}\t{positions}\n".encode()
+            when = "" if switch_at is None else f"{switch_at:%Y-%m-%dT%H:%M:%SZ}"
+            return f"go\t{when}\t{previous_dir}\t{positions}\n".encode()
         case Stop():
             return b"stop\n"
         case HookResult(exit_status, attempts, timed_out):

@@ -563,11 +563,9 @@ def test_an_abort_before_the_switch_changes_nothing(fleet: AppFleet) -> None:
 
 
 def test_an_abort_while_a_host_is_staged_at_its_wave_keeps_it_on_its_old_version(fleet: AppFleet) -> None:
-    # A host not staged ahead is staged at its wave, then given its go: an abort that
-    # comes while its artifact is on its way keeps that go from being sent at all.
-    # (A go sent right behind the artifact, to save the round trip, broke this twice: the
-    # driver reads it the moment its unpack ends, and an abort that came during the
-    # unpack, however long, reached it only after the old release was stopped.)
+    # A host not staged ahead is staged at its wave, its go right behind the artifact: an
+    # abort that comes while the artifact is on its way keeps that go from being sent at
+    # all. (One that comes during the unpack: tests/ssh/test_go_with_artifact.py.)
     target, local = fleet.app()
     one = make_artifact(fleet.work, "1.0")
     noise = base64.b64encode(random.Random(11).randbytes(12 * 1024 * 1024)).decode()

@@ -31,7 +31,7 @@
 #      @@step upload end <exit> 1     the release is unpacked in releases/<dir>
 #      @@staged                       and, unless it has its go, WAITS for the one message
 #                                     of the host's wave:
-#    `go<TAB><UTC time><TAB><previous dir><TAB><positions to prune, space-separated>`.
+#    `go<TAB><UTC time, or empty><TAB><previous dir><TAB><positions to prune, space-separated>`.
 #    EOF (or anything else) instead: the controller went away or let the host go before
 #    its wave; the driver leaves without a record, the staged release stays as an
 #    ordinary non-current one.
@@ -669,8 +669,9 @@ switch() {
     fi
     # Dates the switch for list_releases, without touch(1).
     printf '%s\n' "$version" >"$target/releases/$dir/.deploy-version"
-    # The go message carries the time: one process less than date(1). Given none (or
-    # anything else), or when hooks ran between the go and the switch, the host's clock says.
+    # The go message carries the time: one process less than date(1). Given none (a go
+    # that came with the artifact, before the unpack) or anything else, or when hooks ran
+    # between the go and the switch, the host's clock says.
     [ "$hooked" = 1 ] && when=
     case $when in
     '' | *[!0-9TZ:-]*) when=$(LC_ALL=C date -u +%Y-%m-%dT%H:%M:%SZ) ;;
