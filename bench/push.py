@@ -85,7 +85,11 @@ APP = "pushbench"
 # What `deploy push` and the bare script import, each as it does: deploy's entry point
 # imports a command's modules with the collector off (deployer.cli.load_command).
 STARTUP = {
-    "ours": ("deployer.cli.deploy", "from deployer.cli import load_command; load_command('push')"),
+    "ours": (
+        "deployer.cli.deploy",
+        # a push imports the rest once its first hosts are being connected to (import_later)
+        "from deployer.cli import import_later, load_command; load_command('push'); import_later()",
+    ),
     "bare": ("asyncssh", "import asyncssh"),
 }
 PROCESS_TIMEOUT = 300.0  # seconds any one push may take before it is killed (about 3 is normal)

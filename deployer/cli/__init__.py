@@ -220,11 +220,16 @@ def cli() -> None:
     """Rolling deployments across a fleet, striped over datacenters."""
 
 
+_LATER: list[str] = []  # what load_command left to the command itself (import_later)
+
+
 def load_command(cmd_name: str | None, *, asks_for_help: bool = False) -> None:
     """Import the modules of command ``cmd_name`` (if any) as the process's entry point does.
 
     That is its module, then the libraries it names in ``RUNTIME_IMPORTS`` unless
-    ``asks_for_help`` (``deploy plan --help`` needs neither asyncssh nor SQLAlchemy).
+    ``asks_for_help`` (``deploy plan --help`` needs neither asyncssh nor SQLAlchemy). A
+    command its module names in ``FIRST_IMPORTS`` gets only those now, and imports the
+    rest itself once it started something to overlap them with (:func:`import_later`).
 
     A command's imports (SQLAlchemy, asyncssh, pydantic...) are a great many objects that
     live until the process ends. The collections that making them triggers free nothing,
@@ -238,10 +243,30 @@ def load_command(cmd_name: str | None, *, asks_for_help: bool = False) -> None:
         try:
             module = command_module(cmd_name)
             if module is not None and not asks_for_help:
-                for name in getattr(module, "RUNTIME_IMPORTS", ()):
+                names = getattr(module, "RUNTIME_IMPORTS", ())
+                first = getattr(module, "FIRST_IMPORTS", {}).get(cmd_name)
+                if first is not None:
+                    _LATER[:] = [name for name in names if name not in first]
+                    names = first
+                for name in names:
                     importlib.import_module(name)
         finally:
             gc.enable()
+    gc.freeze()
+
+
+def import_later() -> None:
+    """Import what :func:`load_command` left to the running command, as it would have
+    (nothing when the process did not start through it: a test calling ``cli``)."""
+    if not _LATER:
+        return
+    gc.disable()
+    try:
+        for name in _LATER:
+            importlib.import_module(name)
+    finally:
+        gc.enable()
+    _LATER.clear()
     gc.freeze()
 
 

@@ -29,6 +29,7 @@ from deployer.inventory.limit import read_limit_files
 if TYPE_CHECKING:
     from deployer.core.events import Event, EventSink
     from deployer.core.rollout import GracefulStop, RolloutOutcome
+    from deployer.hosts.runner_thread import EarlyRunner
     from deployer.operations.plan import Prepared
     from deployer.operations.reconcile import Reconciled
     from deployer.store import Store
@@ -45,6 +46,9 @@ RUNTIME_IMPORTS = (
     "deployer.views.render",
     "deployer.cli.query",
 )
+# A push imports only what reads its spec and connects first, and the rest while its
+# first hosts answer (deployer.operations.early).
+FIRST_IMPORTS = {"push": ("deployer.operations.early",)}
 
 version_option = click.option(
     "--version", "version", metavar="V", help="Deploy this version (overrides the spec)."
@@ -168,8 +172,12 @@ def confirm_and_run(
     tui: bool = False,
     question: str | None = None,
     deadline: float | None = None,
+    early: EarlyRunner | None = None,
 ) -> None:
-    """Show the plan, confirm (on a terminal, unless ``yes``), run, report; exit 0 only on success."""
+    """Show the plan, confirm (on a terminal, unless ``yes``), run, report; exit 0 only on success.
+
+    ``early``: the runner already connecting to the first hosts, and the loop to run on.
+    """
     if not yes:
         if not sys.stdin.isatty():
             raise click.UsageError("not a terminal: pass --yes to go ahead without confirmation")
@@ -181,14 +189,21 @@ def confirm_and_run(
         click.confirm(question, abort=True, err=True)
     elif not as_json:
         click.echo(plan_text(prepared))
+    from deployer.operations.plan import targets_for
     from deployer.operations.push import execute
 
+    if early is not None:
+        targets = targets_for(prepared)
+        early.expect([targets[host.name] for wave in prepared.plan.waves for host in wave.hosts])
     run_and_report(
         store,
-        lambda sink, stop: execute(prepared, store, sink, stop=stop),
+        lambda sink, stop: execute(
+            prepared, store, sink, stop=stop, runner=early.runner if early is not None else None
+        ),
         as_json=as_json,
         tui=tui,
         deadline=deadline,
+        early=early,
     )
 
 
@@ -200,13 +215,14 @@ def _run(
     tui: bool = False,
     deadline: float | None = None,
     preflight: bool = False,
+    early: EarlyRunner | None = None,
 ) -> None:
     if not prepared.plan.waves:
         nothing_to_do(prepared, as_json)
         return
     if preflight or prepared.spec.strategy.preflight:
         run_preflight(prepared, as_json)
-    confirm_and_run(prepared, store, as_json=as_json, yes=yes, tui=tui, deadline=deadline)
+    confirm_and_run(prepared, store, as_json=as_json, yes=yes, tui=tui, deadline=deadline, early=early)
 
 
 def run_preflight(prepared: Prepared, as_json: bool) -> None:
@@ -248,12 +264,14 @@ def run_and_report(
     tui: bool = False,
     running: str | None = None,
     deadline: float | None = None,
+    early: EarlyRunner | None = None,
 ) -> None:
     """Run a deployment with a progress view (or the terminal UI), then print its result.
 
     Exits as docs/cli.md's table says: 0 only if the deployment succeeded; 130 or 143
     when Ctrl-C or SIGTERM stopped it (:func:`run_stoppable`); 124 when ``deadline``
-    seconds passed first (:func:`within_deadline`).
+    seconds passed first (:func:`within_deadline`). With ``early``, it runs on that
+    runner's loop, where its first hosts are being connected to already.
     """
     from deployer.cli.query import automatic_rollback
     from deployer.core.rollout import GracefulStop
@@ -277,7 +295,7 @@ def run_and_report(
         else:
             progress = PlainProgress()
         try:
-            outcome = asyncio.run(
+            outcome = (early.run if early is not None else asyncio.run)(
                 run_stoppable(
                     lambda sink, stop: within_deadline(deadline, stop, start(sink, stop)),
                     progress,
@@ -429,16 +447,25 @@ def push(
       deploy push specs/webapp.yaml --yes --json --timeout 30m   # in CI
     """
 
+    from deployer.cli import import_later
+    from deployer.operations.early import start_early
     from deployer.operations.options import PushOptions
-    from deployer.operations.plan import prepare
-    from deployer.store import open_store
 
     options = PushOptions(
         spec, version, environment, limit, force=force, ignore_stop_failures=ignore_stop_failures
     )
-    with open_store(db_url) as store:
-        prepared = prepare(options, store, settle_unknown=True)
-        _run(prepared, store, as_json, yes, tui, deadline, preflight)
+    # Not for the terminal UI (its own loop), nor for a push that asks first or runs a preflight.
+    early = start_early(options, connect=yes and not tui and not preflight)
+    try:
+        import_later()
+        from deployer.operations.plan import prepare
+        from deployer.store import open_store
+
+        with open_store(db_url) as store:
+            prepared = prepare(options, store, settle_unknown=True, loaded=(early.spec, early.fleet))
+            _run(prepared, store, as_json, yes, tui, deadline, preflight, early=early.runner)
+    finally:
+        early.close()
 
 
 @click.command()

@@ -26,6 +26,7 @@ import shlex
 from dataclasses import dataclass
 
 from deployer.hosts.asyncssh_import import asyncssh
+from deployer.hosts.ssh_config import Endpoint
 
 ACCEPT_NEW = "accept-new"
 
@@ -220,3 +221,21 @@ async def offered_key_type(address: str, port: int, timeout: float) -> str | Non
         return recorder.offered
     connection.close()  # not reached: every key is refused above
     return recorder.offered
+
+
+async def other_key_type(
+    book: asyncssh.SSHKnownHosts | None, endpoint: Endpoint, known_hosts: str, *, direct: bool
+) -> str | None:
+    """Why a host hung up, when it offers a key type the file knows none of for it; else None.
+
+    Found by a second, short handshake, straight to the host: so not for one behind a jump
+    host or a ProxyCommand.
+    """
+    known = known_keys(book, endpoint.address, "", endpoint.port).trusted
+    if not known or not direct or endpoint.proxy_command:
+        return None
+    offered = await offered_key_type(endpoint.address, endpoint.port, endpoint.connect_timeout)
+    types = sorted({key.get_algorithm() for key in known})
+    if offered is None or offered in types:
+        return None
+    return other_type_problem(known_hosts, endpoint.where, offered, types)

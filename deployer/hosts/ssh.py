@@ -49,9 +49,8 @@ from deployer.hosts.conversation import Conversation, new_transcript
 from deployer.hosts.host_keys import (
     judge_host_key,
     known_keys,
-    offered_key_type,
     os_error_text,
-    other_type_problem,
+    other_key_type,
     refusal_problem,
 )
 from deployer.hosts.protocol import StepEnd, driver_command, parse_probe, probe_command
@@ -150,24 +149,6 @@ class _HostKeyCheck(asyncssh.SSHClient):
         return False
 
 
-async def _other_key_type(
-    book: asyncssh.SSHKnownHosts | None, endpoint: Endpoint, known_hosts: str, *, direct: bool
-) -> str | None:
-    """Why a host hung up, when it offers a key type the file knows none of for it; else None.
-
-    Found by a second, short handshake, straight to the host: so not for one behind a jump
-    host or a ProxyCommand.
-    """
-    known = known_keys(book, endpoint.address, "", endpoint.port).trusted
-    if not known or not direct or endpoint.proxy_command:
-        return None
-    offered = await offered_key_type(endpoint.address, endpoint.port, endpoint.connect_timeout)
-    types = sorted({key.get_algorithm() for key in known})
-    if offered is None or offered in types:
-        return None
-    return other_type_problem(known_hosts, endpoint.where, offered, types)
-
-
 class SshRunner:
     """Runs release jobs on hosts over asyncssh (implements :class:`deployer.core.runner.HostRunner`)."""
 
@@ -209,6 +190,20 @@ class SshRunner:
             if key in self._warming or (cached is not None and not cached.is_closed()):
                 continue
             self._warming[key] = asyncio.create_task(self._connection(target), name=f"connect {key[0]}")
+
+    def keep_ahead(self, targets: Sequence[SshTarget]) -> None:
+        """Of the connections opened ahead (:meth:`prepare`), keep those to ``targets``
+        only, and forget the attempts that failed: those hosts try again at their turn."""
+        keep = {_key(target) for target in targets}
+        for key, warming in list(self._warming.items()):
+            failed = warming.done() and (warming.cancelled() or warming.exception() is not None)
+            if key in keep and not failed:
+                continue
+            del self._warming[key]
+            warming.cancel()  # (nothing, for one that ended)
+            unused = self._connections.pop(key, None) if key not in keep else None
+            if unused is not None:
+                unused.close()
 
     async def _connection(self, target: SshTarget) -> asyncssh.SSHClientConnection:
         """The host's one connection: the cached one while it is open, the one opened for it
@@ -340,7 +335,7 @@ class SshRunner:
         except (asyncssh.Error, OSError) as error:
             # A host that has none of the key types the file knows for it hangs up (a lost
             # connection, or a reset one): say so.
-            other = await _other_key_type(book, endpoint, known_hosts, direct=tunnel is None)
+            other = await other_key_type(book, endpoint, known_hosts, direct=tunnel is None)
             if other is not None:
                 raise _ConnectFailed(HostStatus.FAILED, other) from None
             if isinstance(error, asyncssh.Error):

@@ -11,15 +11,16 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 
 from deployer.core.errors import DeployerError, FleetError, NothingToRollBack
-from deployer.core.planner import Plan, plan_waves
+from deployer.core.planner import Plan
 from deployer.core.policy import failure_budget
 from deployer.core.results import DeploymentKind
-from deployer.core.spec import Spec, Stripe
+from deployer.core.spec import Spec
 from deployer.core.targets import Fleet, Host, SshTarget, resolve_ssh
 from deployer.inventory.limit import limit_hosts
 from deployer.operations.options import PushOptions
 from deployer.operations.reading import read_spec
 from deployer.operations.reconcile import settle_unknown_hosts
+from deployer.operations.waves import plan_for
 from deployer.spec.load import load_fleet
 from deployer.store import DeploymentView, Store
 
@@ -50,16 +51,23 @@ class Prepared:
         return failure_budget(self.spec.strategy.max_failures, len(counted))
 
 
-def prepare(options: PushOptions, store: Store, *, settle_unknown: bool = False) -> Prepared:
-    """Load the spec and the fleet, read what the hosts run, and plan the waves.
+def prepare(
+    options: PushOptions,
+    store: Store,
+    *,
+    settle_unknown: bool = False,
+    loaded: tuple[Spec, Fleet] | None = None,
+) -> Prepared:
+    """Load the spec and the fleet (unless ``loaded`` already), read what the hosts run,
+    and plan the waves.
 
     With ``settle_unknown`` (push, rollback: not plan, which touches no host), the app's
     hosts whose outcome is UNKNOWN are probed first, so the plan starts from the truth.
     """
-    spec = read_spec(options.spec_path, options.version, options.environment)
+    spec = loaded[0] if loaded else read_spec(options.spec_path, options.version, options.environment)
     if settle_unknown:
         settle_unknown_hosts(store, spec.app, spec.environment)
-    return plan_deployment(options, spec, load_fleet(spec), store)
+    return plan_deployment(options, spec, loaded[1] if loaded else load_fleet(spec), store)
 
 
 def plan_deployment(options: PushOptions, spec: Spec, fleet: Fleet, store: Store) -> Prepared:
@@ -104,27 +112,6 @@ def check_selected(fleet: Fleet, hosts: Sequence[Host]) -> None:
         if warning not in _told:
             _told.add(warning)
             log.warning("warning: %s", warning)
-
-
-def plan_for(
-    spec: Spec,
-    hosts: Sequence[Host],
-    *,
-    version: str,
-    current: Mapping[str, str],
-    failed: frozenset[str],
-    force: bool,
-) -> Plan:
-    """The waves of ``hosts`` to ``version`` by the spec's strategy (every kind of deployment)."""
-    return plan_waves(
-        hosts,
-        batch=spec.strategy.batch,
-        stripe=spec.strategy.stripe is Stripe.DATACENTER,
-        version=version,
-        current_versions=current,
-        failed_hosts=failed,
-        force=force,
-    )
 
 
 def prepare_rollback(

@@ -44,12 +44,12 @@ from deployer.operations.plan import (
     latest_release,
     most_common_version,
     plan_deployment,
-    plan_for,
     retire_departed,
     select_hosts,
 )
 from deployer.operations.push import execute
 from deployer.operations.reading import read_spec
+from deployer.operations.waves import plan_for
 from deployer.spec.load import load_fleet
 from deployer.store import Store
 
