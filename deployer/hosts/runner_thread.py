@@ -19,6 +19,7 @@ the run starts (:meth:`EarlyRunner.expect`).
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import threading
 from collections.abc import Coroutine, Sequence
@@ -46,12 +47,12 @@ class EarlyRunner:
 
     def connect(self, targets: Sequence[SshTarget]) -> None:
         """Start connecting to ``targets`` in the loop's thread; returns at once."""
-        self._loop.call_soon_threadsafe(self.runner.prepare, list(targets))
+        self._loop.call_soon_threadsafe(functools.partial(self.runner.prepare, list(targets), tentative=True))
 
     def expect(self, targets: Sequence[SshTarget]) -> None:
         """The hosts the deployment turned out to have (its plan): when it runs, the early
-        connections to others are closed, and the early attempts that failed forgotten (a
-        host tries again at its turn, not on an error from before the plan was even made)."""
+        connections to others are let go. (An early attempt that failed is not the host's
+        fate either way: its turn tries again, see SshRunner.prepare.)"""
         self._planned = list(targets)
 
     def run(self, main: Coroutine[Any, Any, T]) -> T:

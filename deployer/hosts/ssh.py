@@ -29,6 +29,7 @@ changed key is refused under both.
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
@@ -158,6 +159,7 @@ class SshRunner:
         # so the host's job takes its connection, or its failure, instead of trying again.
         self._warming: dict[_Key, asyncio.Task[asyncssh.SSHClientConnection]] = {}
         self._connect_locks: dict[_Key, asyncio.Lock] = {}
+        self._tentative: set[_Key] = set()  # warming before the plan was made (prepare)
         self._connect_slots = asyncio.Semaphore(connect_concurrency)
         self._known_hosts = _KnownHostsBook()
         self._identities: dict[str, Sequence[asyncssh.SSHKeyPair]] = {}
@@ -173,14 +175,15 @@ class SshRunner:
 
     # -- connections -------------------------------------------------------------------
 
-    def prepare(self, targets: Sequence[SshTarget]) -> None:
+    def prepare(self, targets: Sequence[SshTarget], *, tentative: bool = False) -> None:
         """Start connecting to hosts whose turn comes next, while the hosts before them run.
 
         Connecting changes nothing on a host. A host's job then takes the connection
         opened for it, or the reason it could not be opened, as its connect step (an
         unreachable host is not waited for twice). Connecting (key exchange and
         authentication) is a large part of a host's time; done here it overlaps the
-        hooks of the wave before.
+        hooks of the wave before. ``tentative``: before the plan was even made
+        (deployer.hosts.runner_thread), so a failure is not the host's: its turn tries again.
         """
         if self._closed:
             return
@@ -190,20 +193,26 @@ class SshRunner:
             if key in self._warming or (cached is not None and not cached.is_closed()):
                 continue
             self._warming[key] = asyncio.create_task(self._connection(target), name=f"connect {key[0]}")
+            if tentative:
+                self._tentative.add(key)
 
     def keep_ahead(self, targets: Sequence[SshTarget]) -> None:
-        """Of the connections opened ahead (:meth:`prepare`), keep those to ``targets``
-        only, and forget the attempts that failed: those hosts try again at their turn."""
+        """Of the connections opened or opening ahead (:meth:`prepare`), keep those to
+        ``targets`` only: the others are let go (closed, or cancelled)."""
         keep = {_key(target) for target in targets}
-        for key, warming in list(self._warming.items()):
-            failed = warming.done() and (warming.cancelled() or warming.exception() is not None)
-            if key in keep and not failed:
-                continue
-            del self._warming[key]
-            warming.cancel()  # (nothing, for one that ended)
-            unused = self._connections.pop(key, None) if key not in keep else None
-            if unused is not None:
-                unused.close()
+        for key in [key for key in self._warming if key not in keep]:
+            warming = self._warming.pop(key)
+            self._tentative.discard(key)
+            warming.cancel()  # (nothing, for one that ended; and asyncssh may finish anyway)
+            warming.add_done_callback(functools.partial(self._let_go, key))
+
+    def _let_go(self, key: _Key, attempt: asyncio.Task[asyncssh.SSHClientConnection]) -> None:
+        """Close what an attempt let go by keep_ahead opened after all (its failure: seen)."""
+        if attempt.cancelled() or attempt.exception() is not None:
+            return
+        if self._connections.get(key) is attempt.result():
+            del self._connections[key]
+        attempt.result().close()
 
     async def _connection(self, target: SshTarget) -> asyncssh.SSHClientConnection:
         """The host's one connection: the cached one while it is open, the one opened for it
@@ -214,8 +223,15 @@ class SshRunner:
         warming = self._warming.get(key)
         if warming is not None and asyncio.current_task() is not warming:
             del self._warming[key]
-            opened = await warming  # or the reason it could not be opened
-            if not opened.is_closed():
+            try:
+                opened: asyncssh.SSHClientConnection | None = await warming  # or why it could not be
+            except Exception:
+                if key not in self._tentative:
+                    raise
+                opened = None  # tried before there was a plan: the host's turn tries again
+            finally:
+                self._tentative.discard(key)
+            if opened is not None and not opened.is_closed():
                 return opened
         connection = self._connections.get(key)
         if connection is not None and not connection.is_closed():

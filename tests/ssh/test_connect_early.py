@@ -94,7 +94,8 @@ def test_what_was_opened_early_is_closed_when_no_deployment_comes(one_host: Sshd
 
 def test_a_host_that_failed_early_is_tried_again_at_its_turn(one_host: SshdFleet, tmp_path: Path) -> None:
     # Early is before the store is open and the plan made, maybe long before the host's
-    # wave: a failure then (sshd down a moment) is not the host's fate.
+    # wave: a failure then (sshd down a moment) is not the host's fate, whether it came
+    # before the deployment began or while it ran.
     name = one_host.hosts[0].name
     one_host.stop(name)
     early = EarlyRunner()
