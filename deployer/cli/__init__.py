@@ -15,13 +15,14 @@ the error's exit status. Anything else is a bug and keeps its traceback.
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import importlib
 import json
 import os
 import sys
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from types import ModuleType
 from typing import Any, NoReturn
 
@@ -239,8 +240,7 @@ def load_command(cmd_name: str | None, *, asks_for_help: bool = False) -> None:
     it): tests that call ``cli`` in-process keep their collector as it is.
     """
     if cmd_name is not None:
-        gc.disable()
-        try:
+        with _collector_off():
             module = command_module(cmd_name)
             if module is not None and not asks_for_help:
                 names = getattr(module, "RUNTIME_IMPORTS", ())
@@ -250,8 +250,6 @@ def load_command(cmd_name: str | None, *, asks_for_help: bool = False) -> None:
                     names = first
                 for name in names:
                     importlib.import_module(name)
-        finally:
-            gc.enable()
     gc.freeze()
 
 
@@ -260,14 +258,21 @@ def import_later() -> None:
     (nothing when the process did not start through it: a test calling ``cli``)."""
     if not _LATER:
         return
-    gc.disable()
-    try:
+    with _collector_off():
         for name in _LATER:
             importlib.import_module(name)
-    finally:
-        gc.enable()
     _LATER.clear()
     gc.freeze()
+
+
+@contextlib.contextmanager
+def _collector_off() -> Iterator[None]:
+    """The garbage collector off meanwhile: imports make objects that live until the end."""
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
 
 
 def quiet_library_warnings(environ: Mapping[str, str], warnoptions: Sequence[str]) -> None:

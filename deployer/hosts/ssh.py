@@ -497,7 +497,7 @@ class SshRunner:
         try:
             ended = await opened.stage()
         except asyncio.CancelledError:
-            opened.close()
+            opened.close()  # unstaged on its way: the driver leaves, nothing live changed
             raise
         return opened if ended is None else ended
 

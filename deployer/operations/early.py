@@ -18,10 +18,9 @@ from deployer.core.spec import Spec
 from deployer.core.targets import Fleet, resolve_ssh
 from deployer.hosts.file_limits import current_connection_capacity
 from deployer.hosts.runner_thread import EarlyRunner
-from deployer.inventory.limit import limit_hosts
 from deployer.operations.options import PushOptions
 from deployer.operations.reading import read_spec
-from deployer.operations.waves import plan_for
+from deployer.operations.waves import limited_hosts, plan_for
 from deployer.spec.load import load_fleet
 
 
@@ -51,9 +50,7 @@ def start_early(options: PushOptions, *, connect: bool) -> EarlyStart:
     fleet = load_fleet(spec)
     if not connect or spec.strategy.preflight:
         return EarlyStart(spec, fleet, None)
-    hosts = list(limit_hosts(fleet.hosts, options.limit))
-    if options.only_hosts is not None:
-        hosts = [host for host in hosts if host.name in options.only_hosts]
+    hosts = limited_hosts(fleet, options.limit, options.only_hosts)
     plan = plan_for(spec, hosts, version=spec.version, current={}, failed=frozenset(), force=True)
     if not plan.waves or any(host.refusal is not None for host in hosts):
         return EarlyStart(spec, fleet, None)

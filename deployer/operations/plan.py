@@ -16,11 +16,10 @@ from deployer.core.policy import failure_budget
 from deployer.core.results import DeploymentKind
 from deployer.core.spec import Spec
 from deployer.core.targets import Fleet, Host, SshTarget, resolve_ssh
-from deployer.inventory.limit import limit_hosts
 from deployer.operations.options import PushOptions
 from deployer.operations.reading import read_spec
 from deployer.operations.reconcile import settle_unknown_hosts
-from deployer.operations.waves import plan_for
+from deployer.operations.waves import limited_hosts, plan_for
 from deployer.spec.load import load_fleet
 from deployer.store import DeploymentView, Store
 
@@ -89,9 +88,7 @@ def plan_deployment(options: PushOptions, spec: Spec, fleet: Fleet, store: Store
 
 def select_hosts(fleet: Fleet, limit: str | None, only: frozenset[str] | None = None) -> tuple[Host, ...]:
     """The fleet's hosts that ``--limit`` (and ``only``, when given) select; at least one."""
-    hosts = limit_hosts(fleet.hosts, limit)
-    if only is not None:
-        hosts = tuple(h for h in hosts if h.name in only)
+    hosts = limited_hosts(fleet, limit, only)
     if not hosts:
         raise DeployerError(f"--limit {limit} matches no host of the fleet ({len(fleet.hosts)} hosts)")
     check_selected(fleet, hosts)
